@@ -1,0 +1,94 @@
+"""The one error tree of batchgen.
+
+Every exception here is meant to be displayed to the user as it is: its ``str()`` is the
+message. The CLI maps the branches to exit codes; the library never prints.
+
+    BatchgenError
+    ├── InputError              bad input files, rows or settings (exit 2); holds Problems
+    ├── UsageError              contradictory or missing options (exit 2)
+    ├── LedgerError             the output folder's state refuses an operation
+    └── ApiError                an answer from the queue API, classified once (see client)
+        ├── RetryableError      429, 5xx, timeouts, connection errors: try again later
+        ├── PermanentError      422, content policy, bad_request: this job failed
+        ├── FatalError          401/403/402, exhausted balance: stop the whole run (exit 3)
+        └── AmbiguousSubmit     the submit POST went out and the answer was lost
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class BatchgenError(Exception):
+    """Base of every error batchgen raises on purpose; ``str()`` is the user-facing message."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with an input: where it is (file, line, column) and what is wrong."""
+
+    path: str
+    line: int | None
+    column: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        if self.column is not None:
+            return f"{where}: column '{self.column}': {self.message}"
+        return f"{where}: {self.message}"
+
+
+class InputError(BatchgenError):
+    """One or more problems with input files or rows; all of them, not just the first."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+    @classmethod
+    def one(
+        cls, path: str, message: str, line: int | None = None, column: str | None = None
+    ) -> InputError:
+        return cls([Problem(path, line, column, message)])
+
+
+class UsageError(BatchgenError):
+    """Options that contradict each other or are missing."""
+
+
+class LedgerError(BatchgenError):
+    """The ledger of an output folder refused an operation (bad transition, unknown key...)."""
+
+
+class ApiError(BatchgenError):
+    """An answer (or a missing answer) from the queue API."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        error_type: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+        self.retry_after = retry_after
+
+
+class RetryableError(ApiError):
+    """Transient: the same request may succeed later (429, 5xx, timeouts, connection errors)."""
+
+
+class PermanentError(ApiError):
+    """The job itself failed for good (validation, content policy, bad request)."""
+
+
+class FatalError(ApiError):
+    """No request will succeed (bad key, no permission, no balance): stop the whole run."""
+
+
+class AmbiguousSubmit(ApiError):
+    """The submit went out but its answer was lost: a paid job may or may not exist."""
