@@ -7,8 +7,10 @@ Exit codes: 0 all done; 1 some jobs failed; 2 bad input or usage; 3 fatal provid
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -80,3 +82,64 @@ def endpoints() -> None:
             if param.default is not None:
                 bits.append(f"default {param.default!r}")
             click.echo(f"  {param.name}: {'; '.join(bits)}")
+
+
+def parse_sets(values: tuple[str, ...]) -> dict[str, str]:
+    """``--set FIELD=VALUE`` pairs as a mapping."""
+    sets = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--set takes FIELD=VALUE, not {item!r}")
+        sets[name.strip()] = value
+    return sets
+
+
+def plan_options(func: F) -> F:
+    """Options shared by every command that builds a plan (plan, run)."""
+    for option in reversed([
+        click.argument("target", type=click.Path(path_type=Path), required=False),
+        click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE",
+                     help="Default for a parameter (row cells override it)."),
+        click.option("--endpoint", help="Endpoint id (default: the spec's, else Kling 2.5 "
+                     "turbo pro text-to-video)."),
+        click.option("--endpoint-spec", type=click.Path(path_type=Path),
+                     help="Your own endpoint spec file (YAML)."),
+        click.option("--filename", help="File name template, e.g. '{row:04d}-{slug}'."),
+    ]):
+        func = option(func)
+    return func
+
+
+@cli.command()
+@plan_options
+@click.option("--out", "output", type=click.Path(path_type=Path), help="Output folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as a JSON object.")
+@handle_errors
+def plan(target: Path | None, sets: tuple[str, ...], endpoint: str | None,
+         endpoint_spec: Path | None, filename: str | None, output: Path | None,
+         as_json: bool) -> None:
+    """Validate TARGET (a prompt file or job spec) and print jobs and cost. Sends nothing."""
+    from batchgen.plan import build_plan
+
+    if target is None:
+        raise UsageError("give a prompt file or a job spec: batchgen plan FILE")
+    result = build_plan(target, endpoint=endpoint, endpoint_spec=endpoint_spec,
+                        sets=parse_sets(sets), output=output, filename=filename)
+    if as_json:
+        click.echo(json.dumps(result.summary(), indent=2, ensure_ascii=False))
+        return
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"endpoint: {result.endpoint.id}")
+    click.echo(f"input:    {result.input_path} ({result.records} records)")
+    click.echo(f"jobs:     {len(result.jobs)}")
+    for group in result.breakdown():
+        label = ", ".join(f"{k}={v}" for k, v in group.items() if k not in ("jobs", "cost_usd"))
+        click.echo(f"  {label or 'all'}: {group['jobs']} jobs, {_usd(group['cost_usd'])}")
+    click.echo(f"estimated cost: {_usd(result.estimated_cost)}")
+    click.echo(f"output:   {result.output_dir}")
+
+
+def _usd(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:,.2f}"

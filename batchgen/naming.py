@@ -1,0 +1,76 @@
+"""File names for videos: from a template, always safe and unique inside the output folder.
+
+Template fields: ``row``, ``repeat``, ``key`` (16 hex), ``key8``, ``slug`` (of the prompt), every
+parameter sent and every input column (by lower-case name). Whatever the row data, the result has
+no path separators, no ``..``, no control characters, a bounded length and ends in ``.mp4``.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from typing import Any
+
+from batchgen.errors import InputError
+
+DEFAULT_TEMPLATE = "{row:05d}-{slug}-{key8}"
+MAX_STEM = 120
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)),
+             *(f"lpt{i}" for i in range(10))}
+
+
+def slug(text: str, length: int = 40) -> str:
+    """A short lower-case ASCII slug of ``text`` (``"untitled"`` when nothing is left)."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    words = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    return words[:length].rstrip("-") or "untitled"
+
+
+def check_template(template: str, source: str) -> None:
+    """Raise InputError when ``template`` is not a usable format string."""
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        raise InputError.one(source, f"filename template {template!r}: {exc}") from None
+    for name in fields:
+        if not name or not name.isidentifier():
+            raise InputError.one(
+                source, f"filename template {template!r}: field {{{name}}} must be a plain name"
+            )
+
+
+def safe_name(stem: str) -> str:
+    """``stem`` made safe as one file name (no extension added)."""
+    stem = unicodedata.normalize("NFC", stem)
+    stem = _UNSAFE.sub("_", stem)
+    stem = re.sub(r"\.{2,}", ".", stem).strip(" .")
+    if stem.lower().removesuffix(".mp4") in _RESERVED:
+        stem = f"_{stem}"
+    encoded = stem.encode("utf-8")[:MAX_STEM]
+    return encoded.decode("utf-8", "ignore").strip(" .") or "video"
+
+
+class Namer:
+    """Gives each job a unique, safe ``.mp4`` name from one template."""
+
+    __slots__ = ("_taken", "template")
+
+    def __init__(self, template: str = DEFAULT_TEMPLATE) -> None:
+        self.template = template.removesuffix(".mp4")
+        self._taken: set[str] = set()
+
+    def name(self, fields: dict[str, Any]) -> str:
+        """The file name for one job. Raises KeyError for a field the template names but
+        ``fields`` lacks, ValueError for a format spec that does not fit the value."""
+        stem = safe_name(self.template.format_map(fields))
+        candidate = f"{stem}.mp4"
+        if candidate.lower() in self._taken:
+            candidate = f"{stem[: MAX_STEM - 17]}-{fields['key']}.mp4"
+        counter = 2
+        while candidate.lower() in self._taken:  # only if the template drops the key entirely
+            candidate = f"{stem[: MAX_STEM - 24]}-{fields['key']}-{counter}.mp4"
+            counter += 1
+        self._taken.add(candidate.lower())
+        return candidate
