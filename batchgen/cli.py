@@ -136,7 +136,8 @@ def plan(target: Path | None, sets: tuple[str, ...], endpoint: str | None,
     click.echo(f"jobs:     {len(result.jobs)}")
     for group in result.breakdown():
         label = ", ".join(f"{k}={v}" for k, v in group.items() if k not in ("jobs", "cost_usd"))
-        click.echo(f"  {label or 'all'}: {group['jobs']} jobs, {_usd(group['cost_usd'])}")
+        jobs = f"{group['jobs']} job{'s' if group['jobs'] != 1 else ''}"
+        click.echo(f"  {label or 'all'}: {jobs}, {_usd(group['cost_usd'])}")
     click.echo(f"estimated cost: {_usd(result.estimated_cost)}")
     click.echo(f"output:   {result.output_dir}")
 

@@ -82,7 +82,9 @@ def _as_number(value: Any, *, integer: bool) -> float | int:
     if isinstance(value, str):
         text = value.strip()
         try:
-            number: float | int = int(text) if integer and text.lstrip("+-").isdigit() else float(text)
+            number: float | int = (
+                int(text) if integer and text.lstrip("+-").isdigit() else float(text)
+            )
         except ValueError:
             raise ValueError(f"{value!r} is not {kind}") from None
     elif isinstance(value, int | float):

@@ -31,11 +31,12 @@ class Problem:
     line: int | None
     column: str | None
     message: str
+    label: str = "column"  # what ``column`` names: a column of rows, or a field of a spec
 
     def __str__(self) -> str:
         where = self.path if self.line is None else f"{self.path}:{self.line}"
         if self.column is not None:
-            return f"{where}: column '{self.column}': {self.message}"
+            return f"{where}: {self.label} '{self.column}': {self.message}"
         return f"{where}: {self.message}"
 
 
@@ -48,9 +49,14 @@ class InputError(BatchgenError):
 
     @classmethod
     def one(
-        cls, path: str, message: str, line: int | None = None, column: str | None = None
+        cls,
+        path: str,
+        message: str,
+        line: int | None = None,
+        column: str | None = None,
+        label: str = "column",
     ) -> InputError:
-        return cls([Problem(path, line, column, message)])
+        return cls([Problem(path, line, column, message, label)])
 
 
 class UsageError(BatchgenError):

@@ -13,6 +13,7 @@ import csv
 import datetime
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,36 @@ from typing import Any
 import yaml
 
 from batchgen.errors import InputError, Problem
+
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+
+
+class Loader(yaml.SafeLoader):
+    """YAML's safe loader without YAML 1.1's base-60 numbers.
+
+    Plain YAML reads an unquoted ``16:9`` as the integer 969 and ``2:1`` as 121; an aspect
+    ratio must stay the text it looks like.
+    """
+
+
+Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT, _FLOAT)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+Loader.add_implicit_resolver(
+    _INT,
+    re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+    list("-+0123456789"),
+)
+Loader.add_implicit_resolver(
+    _FLOAT,
+    re.compile(
+        r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
 
 SUFFIXES = {
     ".csv": "csv",
@@ -84,7 +115,7 @@ def read_table(path: str | Path) -> Table:
 
 def _decode(name: str, data: bytes) -> str:
     if b"\x00" in data:
-        raise InputError.one(name, "this is a binary file, not text")
+        raise InputError.one(name, "this is a binary file, not text", 1)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -93,7 +124,7 @@ def _decode(name: str, data: bytes) -> str:
             name, f"not UTF-8 text (byte 0x{data[exc.start]:02x}); save it as UTF-8", line
         ) from None
     if not text.strip():
-        raise InputError.one(name, "the file is empty")
+        raise InputError.one(name, "the file is empty", 1)
     return text
 
 
@@ -121,8 +152,12 @@ def _header(name: str, cells: list[Any], line: int) -> list[str]:
         folded = label.lower()
         if folded in seen:
             problems.append(
-                Problem(name, line, label, f"appears twice in the header (columns {seen[folded]} "
-                        f"and {index})")
+                Problem(
+                    name,
+                    line,
+                    label,
+                    f"appears twice in the header (columns {seen[folded]} and {index})",
+                )
             )
         seen[folded] = index
         columns.append(label)
@@ -151,17 +186,23 @@ def _records_from_rows(name: str, rows: Iterator[tuple[int, list[Any]]], unit: s
             extra = cells[len(columns) :]
             if not all(_blank(c) for c in extra):
                 problems.append(
-                    Problem(name, line, None, f"this {unit} has {len(cells)} cells but the header "
-                            f"has {len(columns)} columns")
+                    Problem(
+                        name,
+                        line,
+                        None,
+                        f"this {unit} has {len(cells)} cells but the header "
+                        f"has {len(columns)} columns",
+                    )
                 )
                 continue
-        values = {col: _clean(cells[i]) if i < len(cells) else None
-                  for i, col in enumerate(columns)}
+        values = {
+            col: _clean(cells[i]) if i < len(cells) else None for i, col in enumerate(columns)
+        }
         records.append(Record(line, values))
     if problems:
         raise InputError(problems)
     if columns is None:
-        raise InputError.one(name, "the file has no header row and no data")
+        raise InputError.one(name, "the file has no header row and no data", 1)
     return Table(name, columns, records, header_line)
 
 
@@ -198,7 +239,9 @@ def _read_xlsx(name: str, data: bytes) -> Table:
     try:
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many unrelated types for a damaged file
-        raise InputError.one(name, f"not a readable .xlsx workbook ({exc.__class__.__name__})")
+        raise InputError.one(
+            name, f"not a readable .xlsx workbook ({exc.__class__.__name__})", 1
+        ) from None
     try:
         sheet = book.worksheets[0]
         first = sheet.min_row or 1
@@ -209,21 +252,21 @@ def _read_xlsx(name: str, data: bytes) -> Table:
         )
     finally:
         book.close()
-    if not table.records and not table.columns:
-        raise InputError.one(name, "the first sheet is empty")
     return table
 
 
 def read_yaml_rows(name: str, text: str) -> Table:
     """A YAML list whose items are mappings (or plain strings, each a prompt)."""
-    loader = yaml.SafeLoader(text)
+    loader = Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
-            raise InputError.one(name, "the file is empty")
+            raise InputError.one(name, "the file is empty", 1)
         if not isinstance(node, yaml.SequenceNode):
             raise InputError.one(
-                name, "a YAML prompt file is a list of rows (- prompt: ...)", node.start_mark.line + 1
+                name,
+                "a YAML prompt file is a list of rows (- prompt: ...)",
+                node.start_mark.line + 1,
             )
         return yaml_sequence_rows(name, loader, node)
     except yaml.YAMLError as exc:
@@ -238,11 +281,12 @@ def yaml_problem(name: str, exc: yaml.YAMLError) -> InputError:
     what = getattr(exc, "problem", None) or str(exc)
     if mark is None:
         return InputError.one(name, f"not valid YAML: {what}")
-    return InputError.one(name, f"not valid YAML: {what} (at column {mark.column + 1})",
-                          mark.line + 1)
+    return InputError.one(
+        name, f"not valid YAML: {what} (at column {mark.column + 1})", mark.line + 1
+    )
 
 
-def yaml_sequence_rows(name: str, loader: yaml.SafeLoader, node: yaml.SequenceNode) -> Table:
+def yaml_sequence_rows(name: str, loader: Loader, node: yaml.SequenceNode) -> Table:
     """Records from a YAML sequence node, each item's keys with their own lines."""
     columns: dict[str, None] = {}
     records: list[Record] = []
@@ -265,8 +309,14 @@ def yaml_sequence_rows(name: str, loader: yaml.SafeLoader, node: yaml.SequenceNo
             key = str(loader.construct_object(key_node, deep=True)).strip()
             value = loader.construct_object(value_node, deep=True)
             if isinstance(value, list | dict):
-                problems.append(Problem(name, key_node.start_mark.line + 1, key,
-                                        "must be a single value, not a list or mapping"))
+                problems.append(
+                    Problem(
+                        name,
+                        key_node.start_mark.line + 1,
+                        key,
+                        "must be a single value, not a list or mapping",
+                    )
+                )
                 continue
             columns.setdefault(key)
             values[key] = _clean(value)
@@ -289,16 +339,18 @@ def _read_jsonl(name: str, text: str) -> Table:
         try:
             value = json.loads(raw)
         except json.JSONDecodeError as exc:
-            problems.append(Problem(name, line_no, None,
-                                    f"not valid JSON: {exc.msg} (at column {exc.colno})"))
+            problems.append(
+                Problem(name, line_no, None, f"not valid JSON: {exc.msg} (at column {exc.colno})")
+            )
             continue
         if not isinstance(value, dict):
             problems.append(Problem(name, line_no, None, "each line must be a JSON object"))
             continue
         bad = [k for k, v in value.items() if isinstance(v, list | dict)]
         for key in bad:
-            problems.append(Problem(name, line_no, key,
-                                    "must be a single value, not a list or object"))
+            problems.append(
+                Problem(name, line_no, key, "must be a single value, not a list or object")
+            )
         if bad:
             continue
         for key in value:

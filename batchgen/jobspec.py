@@ -22,11 +22,22 @@ from typing import Any
 import yaml
 
 from batchgen.errors import InputError, Problem
-from batchgen.inputs import Table, yaml_problem, yaml_sequence_rows
+from batchgen.inputs import Loader, Table, yaml_problem, yaml_sequence_rows
 from batchgen.settings import RunSettings
 
-KEYS = ("endpoint", "endpoint_spec", "provider", "input", "rows", "defaults", "matrix",
-        "repeat", "output", "filename", "run")
+KEYS = (
+    "endpoint",
+    "endpoint_spec",
+    "provider",
+    "input",
+    "rows",
+    "defaults",
+    "matrix",
+    "repeat",
+    "output",
+    "filename",
+    "run",
+)
 
 
 @dataclass(slots=True)
@@ -80,12 +91,14 @@ def load_jobspec(path: str | Path) -> JobSpec:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError.one(name, f"cannot read: {exc}") from None
-    loader = yaml.SafeLoader(text)
+        raise InputError.one(name, f"cannot read: {exc}", 1) from None
+    loader = Loader(text)
     try:
         node = loader.get_single_node()
         if not isinstance(node, yaml.MappingNode):
-            raise InputError.one(name, "a job spec is a YAML mapping (endpoint: ..., input: ...)")
+            raise InputError.one(
+                name, "a job spec is a YAML mapping (endpoint: ..., input: ...)", 1
+            )
         data = loader.construct_mapping(node, deep=True)
         rows_node = next((v for k, v in node.value if k.value == "rows"), None)
         rows = None
@@ -101,13 +114,14 @@ def load_jobspec(path: str | Path) -> JobSpec:
     return _build(name, path.parent, data, rows, lines)
 
 
-def _build(name: str, base: Path, data: dict[Any, Any], rows: Table | None,
-           lines: dict[str, int]) -> JobSpec:
+def _build(
+    name: str, base: Path, data: dict[Any, Any], rows: Table | None, lines: dict[str, int]
+) -> JobSpec:
     spec = JobSpec(path=name, rows=rows, lines=lines)
     problems: list[Problem] = []
 
     def bad(key: str, message: str) -> None:
-        problems.append(Problem(name, lines.get(key), key, message))
+        problems.append(Problem(name, lines.get(key, 1), key, message, "field"))
 
     for key in data:
         if key not in KEYS:
@@ -126,7 +140,7 @@ def _build(name: str, base: Path, data: dict[Any, Any], rows: Table | None,
     if "input" in data and rows is not None:
         bad("rows", "give either 'input' or 'rows', not both")
     if "input" not in data and rows is None:
-        problems.append(Problem(name, None, None, "needs 'input' (a prompt file) or 'rows'"))
+        problems.append(Problem(name, 1, None, "needs 'input' (a prompt file) or 'rows'"))
     repeat = data.get("repeat", 1)
     if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
         bad("repeat", f"{repeat!r} must be a whole number of 1 or more")
@@ -146,7 +160,11 @@ def _build(name: str, base: Path, data: dict[Any, Any], rows: Table | None,
         run["provider"] = data["provider"]
     try:
         spec.run = RunSettings().merged(
-            run, name, {k.removeprefix("run."): v for k, v in lines.items()}
+            run,
+            name,
+            {k.removeprefix("run."): v for k, v in lines.items() if k != "provider"}
+            | {"provider": lines.get("provider", 1)},
+            label="field",
         )
     except InputError as exc:
         problems.extend(exc.problems)

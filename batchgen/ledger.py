@@ -49,19 +49,23 @@ class JobStatus(StrEnum):
     @property
     def remote(self) -> bool:
         """True when the provider holds a job for it that may still run (poll, don't submit)."""
-        return self in (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.COMPLETED,
-                        JobStatus.CANCELLING)
+        return self in (
+            JobStatus.QUEUED,
+            JobStatus.RUNNING,
+            JobStatus.COMPLETED,
+            JobStatus.CANCELLING,
+        )
 
 
 S = JobStatus
 # The only allowed moves. PENDING again means "submit anew" (transient failure, retry-failed).
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     S.PENDING: frozenset({S.SUBMITTING, S.FAILED, S.CANCELLED}),
-    S.SUBMITTING: frozenset({S.QUEUED, S.RUNNING, S.COMPLETED, S.PENDING, S.SUBMIT_UNCERTAIN,
-                             S.FAILED}),
+    S.SUBMITTING: frozenset(
+        {S.QUEUED, S.RUNNING, S.COMPLETED, S.PENDING, S.SUBMIT_UNCERTAIN, S.FAILED}
+    ),
     S.SUBMIT_UNCERTAIN: frozenset({S.SUBMITTING, S.FAILED, S.CANCELLED}),
-    S.QUEUED: frozenset({S.RUNNING, S.COMPLETED, S.PENDING, S.FAILED, S.CANCELLING,
-                         S.CANCELLED}),
+    S.QUEUED: frozenset({S.RUNNING, S.COMPLETED, S.PENDING, S.FAILED, S.CANCELLING, S.CANCELLED}),
     S.RUNNING: frozenset({S.COMPLETED, S.PENDING, S.FAILED, S.CANCELLING, S.CANCELLED}),
     S.COMPLETED: frozenset({S.DOWNLOADING, S.PENDING, S.FAILED}),
     S.DOWNLOADING: frozenset({S.DONE, S.FAILED}),
@@ -71,9 +75,22 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     S.CANCELLED: frozenset({S.PENDING}),
 }
 
-FIELDS = ("request_id", "attempts", "possibly_duplicate", "queue_position", "video_url",
-          "video_path", "bytes", "sha256", "cost_usd", "error", "error_type", "submitted_at",
-          "started_at", "completed_at")
+FIELDS = (
+    "request_id",
+    "attempts",
+    "possibly_duplicate",
+    "queue_position",
+    "video_url",
+    "video_path",
+    "bytes",
+    "sha256",
+    "cost_usd",
+    "error",
+    "error_type",
+    "submitted_at",
+    "started_at",
+    "completed_at",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +135,8 @@ class SyncReport:
 
 
 def _v1(db: sqlite3.Connection) -> None:
-    db.executescript("""
+    # Statement by statement: executescript() would COMMIT the migration's open transaction.
+    _script(db, """
         CREATE TABLE jobs (
             key TEXT PRIMARY KEY,
             position INTEGER NOT NULL,
@@ -161,6 +179,12 @@ def _v1(db: sqlite3.Connection) -> None:
     """)
 
 
+def _script(db: sqlite3.Connection, sql: str) -> None:
+    for statement in sql.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
 # Ordered; the ledger's user_version says how many have run. Append, never edit.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1]
 
@@ -170,15 +194,17 @@ class Ledger:
 
     __slots__ = ("_clock", "_db", "path")
 
-    def __init__(self, path: str | Path, *, readonly: bool = False,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, path: str | Path, *, readonly: bool = False, clock: Callable[[], float] = time.time
+    ) -> None:
         self.path = Path(path)
         self._clock = clock
         if readonly:
             if not self.path.exists():
                 raise LedgerError(f"no ledger at {self.path}: is this a batchgen output folder?")
-            self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
-                                       isolation_level=None, timeout=30)
+            self._db = sqlite3.connect(
+                f"file:{self.path}?mode=ro", uri=True, isolation_level=None, timeout=30
+            )
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
@@ -236,22 +262,36 @@ class Ledger:
             for position, job in enumerate(jobs):
                 if job.key in known:
                     kept += 1
-                    db.execute("UPDATE jobs SET in_input = 1, position = ?, row = ?, line = ?, "
-                               "extra = ?, filename = COALESCE(filename, ?) WHERE key = ?",
-                               (position, job.row, job.line, _json(job.extra), job.filename,
-                                job.key))
+                    db.execute(
+                        "UPDATE jobs SET in_input = 1, position = ?, row = ?, line = ?, "
+                        "extra = ?, filename = COALESCE(filename, ?) WHERE key = ?",
+                        (position, job.row, job.line, _json(job.extra), job.filename, job.key),
+                    )
                     continue
                 added += 1
                 db.execute(
                     "INSERT INTO jobs (key, position, row, line, repeat, endpoint, payload, "
                     "extra, filename, status, cost_usd, updated_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (job.key, position, job.row, job.line, job.repeat, endpoint,
-                     _json(job.payload), _json(job.extra), job.filename, S.PENDING.value,
-                     job.cost_usd, now),
+                    (
+                        job.key,
+                        position,
+                        job.row,
+                        job.line,
+                        job.repeat,
+                        endpoint,
+                        _json(job.payload),
+                        _json(job.extra),
+                        job.filename,
+                        S.PENDING.value,
+                        job.cost_usd,
+                        now,
+                    ),
                 )
-            orphaned = [r[0] for r in db.execute("SELECT key FROM jobs WHERE in_input = 0 "
-                                                 "ORDER BY position")]
+            orphaned = [
+                r[0]
+                for r in db.execute("SELECT key FROM jobs WHERE in_input = 0 ORDER BY position")
+            ]
         return SyncReport(added=added, kept=kept, orphaned=orphaned)
 
     # -- reading -------------------------------------------------------------------------
@@ -262,8 +302,9 @@ class Ledger:
             raise LedgerError(f"no job with key {key!r} in {self.path}")
         return _row(row)
 
-    def jobs(self, statuses: Iterable[JobStatus] | None = None, *,
-             in_input_only: bool = False) -> list[JobRow]:
+    def jobs(
+        self, statuses: Iterable[JobStatus] | None = None, *, in_input_only: bool = False
+    ) -> list[JobRow]:
         """Jobs in input order, optionally only those in ``statuses``."""
         sql, args = "SELECT * FROM jobs", []
         where = []
@@ -286,9 +327,13 @@ class Ledger:
 
     def requests(self, key: str) -> list[str]:
         """Every request id ``key`` was ever given, oldest first."""
-        return [r[0] for r in self._db.execute(
-            "SELECT request_id FROM requests WHERE key = ? ORDER BY attempt, submitted_at",
-            (key,))]
+        return [
+            r[0]
+            for r in self._db.execute(
+                "SELECT request_id FROM requests WHERE key = ? ORDER BY attempt, submitted_at",
+                (key,),
+            )
+        ]
 
     def meta(self, name: str) -> Any:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
@@ -298,8 +343,9 @@ class Ledger:
 
     def set_meta(self, name: str, value: Any) -> None:
         with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
-                       (name, _json(value)))
+            db.execute(
+                "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, _json(value))
+            )
 
     def transition(self, key: str, status: JobStatus, **fields: Any) -> JobRow:
         """Move ``key`` to ``status``, setting ``fields``; refuses moves not in TRANSITIONS.
@@ -307,8 +353,7 @@ class Ledger:
         ``request_id`` given here is also appended to the job's request history.
         """
         with self._tx() as db:
-            row = db.execute("SELECT status, attempts FROM jobs WHERE key = ?",
-                             (key,)).fetchone()
+            row = db.execute("SELECT status, attempts FROM jobs WHERE key = ?", (key,)).fetchone()
             if row is None:
                 raise LedgerError(f"no job with key {key!r}")
             current = JobStatus(row[0])
@@ -325,19 +370,28 @@ class Ledger:
                 raise LedgerError(f"no job with key {key!r}")
             self._write(db, key, fields, row[0])
 
-    def _write(self, db: sqlite3.Connection, key: str, fields: dict[str, Any],
-               attempts: int) -> None:
+    def _write(
+        self, db: sqlite3.Connection, key: str, fields: dict[str, Any], attempts: int
+    ) -> None:
         unknown = set(fields) - {*FIELDS, "status"}
         if unknown:
             raise LedgerError(f"unknown ledger fields: {', '.join(sorted(unknown))}")
         fields = {**fields, "updated_at": self._clock()}
-        db.execute(f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in fields)} WHERE key = ?",
-                   [*fields.values(), key])
+        db.execute(
+            f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in fields)} WHERE key = ?",
+            [*fields.values(), key],
+        )
         if fields.get("request_id"):
-            db.execute("INSERT OR IGNORE INTO requests (key, request_id, attempt, submitted_at) "
-                       "VALUES (?, ?, ?, ?)",
-                       (key, fields["request_id"], fields.get("attempts", attempts),
-                        fields.get("submitted_at") or fields["updated_at"]))
+            db.execute(
+                "INSERT OR IGNORE INTO requests (key, request_id, attempt, submitted_at) "
+                "VALUES (?, ?, ?, ?)",
+                (
+                    key,
+                    fields["request_id"],
+                    fields.get("attempts", attempts),
+                    fields.get("submitted_at") or fields["updated_at"],
+                ),
+            )
 
 
 def _json(value: Any) -> str:

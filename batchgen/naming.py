@@ -17,8 +17,14 @@ from batchgen.errors import InputError
 DEFAULT_TEMPLATE = "{row:05d}-{slug}-{key8}"
 MAX_STEM = 120
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
-_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)),
-             *(f"lpt{i}" for i in range(10))}
+_RESERVED = {
+    "con",
+    "prn",
+    "aux",
+    "nul",
+    *(f"com{i}" for i in range(10)),
+    *(f"lpt{i}" for i in range(10)),
+}
 
 
 def slug(text: str, length: int = 40) -> str:
@@ -28,16 +34,22 @@ def slug(text: str, length: int = 40) -> str:
     return words[:length].rstrip("-") or "untitled"
 
 
-def check_template(template: str, source: str) -> None:
+def check_template(template: str, source: str, line: int | None = None) -> None:
     """Raise InputError when ``template`` is not a usable format string."""
     try:
         fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
     except ValueError as exc:
-        raise InputError.one(source, f"filename template {template!r}: {exc}") from None
+        raise InputError.one(
+            source, f"filename template {template!r}: {exc}", line, "filename", "field"
+        ) from None
     for name in fields:
         if not name or not name.isidentifier():
             raise InputError.one(
-                source, f"filename template {template!r}: field {{{name}}} must be a plain name"
+                source,
+                f"filename template {template!r}: field {{{name}}} must be a plain name",
+                line,
+                "filename",
+                "field",
             )
 
 

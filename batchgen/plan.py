@@ -27,9 +27,16 @@ from batchgen.naming import DEFAULT_TEMPLATE, Namer, check_template, slug
 from batchgen.settings import RunSettings
 
 # Column names people write for a parameter, beyond what fuzzy matching finds.
-_ALIASES = {"cfg": "cfg_scale", "guidance": "cfg_scale", "aspect": "aspect_ratio",
-            "ratio": "aspect_ratio", "length": "duration", "seconds": "duration",
-            "negative": "negative_prompt", "neg_prompt": "negative_prompt"}
+_ALIASES = {
+    "cfg": "cfg_scale",
+    "guidance": "cfg_scale",
+    "aspect": "aspect_ratio",
+    "ratio": "aspect_ratio",
+    "length": "duration",
+    "seconds": "duration",
+    "negative": "negative_prompt",
+    "neg_prompt": "negative_prompt",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +86,9 @@ class Plan:
         for values, jobs in sorted(groups.items(), key=lambda kv: _sort_key(kv[0])):
             costs = [j.cost_usd for j in jobs]
             total = None if any(c is None for c in costs) else round(sum(costs), 6)  # type: ignore[arg-type]
-            out.append({**dict(zip(drivers, values, strict=True)), "jobs": len(jobs),
-                        "cost_usd": total})
+            out.append(
+                {**dict(zip(drivers, values, strict=True)), "jobs": len(jobs), "cost_usd": total}
+            )
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -158,20 +166,41 @@ def build_plan(
 ) -> Plan:
     """Plan every job of ``target`` (a prompt file or a job spec); CLI options override."""
     target = Path(target)
-    spec = load_jobspec(target) if looks_like_spec(target) else JobSpec(path=str(target),
-                                                                       input=target)
+    spec = (
+        load_jobspec(target) if looks_like_spec(target) else JobSpec(path=str(target), input=target)
+    )
+    if (
+        spec.rows is None
+        and spec.input is not None
+        and spec.input != target
+        and not spec.input.is_file()
+    ):
+        raise InputError.one(
+            spec.path,
+            f"no such prompt file: {spec.input}",
+            spec.lines.get("input", 1),
+            "input",
+            "field",
+        )
     table = spec.rows if spec.rows is not None else read_table(spec.input or target)
     input_path = spec.input or target
-    ep = resolve(endpoint or spec.endpoint or DEFAULT_ENDPOINT,
-                 endpoint_spec or spec.endpoint_spec)
+    ep = resolve(endpoint or spec.endpoint or DEFAULT_ENDPOINT, endpoint_spec or spec.endpoint_spec)
     settings = spec.run.merged(run or {}, "command line")
     template = filename or spec.filename or DEFAULT_TEMPLATE
-    check_template(template, spec.path)
+    if filename:
+        check_template(filename, "--filename")
+    else:
+        check_template(template, spec.path, spec.lines.get("filename", 1))
     out_dir = Path(output) if output else spec.output or Path("out") / input_path.stem
     plan = Plan(
-        endpoint=ep, jobs=[], input_path=str(input_path),
+        endpoint=ep,
+        jobs=[],
+        input_path=str(input_path),
         input_sha256=file_sha256(input_path) if spec.rows is None else file_sha256(target),
-        extra_columns=[], output_dir=out_dir, settings=settings, filename_template=template,
+        extra_columns=[],
+        output_dir=out_dir,
+        settings=settings,
+        filename_template=template,
         records=len(table.records),
     )
     if ep.passthrough:
@@ -194,8 +223,9 @@ def _expand(plan: Plan, spec: JobSpec, table: Table, sets: dict[str, str]) -> No
         name = _norm(column)
         if ep.passthrough or name in ep.params:
             if name in column_param.values():
-                problems.append(Problem(table.path, None, column,
-                                        f"a second column for parameter {name!r}"))
+                problems.append(
+                    Problem(table.path, None, column, f"a second column for parameter {name!r}")
+                )
             column_param[column] = name
         else:
             plan.extra_columns.append(column)
@@ -207,8 +237,9 @@ def _expand(plan: Plan, spec: JobSpec, table: Table, sets: dict[str, str]) -> No
                 )
     if "prompt" not in column_param.values() and "prompt" not in spec.defaults:
         found = ", ".join(repr(c) for c in table.columns) or "none"
-        raise InputError.one(table.path, f"no 'prompt' column (columns found: {found})",
-                             table.header_line)
+        raise InputError.one(
+            table.path, f"no 'prompt' column (columns found: {found})", table.header_line
+        )
 
     defaults = _checked_defaults(spec, sets, ep, problems)
     combos = _checked_matrix(spec, ep, problems)
@@ -218,26 +249,42 @@ def _expand(plan: Plan, spec: JobSpec, table: Table, sets: dict[str, str]) -> No
     namer = Namer(plan.filename_template)
     seen: dict[str, int] = {}
     for row, record in enumerate(table.records, start=1):
-        cells = {column_param[c]: v for c, v in record.values.items()
-                 if c in column_param and v is not None}
+        cells = {
+            column_param[c]: v
+            for c, v in record.values.items()
+            if c in column_param and v is not None
+        }
         extra = {c: record.values.get(c) for c in plan.extra_columns}
         for combo in combos:
             payload, row_problems = ep.check({**defaults, **cells, **combo})
             if row_problems:
-                problems.extend(_at_record(table.path, record, column_param, name, message)
-                                for name, message in row_problems)
+                problems.extend(
+                    _at_record(table.path, record, column_param, name, message)
+                    for name, message in row_problems
+                )
                 break  # the other combos of this row would repeat the same problems
             for repeat in range(spec.repeat):
                 key = job_key(ep.id, payload, repeat)
                 if key in seen:
-                    plan.warnings.append(f"{table.path}:{record.line}: row {row} asks the same "
-                                         f"as row {seen[key]}; it is run once")
+                    plan.warnings.append(
+                        f"{table.path}:{record.line}: row {row} asks the same "
+                        f"as row {seen[key]}; it is run once"
+                    )
                     continue
                 seen[key] = row
                 name = _name(namer, spec, row, repeat, key, payload, extra, problems)
-                plan.jobs.append(Job(key=key, row=row, line=record.line, repeat=repeat,
-                                     payload=payload, extra=extra, filename=name,
-                                     cost_usd=ep.cost(payload)))
+                plan.jobs.append(
+                    Job(
+                        key=key,
+                        row=row,
+                        line=record.line,
+                        repeat=repeat,
+                        payload=payload,
+                        extra=extra,
+                        filename=name,
+                        cost_usd=ep.cost(payload),
+                    )
+                )
         if len(problems) > 1000:
             problems.append(Problem(table.path, None, None, "stopped after 1000 problems"))
             break
@@ -245,64 +292,95 @@ def _expand(plan: Plan, spec: JobSpec, table: Table, sets: dict[str, str]) -> No
         raise InputError(problems)
 
 
-def _at_record(path: str, record: Record, column_param: dict[str, str], param: str,
-               message: str) -> Problem:
+def _at_record(
+    path: str, record: Record, column_param: dict[str, str], param: str, message: str
+) -> Problem:
     column = next((c for c, p in column_param.items() if p == param), param)
     return Problem(path, record.line_of(column), column, message)
 
 
-def _checked_defaults(spec: JobSpec, sets: dict[str, str], ep: EndpointSpec,
-                      problems: list[Problem]) -> dict[str, Any]:
+def _checked_defaults(
+    spec: JobSpec, sets: dict[str, str], ep: EndpointSpec, problems: list[Problem]
+) -> dict[str, Any]:
     defaults: dict[str, Any] = {}
     for origin, values in (("defaults", spec.defaults), ("--set", sets)):
         for name, value in values.items():
-            where = (spec.path, spec.lines.get(f"defaults.{name}")) if origin == "defaults" \
+            where = (
+                (spec.path, spec.lines.get(f"defaults.{name}", 1))
+                if origin == "defaults"
                 else ("--set", None)
+            )
             param = ep.params.get(_norm(name))
             if not ep.passthrough and param is None:
-                problems.append(Problem(where[0], where[1], name,
-                                        f"is not a parameter of {ep.id}; parameters: "
-                                        + ", ".join(ep.params)))
+                problems.append(
+                    Problem(
+                        where[0],
+                        where[1],
+                        name,
+                        f"is not a parameter of {ep.id}; parameters: " + ", ".join(ep.params),
+                        "field",
+                    )
+                )
                 continue
             try:
-                defaults[_norm(name)] = param.coerce(value) if param and value is not None \
-                    else value
+                defaults[_norm(name)] = (
+                    param.coerce(value) if param and value is not None else value
+                )
             except ValueError as exc:
-                problems.append(Problem(where[0], where[1], name, str(exc)))
+                problems.append(Problem(where[0], where[1], name, str(exc), "field"))
     return defaults
 
 
-def _checked_matrix(spec: JobSpec, ep: EndpointSpec,
-                    problems: list[Problem]) -> list[dict[str, Any]]:
+def _checked_matrix(
+    spec: JobSpec, ep: EndpointSpec, problems: list[Problem]
+) -> list[dict[str, Any]]:
     axes: list[list[tuple[str, Any]]] = []
     for name, values in spec.matrix.items():
         param = ep.params.get(_norm(name))
-        line = spec.lines.get(f"matrix.{name}")
+        line = spec.lines.get(f"matrix.{name}", 1)
         if not ep.passthrough and param is None:
-            problems.append(Problem(spec.path, line, f"matrix.{name}",
-                                    f"is not a parameter of {ep.id}"))
+            problems.append(
+                Problem(
+                    spec.path, line, f"matrix.{name}", f"is not a parameter of {ep.id}", "field"
+                )
+            )
             continue
         axis = []
         for value in values:
             try:
                 axis.append((_norm(name), param.coerce(value) if param else value))
             except ValueError as exc:
-                problems.append(Problem(spec.path, line, f"matrix.{name}", str(exc)))
+                problems.append(Problem(spec.path, line, f"matrix.{name}", str(exc), "field"))
         axes.append(axis)
     return [dict(combo) for combo in itertools.product(*axes)]
 
 
-def _name(namer: Namer, spec: JobSpec, row: int, repeat: int, key: str,
-          payload: dict[str, Any], extra: dict[str, Any], problems: list[Problem]) -> str:
+def _name(
+    namer: Namer,
+    spec: JobSpec,
+    row: int,
+    repeat: int,
+    key: str,
+    payload: dict[str, Any],
+    extra: dict[str, Any],
+    problems: list[Problem],
+) -> str:
     fields = {_norm(k): ("" if v is None else v) for k, v in extra.items()}
     fields.update(payload)
-    fields.update(row=row, repeat=repeat, key=key, key8=key[:8],
-                  slug=slug(str(payload.get("prompt", ""))))
+    fields.update(
+        row=row, repeat=repeat, key=key, key8=key[:8], slug=slug(str(payload.get("prompt", "")))
+    )
     try:
         return namer.name(fields)
     except (KeyError, ValueError, IndexError) as exc:
         available = ", ".join(sorted(fields))
-        problems.append(Problem(spec.path, spec.lines.get("filename"), "filename",
-                                f"template {namer.template!r} cannot be filled ({exc}); "
-                                f"fields: {available}"))
+        problems.append(
+            Problem(
+                spec.path,
+                spec.lines.get("filename", 1),
+                "filename",
+                f"template {namer.template!r} cannot be filled ({exc}); fields: {available}",
+                "field",
+            )
+        )
         raise InputError(problems) from None

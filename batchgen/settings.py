@@ -37,8 +37,13 @@ class RunSettings:
     download_concurrency: int = 4
     max_file_bytes: int | None = None
 
-    def merged(self, values: dict[str, Any], source: str,
-               lines: dict[str, int] | None = None) -> RunSettings:
+    def merged(
+        self,
+        values: dict[str, Any],
+        source: str,
+        lines: dict[str, int] | None = None,
+        label: str = "option",
+    ) -> RunSettings:
         """A copy with ``values`` applied (``None`` values are ignored)."""
         known = {f.name: f for f in fields(self)}
         changes: dict[str, Any] = {}
@@ -46,15 +51,22 @@ class RunSettings:
         for name, value in values.items():
             line = (lines or {}).get(name)
             if name not in known:
-                problems.append(Problem(source, line, name, "is not a run setting; known: "
-                                        + ", ".join(sorted(known))))
+                problems.append(
+                    Problem(
+                        source,
+                        line,
+                        name,
+                        "is not a run setting; known: " + ", ".join(sorted(known)),
+                        label,
+                    )
+                )
                 continue
             if value is None:
                 continue
             try:
                 changes[name] = _check(name, value)
             except ValueError as exc:
-                problems.append(Problem(source, line, name, str(exc)))
+                problems.append(Problem(source, line, name, str(exc), label))
         if problems:
             raise InputError(problems)
         return replace(self, **changes)
