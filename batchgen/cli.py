@@ -41,8 +41,10 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except InputError as exc:
             count = len(exc.problems)
-            fail(f"{exc}\n{count} problem{'s' if count != 1 else ''} found; nothing was sent.",
-                 EXIT_INPUT)
+            fail(
+                f"{exc}\n{count} problem{'s' if count != 1 else ''} found; nothing was sent.",
+                EXIT_INPUT,
+            )
         except UsageError as exc:
             fail(f"error: {exc}", EXIT_INPUT)
         except FatalError as exc:
@@ -97,16 +99,28 @@ def parse_sets(values: tuple[str, ...]) -> dict[str, str]:
 
 def plan_options(func: F) -> F:
     """Options shared by every command that builds a plan (plan, run)."""
-    for option in reversed([
-        click.argument("target", type=click.Path(path_type=Path), required=False),
-        click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE",
-                     help="Default for a parameter (row cells override it)."),
-        click.option("--endpoint", help="Endpoint id (default: the spec's, else Kling 2.5 "
-                     "turbo pro text-to-video)."),
-        click.option("--endpoint-spec", type=click.Path(path_type=Path),
-                     help="Your own endpoint spec file (YAML)."),
-        click.option("--filename", help="File name template, e.g. '{row:04d}-{slug}'."),
-    ]):
+    for option in reversed(
+        [
+            click.argument("target", type=click.Path(path_type=Path), required=False),
+            click.option(
+                "--set",
+                "sets",
+                multiple=True,
+                metavar="FIELD=VALUE",
+                help="Default for a parameter (row cells override it).",
+            ),
+            click.option(
+                "--endpoint",
+                help="Endpoint id (default: the spec's, else Kling 2.5 turbo pro text-to-video).",
+            ),
+            click.option(
+                "--endpoint-spec",
+                type=click.Path(path_type=Path),
+                help="Your own endpoint spec file (YAML).",
+            ),
+            click.option("--filename", help="File name template, e.g. '{row:04d}-{slug}'."),
+        ]
+    ):
         func = option(func)
     return func
 
@@ -116,16 +130,28 @@ def plan_options(func: F) -> F:
 @click.option("--out", "output", type=click.Path(path_type=Path), help="Output folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as a JSON object.")
 @handle_errors
-def plan(target: Path | None, sets: tuple[str, ...], endpoint: str | None,
-         endpoint_spec: Path | None, filename: str | None, output: Path | None,
-         as_json: bool) -> None:
+def plan(
+    target: Path | None,
+    sets: tuple[str, ...],
+    endpoint: str | None,
+    endpoint_spec: Path | None,
+    filename: str | None,
+    output: Path | None,
+    as_json: bool,
+) -> None:
     """Validate TARGET (a prompt file or job spec) and print jobs and cost. Sends nothing."""
     from batchgen.plan import build_plan
 
     if target is None:
         raise UsageError("give a prompt file or a job spec: batchgen plan FILE")
-    result = build_plan(target, endpoint=endpoint, endpoint_spec=endpoint_spec,
-                        sets=parse_sets(sets), output=output, filename=filename)
+    result = build_plan(
+        target,
+        endpoint=endpoint,
+        endpoint_spec=endpoint_spec,
+        sets=parse_sets(sets),
+        output=output,
+        filename=filename,
+    )
     if as_json:
         click.echo(json.dumps(result.summary(), indent=2, ensure_ascii=False))
         return

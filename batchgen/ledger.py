@@ -136,7 +136,9 @@ class SyncReport:
 
 def _v1(db: sqlite3.Connection) -> None:
     # Statement by statement: executescript() would COMMIT the migration's open transaction.
-    _script(db, """
+    _script(
+        db,
+        """
         CREATE TABLE jobs (
             key TEXT PRIMARY KEY,
             position INTEGER NOT NULL,
@@ -176,7 +178,8 @@ def _v1(db: sqlite3.Connection) -> None:
             PRIMARY KEY (key, request_id)
         );
         CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-    """)
+    """,
+    )
 
 
 def _script(db: sqlite3.Connection, sql: str) -> None:
