@@ -169,7 +169,7 @@ class EndpointSpec:
         problems: list[tuple[str, str]] = []
         for name, param in self.params.items():
             value = values.get(name)
-            if value is None:
+            if value is None or (param.required and isinstance(value, str) and not value.strip()):
                 if param.required:
                     problems.append((name, "is required and is empty"))
                 elif param.default is not None:

@@ -17,7 +17,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -299,8 +299,14 @@ class Ledger:
 
     # -- reading -------------------------------------------------------------------------
 
+    def _plain(self) -> sqlite3.Cursor:
+        """A cursor that yields plain tuples: much faster than sqlite3.Row for big reads."""
+        cursor = self._db.cursor()
+        cursor.row_factory = None
+        return cursor
+
     def get(self, key: str) -> JobRow:
-        row = self._db.execute("SELECT * FROM jobs WHERE key = ?", (key,)).fetchone()
+        row = self._plain().execute(f"SELECT {_COLUMNS} FROM jobs WHERE key = ?", (key,)).fetchone()
         if row is None:
             raise LedgerError(f"no job with key {key!r} in {self.path}")
         return _row(row)
@@ -309,7 +315,7 @@ class Ledger:
         self, statuses: Iterable[JobStatus] | None = None, *, in_input_only: bool = False
     ) -> list[JobRow]:
         """Jobs in input order, optionally only those in ``statuses``."""
-        sql, args = "SELECT * FROM jobs", []
+        sql, args = f"SELECT {_COLUMNS} FROM jobs", []
         where = []
         if statuses is not None:
             wanted = [s.value for s in statuses]
@@ -319,7 +325,7 @@ class Ledger:
             where.append("in_input = 1")
         if where:
             sql += " WHERE " + " AND ".join(where)
-        return [_row(r) for r in self._db.execute(sql + " ORDER BY position", args)]
+        return [_row(r) for r in self._plain().execute(sql + " ORDER BY position", args)]
 
     def counts(self) -> dict[JobStatus, int]:
         """Number of jobs in each status (every status present, zero or more)."""
@@ -401,11 +407,16 @@ def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _row(row: sqlite3.Row) -> JobRow:
-    data = dict(row)
-    data["payload"] = json.loads(data["payload"])
-    data["extra"] = json.loads(data["extra"])
-    data["status"] = JobStatus(data["status"])
-    data["possibly_duplicate"] = bool(data["possibly_duplicate"])
-    data["in_input"] = bool(data["in_input"])
-    return JobRow(**data)
+_COLUMNS = ", ".join(f.name for f in fields(JobRow))
+_STATUS = {s.value: s for s in JobStatus}
+
+
+def _row(row: tuple[Any, ...]) -> JobRow:
+    """A JobRow from a ``SELECT {_COLUMNS}`` tuple (positional: this is the hot read path)."""
+    values = list(row)
+    values[6] = json.loads(values[6])  # payload
+    values[7] = json.loads(values[7])  # extra
+    values[9] = _STATUS[values[9]]
+    values[12] = bool(values[12])  # possibly_duplicate
+    values[-1] = bool(values[-1])  # in_input
+    return JobRow(*values)

@@ -1,0 +1,137 @@
+"""The aiohttp application: fal's routes behind an "ingress" that injects faults and checks keys.
+
+Order on an API request (submit, status, stream, result, cancel), as on the real path:
+ingress faults (slow, reset, 503, 429) first, then the Authorization check, then the route.
+``/files/...`` and ``/_mock/...`` skip both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from batchgen.mock import routes
+from batchgen.mock.config import MockConfig
+from batchgen.mock.emulator import EMULATOR, Emulator, answer
+from batchgen.mock.faults import ApiFault
+from batchgen.mock.files import serve_file
+
+Handler = Callable[[web.Request, Emulator, str], Awaitable[web.StreamResponse]]
+Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_SCHEMES = {"any": ("key", "bearer"), "key": ("key",), "bearer": ("bearer",)}
+_INGRESS_503 = (
+    "<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n<body>\r\n"
+    "<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n"
+    "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+)
+
+
+def authenticate(header: str | None, config: MockConfig) -> tuple[str, str | None]:
+    """``(key, None)`` for an accepted Authorization header, else ``("", reason)``."""
+    if not header:
+        return "", "Missing Authorization header"
+    scheme, _, token = header.partition(" ")
+    allowed = _SCHEMES[config.auth_scheme]
+    if scheme.lower() not in allowed:
+        expected = " or ".join(s.capitalize() for s in allowed)
+        return "", f"Unsupported authorization scheme {scheme!r}; use {expected}"
+    token = token.strip()
+    if not token:
+        return "", "Empty API key"
+    if config.api_keys and token not in config.api_keys:
+        return "", "Invalid API key"
+    return token, None
+
+
+def _ingress_answer(fault: ApiFault, config: MockConfig) -> web.Response:
+    if fault is ApiFault.INGRESS_503:
+        # Like nginx: HTML naming it, and no x-fal-request-id (clients tell ingress errors so).
+        return web.Response(
+            status=503, text=_INGRESS_503, content_type="text/html", headers={"Server": "nginx"}
+        )
+    headers = {}
+    if fault is ApiFault.RATE_LIMIT_RETRY_AFTER:
+        # Retry-After carries whole seconds; a tiny time scale rounds it down to "0".
+        headers["Retry-After"] = str(round(config.scaled(config.retry_after)))
+    return answer({"detail": "Rate limit exceeded"}, 429, headers)
+
+
+def _hang_up(request: web.Request, emu: Emulator, route: str, label: str) -> web.Response:
+    emu.stats.record(route, label)
+    if request.transport is not None:
+        request.transport.close()
+    # Never written: aiohttp finds the transport closed and drops the answer quietly.
+    return web.Response(status=204)
+
+
+def api_route(route: str, handler: Handler) -> Route:
+    """Wrap ``handler`` with ingress faults, auth and per-route statistics."""
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        emu = request.app[EMULATOR]
+        decision = emu.faults.api()
+        if decision.slow:
+            emu.stats.faults["slow"] += 1
+            await asyncio.sleep(emu.config.scaled(emu.config.slow_delay))
+        fault = decision.fault
+        if fault is ApiFault.RESET:
+            emu.stats.faults["reset"] += 1
+            return _hang_up(request, emu, route, "reset")
+        response: web.StreamResponse
+        if fault is not None:
+            emu.stats.faults[fault.value] += 1
+            response = _ingress_answer(fault, emu.config)
+        else:
+            key, problem = authenticate(request.headers.get("Authorization"), emu.config)
+            if problem is not None:
+                response = answer({"detail": problem}, 401)
+            else:
+                try:
+                    response = await handler(request, emu, key)
+                except routes.Dropped:
+                    return _hang_up(request, emu, route, "dropped")
+        emu.stats.record(route, response.status)
+        return response
+
+    serve.__name__ = serve.__qualname__ = f"{route}_route"
+    return serve
+
+
+async def _stats(request: web.Request) -> web.Response:
+    return answer(request.app[EMULATOR].snapshot())
+
+
+async def _reset(request: web.Request) -> web.Response:
+    request.app[EMULATOR].reset()
+    return answer({"status": "RESET"})
+
+
+async def _config(request: web.Request) -> web.Response:
+    return answer(request.app[EMULATOR].config.describe())
+
+
+async def _shutdown(app: web.Application) -> None:
+    # Open status streams would hold the shutdown for their whole keep-alive loop.
+    app[EMULATOR].queue.close()
+
+
+def make_app(config: MockConfig) -> web.Application:
+    """The emulator as an aiohttp application; ``app[EMULATOR]`` is its state."""
+    app = web.Application()
+    app[EMULATOR] = Emulator(config)
+    add = app.router
+    add.add_get("/_mock/stats", _stats)
+    add.add_get("/_mock/config", _config)
+    add.add_post("/_mock/reset", _reset)
+    add.add_get("/files/{request_id}/{name}", serve_file)
+    requests = "/{owner_app:.+}/requests/{request_id}"
+    add.add_get(requests + "/status/stream", api_route("stream", routes.stream))
+    add.add_get(requests + "/status", api_route("status", routes.status))
+    add.add_put(requests + "/cancel", api_route("cancel", routes.cancel))
+    add.add_get(requests, api_route("result", routes.result))
+    add.add_post("/{endpoint:.+}", api_route("submit", routes.submit))
+    app.on_shutdown.append(_shutdown)
+    return app

@@ -1,0 +1,120 @@
+"""Every knob of the emulator in one dataclass, read live by the routes on each request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from batchgen.endpoint import EndpointSpec, builtin_specs
+from batchgen.errors import UsageError
+
+AUTH_SCHEMES = ("any", "bearer", "key")
+
+# Rates of the injected faults; each is a probability in [0, 1].
+FAULT_FIELDS = (
+    "fault_429",
+    "fault_429_retry_after",
+    "fault_503",
+    "fault_reset",
+    "fault_slow",
+    "fault_submit_drop",
+    "fault_runner_disconnected",
+    "fault_request_timeout",
+    "fault_cancel_ignored",
+    "fault_truncate",
+)
+
+
+@dataclass(slots=True)
+class MockConfig:
+    """Settings of a fal-compatible queue emulator.
+
+    The server reads this object on every request, so a test may change fields (fault rates,
+    latency, accepted keys) between phases of a run. All durations are in *emulated* seconds
+    and are multiplied by ``time_scale`` before they are waited on: with ``latency=110`` and
+    ``time_scale=0.001`` a job runs for about 0.11 s of real time.
+
+    Auth: ``auth_scheme`` is ``"key"`` (``Authorization: Key <k>``), ``"bearer"`` or ``"any"``
+    (either); ``api_keys`` empty means every non-empty key is accepted. Each distinct key is
+    an account with its own cap of ``max_in_progress`` running jobs; the rest wait IN_QUEUE.
+
+    Jobs: running time is ``latency`` times a uniform factor in ``1 ± latency_jitter``; a job
+    that may start still waits ``queue_delay`` IN_QUEUE first (fal's pickup). ``result_ttl``
+    (``None``: forever) is how long a result stays fetchable after completion. Prompts that
+    contain ``policy_word`` (case-insensitive) end with a content-policy 422 at result.
+
+    Faults: rates in [0, 1], drawn from random generators seeded by ``seed`` (``None``: not
+    reproducible). API faults (``fault_429``, ``fault_429_retry_after``, ``fault_503``,
+    ``fault_reset``, ``fault_slow``) hit submit, status, stream, result and cancel;
+    ``fault_submit_drop`` creates the job then drops the connection; ``fault_runner_disconnected``
+    and ``fault_request_timeout`` make jobs end COMPLETED with that ``error_type``;
+    ``fault_cancel_ignored`` lets a running job finish despite a cancel; ``fault_truncate`` cuts
+    file downloads short.
+    """
+
+    auth_scheme: str = "any"
+    api_keys: tuple[str, ...] = ()
+    max_in_progress: int = 2
+    latency: float = 110.0
+    latency_jitter: float = 0.2
+    queue_delay: float = 1.0
+    time_scale: float = 1.0
+    keepalive: float = 15.0
+    result_ttl: float | None = None
+    video_bytes: int = 0
+    files_base_url: str | None = None
+    envelope_base_url: str | None = None
+    policy_word: str | None = None
+    seed: int | None = None
+    retry_after: float = 1.0
+    slow_delay: float = 10.0
+    fault_429: float = 0.0
+    fault_429_retry_after: float = 0.0
+    fault_503: float = 0.0
+    fault_reset: float = 0.0
+    fault_slow: float = 0.0
+    fault_submit_drop: float = 0.0
+    fault_runner_disconnected: float = 0.0
+    fault_request_timeout: float = 0.0
+    fault_cancel_ignored: float = 0.0
+    fault_truncate: float = 0.0
+    specs: dict[str, EndpointSpec] = field(default_factory=builtin_specs, repr=False)
+
+    def scaled(self, seconds: float) -> float:
+        """Real seconds for ``seconds`` of emulated time."""
+        return seconds * self.time_scale
+
+    def check(self) -> None:
+        """Raise UsageError naming every setting out of range."""
+        problems = []
+        if self.auth_scheme not in AUTH_SCHEMES:
+            problems.append(f"auth_scheme must be one of {', '.join(AUTH_SCHEMES)}")
+        if any(not key for key in self.api_keys):
+            problems.append("api_keys must not contain an empty key")
+        if self.max_in_progress < 1:
+            problems.append("max_in_progress must be at least 1")
+        if self.time_scale <= 0:
+            problems.append("time_scale must be above 0")
+        if self.keepalive <= 0:
+            problems.append("keepalive must be above 0")
+        if not 0 <= self.latency_jitter <= 1:
+            problems.append("latency_jitter must be between 0 and 1")
+        if self.video_bytes < 0:
+            problems.append("video_bytes must not be negative")
+        for name in ("latency", "queue_delay", "retry_after", "slow_delay"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must not be negative")
+        if self.result_ttl is not None and self.result_ttl < 0:
+            problems.append("result_ttl must not be negative")
+        for name in FAULT_FIELDS:
+            if not 0 <= getattr(self, name) <= 1:
+                problems.append(f"{name} must be a rate between 0 and 1")
+        if problems:
+            raise UsageError("; ".join(problems))
+
+    def describe(self) -> dict[str, object]:
+        """The settings as plain JSON-able values (endpoint specs by id only)."""
+        out: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = sorted(value) if f.name == "specs" else value
+        return out

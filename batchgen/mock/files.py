@@ -1,0 +1,116 @@
+"""The file route, standing in for fal's CDN: public, ranged, streamed, sometimes cut short.
+
+``GET /files/{request_id}/output.mp4`` needs no Authorization (CDN files are public); any
+Authorization header seen here is recorded, because a correct client never sends its key to
+the CDN. Bodies are generated chunk by chunk, so a 1 GB file costs no memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from aiohttp import web
+
+from batchgen.mock import mp4
+from batchgen.mock.emulator import EMULATOR, Emulator, answer
+from batchgen.mock.queue import JobState
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+# Hashing this much on the event loop would stall every other request.
+_HASH_OFF_LOOP = 4 << 20
+
+
+class RangeNotSatisfiable(Exception):
+    """The Range header asks for bytes past the end of the file."""
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """``[start, end)`` of a single ``bytes=`` range, or None to send the whole file.
+
+    Headers this server does not understand (several ranges, other units, garbage) are
+    ignored, which RFC 9110 allows; a range starting past the end raises RangeNotSatisfiable.
+    """
+    if header is None:
+        return None
+    match = _RANGE.fullmatch(header.strip())
+    if match is None or not (match[1] or match[2]):
+        return None
+    if not match[1]:
+        suffix = int(match[2])
+        if suffix == 0:
+            raise RangeNotSatisfiable
+        return max(0, size - suffix), size
+    start = int(match[1])
+    end = int(match[2]) + 1 if match[2] else size
+    if match[2] and end <= start:
+        return None  # last-byte-pos before first-byte-pos: invalid, so ignored
+    if start >= size:
+        raise RangeNotSatisfiable
+    return start, min(end, size)
+
+
+async def _sha256(emu: Emulator, request_id: str, video: mp4.VideoFile) -> str:
+    known = emu.stats.known_hash(request_id, video.size)
+    if known is None:
+        if video.size > _HASH_OFF_LOOP:
+            known = await asyncio.to_thread(video.sha256)
+        else:
+            known = video.sha256()
+        emu.stats.remember_hash(request_id, video.size, known)
+    return known
+
+
+async def serve_file(request: web.Request) -> web.StreamResponse:
+    emu = request.app[EMULATOR]
+    authorization = request.headers.get("Authorization")
+    if authorization is not None:
+        emu.stats.file_auth.append(authorization)
+    request_id = request.match_info["request_id"]
+    job = emu.queue.jobs.get(request_id)
+    if (
+        job is None
+        or job.state is not JobState.COMPLETED
+        or job.failure is not None
+        or request.match_info["name"] != "output.mp4"
+    ):
+        emu.stats.record("file", 404)
+        return answer({"detail": "File not found"}, 404)
+    video = mp4.video_file(request_id, emu.config.video_bytes)
+    try:
+        span = parse_range(request.headers.get("Range"), video.size)
+    except RangeNotSatisfiable:
+        emu.stats.record("file", 416)
+        return web.Response(status=416, headers={"Content-Range": f"bytes */{video.size}"})
+    start, end = span if span is not None else (0, video.size)
+    # Hash while streaming: a large file's first byte should not wait for its digest.
+    digest = asyncio.create_task(_sha256(emu, request_id, video))
+    truncate = emu.faults.truncate()
+    response = web.StreamResponse(status=200 if span is None else 206)
+    response.content_type = "video/mp4"
+    response.content_length = end - start
+    response.headers["Accept-Ranges"] = "bytes"
+    if span is not None:
+        response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{video.size}"
+    emu.stats.record("file", response.status)
+    sent = 0
+    if request.method == "HEAD":
+        await digest
+        await response.prepare(request)
+        return response
+    stop = start + (end - start) // 2 if truncate else end
+    try:
+        await response.prepare(request)
+        for piece in video.chunks(start, stop):
+            await response.write(piece)
+            sent += len(piece)
+    except ConnectionError:
+        truncate = True  # the client hung up: also an incomplete download
+    else:
+        if truncate:
+            emu.stats.faults["truncate"] += 1
+            if request.transport is not None:
+                # close() (not abort()) flushes what was written, then ends the connection.
+                request.transport.close()
+    emu.stats.record_file(request_id, video.size, await digest, sent, full=not truncate)
+    return response

@@ -1,0 +1,230 @@
+"""The fixed parts of ``report.html``: page skeleton, inline CSS and inline JS.
+
+Everything the page needs is in the one file: no CDN, no web fonts, no network at all, so it
+opens offline from the output folder. The gallery is drawn by the script from a JSON blob
+(``<script type="application/json" id="jobs">``), a page of cards at a time, so reports of
+thousands of jobs stay responsive. The script only ever sets ``textContent`` and attributes,
+never ``innerHTML``, so prompts holding markup are shown as text.
+"""
+
+from __future__ import annotations
+
+CSS = """
+:root { --bg:#f6f7f9; --card:#fff; --ink:#1d2330; --mute:#667085; --line:#e4e7ec;
+  --done:#12805c; --failed:#c4320a; --cancelled:#667085; --busy:#2563eb; --pending:#98a2b3;
+  --accent:#4f46e5; color-scheme: light dark; }
+@media (prefers-color-scheme: dark) { :root { --bg:#111318; --card:#1b1e26; --ink:#e6e8ee;
+  --mute:#98a2b3; --line:#2b303b; } }
+* { box-sizing: border-box; }
+body { margin:0; background:var(--bg); color:var(--ink);
+  font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif; }
+header, main { max-width:1400px; margin:0 auto; padding:16px 24px; }
+header h1 { font-size:20px; margin:8px 0 2px; }
+.sub { color:var(--mute); font-size:13px; overflow-wrap:anywhere; }
+.summary { display:grid; grid-template-columns:minmax(280px,1fr) minmax(300px,1.2fr); gap:16px; }
+@media (max-width:800px) { .summary { grid-template-columns:1fr; } }
+.panel { background:var(--card); border:1px solid var(--line); border-radius:10px; padding:14px; }
+.panel h2 { font-size:13px; text-transform:uppercase; letter-spacing:.04em; color:var(--mute);
+  margin:0 0 10px; }
+.tiles { display:grid; grid-template-columns:repeat(auto-fill,minmax(110px,1fr)); gap:10px; }
+.tile b { display:block; font-size:20px; font-variant-numeric:tabular-nums; }
+.tile span { color:var(--mute); font-size:12px; }
+.bar { display:flex; height:10px; border-radius:5px; overflow:hidden; margin:14px 0 6px;
+  background:var(--line); }
+.bar i { display:block; height:100%; }
+.legend { display:flex; flex-wrap:wrap; gap:4px 12px; font-size:12px; color:var(--mute); }
+.legend i { display:inline-block; width:9px; height:9px; border-radius:2px; margin-right:4px; }
+.hist { width:100%; height:auto; }
+.hist rect { fill:var(--accent); opacity:.85; } .hist text { fill:var(--mute); font-size:10px; }
+.hist line { stroke:var(--line); }
+table.fail { width:100%; border-collapse:collapse; font-size:13px; margin-top:12px; }
+table.fail td { border-top:1px solid var(--line); padding:5px 4px; vertical-align:top; }
+table.fail td.n { text-align:right; font-variant-numeric:tabular-nums; width:3em; }
+.filters { position:sticky; top:0; z-index:2; background:var(--bg); padding:10px 0;
+  display:flex; flex-wrap:wrap; gap:8px; align-items:center; border-bottom:1px solid var(--line); }
+.chip { border:1px solid var(--line); background:var(--card); color:var(--ink); border-radius:999px;
+  padding:4px 10px; font:inherit; font-size:12px; cursor:pointer; }
+.chip[aria-pressed=false] { opacity:.45; text-decoration:line-through; }
+.filters select, .filters input { font:inherit; font-size:12px; padding:4px 6px;
+  border:1px solid var(--line); border-radius:6px; background:var(--card); color:var(--ink); }
+.filters input { min-width:200px; }
+#shown { color:var(--mute); font-size:12px; margin-left:auto; }
+.grid { display:grid; grid-template-columns:repeat(auto-fill,minmax(260px,1fr)); gap:14px;
+  margin-top:14px; }
+.card { background:var(--card); border:1px solid var(--line); border-radius:10px; overflow:hidden;
+  content-visibility:auto; contain-intrinsic-size:auto 380px; display:flex; flex-direction:column; }
+.media { aspect-ratio:16/9; background:#0b0d12; display:flex; align-items:center;
+  justify-content:center; position:relative; }
+.media video { position:absolute; inset:0; width:100%; height:100%; object-fit:contain;
+  background:#000; }
+.placeholder { color:#aab1bf; font-size:13px; letter-spacing:.03em; }
+.body { padding:10px 12px 12px; display:flex; flex-direction:column; gap:6px; }
+.head { display:flex; gap:8px; align-items:center; font-size:12px; color:var(--mute); }
+.head .key { margin-left:auto; font-family:ui-monospace,SFMono-Regular,Menlo,monospace; }
+.badge { color:#fff; border-radius:4px; padding:1px 6px; font-size:11px; font-weight:600; }
+.b-done { background:var(--done); } .b-failed { background:var(--failed); }
+.b-cancelled { background:var(--cancelled); } .b-pending { background:var(--pending); }
+.b-busy { background:var(--busy); }
+.prompt { margin:0; display:-webkit-box; -webkit-line-clamp:4; -webkit-box-orient:vertical;
+  overflow:hidden; overflow-wrap:anywhere; }
+.prompt.open { -webkit-line-clamp:unset; }
+.error { margin:0; color:var(--failed); font-size:12px; overflow-wrap:anywhere;
+  white-space:pre-wrap; max-height:8em; overflow:auto; }
+.params { display:flex; flex-wrap:wrap; gap:4px; margin:0; }
+.params span { background:var(--bg); border:1px solid var(--line); border-radius:4px;
+  padding:0 5px; font-size:11px; color:var(--mute); max-width:100%; overflow:hidden;
+  text-overflow:ellipsis; white-space:nowrap; }
+.foot { font-size:11px; color:var(--mute); display:flex; gap:10px; }
+.foot a { color:inherit; }
+#more { display:block; margin:18px auto 40px; }
+.empty { color:var(--mute); padding:40px; text-align:center; }
+"""
+
+JS = """
+(() => {
+  'use strict';
+  const DATA = JSON.parse(document.getElementById('jobs').textContent);
+  const PAGE = 48;
+  const BUSY = new Set(['submitting', 'submit_uncertain', 'queued', 'running', 'completed',
+                        'downloading', 'cancelling']);
+  const grid = document.getElementById('grid');
+  const more = document.getElementById('more');
+  const shown = document.getElementById('shown');
+  const state = { status: new Set(DATA.statuses), filters: {}, q: '' };
+  let list = DATA.jobs, done = 0;
+
+  const el = (tag, cls, text) => {
+    const node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  };
+  const badge = (s) => 'badge b-' + (BUSY.has(s) ? 'busy' : s);
+
+  function card(job) {
+    const node = el('article', 'card');
+    const media = el('div', 'media');
+    if (job.video) {
+      const video = el('video');
+      video.controls = true; video.preload = 'metadata'; video.playsInline = true;
+      video.src = job.video;
+      media.append(video);
+    } else {
+      media.append(el('div', 'placeholder', job.status === 'done' ? 'no file' : job.status));
+    }
+    const body = el('div', 'body');
+    const head = el('div', 'head');
+    head.append(el('span', badge(job.status), job.status), el('span', null, 'row ' + job.row),
+                el('span', 'key', job.key));
+    const prompt = el('p', 'prompt', job.prompt);
+    prompt.title = 'click to expand';
+    prompt.addEventListener('click', () => prompt.classList.toggle('open'));
+    body.append(head, prompt);
+    if (job.error) body.append(el('p', 'error', job.error));
+    const params = el('div', 'params');
+    for (const [name, value] of job.params) {
+      const item = el('span', null, name + ': ' + value);
+      item.title = name + ': ' + value;
+      params.append(item);
+    }
+    body.append(params);
+    const foot = el('div', 'foot');
+    if (job.latency !== null) foot.append(el('span', null, job.latency));
+    if (job.video) {
+      const link = el('a', null, 'open file');
+      link.href = job.video; foot.append(link);
+    }
+    if (job.attempts > 1) foot.append(el('span', null, job.attempts + ' attempts'));
+    body.append(foot);
+    node.append(media, body);
+    return node;
+  }
+
+  function matches(job) {
+    if (!state.status.has(job.status)) return false;
+    for (const [name, value] of Object.entries(state.filters)) {
+      if (value !== '' && job.values[name] !== value) return false;
+    }
+    return !state.q || job.search.includes(state.q);
+  }
+
+  function renderMore() {
+    const end = Math.min(list.length, done + PAGE);
+    const batch = document.createDocumentFragment();
+    for (let i = done; i < end; i++) batch.append(card(list[i]));
+    grid.append(batch);
+    done = end;
+    shown.textContent = 'showing ' + done.toLocaleString() + ' of ' +
+      list.length.toLocaleString() + ' jobs';
+    more.hidden = done >= list.length;
+    if (!list.length) grid.append(el('div', 'empty', 'No job matches these filters.'));
+  }
+
+  function apply() {
+    list = DATA.jobs.filter(matches);
+    grid.replaceChildren();
+    done = 0;
+    renderMore();
+  }
+
+  const bar = document.getElementById('filters');
+  for (const s of DATA.statuses) {
+    const chip = el('button', 'chip', s + ' ' + DATA.counts[s].toLocaleString());
+    chip.type = 'button';
+    chip.setAttribute('aria-pressed', 'true');
+    chip.addEventListener('click', () => {
+      const on = !state.status.has(s);
+      if (on) state.status.add(s); else state.status.delete(s);
+      chip.setAttribute('aria-pressed', String(on));
+      apply();
+    });
+    bar.append(chip);
+  }
+  for (const f of DATA.filters) {
+    const select = el('select');
+    select.setAttribute('aria-label', f.name);
+    select.append(new Option(f.name + ': any', ''));
+    for (const v of f.values) select.append(new Option(f.name + ': ' + v, v));
+    select.addEventListener('change', () => { state.filters[f.name] = select.value; apply(); });
+    bar.append(select);
+  }
+  const search = el('input');
+  search.type = 'search'; search.placeholder = 'search prompts';
+  search.addEventListener('input', () => { state.q = search.value.toLowerCase(); apply(); });
+  bar.append(search, shown);
+  more.addEventListener('click', renderMore);
+  if ('IntersectionObserver' in window) {
+    new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting)) renderMore();
+    }, { rootMargin: '600px' }).observe(more);
+  }
+  apply();
+})();
+"""
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>{css}</style>
+</head>
+<body>
+<header>
+<h1>{title}</h1>
+<div class="sub">{subtitle}</div>
+</header>
+<main>
+<section class="summary">{summary}</section>
+<nav class="filters" id="filters" aria-label="filters"><span id="shown"></span></nav>
+<noscript><p class="empty">The gallery needs JavaScript; manifest.csv lists every job.</p>
+</noscript>
+<section class="grid" id="grid"></section>
+<button class="chip" id="more" type="button" hidden>show more</button>
+</main>
+<script type="application/json" id="jobs">{data}</script>
+<script>{js}</script>
+</body>
+</html>
+"""

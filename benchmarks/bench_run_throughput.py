@@ -1,0 +1,78 @@
+"""Benchmark (a): 2,000 jobs at zero latency, concurrency 64: jobs/s and client CPU per job.
+
+    python benchmarks/bench_run_throughput.py [--jobs 2000] [--concurrency 64]
+
+The emulator runs in its own process (no latency, no cap that binds); the client runs here,
+so ``time.process_time()`` is the client's CPU alone (ledger commits and downloads included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from common import emulator, prompts, stats
+
+from batchgen.plan import build_plan
+from batchgen.providers import Connection
+from batchgen.runner import Runner
+from batchgen.timing import Timing
+
+
+async def main(jobs: int, concurrency: int, poll: str) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="bench-a-"))
+    try:
+        with emulator(
+            "--latency",
+            "0",
+            "--latency-jitter",
+            "0",
+            "--queue-delay",
+            "0",
+            "--max-in-progress",
+            "100000",
+        ) as base:
+            plan = build_plan(
+                prompts(folder / "in.csv", jobs),
+                output=folder / "out",
+                run={
+                    "provider": "mock",
+                    "concurrency": concurrency,
+                    "rate": 1_000_000,
+                    "expect_latency": 0.01,
+                    "poll": poll,
+                },
+            )
+            connection = Connection("mock", base, "key", "BATCHGEN_MOCK_KEY", "bench")
+            # Zero-latency jobs: let the poll floor be small, or it alone sets the pace.
+            runner = Runner(plan, connection, timing=Timing(min_poll_interval=0.005))
+            wall, cpu = time.perf_counter(), time.process_time()
+            result = await runner.run()
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            seen = stats(base)
+        per_job = list(seen["status_requests"].values()) or [0]
+        print(
+            f"jobs={jobs} concurrency={concurrency} poll={poll} outcome={result.outcome} "
+            f"({result.message})"
+        )
+        print(f"wall {wall:.2f} s -> {jobs / wall:.0f} jobs/s")
+        print(f"client CPU {cpu:.2f} s -> {cpu / jobs * 1000:.2f} ms per job")
+        print(
+            f"status requests per job: median {statistics.median(per_job):.0f}, max {max(per_job)}"
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--poll", choices=["adaptive", "stream"], default="adaptive")
+    args = parser.parse_args()
+    asyncio.run(main(args.jobs, args.concurrency, args.poll))

@@ -1,0 +1,78 @@
+"""Shared pieces of the run benchmarks: an emulator in its own process, inputs, RSS sampling.
+
+The emulator runs in a separate process so that its CPU time is not counted as the client's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def emulator(*args: str) -> Iterator[str]:
+    """Start ``batchgen mock`` with ``args`` on a free port; yield its base URL."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "batchgen", "mock", "--port", "0", *args],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        if "serving on" not in line:
+            raise RuntimeError(f"emulator did not start: {line}")
+        yield line.split("serving on ", 1)[1].split()[0]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def stats(base_url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{base_url}/_mock/stats") as answer:
+        data: dict[str, Any] = json.load(answer)
+        return data
+
+
+def prompts(path: Path, count: int) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["prompt"])
+        writer.writerows([f"benchmark shot {i}: a lighthouse in a storm"] for i in range(count))
+    return path
+
+
+def rss_mb() -> float:
+    """Resident set size of this process now, in MB (Linux)."""
+    with open("/proc/self/statm") as handle:
+        pages = int(handle.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MB (Linux)."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1000
+    return float("nan")
+
+
+async def sample_rss(into: list[float], every: float = 0.05) -> None:
+    """Append this process's RSS to ``into`` every ``every`` seconds until cancelled."""
+    while True:
+        into.append(rss_mb())
+        await asyncio.sleep(every)

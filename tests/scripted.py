@@ -1,0 +1,79 @@
+"""A tiny scripted HTTP server for client and download tests: each test says what it answers.
+
+``Scripted.answers`` is a list of handlers consumed in order (the last one repeats); every
+request is recorded with its method, path, query and headers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Scripted:
+    answers: list[Handler] = field(default_factory=list)
+    seen: list[Seen] = field(default_factory=list)
+    url: str = ""
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        self.seen.append(
+            Seen(request.method, request.path, request.query_string, dict(request.headers), body)
+        )
+        index = min(len(self.seen), len(self.answers)) - 1
+        return await self.answers[index](request)
+
+
+@asynccontextmanager
+async def scripted(*answers: Handler) -> AsyncIterator[Scripted]:
+    """Serve ``answers`` on 127.0.0.1 (any free port) for the duration of the block."""
+    server = Scripted(list(answers))
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", server.handle)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        yield server
+    finally:
+        await runner.cleanup()
+
+
+def reply(
+    status: int = 200,
+    body: object = None,
+    headers: dict[str, str] | None = None,
+    text: str | None = None,
+) -> Handler:
+    """A handler answering JSON ``body`` (or ``text``) with ``status`` and ``headers``."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if text is not None:
+            return web.Response(status=status, text=text, headers=headers, content_type="text/html")
+        return web.json_response(body, status=status, headers=headers)
+
+    return handler
+
+
+async def hang_up(request: web.Request) -> web.StreamResponse:
+    """Close the connection without answering (after the request was read)."""
+    assert request.transport is not None
+    request.transport.close()
+    return web.Response(status=204)
