@@ -1,0 +1,9 @@
+"""The command line: thin click commands over the library; ``cli`` is the entry point.
+
+One module per family of commands; importing them registers them on the group.
+"""
+
+from batchgen.cli import folder, mock, run
+from batchgen.cli.main import cli
+
+__all__ = ["cli", "folder", "mock", "run"]

@@ -1,0 +1,136 @@
+"""Commands on an output folder: status, cancel, report, export."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from batchgen.cli.main import (
+    EXIT_FAILED,
+    cli,
+    handle_errors,
+)
+
+_FOLDER = click.argument("out_dir", metavar="DIR", type=click.Path(path_type=Path))
+
+
+@cli.command()
+@_FOLDER
+@click.option("--json", "as_json", is_flag=True, help="Print the status as a JSON object.")
+@handle_errors
+def status(out_dir: Path, as_json: bool) -> None:
+    """Counts, spend, jobs in flight and failures of the batch in DIR (safe during a run)."""
+    from batchgen.status import read_status, render
+
+    result = read_status(out_dir)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(render(result))
+
+
+@cli.command()
+@_FOLDER
+@click.option(
+    "--keys",
+    multiple=True,
+    metavar="KEY[,KEY...]",
+    help="Cancel only these jobs (repeatable). Default: every job in flight.",
+)
+@click.option(
+    "--pending",
+    "include_pending",
+    is_flag=True,
+    help="Also cancel jobs not submitted yet, so a resumed run skips them.",
+)
+@click.option("--provider", help="Provider preset (default: the one the run used).")
+@click.option("--base-url", help="Queue API base URL (default: the one the run used).")
+@click.option("--auth-scheme", type=click.Choice(["key", "bearer"]), help="Authorization scheme.")
+@click.option("--api-key-env", metavar="NAME", help="Environment variable holding the API key.")
+@click.option("--api-key-file", type=click.Path(path_type=Path), help="File holding the API key.")
+@handle_errors
+def cancel(
+    out_dir: Path,
+    keys: tuple[str, ...],
+    include_pending: bool,
+    provider: str | None,
+    base_url: str | None,
+    auth_scheme: str | None,
+    api_key_env: str | None,
+    api_key_file: Path | None,
+) -> None:
+    """Cancel the jobs of DIR at the provider; they end 'cancelled' and are not resubmitted."""
+    from batchgen.cancel import cancel_folder
+
+    wanted = [k for item in keys for k in item.replace(",", " ").split()] or None
+    overrides = {
+        "provider": provider,
+        "base_url": base_url,
+        "auth_scheme": auth_scheme,
+        "api_key_env": api_key_env,
+    }
+    outcomes = cancel_folder(
+        out_dir,
+        keys=wanted,
+        include_pending=include_pending,
+        overrides=overrides,
+        api_key_file=api_key_file,
+    )
+    for o in outcomes:
+        click.echo(f"row {o.row} {o.key}: {o.before} -> {o.after} ({o.answer})")
+    cancelled = sum(o.after == "cancelled" and o.before != "cancelled" for o in outcomes)
+    click.echo(
+        f"{cancelled} cancelled, {len(outcomes) - cancelled} left as they were"
+        if outcomes
+        else "nothing to cancel"
+    )
+    if not all(o.ok for o in outcomes):
+        sys.exit(EXIT_FAILED)
+
+
+@cli.command()
+@_FOLDER
+@handle_errors
+def report(out_dir: Path) -> None:
+    """Write DIR/report.html: a summary and a gallery of the batch, viewable offline."""
+    from batchgen.report import write_report
+
+    click.echo(write_report(out_dir))
+
+
+@cli.command()
+@_FOLDER
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice(["csv", "jsonl", "parquet", "hf"]),
+    help="csv/jsonl/parquet: the manifest; hf: a Hugging Face videofolder dataset.",
+)
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="File to write (hf: a new or empty folder).",
+)
+@handle_errors
+def export(out_dir: Path, fmt: str, to: Path) -> None:
+    """Export the batch in DIR as a table, or as a dataset folder of its videos."""
+    from batchgen.export import export as run_export
+
+    result = run_export(out_dir, fmt, to)
+    if fmt == "hf":
+        how = f"{result.linked} linked, {result.copied} copied"
+        click.echo(f"wrote {result.rows} videos ({how}) and metadata.jsonl to {result.path}")
+        if result.missing:
+            click.echo(
+                f"warning: {len(result.missing)} done jobs have no file on disk: "
+                + ", ".join(result.missing[:10]),
+                err=True,
+            )
+    else:
+        click.echo(f"wrote {result.rows} rows to {result.path}")

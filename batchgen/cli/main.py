@@ -1,0 +1,172 @@
+"""The command line: parses flags, calls the library, draws progress, maps errors to exit codes.
+
+Exit codes: 0 all done; 1 some jobs failed; 2 bad input or usage; 3 fatal provider error;
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from batchgen import __version__
+from batchgen.errors import BatchgenError, FatalError, InputError, UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_FAILED = 1
+EXIT_INPUT = 2
+EXIT_FATAL = 3
+EXIT_INTERRUPTED = 130
+
+
+def fail(message: str, code: int) -> None:
+    """Print an error for the user and exit with ``code``."""
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Turn batchgen's errors into a message and an exit code: never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except InputError as exc:
+            count = len(exc.problems)
+            fail(
+                f"{exc}\n{count} problem{'s' if count != 1 else ''} found; nothing was sent.",
+                EXIT_INPUT,
+            )
+        except UsageError as exc:
+            fail(f"error: {exc}", EXIT_INPUT)
+        except FatalError as exc:
+            fail(f"fatal: {exc}", EXIT_FATAL)
+        except BatchgenError as exc:
+            fail(f"error: {exc}", EXIT_FAILED)
+        except KeyboardInterrupt:
+            fail("interrupted", EXIT_INTERRUPTED)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="batchgen")
+def cli() -> None:
+    """Run a spreadsheet of prompts as video-generation jobs on a fal-style queue API."""
+
+
+@cli.command()
+@handle_errors
+def endpoints() -> None:
+    """List the built-in endpoint specs."""
+    from batchgen.endpoint import builtin_specs
+
+    for spec in builtin_specs().values():
+        click.echo(f"{spec.id}  ({spec.title})")
+        for param in spec.params.values():
+            bits = [param.type]
+            if param.required:
+                bits.append("required")
+            if param.enum is not None:
+                bits.append("one of " + ", ".join(map(str, param.enum)))
+            if param.minimum is not None or param.maximum is not None:
+                bits.append(f"{param.minimum} to {param.maximum}")
+            if param.max_length is not None:
+                bits.append(f"at most {param.max_length} characters")
+            if param.default is not None:
+                bits.append(f"default {param.default!r}")
+            click.echo(f"  {param.name}: {'; '.join(bits)}")
+
+
+def parse_sets(values: tuple[str, ...]) -> dict[str, str]:
+    """``--set FIELD=VALUE`` pairs as a mapping."""
+    sets = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--set takes FIELD=VALUE, not {item!r}")
+        sets[name.strip()] = value
+    return sets
+
+
+def plan_options(func: F) -> F:
+    """Options shared by every command that builds a plan (plan, run)."""
+    for option in reversed(
+        [
+            click.argument("target", type=click.Path(path_type=Path), required=False),
+            click.option(
+                "--set",
+                "sets",
+                multiple=True,
+                metavar="FIELD=VALUE",
+                help="Default for a parameter (row cells override it).",
+            ),
+            click.option(
+                "--endpoint",
+                help="Endpoint id (default: the spec's, else Kling 2.5 turbo pro text-to-video).",
+            ),
+            click.option(
+                "--endpoint-spec",
+                type=click.Path(path_type=Path),
+                help="Your own endpoint spec file (YAML).",
+            ),
+            click.option("--filename", help="File name template, e.g. '{row:04d}-{slug}'."),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+@cli.command()
+@plan_options
+@click.option("--out", "output", type=click.Path(path_type=Path), help="Output folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as a JSON object.")
+@handle_errors
+def plan(
+    target: Path | None,
+    sets: tuple[str, ...],
+    endpoint: str | None,
+    endpoint_spec: Path | None,
+    filename: str | None,
+    output: Path | None,
+    as_json: bool,
+) -> None:
+    """Validate TARGET (a prompt file or job spec) and print jobs and cost. Sends nothing."""
+    from batchgen.plan import build_plan
+
+    if target is None:
+        raise UsageError("give a prompt file or a job spec: batchgen plan FILE")
+    result = build_plan(
+        target,
+        endpoint=endpoint,
+        endpoint_spec=endpoint_spec,
+        sets=parse_sets(sets),
+        output=output,
+        filename=filename,
+    )
+    if as_json:
+        click.echo(json.dumps(result.summary(), indent=2, ensure_ascii=False))
+        return
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"endpoint: {result.endpoint.id}")
+    click.echo(f"input:    {result.input_path} ({result.records} records)")
+    click.echo(f"jobs:     {len(result.jobs)}")
+    for group in result.breakdown():
+        label = ", ".join(f"{k}={v}" for k, v in group.items() if k not in ("jobs", "cost_usd"))
+        jobs = f"{group['jobs']} job{'s' if group['jobs'] != 1 else ''}"
+        click.echo(f"  {label or 'all'}: {jobs}, {_usd(group['cost_usd'])}")
+    click.echo(f"estimated cost: {_usd(result.estimated_cost)}")
+    click.echo(f"output:   {result.output_dir}")
+
+
+def _usd(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:,.2f}"

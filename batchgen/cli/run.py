@@ -1,0 +1,282 @@
+"""`batchgen run`: run every job of a plan, or resume an output folder."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from batchgen.cli.main import (
+    EXIT_FAILED,
+    EXIT_FATAL,
+    EXIT_INTERRUPTED,
+    F,
+    cli,
+    handle_errors,
+    parse_sets,
+    plan_options,
+)
+from batchgen.errors import UsageError
+
+_RUN_SETTINGS = (
+    "provider",
+    "base_url",
+    "auth_scheme",
+    "api_key_env",
+    "concurrency",
+    "rate",
+    "max_cost",
+    "max_attempts",
+    "job_timeout",
+    "poll",
+    "expect_latency",
+    "max_poll_interval",
+    "on_uncertain_submit",
+    "download_concurrency",
+    "max_file_bytes",
+)
+# The --mock demo: Kling's ~110 s jobs take ~2 s, four at a time.
+MOCK_TIME_SCALE = 0.02
+MOCK_IN_PROGRESS = 4
+
+
+def run_options(func: F) -> F:
+    """The options of ``batchgen run`` beyond the plan's (unset ones leave the spec's)."""
+    for option in reversed(
+        [
+            click.option(
+                "--out",
+                "output",
+                type=click.Path(path_type=Path),
+                help="Output folder (alone: resume the run in that folder).",
+            ),
+            click.option("--provider", help="Provider preset: fal, quickrouter or mock."),
+            click.option("--base-url", help="Queue API base URL (overrides the preset)."),
+            click.option(
+                "--auth-scheme",
+                type=click.Choice(["key", "bearer"]),
+                help="Authorization scheme: 'Key <k>' or 'Bearer <k>'.",
+            ),
+            click.option(
+                "--api-key-env", metavar="NAME", help="Environment variable with the key."
+            ),
+            click.option(
+                "--api-key-file",
+                type=click.Path(path_type=Path),
+                help="Read the API key from this file.",
+            ),
+            click.option(
+                "--mock",
+                is_flag=True,
+                help="Run against an emulator started in-process (no key, no network).",
+            ),
+            click.option("--concurrency", type=int, help="Jobs in flight at the provider."),
+            click.option("--rate", type=float, help="HTTP requests per second to the API."),
+            click.option(
+                "--max-cost",
+                type=float,
+                metavar="USD",
+                help="Never submit past this estimated spend for the output folder.",
+            ),
+            click.option(
+                "--max-attempts", type=int, help="Submits per job in all (transient errors)."
+            ),
+            click.option(
+                "--job-timeout",
+                type=float,
+                metavar="SECONDS",
+                help="Cancel and fail a job this long after its submit.",
+            ),
+            click.option(
+                "--poll",
+                type=click.Choice(["adaptive", "stream"]),
+                help="Poll status adaptively, or follow its event stream.",
+            ),
+            click.option(
+                "--expect-latency",
+                type=float,
+                metavar="SECONDS",
+                help="Expected seconds from submit to done (first status look).",
+            ),
+            click.option(
+                "--max-poll-interval",
+                type=float,
+                metavar="SECONDS",
+                help="Longest wait between two status looks.",
+            ),
+            click.option(
+                "--on-uncertain-submit",
+                type=click.Choice(["retry", "fail"]),
+                help="A submit whose answer was lost: send again (flagged) or fail.",
+            ),
+            click.option("--download-concurrency", type=int, help="Parallel downloads."),
+            click.option("--max-file-bytes", type=int, help="Refuse video files larger than this."),
+            click.option(
+                "--progress",
+                type=click.Choice(["auto", "bars", "lines", "none"]),
+                default="auto",
+                show_default=True,
+                help="How to show progress.",
+            ),
+            click.option(
+                "--time-scale",
+                type=float,
+                hidden=True,
+                help="Multiply every wait (tests and the --mock demo).",
+            ),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+@cli.command()
+@plan_options
+@run_options
+@handle_errors
+def run(
+    target: Path | None,
+    sets: tuple[str, ...],
+    endpoint: str | None,
+    endpoint_spec: Path | None,
+    filename: str | None,
+    output: Path | None,
+    api_key_file: Path | None,
+    mock: bool,
+    progress: str,
+    time_scale: float | None,
+    **options: Any,
+) -> None:
+    """Run TARGET (a prompt file or job spec): submit, poll, download, write the manifest.
+
+    Run it again (or `batchgen run --out DIR`) to resume: finished jobs are skipped,
+    submitted ones polled, never sent twice.
+    """
+
+    from batchgen.plan import build_plan
+    from batchgen.runner import stored_run
+    from batchgen.timing import Timing
+
+    overrides = {k: v for k, v in options.items() if k in _RUN_SETTINGS and v is not None}
+    set_values = parse_sets(sets)
+    if target is None:
+        if output is None:
+            raise UsageError(
+                "give a prompt file or a job spec (batchgen run FILE), or the "
+                "folder of an earlier run to resume (batchgen run --out DIR)"
+            )
+        stored = stored_run(output)
+        target = Path(stored["target"])
+        endpoint = endpoint or stored.get("endpoint")
+        spec_file = stored.get("endpoint_spec")
+        endpoint_spec = endpoint_spec or (Path(spec_file) if spec_file else None)
+        filename = filename or stored.get("filename")
+        set_values = set_values or dict(stored.get("sets") or {})
+        overrides = {**(stored.get("options") or {}), **overrides}
+    if mock:
+        overrides["provider"] = "mock"
+    plan = build_plan(
+        target,
+        endpoint=endpoint,
+        endpoint_spec=endpoint_spec,
+        sets=set_values,
+        output=output,
+        filename=filename,
+        run=overrides,
+    )
+    for warning in plan.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    resume = {
+        "target": str(target.resolve()),
+        "endpoint": endpoint,
+        "endpoint_spec": str(endpoint_spec.resolve()) if endpoint_spec else None,
+        "filename": filename,
+        "sets": set_values,
+        "options": overrides,
+    }
+    scale = time_scale if time_scale is not None else (MOCK_TIME_SCALE if mock else 1.0)
+    timing = Timing(scale=scale)
+    result = asyncio.run(_run(plan, resume, timing, mock, api_key_file, progress))
+    code = {"done": 0, "failed": EXIT_FAILED, "fatal": EXIT_FATAL, "interrupted": EXIT_INTERRUPTED}[
+        result.outcome
+    ]
+    prefix = "fatal: " if result.outcome == "fatal" else ""
+    click.echo(f"{prefix}{result.message}; output in {plan.output_dir}", err=True)
+    if code:
+        sys.exit(code)
+
+
+async def _run(
+    plan: Any,
+    resume: dict[str, Any],
+    timing: Any,
+    mock: bool,
+    api_key_file: Path | None,
+    progress: str,
+) -> Any:
+    """Run with signal handlers: Ctrl-C once drains, twice (or SIGTERM) stops now."""
+
+    from batchgen.providers import connect
+    from batchgen.runner import Runner
+
+    reporter = _reporter(progress)
+    server: Any = None
+    if mock:
+        from batchgen.mock import MockConfig, MockServer
+
+        server = MockServer(
+            MockConfig(time_scale=timing.scale, max_in_progress=MOCK_IN_PROGRESS, seed=None)
+        )
+        await server.start()
+    try:
+        connection = connect(
+            plan.settings,
+            api_key_file=api_key_file,
+            base_url=server.base_url if server is not None else None,
+        )
+        for warning in connection.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        runner = Runner(plan, connection, timing=timing, reporter=reporter, resume=resume)
+        presses = 0
+
+        def interrupted() -> None:
+            nonlocal presses
+            presses += 1
+            if presses == 1:
+                reporter.note(
+                    "stopping: no new submits; jobs in flight finish and download "
+                    "(Ctrl-C again to stop now; the run can be resumed)"
+                )
+                runner.drain()
+            else:
+                runner.abort()
+
+        loop = asyncio.get_running_loop()
+        # Only the main thread may own signals (and Windows has no add_signal_handler).
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+            loop.add_signal_handler(signal.SIGINT, interrupted)
+            loop.add_signal_handler(signal.SIGTERM, runner.abort)
+        try:
+            return await runner.run()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(Exception):
+                    loop.remove_signal_handler(sig)
+    finally:
+        if server is not None:
+            await server.stop()
+
+
+def _reporter(progress: str) -> Any:
+    from batchgen.progress import BarReporter, LineReporter, Reporter
+
+    if progress == "none":
+        return Reporter()
+    if progress == "bars" or (progress == "auto" and sys.stderr.isatty()):
+        return BarReporter(sys.stderr)
+    return LineReporter(sys.stderr)
