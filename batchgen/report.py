@@ -207,6 +207,14 @@ def histogram(values: list[float], target_bins: int = 16) -> tuple[float, float,
     return start, width, counts
 
 
+def _tick(seconds: float, step: float) -> str:
+    """An axis label precise enough that bins narrower than a second get distinct labels."""
+    if step >= 1:
+        return duration(seconds)
+    decimals = len(f"{step:g}".partition(".")[2])
+    return f"{seconds:.{decimals}f}s"
+
+
 def latency_svg(values: list[float], width: int = 560, height: int = 180) -> str:
     """An inline SVG bar chart of ``values`` (seconds), axis labels in minutes and seconds."""
     start, step, counts = histogram(values)
@@ -223,7 +231,7 @@ def latency_svg(values: list[float], width: int = 560, height: int = 180) -> str
     ]
     for i, n in enumerate(counts):
         h = plot_h * n / peak
-        lo, hi = duration(start + i * step), duration(start + (i + 1) * step)
+        lo, hi = _tick(start + i * step, step), _tick(start + (i + 1) * step, step)
         parts.append(
             f'<rect x="{left + i * bar_w + 1:.1f}" y="{top + plot_h - h:.1f}" '
             f'width="{max(bar_w - 2, 1):.1f}" height="{h:.1f}">'
@@ -233,7 +241,7 @@ def latency_svg(values: list[float], width: int = 560, height: int = 180) -> str
     for i in range(0, len(counts) + 1, every):
         parts.append(
             f'<text x="{left + i * bar_w:.1f}" y="{height - 6}" '
-            f'text-anchor="middle">{duration(start + i * step)}</text>'
+            f'text-anchor="middle">{_tick(start + i * step, step)}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)

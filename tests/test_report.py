@@ -208,3 +208,11 @@ async def test_report_of_a_real_run_points_at_its_videos(tmp_path: Path) -> None
     for job in jobs:
         assert job["video"].startswith("videos/")
         assert (out / unquote(job["video"])).is_file()
+
+
+def test_sub_second_bins_get_distinct_axis_labels() -> None:
+    """Latencies spread over less than a second still get distinct, readable axis labels."""
+    svg = latency_svg([2.01, 2.12, 2.3, 2.45, 2.7, 2.74])
+    labels = re.findall(r'text-anchor="middle">([^<]+)</text>', svg)
+    assert len(labels) == len(set(labels)) > 2
+    assert all(label.endswith("s") and "." in label for label in labels)
