@@ -7,8 +7,12 @@ Jobs in flight (``queued``, ``running``, and ``cancelling`` from an earlier atte
   billed, if its runner ignores the signal; its video is not fetched.
 - ``ALREADY_COMPLETED`` (400): left as it is; the next run fetches its result.
 - 404 (unknown id): ``cancelled``, with the error "unknown to provider".
-- anything else: ``cancelling`` (asked, answer unclear); the next run polls it to the end.
+- anything else: ``cancelling`` (asked, answer unclear); the next run asks again.
 - an error (no answer, after retries): left as it is, and reported.
+
+A run may be live beside the command: every change names the state the job was read in, and
+a job the run moved meanwhile (a pending job it just submitted, say) is read again and
+cancelled from its new state, or reported when there is nothing left to cancel.
 
 A ``submit_uncertain`` job has no request id to cancel: it is marked ``cancelled`` locally and
 the outcome says a job may exist at the provider. ``pending`` jobs are cancelled locally only
@@ -29,7 +33,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from batchgen.endpoint import resolve
-from batchgen.errors import ApiError, FatalError, LedgerError, UsageError
+from batchgen.errors import ApiError, FatalError, JobChanged, LedgerError, UsageError
 from batchgen.ledger import JobRow, JobStatus, Ledger
 from batchgen.manifest import write_manifest
 from batchgen.providers import Connection, connect
@@ -39,6 +43,9 @@ from batchgen.status import open_ledger
 S = JobStatus
 AT_PROVIDER = frozenset({S.QUEUED, S.RUNNING, S.CANCELLING})
 LOCAL_ONLY = frozenset({S.SUBMIT_UNCERTAIN})
+CANCELLABLE = AT_PROVIDER | LOCAL_ONLY | {S.PENDING}
+# Reads of a job a live run keeps moving; it moves each job a few times at most.
+_TRIES = 5
 
 
 class Canceller(Protocol):
@@ -104,9 +111,26 @@ async def cancel_jobs(
 
 
 async def _cancel_one(ledger: Ledger, client: Canceller, job: JobRow) -> CancelOutcome:
+    first = job
+    for _ in range(_TRIES):
+        try:
+            return await _cancel_from(ledger, client, job)
+        except JobChanged:
+            job = ledger.get(job.key)
+            if job.status not in CANCELLABLE:
+                break
+    return _outcome(first, job.status, f"nothing to cancel: the run moved it to {job.status}")
+
+
+async def _cancel_from(ledger: Ledger, client: Canceller, job: JobRow) -> CancelOutcome:
+    """Cancel ``job`` as read; JobChanged when a run moved it since."""
     if job.status is S.PENDING:
         ledger.transition(
-            job.key, S.CANCELLED, error="cancelled by user before submit", error_type="cancelled"
+            job.key,
+            S.CANCELLED,
+            expect=job.status,
+            error="cancelled by user before submit",
+            error_type="cancelled",
         )
         return _outcome(job, S.CANCELLED, "not submitted")
     if job.status in LOCAL_ONLY or not job.request_id:
@@ -114,7 +138,9 @@ async def _cancel_one(ledger: Ledger, client: Canceller, job: JobRow) -> CancelO
             "cancelled by user; its submit was never confirmed, so a job may exist at the "
             "provider that could not be cancelled (no request id)"
         )
-        ledger.transition(job.key, S.CANCELLED, error=note, error_type="cancelled")
+        ledger.transition(
+            job.key, S.CANCELLED, expect=job.status, error=note, error_type="cancelled"
+        )
         return _outcome(job, S.CANCELLED, "no request id: cancelled here only")
     try:
         word = await client.cancel(job.request_id)
@@ -135,11 +161,11 @@ async def _cancel_one(ledger: Ledger, client: Canceller, job: JobRow) -> CancelO
         # Nothing to stop: the run fetches the result (COMPLETED if a cancel was pending).
         after = S.COMPLETED if job.status is S.CANCELLING else job.status
         if after is not job.status:
-            ledger.transition(job.key, after)
+            ledger.transition(job.key, after, expect=job.status)
         return _outcome(job, after, word)
     else:
         error, after = f"cancel asked, provider answered {word}", S.CANCELLING
-    ledger.transition(job.key, after, error=error, error_type="cancelled")
+    ledger.transition(job.key, after, expect=job.status, error=error, error_type="cancelled")
     return _outcome(job, after, word)
 
 

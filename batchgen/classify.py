@@ -30,17 +30,26 @@ TRANSIENT = frozenset(
     }
 )
 CANCELLED = frozenset({"client_disconnected", "client_cancelled"})
+UNKNOWN_REQUEST = "unknown_request"  # batchgen's own: a 404 for a request id we hold
+_READS_A_JOB = frozenset({"status", "stream", "result"})
 _FATAL_WORDS = ("exhausted balance", "user is locked")
 _IN_PROGRESS = "still in progress"
 
 
 def classify(
-    status: int, headers: Mapping[str, str], body: bytes, *, route: str = "api"
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    route: str = "api",
+    request_id: str | None = None,
 ) -> ApiError | None:
     """None for a success; otherwise the error this answer means.
 
     ``route`` is ``submit``, ``status``, ``stream``, ``result``, ``cancel`` or ``file``: a file
-    host's 401/403 is a missing file, not a bad key.
+    host's 401/403 is a missing file, not a bad key. A 404 for ``request_id`` on a route that
+    reads a job is a PermanentError with error_type ``unknown_request``: the provider forgot
+    the job (its result expired, or it is another server), so asking again cannot help.
     """
     if 200 <= status < 300:
         return None
@@ -71,6 +80,13 @@ def classify(
         return RetryableError(message, status=status)
     if status in (408, 409, 425) or status >= 500:
         return RetryableError(message, status=status, retry_after=_retry_after(header))
+    if status == 404 and route in _READS_A_JOB:
+        rid = request_id or "?"
+        return PermanentError(
+            f"request {rid} is unknown to the provider (expired?)",
+            status=status,
+            error_type=UNKNOWN_REQUEST,
+        )
     if route == "submit" and status in (404, 405):
         return FatalError(f"{message} (is the endpoint id right for this provider?)", status=status)
     return PermanentError(message, status=status)

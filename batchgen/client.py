@@ -213,7 +213,9 @@ class QueueClient:
             ) as resp:
                 _log("GET", url, resp.status, request_id, started)
                 body = b"" if resp.status < 300 else await resp.read()
-                error = classify(resp.status, resp.headers, body, route="stream")
+                error = classify(
+                    resp.status, resp.headers, body, route="stream", request_id=request_id
+                )
                 if error is not None:
                     raise error
                 data: list[bytes] = []
@@ -280,7 +282,9 @@ class QueueClient:
                 _log(method, url, answer.status, rid, started)
                 if answer.status in accept:
                     return answer
-                error = classify(answer.status, answer.headers, answer.body, route=route)
+                error = classify(
+                    answer.status, answer.headers, answer.body, route=route, request_id=request_id
+                )
                 if error is None:
                     return answer
                 if (

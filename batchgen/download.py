@@ -8,11 +8,16 @@ into place with ``os.replace``, so a video in the folder is always whole.
 
 File hosts are public CDNs: the session given here must carry no credentials (see
 ``file_session``), so nothing leaks to them, through redirects either.
+
+A local file that cannot be written (disk full, permission denied, name too long, a file
+where the folder should be) raises ``DiskError``, never a bare OSError: the caller decides
+whether one job failed or the disk did.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import logging
 import os
@@ -28,7 +33,7 @@ import aiohttp
 from batchgen import __version__
 from batchgen.backoff import Backoff
 from batchgen.classify import classify
-from batchgen.errors import PermanentError, RetryableError
+from batchgen.errors import DiskError, PermanentError, RetryableError
 
 log = logging.getLogger("batchgen.http")
 CHUNK = 256 * 1024
@@ -89,9 +94,20 @@ class Downloader:
         self._timeout = aiohttp.ClientTimeout(total=None, connect=30.0, sock_read=read_timeout)
         self._sleep = sleep
 
-    async def fetch(self, url: str, dest: Path, *, expected_size: int | None = None) -> Fetched:
+    async def fetch(
+        self, url: str, dest: Path, *, expected_size: int | None = None, name: str | None = None
+    ) -> Fetched:
         """Download ``url`` to ``dest``, resuming ``dest.part`` if present; raise
-        PermanentError (file gone, too big, not an MP4) or RetryableError (gave up)."""
+        PermanentError (file gone, too big, not an MP4), RetryableError (gave up) or
+        DiskError (``dest`` cannot be written; it names ``name``, else ``dest``)."""
+        try:
+            return await self._fetch(url, dest, expected_size)
+        except OSError as exc:  # network errors became RetryableError in _once: this is local
+            if isinstance(exc, FileExistsError):  # mkdir: a file where a folder must be
+                exc = NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+            raise DiskError.from_os(name or str(dest), exc) from None
+
+    async def _fetch(self, url: str, dest: Path, expected_size: int | None) -> Fetched:
         dest.parent.mkdir(parents=True, exist_ok=True)
         if (
             self._max_bytes is not None
@@ -137,7 +153,7 @@ class Downloader:
                 total = None if resp.content_length is None else offset + resp.content_length
                 self._check_size(total, expected_size, part)
                 size = await self._stream(resp, part, offset, digest)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
             # The .part keeps what arrived; the next try asks for the rest.
             raise RetryableError(f"download broke: {type(exc).__name__}: {exc}") from None
         for want, what in ((total, "Content-Length"), (expected_size, "file_size")):

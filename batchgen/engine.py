@@ -8,9 +8,23 @@ never hold up submits or polls. Requests to the API share the client's rate limi
 
 Outcomes: a transient job error (runner_disconnected...) submits the job again, up to
 ``max_attempts`` submits in all; a permanent one fails the job with the provider's message; a
+job the provider reports cancelled (``client_cancelled``) ends ``cancelled``; a request id the
+provider no longer knows (404) fails the job, so ``run --retry-failed`` can submit it anew. A
 ``FatalError`` anywhere stops everything at once (``Engine.fatal``). ``drain()`` stops new
 submits and lets jobs in flight finish and download. Cancelling ``run`` stops at once; the
 ledger then holds a resumable state.
+
+Other processes may change jobs under a live run (``batchgen cancel``). Every move names the
+state the engine last saw (``Ledger.transition(expect=...)``); when the ledger says the job is
+elsewhere now, the engine leaves it as the other process put it and drives it no further.
+
+Disk errors: a video that cannot be written fails its job ("cannot write videos/NAME.mp4: No
+space left on device"). When ``DISK_ERRORS_IN_A_ROW`` downloads in a row fail with the same
+error (no download succeeding in between), the disk is the problem, not the job: the engine
+stops submitting, downloads nothing more, follows the jobs in flight until their video URL is
+recorded (results expire within an hour, videos stay on the CDN for days), and ends with
+``Engine.disk_stop`` saying why. Jobs left ``downloading`` are fetched by the next run; the
+failed ones by ``run --retry-failed``, which downloads them again without submitting.
 """
 
 from __future__ import annotations
@@ -23,10 +37,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batchgen.classify import job_failure
+from batchgen.classify import CANCELLED, UNKNOWN_REQUEST, job_failure
 from batchgen.client import QueueClient, Status
 from batchgen.download import Downloader, part_path, video_of
-from batchgen.errors import AmbiguousSubmit, ApiError, FatalError, PermanentError, RetryableError
+from batchgen.errors import (
+    AmbiguousSubmit,
+    ApiError,
+    DiskError,
+    FatalError,
+    JobChanged,
+    PermanentError,
+    RetryableError,
+)
 from batchgen.ledger import JobRow, JobStatus, Ledger
 from batchgen.limits import Slots
 from batchgen.polling import PollPolicy
@@ -36,6 +58,12 @@ from batchgen.timing import Timing
 
 S = JobStatus
 log = logging.getLogger("batchgen.run")
+# Downloads failing in a row with the same OSError before the run stops: one bad file name is
+# the job's problem; three in a row with the same errno is the disk's (or the folder's).
+DISK_ERRORS_IN_A_ROW = 3
+# error_type of a job whose video could not be written: --retry-failed downloads it again
+# (the file host failing is "download": the file may be gone for good, so it is submitted anew).
+DISK = "disk"
 
 
 @dataclass(slots=True)
@@ -71,8 +99,10 @@ class Engine:
         self._draining = False
         self.spent = 0.0
         self.fatal: FatalError | None = None
+        self.disk_stop: str | None = None
         self.held_by_cost = 0
         self.not_submitted = 0
+        self._disk_errors: list[DiskError] = []  # the latest downloads, all failing alike
 
     def __repr__(self) -> str:
         return (
@@ -149,6 +179,9 @@ class Engine:
         try:
             while await self._step(job):
                 pass
+        except JobChanged as exc:
+            job.row = self._ledger.get(job.row.key)
+            log.info("%s: changed by another process; left as it is", exc)
         finally:
             self._release(job)
             self._active -= 1
@@ -170,6 +203,7 @@ class Engine:
             await self._follow(job)
         elif status is S.CANCELLING:
             await self._cancel(job)
+            return job.row.status is not S.CANCELLING
         elif status is S.COMPLETED:
             await self._collect(job)
         elif status is S.DOWNLOADING:
@@ -215,8 +249,8 @@ class Engine:
         def before_send() -> None:
             nonlocal sent
             if not sent:  # committed before the POST leaves: a crash now means "uncertain"
-                self._ledger.transition(
-                    row.key,
+                self._move(
+                    job,
                     S.SUBMITTING,
                     attempts=row.attempts + 1,
                     possibly_duplicate=duplicate,
@@ -229,6 +263,9 @@ class Engine:
         self._add_spend(cost)
         try:
             answer = await self._client.submit(row.payload, before_send=before_send)
+        except JobChanged:  # cancelled (say) before its POST left: nothing was sent
+            self._add_spend(-cost)
+            raise
         except AmbiguousSubmit as exc:
             self._move(job, S.SUBMIT_UNCERTAIN, error=f"submit uncertain: {exc}")
             return True
@@ -292,7 +329,8 @@ class Engine:
             except RetryableError:
                 continue  # the next look is the retry
             except PermanentError as exc:
-                return self._fail(job, f"status: {exc}", exc.error_type)
+                message = str(exc) if exc.error_type == UNKNOWN_REQUEST else f"status: {exc}"
+                return self._fail(job, message, exc.error_type)
             elapsed = timing.wall() - submitted
             if status.done:
                 if job.learn:
@@ -337,11 +375,13 @@ class Engine:
             self._move(job, S.COMPLETED, completed_at=self._timing.wall(), queue_position=None)
 
     async def _timeout(self, job: _Job) -> None:
-        self._move(job, S.CANCELLING)
+        self._move(job, S.CANCELLING, error_type="timeout")
         await self._cancel(job)
 
     async def _cancel(self, job: _Job) -> None:
-        """Cancel a job whose time is up; it fails, unless it completed meanwhile."""
+        """Send the cancel of a ``cancelling`` job. Completed meanwhile: collect it. Else a job
+        whose time is up fails; one the user cancelled (``batchgen cancel`` got an unclear
+        answer) ends cancelled, or stays cancelling for the next run if it is still unclear."""
         assert job.row.request_id is not None
         try:
             word = await self._client.cancel(job.row.request_id)
@@ -351,6 +391,18 @@ class Engine:
         if word == "ALREADY_COMPLETED":
             self._move(job, S.COMPLETED, completed_at=self._timing.wall())
             return
+        if job.row.error_type == "cancelled":  # batchgen cancel's mark: the user asked
+            if word in ("CANCELLATION_REQUESTED", "NOT_FOUND"):
+                error = (
+                    "cancelled by user" if word != "NOT_FOUND" else "cancelled: unknown to provider"
+                )
+                self._move(job, S.CANCELLED, error=error)
+            else:
+                self._move(job, S.CANCELLING, error=f"cancel asked again, provider answered {word}")
+            return
+        if word == "NOT_FOUND":  # not a job that ran too long: one the provider forgot
+            message = f"request {job.row.request_id} is unknown to the provider (expired?)"
+            return self._fail(job, message, UNKNOWN_REQUEST)
         limit = self._settings.job_timeout
         self._fail(job, f"timed out after {limit:g} s (--job-timeout); cancel: {word}", "timeout")
 
@@ -381,12 +433,19 @@ class Engine:
             )
         path = f"videos/{row.filename}"
         if row.video_url is not None:  # an earlier attempt's .part holds another video
-            part_path(self._out / path).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # unwritable: its download will say so
+                part_path(self._out / path).unlink(missing_ok=True)
         self._move(job, S.DOWNLOADING, video_url=url, video_path=path, bytes=size)
         self._reporter.completed()
 
     def _job_failed(self, job: _Job, exc: ApiError) -> None:
         """A job ended in error: submit it again when transient and attempts remain."""
+        if exc.error_type in CANCELLED:  # someone cancelled it: not a failure of the job
+            self._release(job)
+            error = f"cancelled at the provider: {exc}"
+            self._move(job, S.CANCELLED, error=error, error_type=exc.error_type)
+            log.info("job %s: cancelled at the provider: %s", job.row.key, exc)
+            return
         if isinstance(exc, RetryableError):
             self._add_spend(-(job.row.cost_usd or 0.0))  # fal bills no 5xx
             if job.row.attempts < self._settings.max_attempts:
@@ -400,33 +459,64 @@ class Engine:
 
     async def _download_worker(self) -> None:
         while (item := await self._downloads.get()) is not None:
-            key, url, size, path = item
             try:
-                fetched = await self._downloader.fetch(url, self._out / path, expected_size=size)
-            except (RetryableError, PermanentError) as exc:
-                self._ledger.transition(
-                    key, S.FAILED, error=f"download: {exc}", error_type="download"
-                )
-                self._reporter.failed()
-                log.info("job %s: download failed: %s", key, exc)
-            else:
-                self._ledger.transition(
-                    key,
-                    S.DONE,
-                    bytes=fetched.bytes,
-                    sha256=fetched.sha256,
-                    video_path=path,
-                    error=None,
-                    error_type=None,
-                )
-                self._reporter.downloaded()
+                if self.disk_stop is None:  # else left downloading, for the next run
+                    await self._download(*item)
+            except JobChanged as exc:
+                log.info("%s: changed by another process; left as it is", exc)
             finally:
                 self._downloads.task_done()
+
+    async def _download(self, key: str, url: str, size: int | None, path: str) -> None:
+        def failed(error: str, error_type: str) -> None:
+            self._ledger.transition(
+                key, S.FAILED, expect=S.DOWNLOADING, error=error, error_type=error_type
+            )
+            self._reporter.failed()
+            log.info("job %s: failed: %s", key, error)
+
+        try:
+            fetched = await self._downloader.fetch(
+                url, self._out / path, expected_size=size, name=path
+            )
+        except (RetryableError, PermanentError) as exc:
+            failed(f"download: {exc}", "download")
+        except DiskError as exc:
+            failed(str(exc), DISK)
+            self._disk_failed(exc)
+        else:
+            self._disk_errors.clear()
+            self._ledger.transition(
+                key,
+                S.DONE,
+                expect=S.DOWNLOADING,
+                bytes=fetched.bytes,
+                sha256=fetched.sha256,
+                video_path=path,
+                error=None,
+                error_type=None,
+            )
+            self._reporter.downloaded()
+
+    def _disk_failed(self, exc: DiskError) -> None:
+        """Count ``exc`` towards the stop rule (see the module docstring)."""
+        if self._disk_errors and self._disk_errors[-1].errno != exc.errno:
+            self._disk_errors.clear()
+        self._disk_errors.append(exc)
+        if len(self._disk_errors) >= DISK_ERRORS_IN_A_ROW and self.disk_stop is None:
+            self.disk_stop = (
+                f"stopped: {len(self._disk_errors)} videos in a row could not be written "
+                f"(last: {exc}); nothing more was submitted or downloaded. Fix the disk or "
+                "the folder, then run again with --retry-failed"
+            )
+            log.error("%s", self.disk_stop)
+            self.drain()
 
     # -- small helpers ------------------------------------------------------------------------
 
     def _move(self, job: _Job, status: JobStatus, **fields: Any) -> None:
-        job.row = self._ledger.transition(job.row.key, status, **fields)
+        """Move the job on from the state this run last saw; JobChanged if it is elsewhere."""
+        job.row = self._ledger.transition(job.row.key, status, expect=job.row.status, **fields)
 
     def _fail(self, job: _Job, message: str, error_type: str | None) -> None:
         self._release(job)

@@ -7,6 +7,8 @@ message. The CLI maps the branches to exit codes; the library never prints.
     ├── InputError              bad input files, rows or settings (exit 2); holds Problems
     ├── UsageError              contradictory or missing options (exit 2)
     ├── LedgerError             the output folder's state refuses an operation
+    │   └── JobChanged          another process moved the job since it was read
+    ├── DiskError               a file of the output folder cannot be written
     └── ApiError                an answer from the queue API, classified once (see client)
         ├── RetryableError      429, 5xx, timeouts, connection errors: try again later
         ├── PermanentError      422, content policy, bad_request: this job failed
@@ -65,6 +67,27 @@ class UsageError(BatchgenError):
 
 class LedgerError(BatchgenError):
     """The ledger of an output folder refused an operation (bad transition, unknown key...)."""
+
+
+class JobChanged(LedgerError):
+    """A transition expected the job in one state and found it in another: another process
+    (``batchgen cancel``, a second run) changed it since it was read."""
+
+
+class DiskError(BatchgenError):
+    """A file cannot be written (disk full, permission denied, name too long...).
+
+    ``path`` is the file meant, ``reason`` the system's words (``No space left on device``)
+    and ``errno`` its number, so a caller can tell one failing file from a failing disk.
+    """
+
+    def __init__(self, path: str, reason: str, errno: int | None = None) -> None:
+        super().__init__(f"cannot write {path}: {reason}")
+        self.path, self.reason, self.errno = path, reason, errno
+
+    @classmethod
+    def from_os(cls, path: str, exc: OSError) -> DiskError:
+        return cls(path, exc.strerror or str(exc) or type(exc).__name__, exc.errno)
 
 
 class ApiError(BatchgenError):

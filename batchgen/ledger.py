@@ -22,7 +22,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from batchgen.errors import LedgerError
+from batchgen.errors import JobChanged, LedgerError
 
 LEDGER_NAME = "batchgen.db"
 
@@ -67,11 +67,14 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     S.SUBMIT_UNCERTAIN: frozenset({S.SUBMITTING, S.FAILED, S.CANCELLED}),
     S.QUEUED: frozenset({S.RUNNING, S.COMPLETED, S.PENDING, S.FAILED, S.CANCELLING, S.CANCELLED}),
     S.RUNNING: frozenset({S.COMPLETED, S.PENDING, S.FAILED, S.CANCELLING, S.CANCELLED}),
-    S.COMPLETED: frozenset({S.DOWNLOADING, S.PENDING, S.FAILED}),
+    # CANCELLED: the result says client_cancelled (a cancel that landed as the job ended).
+    S.COMPLETED: frozenset({S.DOWNLOADING, S.PENDING, S.FAILED, S.CANCELLED}),
     S.DOWNLOADING: frozenset({S.DONE, S.FAILED}),
     S.CANCELLING: frozenset({S.CANCELLED, S.COMPLETED, S.FAILED, S.PENDING}),
     S.DONE: frozenset({S.DOWNLOADING}),  # only when its file is found missing or damaged
-    S.FAILED: frozenset({S.PENDING}),
+    # Reopened by run --retry-failed: DOWNLOADING when the video is paid for and only saving
+    # it failed (disk full...), PENDING otherwise.
+    S.FAILED: frozenset({S.PENDING, S.DOWNLOADING}),
     S.CANCELLED: frozenset({S.PENDING}),
 }
 
@@ -335,11 +338,12 @@ class Ledger:
         return counts
 
     def requests(self, key: str) -> list[str]:
-        """Every request id ``key`` was ever given, oldest first."""
+        """Every request id ``key`` was ever given, oldest first (in the order written:
+        ``attempts`` restarts when ``run --retry-failed`` reopens a job)."""
         return [
             r[0]
             for r in self._db.execute(
-                "SELECT request_id FROM requests WHERE key = ? ORDER BY attempt, submitted_at",
+                "SELECT request_id FROM requests WHERE key = ? ORDER BY rowid",
                 (key,),
             )
         ]
@@ -356,9 +360,13 @@ class Ledger:
                 "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, _json(value))
             )
 
-    def transition(self, key: str, status: JobStatus, **fields: Any) -> JobRow:
+    def transition(
+        self, key: str, status: JobStatus, *, expect: JobStatus | None = None, **fields: Any
+    ) -> JobRow:
         """Move ``key`` to ``status``, setting ``fields``; refuses moves not in TRANSITIONS.
 
+        With ``expect``, the move happens only if the job is still in that state (checked in
+        the same transaction), else JobChanged: another process moved it meanwhile.
         ``request_id`` given here is also appended to the job's request history.
         """
         with self._tx() as db:
@@ -366,6 +374,8 @@ class Ledger:
             if row is None:
                 raise LedgerError(f"no job with key {key!r}")
             current = JobStatus(row[0])
+            if expect is not None and current is not expect:
+                raise JobChanged(f"job {key}: is {current} now, not {expect}")
             if status != current and status not in TRANSITIONS[current]:
                 raise LedgerError(f"job {key}: {current} -> {status} is not allowed")
             self._write(db, key, {"status": status.value, **fields}, row[1])

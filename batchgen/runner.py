@@ -4,8 +4,10 @@
 are), checks finished videos are still whole, drives every job that is not finished with the
 engine, rewrites the manifest now and then and at the end, and writes ``run.json``. Jobs
 already submitted are polled by request id, never submitted again; jobs a crash left
-``submitting`` are *uncertain* (their POST may have gone out). Every request is logged to
-``DIR/batchgen.log`` (method, path, status, request id, time; no header, no query).
+``submitting`` are *uncertain* (their POST may have gone out). Failed and cancelled jobs stay
+as they are unless asked (``retry_failed``, ``retry_cancelled``; see ``Runner``). Every
+request is logged to ``DIR/batchgen.log`` (method, path, status, request id, time; no header,
+no query).
 
 Library code: nothing is printed; progress goes to the ``Reporter``.
 """
@@ -27,11 +29,11 @@ from aiolimiter import AsyncLimiter
 from batchgen import __version__
 from batchgen.client import QueueClient
 from batchgen.download import Downloader, file_session, looks_whole
-from batchgen.engine import Engine
-from batchgen.errors import UsageError
+from batchgen.engine import DISK, Engine
+from batchgen.errors import DiskError, UsageError
 from batchgen.ledger import LEDGER_NAME, JobRow, JobStatus, Ledger
 from batchgen.limits import estimated_spend
-from batchgen.manifest import write_manifest, write_run_json
+from batchgen.manifest import iso_utc, write_manifest, write_run_json
 from batchgen.plan import Plan
 from batchgen.polling import PollPolicy
 from batchgen.progress import Reporter
@@ -72,7 +74,15 @@ def poll_policy(plan: Plan, timing: Timing) -> PollPolicy:
 
 
 class Runner:
-    """Runs ``plan`` against ``connection``. ``drain`` and ``abort`` may come from signals."""
+    """Runs ``plan`` against ``connection``. ``drain`` and ``abort`` may come from signals.
+
+    ``retry_failed`` puts the folder's failed jobs back in line: one that failed only because
+    its video could not be written (disk full...) is downloaded again, as its video is paid
+    for and still on the file host; any other is submitted anew. ``retry_cancelled`` submits
+    cancelled jobs anew. A job submitted anew starts a fresh ``--max-attempts`` budget: its
+    ``attempts`` count restarts at 0, while every request id it was ever given stays in the
+    ledger's history (``Ledger.requests``).
+    """
 
     def __init__(
         self,
@@ -82,6 +92,8 @@ class Runner:
         timing: Timing | None = None,
         reporter: Reporter | None = None,
         resume: dict[str, Any] | None = None,
+        retry_failed: bool = False,
+        retry_cancelled: bool = False,
     ) -> None:
         if plan.settings.max_cost is not None and plan.estimated_cost is None:
             raise UsageError(
@@ -92,6 +104,9 @@ class Runner:
         self.timing = timing or Timing()
         self.reporter = reporter or Reporter()
         self._resume = resume
+        self._retry = {S.FAILED} if retry_failed else set()
+        if retry_cancelled:
+            self._retry.add(S.CANCELLED)
         self._engine: Engine | None = None
         self._task: asyncio.Task[None] | None = None
         self._aborted = False
@@ -117,18 +132,22 @@ class Runner:
             started = time.time()
             orphaned = self._prepare(ledger)
             rows = self._check_done(ledger, ledger.jobs(in_input_only=True), out)
+            rows = self._reopen(ledger, rows)
             spent = estimated_spend(rows)
             self._report_start(rows, spent)
             # Keys and statuses only from here on: rows hold payloads (100k jobs: ~100 MB).
             todo = [(row.key, row.status) for row in rows if not row.status.final]
             total = len(rows)
             del rows
-            write_run_json(out, self._info(started, None))
+            with _writing(out, "run.json"):
+                write_run_json(out, self._info(started, None))
             log.info("run started: %d jobs, %s", total, self.connection.public())
             engine = await self._drive(ledger, todo, spent, out)
-            write_manifest(ledger, out)
+            with _writing(out, "manifest.csv"):
+                write_manifest(ledger, out)
             result = self._result(ledger, engine, orphaned)
-            write_run_json(out, self._info(started, result))
+            with _writing(out, "run.json"):
+                write_run_json(out, self._info(started, result))
             log.info("run ended: %s (%s)", result.outcome, result.message)
         self.reporter.close()
         return result
@@ -178,6 +197,43 @@ class Runner:
                 row = ledger.transition(row.key, S.DOWNLOADING)
             checked.append(row)
         return checked
+
+    def _reopen(self, ledger: Ledger, rows: list[JobRow]) -> list[JobRow]:
+        """Put the failed/cancelled jobs asked for back in line (see the class docstring)."""
+        if not self._retry:
+            return rows
+        reopened: list[JobRow] = []
+        count = 0
+        for row in rows:
+            if row.status in self._retry:
+                count += 1
+                if (
+                    row.status is S.FAILED
+                    and row.error_type == DISK
+                    and row.video_url
+                    and row.video_path
+                ):
+                    row = ledger.transition(
+                        row.key, S.DOWNLOADING, expect=row.status, error=None, error_type=None
+                    )
+                else:
+                    row = ledger.transition(
+                        row.key,
+                        S.PENDING,
+                        expect=row.status,
+                        attempts=0,
+                        request_id=None,
+                        # A submit whose answer was lost may have created a job already.
+                        possibly_duplicate=row.possibly_duplicate
+                        or row.error_type == "submit_uncertain",
+                        error=None,
+                        error_type=None,
+                    )
+            reopened.append(row)
+        if count:
+            asked = " and ".join(sorted(str(status) for status in self._retry))
+            self.reporter.note(f"{count} {asked} job(s) to run again")
+        return reopened
 
     def _report_start(self, rows: list[JobRow], spent: float) -> None:
         self.reporter.start(
@@ -260,7 +316,11 @@ class Runner:
                 await asyncio.wait_for(stop.wait(), wait)
             if stop.is_set():
                 return
-            took = await asyncio.to_thread(_manifest_from, ledger_path, out)
+            try:
+                took = await asyncio.to_thread(_manifest_from, ledger_path, out)
+            except OSError as exc:  # disk full, say: the final write will tell the user
+                log.warning("cannot write the manifest: %s", exc)
+                took = 0.0
             wait = max(self.timing.manifest_every, 9 * took)
 
     def _result(self, ledger: Ledger, engine: Engine, orphaned: list[str]) -> RunResult:
@@ -273,6 +333,8 @@ class Runner:
         parts = [f"{done} of {total} done"]
         if failed:
             parts.append(f"{failed} failed")
+        if in_input[S.CANCELLED]:
+            parts.append(f"{in_input[S.CANCELLED]} cancelled")
         if engine.held_by_cost:
             parts.append(f"{engine.held_by_cost} not submitted (--max-cost reached)")
         if engine.not_submitted:
@@ -280,6 +342,9 @@ class Runner:
         if engine.fatal is not None:
             outcome = "fatal"
             parts.insert(0, str(engine.fatal))
+        elif engine.disk_stop is not None:
+            outcome = "failed"
+            parts.insert(0, engine.disk_stop)
         elif self._aborted or self._drained:
             outcome = "interrupted"
         else:
@@ -299,8 +364,8 @@ class Runner:
         plan = self.plan
         return {
             "batchgen_version": __version__,
-            "started_at": started,
-            "finished_at": None if result is None else time.time(),
+            "started_at": iso_utc(started),
+            "finished_at": None if result is None else iso_utc(time.time()),
             "outcome": None if result is None else result.outcome,
             "message": None if result is None else result.message,
             "endpoint": plan.endpoint.id,
@@ -322,6 +387,15 @@ def _manifest_from(ledger_path: Path, out: Path) -> float:
     with Ledger(ledger_path, readonly=True) as ledger:
         write_manifest(ledger, out)
     return time.monotonic() - started
+
+
+@contextlib.contextmanager
+def _writing(out: Path, name: str) -> Iterator[None]:
+    """Turn an OSError while writing ``out/name`` into a DiskError the CLI can show."""
+    try:
+        yield
+    except OSError as exc:
+        raise DiskError.from_os(str(out / name), exc) from None
 
 
 @contextlib.contextmanager

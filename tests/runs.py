@@ -33,7 +33,8 @@ FAST = Timing(
     request_timeout=10.0,
     manifest_every=0.05,
     backoff=Backoff(base=2.0, cap=50.0, attempts=12),
-    download_backoff=Backoff(base=2.0, cap=50.0, attempts=6),
+    # 12, not 6: at fault_truncate=0.3, six cuts in a row hit one of 60 jobs in ~4% of runs.
+    download_backoff=Backoff(base=2.0, cap=50.0, attempts=12),
 )
 
 SETTINGS: dict[str, Any] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -111,6 +112,39 @@ async def test_errors_leave_the_job_and_fatal_stops(tmp_path: Path) -> None:
     provider.answers[f"req-{a}"] = FatalError("401: bad key")
     with pytest.raises(FatalError):
         await cancel_jobs(folder.ledger, lambda _e: provider, jobs)
+
+
+class MovingRun(FakeProvider):
+    """A provider whose cancel answers while a live run moves the job (``moves``) meanwhile."""
+
+    def __init__(self, folder: Folder, key: str, moves: list[S]) -> None:
+        super().__init__({f"req-{key}": "CANCELLATION_REQUESTED"})
+        self.folder, self.key, self.moves = folder, key, moves
+
+    async def cancel(self, request_id: str) -> str:
+        for status in self.moves:
+            self.folder.ledger.transition(self.key, status)
+        self.moves = []
+        return await super().cancel(request_id)
+
+
+async def test_job_moved_by_a_live_run_is_cancelled_from_its_new_state(tmp_path: Path) -> None:
+    """A queued job the run starts while its cancel is on the way is read again and cancelled
+    as running; one the run finished meanwhile is left to it and reported."""
+    folder = make_folder(tmp_path, PROMPTS)
+    a, b, *_ = folder.keys
+    folder.queued(a)
+    folder.queued(b)
+    started = MovingRun(folder, a, [S.RUNNING])
+    assert await cancel_all(folder, started, keys=[a]) == {a: "CANCELLATION_REQUESTED"}
+    assert started.asked == [f"req-{a}"] * 2
+    job = folder.ledger.get(a)
+    assert job.status is S.CANCELLED
+    assert "may still finish and bill" in (job.error or "")
+    finished = MovingRun(folder, b, [S.RUNNING, S.COMPLETED])
+    answers = await cancel_all(folder, finished, keys=[b])
+    assert answers == {b: "nothing to cancel: the run moved it to completed"}
+    assert folder.ledger.get(b).status is S.COMPLETED
 
 
 async def test_uncertain_submit_is_cancelled_here_only(tmp_path: Path) -> None:
@@ -262,11 +296,6 @@ def test_cli_cancel_with_nothing_in_flight(tmp_path: Path) -> None:
     assert "nothing to cancel" in result.output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: a job cancelled by `batchgen cancel` during a live run makes the run "
-    "raise LedgerError (cancelled -> failed is not allowed); it should end it 'cancelled'",
-)
 async def test_cancel_beside_a_live_run(tmp_path: Path) -> None:
     """Cancelling every job of a live run ends the run cleanly; the jobs stay cancelled."""
     out = tmp_path / "out"
@@ -291,3 +320,60 @@ async def test_cancel_beside_a_live_run(tmp_path: Path) -> None:
         finally:
             runner.abort()
     assert [job.status for job in runs.rows(out)] == [S.CANCELLED] * 3
+
+
+async def test_provider_cancel_ends_cancelled_not_failed(tmp_path: Path) -> None:
+    """Jobs cancelled at the provider behind the run's back (client_cancelled, 499) end
+    cancelled, with the provider's words, not failed; nothing is submitted again."""
+    out = tmp_path / "out"
+    plan = runs.plan_for(runs.prompts(tmp_path, 3), out, concurrency=3)
+    watch = SubmitWatch(3)
+    async with MockServer(runs.mock_config(latency=FOREVER, max_in_progress=1)) as server:
+        runner = Runner(plan, runs.connection(server), timing=runs.FAST, reporter=watch)
+        task = asyncio.create_task(runner.run())
+        await asyncio.wait_for(watch.reached.wait(), 30)
+        async with aiohttp.ClientSession() as session:
+            for job in runs.rows(out):
+                assert job.request_id is not None
+                url = job_url(server, job.request_id, "/cancel")
+                async with session.put(url, headers=AUTH) as answer:
+                    assert answer.status == 200
+        try:
+            result = await asyncio.wait_for(task, 30)
+        finally:
+            runner.abort()
+        stats = server.stats()
+    assert result.message == "0 of 3 done; 3 cancelled"
+    assert sorted(stats["submits_by_payload"].values()) == [1, 1, 1]
+    for job in runs.rows(out):
+        assert job.status is S.CANCELLED
+        assert job.error == "cancelled at the provider: Request cancelled by the client"
+        assert job.error_type == "client_cancelled"
+
+
+async def test_unclear_user_cancel_is_asked_again_by_the_next_run(tmp_path: Path) -> None:
+    """A job `batchgen cancel` left 'cancelling' (unclear answer) is cancelled again by the
+    next run and ends cancelled by user, not 'timed out'; the other jobs run as usual."""
+    out = tmp_path / "out"
+    plan = runs.plan_for(runs.prompts(tmp_path, 2), out)
+    key = plan.jobs[0].key
+    async with MockServer(runs.mock_config()) as server:
+        async with aiohttp.ClientSession() as session:
+            server.config.latency = FOREVER
+            rid = (await submit(session, server, {"prompt": "elsewhere"}))["request_id"]
+            server.config.latency = 20.0
+        with Ledger.in_folder(out) as ledger:
+            ledger.sync(plan.jobs, plan.endpoint.id)
+            ledger.transition(key, S.SUBMITTING, attempts=1)
+            ledger.transition(key, S.RUNNING, request_id=rid, submitted_at=time.time())
+            ledger.transition(
+                key, S.CANCELLING, error="cancel asked, provider answered ?", error_type="cancelled"
+            )
+        result = await runs.run(plan, server)
+        async with aiohttp.ClientSession() as session:
+            seen = await provider_status(session, server, rid)
+    assert seen.get("error_type") == "client_cancelled"
+    first, second = runs.rows(out)
+    assert (first.status, first.error) == (S.CANCELLED, "cancelled by user")
+    assert second.status is S.DONE
+    assert result.message == "1 of 2 done; 1 cancelled"

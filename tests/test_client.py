@@ -148,6 +148,32 @@ def test_classify_unknown_endpoint_on_submit_is_fatal() -> None:
     )
 
 
+def test_classify_unknown_request_id() -> None:
+    """A 404 on status, stream or result means the provider forgot the request id
+    (unknown_request, naming it); a 404 with an error_type, or on cancel, does not."""
+    body = b'{"detail":"Request r-9 not found"}'
+    for route in ("status", "stream", "result"):
+        error = classify(404, {}, body, route=route, request_id="r-9")
+        assert type(error) is PermanentError
+        assert error.error_type == "unknown_request"
+        assert str(error) == "request r-9 is unknown to the provider (expired?)"
+    typed = classify(404, {}, b'{"detail":"x","error_type":"bad_request"}', route="result")
+    assert typed is not None
+    assert typed.error_type == "bad_request"
+    cancel = classify(404, {}, body, route="cancel", request_id="r-9")
+    assert cancel is not None
+    assert cancel.error_type is None
+
+
+async def test_unknown_request_is_not_retried(session: aiohttp.ClientSession) -> None:
+    """Status and result of an id the provider does not know fail at once, without retries."""
+    for call in ("status", "result"):
+        async with scripted(reply(404, {"detail": "Request rid not found"})) as server:
+            with pytest.raises(PermanentError, match="request rid is unknown to the provider"):
+                await getattr(client(session, server.url), call)("rid")
+        assert len(server.seen) == 1
+
+
 def test_job_failure_transient_and_permanent() -> None:
     """COMPLETED with a transient error_type means submit again; others fail the job."""
     assert type(job_failure("Runner disconnected", "runner_disconnected")) is RetryableError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from collections.abc import AsyncIterator
@@ -14,7 +15,7 @@ from scripted import Handler, reply, scripted
 
 from batchgen.backoff import Backoff
 from batchgen.download import Downloader, file_session, looks_whole, part_path
-from batchgen.errors import PermanentError, RetryableError
+from batchgen.errors import DiskError, PermanentError, RetryableError
 
 VIDEO = b"\x00\x00\x00\x18ftypisom" + os.urandom(300_000)
 DIGEST = hashlib.sha256(VIDEO).hexdigest()
@@ -167,6 +168,26 @@ async def test_no_credentials_to_file_hosts_or_through_redirects(
     for seen in first.seen + cdn.seen:
         assert "Authorization" not in seen.headers
         assert "Cookie" not in seen.headers
+
+
+async def test_unwritable_destination_is_a_disk_error(
+    tmp_path: Path, files: aiohttp.ClientSession
+) -> None:
+    """A file in place of the folder, or a folder in place of the video, raises DiskError
+    naming the video and the system's reason."""
+    (tmp_path / "videos").write_bytes(b"not a folder")
+    async with scripted(serve()) as server:
+        with pytest.raises(DiskError) as caught:
+            await downloader(files).fetch(
+                server.url + "/f", tmp_path / "videos" / "a.mp4", name="videos/a.mp4"
+            )
+        assert str(caught.value) == "cannot write videos/a.mp4: Not a directory"
+        assert caught.value.errno == errno.ENOTDIR
+        assert server.seen == []
+        (tmp_path / "out" / "b.mp4").mkdir(parents=True)
+        with pytest.raises(DiskError, match=r"cannot write .*b\.mp4: Is a directory"):
+            await downloader(files).fetch(server.url + "/f", tmp_path / "out" / "b.mp4")
+    assert len(server.seen) == 1
 
 
 def test_looks_whole(tmp_path: Path) -> None:

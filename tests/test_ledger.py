@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from batchgen.errors import LedgerError
+from batchgen.errors import JobChanged, LedgerError
 from batchgen.ledger import TRANSITIONS, JobStatus, Ledger
 from batchgen.plan import Plan, build_plan
 
@@ -56,11 +56,47 @@ def test_refuses_transitions_not_written_down(tmp_path: Path) -> None:
         ledger.transition(key, JobStatus.SUBMITTING)
 
 
+def test_expected_state_guards_against_other_writers(tmp_path: Path) -> None:
+    """With ``expect``, a job moved meanwhile by another connection raises JobChanged and
+    keeps what the other writer put there."""
+    plan = make_plan(tmp_path, ["a"])
+    mine = Ledger.in_folder(tmp_path)
+    mine.sync(plan.jobs, plan.endpoint.id)
+    key = plan.jobs[0].key
+    mine.transition(key, JobStatus.SUBMITTING, attempts=1)
+    mine.transition(key, JobStatus.RUNNING, request_id="r1")
+    with Ledger.in_folder(tmp_path) as other:
+        other.transition(key, JobStatus.CANCELLED, error="cancelled by user")
+    with pytest.raises(JobChanged, match="is cancelled now, not running"):
+        mine.transition(key, JobStatus.FAILED, expect=JobStatus.RUNNING, error="x")
+    row = mine.get(key)
+    assert (row.status, row.error) == (JobStatus.CANCELLED, "cancelled by user")
+    row = mine.transition(key, JobStatus.PENDING, expect=JobStatus.CANCELLED)
+    assert row.status is JobStatus.PENDING
+
+
+def test_request_history_keeps_write_order_when_attempts_restart(tmp_path: Path) -> None:
+    """A job reopened with attempts back at 0 lists its request ids oldest first."""
+    plan = make_plan(tmp_path, ["a"])
+    ledger = Ledger.in_folder(tmp_path)
+    ledger.sync(plan.jobs, plan.endpoint.id)
+    key = plan.jobs[0].key
+    for attempt, rid in enumerate(("r1", "r2"), start=1):
+        ledger.transition(key, JobStatus.SUBMITTING, attempts=attempt)
+        ledger.transition(key, JobStatus.QUEUED, request_id=rid, submitted_at=100.0 - attempt)
+        ledger.transition(key, JobStatus.PENDING if attempt == 1 else JobStatus.FAILED)
+    ledger.transition(key, JobStatus.PENDING, attempts=0)
+    ledger.transition(key, JobStatus.SUBMITTING, attempts=1)
+    ledger.transition(key, JobStatus.QUEUED, request_id="r3", submitted_at=1.0)
+    assert ledger.requests(key) == ["r1", "r2", "r3"]
+
+
 def test_every_status_has_its_transitions_written() -> None:
-    """The transition table covers every status, and final states only reopen deliberately."""
+    """The transition table covers every status; final states reopen only deliberately (to be
+    submitted anew, or, a failed job whose video is paid for, downloaded again)."""
     assert set(TRANSITIONS) == set(JobStatus)
-    for status in (JobStatus.FAILED, JobStatus.CANCELLED):
-        assert TRANSITIONS[status] == {JobStatus.PENDING}
+    assert TRANSITIONS[JobStatus.FAILED] == {JobStatus.PENDING, JobStatus.DOWNLOADING}
+    assert TRANSITIONS[JobStatus.CANCELLED] == {JobStatus.PENDING}
 
 
 def test_request_history_and_fields(tmp_path: Path) -> None:

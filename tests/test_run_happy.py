@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -36,7 +37,8 @@ async def test_happy_path_downloads_every_video(tmp_path: Path) -> None:
 
 
 async def test_manifest_run_json_and_log_are_written(tmp_path: Path) -> None:
-    """manifest.csv/jsonl list every job in input order; run.json and the log hold no key."""
+    """manifest.csv/jsonl list every job in input order; run.json (times in ISO 8601 UTC)
+    and the log hold no key."""
     out = tmp_path / "out"
     async with MockServer(mock_config()) as server:
         await run(plan_for(prompts(tmp_path, 6), out), server)
@@ -49,6 +51,9 @@ async def test_manifest_run_json_and_log_are_written(tmp_path: Path) -> None:
     assert info["outcome"] == "done"
     assert info["input_sha256"]
     assert info["endpoint_spec_digest"]
+    for name in ("started_at", "finished_at"):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", info[name]), info[name]
+    assert info["started_at"] <= info["finished_at"]
     log = (out / "batchgen.log").read_text()
     assert "POST /fal-ai/kling-video/v2.5-turbo/pro/text-to-video 200" in log
     assert "/status 20" in log

@@ -39,8 +39,9 @@ async def test_ctrl_c_drains_then_exits_130(tmp_path: Path) -> None:
 
 
 async def test_sigterm_stops_now_and_the_run_resumes(tmp_path: Path) -> None:
-    """SIGTERM stops at once (exit 130) leaving a resumable folder; the rerun finishes it
-    without sending any job twice except ones whose POST was in flight."""
+    """SIGTERM stops at once (exit 130) leaving a resumable folder and a manifest that
+    matches the ledger; the rerun finishes it without sending any job twice except ones
+    whose POST was in flight."""
     out = tmp_path / "out"
     async with MockServer(mock_config(latency=100.0)) as server:
         args = cli_args(prompts(tmp_path, 30), out, server.base_url)
@@ -49,7 +50,9 @@ async def test_sigterm_stops_now_and_the_run_resumes(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         code, err = await finish(proc)
         assert code == 130, err
-        assert any(job.status in (S.QUEUED, S.RUNNING) for job in rows(out))
+        jobs = rows(out)
+        assert any(job.status in (S.QUEUED, S.RUNNING) for job in jobs)
+        assert [r["status"] for r in manifest(out)] == [str(job.status) for job in jobs]
         code, err = await finish(await start(args))
         stats = server.stats()
     assert code == 0, err
@@ -59,11 +62,15 @@ async def test_sigterm_stops_now_and_the_run_resumes(tmp_path: Path) -> None:
             assert stats["submits_by_payload"][payload_digest(job.payload)] == 1
 
 
-async def test_second_ctrl_c_stops_now(tmp_path: Path) -> None:
-    """A second SIGINT stops without waiting for jobs in flight; exit 130."""
+async def test_second_ctrl_c_stops_now_and_the_run_resumes(tmp_path: Path) -> None:
+    """A second SIGINT stops now (exit 130), the manifest matching the ledger; the rerun
+    finishes the folder, sending no job twice except ones whose POST was in flight."""
     out = tmp_path / "out"
-    async with MockServer(mock_config(latency=5000.0)) as server:
-        proc = await start(cli_args(prompts(tmp_path, 10), out, server.base_url))
+    # 8 run at once for ~1 s: they are surely in flight at the second SIGINT, and the
+    # rerun waits for them at most that long.
+    async with MockServer(mock_config(latency=1000.0, max_in_progress=8)) as server:
+        args = cli_args(prompts(tmp_path, 10), out, server.base_url)
+        proc = await start(args)
         await until(lambda: submitted(server) >= 8)
         proc.send_signal(signal.SIGINT)
         await until(
@@ -72,5 +79,15 @@ async def test_second_ctrl_c_stops_now(tmp_path: Path) -> None:
         )
         proc.send_signal(signal.SIGINT)
         code, err = await finish(proc)
-    assert code == 130, err
-    assert any(job.status in (S.QUEUED, S.RUNNING) for job in rows(out))
+        assert code == 130, err
+        jobs = rows(out)
+        assert any(job.status in (S.QUEUED, S.RUNNING) for job in jobs)
+        assert [r["status"] for r in manifest(out)] == [str(job.status) for job in jobs]
+        server.config.latency = 20.0  # for jobs submitted from now on
+        code, err = await finish(await start(args))
+        stats = server.stats()
+    assert code == 0, err
+    assert_all_verified(out, stats)
+    for job in rows(out):
+        if not job.possibly_duplicate:
+            assert stats["submits_by_payload"][payload_digest(job.payload)] == 1

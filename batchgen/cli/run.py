@@ -75,6 +75,21 @@ def run_options(func: F) -> F:
                 is_flag=True,
                 help="Run against an emulator started in-process (no key, no network).",
             ),
+            click.option(
+                "--retry-failed",
+                is_flag=True,
+                help=(
+                    "Run this folder's failed jobs again: one whose video could not be "
+                    "written (disk full...) is downloaded again, not submitted; any other is "
+                    "submitted anew with a fresh --max-attempts budget (its attempts count "
+                    "restarts; old request ids stay in the ledger)."
+                ),
+            ),
+            click.option(
+                "--retry-cancelled",
+                is_flag=True,
+                help="Submit this folder's cancelled jobs anew (attempts restart as above).",
+            ),
             click.option("--concurrency", type=int, help="Jobs in flight at the provider."),
             click.option("--rate", type=float, help="HTTP requests per second to the API."),
             click.option(
@@ -148,6 +163,8 @@ def run(
     output: Path | None,
     api_key_file: Path | None,
     mock: bool,
+    retry_failed: bool,
+    retry_cancelled: bool,
     progress: str,
     time_scale: float | None,
     **options: Any,
@@ -155,7 +172,8 @@ def run(
     """Run TARGET (a prompt file or job spec): submit, poll, download, write the manifest.
 
     Run it again (or `batchgen run --out DIR`) to resume: finished jobs are skipped,
-    submitted ones polled, never sent twice.
+    submitted ones polled, never sent twice. Failed and cancelled jobs are left as they
+    are unless --retry-failed / --retry-cancelled.
     """
 
     from batchgen.plan import build_plan
@@ -178,6 +196,9 @@ def run(
         filename = filename or stored.get("filename")
         set_values = set_values or dict(stored.get("sets") or {})
         overrides = {**(stored.get("options") or {}), **overrides}
+        # A --mock run resumes on a fresh emulator: it knows none of the earlier request ids,
+        # so jobs in flight fail as unknown (--retry-failed submits them again).
+        mock = mock or (bool(stored.get("mock")) and "base_url" not in overrides)
     if mock:
         overrides["provider"] = "mock"
     plan = build_plan(
@@ -198,10 +219,12 @@ def run(
         "filename": filename,
         "sets": set_values,
         "options": overrides,
+        "mock": mock,
     }
     scale = time_scale if time_scale is not None else (MOCK_TIME_SCALE if mock else 1.0)
     timing = Timing(scale=scale)
-    result = asyncio.run(_run(plan, resume, timing, mock, api_key_file, progress))
+    retry = {"retry_failed": retry_failed, "retry_cancelled": retry_cancelled}
+    result = asyncio.run(_run(plan, resume, timing, mock, api_key_file, progress, retry))
     code = {"done": 0, "failed": EXIT_FAILED, "fatal": EXIT_FATAL, "interrupted": EXIT_INTERRUPTED}[
         result.outcome
     ]
@@ -218,6 +241,7 @@ async def _run(
     mock: bool,
     api_key_file: Path | None,
     progress: str,
+    retry: dict[str, bool],
 ) -> Any:
     """Run with signal handlers: Ctrl-C once drains, twice (or SIGTERM) stops now."""
 
@@ -241,7 +265,7 @@ async def _run(
         )
         for warning in connection.warnings:
             click.echo(f"warning: {warning}", err=True)
-        runner = Runner(plan, connection, timing=timing, reporter=reporter, resume=resume)
+        runner = Runner(plan, connection, timing=timing, reporter=reporter, resume=resume, **retry)
         presses = 0
 
         def interrupted() -> None:
