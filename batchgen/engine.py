@@ -18,13 +18,7 @@ Other processes may change jobs under a live run (``batchgen cancel``). Every mo
 state the engine last saw (``Ledger.transition(expect=...)``); when the ledger says the job is
 elsewhere now, the engine leaves it as the other process put it and drives it no further.
 
-Disk errors: a video that cannot be written fails its job ("cannot write videos/NAME.mp4: No
-space left on device"). When ``DISK_ERRORS_IN_A_ROW`` downloads in a row fail with the same
-error (no download succeeding in between), the disk is the problem, not the job: the engine
-stops submitting, downloads nothing more, follows the jobs in flight until their video URL is
-recorded (results expire within an hour, videos stay on the CDN for days), and ends with
-``Engine.disk_stop`` saying why. Jobs left ``downloading`` are fetched by the next run; the
-failed ones by ``run --retry-failed``, which downloads them again without submitting.
+Downloads and the rule that stops a run on a failing disk live in ``batchgen.download_pool``.
 """
 
 from __future__ import annotations
@@ -40,10 +34,10 @@ from typing import Any
 from batchgen.classify import CANCELLED, UNKNOWN_REQUEST, job_failure
 from batchgen.client import QueueClient, Status
 from batchgen.download import Downloader, part_path, video_of
+from batchgen.download_pool import DownloadPool
 from batchgen.errors import (
     AmbiguousSubmit,
     ApiError,
-    DiskError,
     FatalError,
     JobChanged,
     PermanentError,
@@ -58,12 +52,6 @@ from batchgen.timing import Timing
 
 S = JobStatus
 log = logging.getLogger("batchgen.run")
-# Downloads failing in a row with the same OSError before the run stops: one bad file name is
-# the job's problem; three in a row with the same errno is the disk's (or the folder's).
-DISK_ERRORS_IN_A_ROW = 3
-# error_type of a job whose video could not be written: --retry-failed downloads it again
-# (the file host failing is "download": the file may be gone for good, so it is submitted anew).
-DISK = "disk"
 
 
 @dataclass(slots=True)
@@ -93,21 +81,26 @@ class Engine:
         self._settings, self._timing, self._policy = settings, timing, policy
         self._reporter, self._out = reporter, out_dir
         self._slots = Slots(settings.concurrency)
-        self._downloads: asyncio.Queue[tuple[str, str, int | None, str] | None] = asyncio.Queue()
+        self._pool = DownloadPool(
+            ledger=ledger,
+            downloader=downloader,
+            reporter=reporter,
+            out_dir=out_dir,
+            workers=settings.download_concurrency,
+            on_disk_stop=self.drain,
+        )
         self._active = 0
         self._idle = asyncio.Event()
         self._draining = False
         self.spent = 0.0
         self.fatal: FatalError | None = None
-        self.disk_stop: str | None = None
         self.held_by_cost = 0
         self.not_submitted = 0
-        self._disk_errors: list[DiskError] = []  # the latest downloads, all failing alike
 
     def __repr__(self) -> str:
         return (
             f"<Engine in_flight={self._slots.used}/{self._slots.limit} "
-            f"active={self._active} downloads={self._downloads.qsize()} "
+            f"active={self._active} downloads={self._pool.queued} "
             f"spent=${self.spent:.2f}{' draining' if self._draining else ''}>"
         )
 
@@ -119,6 +112,11 @@ class Engine:
     @property
     def draining(self) -> bool:
         return self._draining
+
+    @property
+    def disk_stop(self) -> str | None:
+        """Why the run stopped for a failing disk, or None (see ``batchgen.download_pool``)."""
+        return self._pool.disk_stop
 
     async def run(self, jobs: Iterable[tuple[str, JobStatus]], spent: float = 0.0) -> None:
         """Drive ``jobs`` (key and status of the run's jobs, in input order) to their end.
@@ -140,10 +138,7 @@ class Engine:
         get = self._ledger.get
         try:
             async with asyncio.TaskGroup() as tg:
-                workers = [
-                    tg.create_task(self._download_worker())
-                    for _ in range(self._settings.download_concurrency)
-                ]
+                self._pool.start(tg)
                 for key in fetch:
                     self._spawn(tg, _Job(get(key)))
                 for key in remote:
@@ -154,9 +149,7 @@ class Engine:
                         break
                     self._spawn(tg, _Job(get(key), holding=True))
                 await self._wait_idle()
-                await self._downloads.join()
-                for _ in workers:
-                    self._downloads.put_nowait(None)
+                await self._pool.close()
         except BaseExceptionGroup as group:
             fatal = [e for e in group.exceptions if isinstance(e, FatalError)]
             if not fatal:
@@ -210,7 +203,7 @@ class Engine:
             row = job.row
             assert row.video_url is not None
             assert row.video_path is not None
-            self._downloads.put_nowait((row.key, row.video_url, row.bytes, row.video_path))
+            self._pool.put(row.key, row.video_url, row.bytes, row.video_path)
             return False
         else:
             return False
@@ -454,63 +447,6 @@ class Engine:
                 return
             return self._fail(job, f"{exc} (after {job.row.attempts} attempts)", exc.error_type)
         self._fail(job, str(exc), exc.error_type)
-
-    # -- downloads --------------------------------------------------------------------------
-
-    async def _download_worker(self) -> None:
-        while (item := await self._downloads.get()) is not None:
-            try:
-                if self.disk_stop is None:  # else left downloading, for the next run
-                    await self._download(*item)
-            except JobChanged as exc:
-                log.info("%s: changed by another process; left as it is", exc)
-            finally:
-                self._downloads.task_done()
-
-    async def _download(self, key: str, url: str, size: int | None, path: str) -> None:
-        def failed(error: str, error_type: str) -> None:
-            self._ledger.transition(
-                key, S.FAILED, expect=S.DOWNLOADING, error=error, error_type=error_type
-            )
-            self._reporter.failed()
-            log.info("job %s: failed: %s", key, error)
-
-        try:
-            fetched = await self._downloader.fetch(
-                url, self._out / path, expected_size=size, name=path
-            )
-        except (RetryableError, PermanentError) as exc:
-            failed(f"download: {exc}", "download")
-        except DiskError as exc:
-            failed(str(exc), DISK)
-            self._disk_failed(exc)
-        else:
-            self._disk_errors.clear()
-            self._ledger.transition(
-                key,
-                S.DONE,
-                expect=S.DOWNLOADING,
-                bytes=fetched.bytes,
-                sha256=fetched.sha256,
-                video_path=path,
-                error=None,
-                error_type=None,
-            )
-            self._reporter.downloaded()
-
-    def _disk_failed(self, exc: DiskError) -> None:
-        """Count ``exc`` towards the stop rule (see the module docstring)."""
-        if self._disk_errors and self._disk_errors[-1].errno != exc.errno:
-            self._disk_errors.clear()
-        self._disk_errors.append(exc)
-        if len(self._disk_errors) >= DISK_ERRORS_IN_A_ROW and self.disk_stop is None:
-            self.disk_stop = (
-                f"stopped: {len(self._disk_errors)} videos in a row could not be written "
-                f"(last: {exc}); nothing more was submitted or downloaded. Fix the disk or "
-                "the folder, then run again with --retry-failed"
-            )
-            log.error("%s", self.disk_stop)
-            self.drain()
 
     # -- small helpers ------------------------------------------------------------------------
 

@@ -58,6 +58,18 @@ class JobStatus(StrEnum):
 
 
 S = JobStatus
+# Submitted (or maybe submitted) and not yet at an end: the provider may hold a job for it.
+IN_FLIGHT = frozenset(
+    {
+        S.SUBMITTING,
+        S.SUBMIT_UNCERTAIN,
+        S.QUEUED,
+        S.RUNNING,
+        S.COMPLETED,
+        S.DOWNLOADING,
+        S.CANCELLING,
+    }
+)
 # The only allowed moves. PENDING again means "submit anew" (transient failure, retry-failed).
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     S.PENDING: frozenset({S.SUBMITTING, S.FAILED, S.CANCELLED}),

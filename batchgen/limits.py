@@ -9,23 +9,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 
-from batchgen.ledger import JobRow, JobStatus
+from batchgen.ledger import IN_FLIGHT, JobRow, JobStatus
 
 S = JobStatus
 # Jobs that hold, or may hold, a billable job at the provider. A job sent back to pending
 # after a transient (5xx) failure holds none: fal bills no 5xx.
-SPENDING = frozenset(
-    {
-        S.SUBMITTING,
-        S.SUBMIT_UNCERTAIN,
-        S.QUEUED,
-        S.RUNNING,
-        S.COMPLETED,
-        S.DOWNLOADING,
-        S.CANCELLING,
-        S.DONE,
-    }
-)
+SPENDING = IN_FLIGHT | {S.DONE}
 
 
 def estimated_spend(rows: Iterable[JobRow]) -> float:

@@ -29,7 +29,8 @@ from aiolimiter import AsyncLimiter
 from batchgen import __version__
 from batchgen.client import QueueClient
 from batchgen.download import Downloader, file_session, looks_whole
-from batchgen.engine import DISK, Engine
+from batchgen.download_pool import DISK
+from batchgen.engine import Engine
 from batchgen.errors import DiskError, UsageError
 from batchgen.ledger import LEDGER_NAME, JobRow, JobStatus, Ledger
 from batchgen.limits import estimated_spend

@@ -22,21 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from batchgen.errors import UsageError
-from batchgen.ledger import LEDGER_NAME, JobRow, JobStatus, Ledger
+from batchgen.ledger import IN_FLIGHT, LEDGER_NAME, JobRow, JobStatus, Ledger
 
 S = JobStatus
 SPENT = frozenset({S.DONE, S.COMPLETED, S.DOWNLOADING})
-IN_FLIGHT = frozenset(
-    {
-        S.SUBMITTING,
-        S.SUBMIT_UNCERTAIN,
-        S.QUEUED,
-        S.RUNNING,
-        S.COMPLETED,
-        S.DOWNLOADING,
-        S.CANCELLING,
-    }
-)
 # The order counts are shown in: outcomes first, then work under way, then work not started.
 ORDER = (
     S.DONE,

@@ -23,7 +23,7 @@ from runs import (
 )
 
 from batchgen.cli import cli
-from batchgen.engine import DISK_ERRORS_IN_A_ROW
+from batchgen.download_pool import DISK_ERRORS_IN_A_ROW
 from batchgen.errors import DiskError
 from batchgen.ledger import JobStatus
 from batchgen.mock import MockServer
