@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +21,7 @@ from folders import Folder, make_folder
 from batchgen.cli import cli
 from batchgen.errors import UsageError
 from batchgen.export import export, uniform
+from batchgen.ledger import Ledger
 from batchgen.mock import MockServer
 
 # The split keywords `datasets` looks for in file and folder names (data_files.py).
@@ -194,3 +198,43 @@ async def test_hf_export_of_a_real_run(tmp_path: Path) -> None:
             hashlib.sha256(video.read_bytes()).hexdigest() == served[meta["request_id"]]["sha256"]
         )
         assert meta["notes"].startswith("note ")
+
+
+async def test_hf_export_loads_with_datasets_videofolder(tmp_path: Path) -> None:
+    """`datasets.load_dataset("videofolder", data_dir=...)` reads the export of a real run."""
+    pytest.importorskip("datasets")
+    out = tmp_path / "out"
+    async with MockServer(runs.mock_config()) as server:
+        result = await runs.run(runs.plan_for(runs.prompts(tmp_path, 4), out), server)
+    assert result.outcome == "done", result.message
+    export(out, "hf", tmp_path / "dataset")
+    _check_with_datasets(tmp_path / "dataset", out, tmp_path / "hf-home")
+
+
+def _check_with_datasets(dataset: Path, out: Path, hf_home: Path) -> None:
+    # A child process: datasets reads its offline switches at import, and must not touch a hub.
+    script = (
+        "import json, sys, datasets\n"
+        "ds = datasets.load_dataset('videofolder', data_dir=sys.argv[1])['train']\n"
+        "ds = ds.cast_column('video', datasets.Video(decode=False))\n"
+        "print(json.dumps([{**row, 'video': row['video']['path']} for row in ds]))\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(hf_home)}
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(dataset)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads(proc.stdout.splitlines()[-1])
+    ledger = {row.key: row for row in Ledger.in_folder(out, readonly=True).jobs()}
+    assert sorted(r["key"] for r in rows) == sorted(ledger)
+    for row in rows:
+        job = ledger[row["key"]]
+        assert row["prompt"] == job.payload["prompt"]
+        assert row["request_id"] == job.request_id
+        assert row["sha256"] == job.sha256
+        assert hashlib.sha256(Path(row["video"]).read_bytes()).hexdigest() == job.sha256
