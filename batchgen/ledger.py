@@ -342,6 +342,14 @@ class Ledger:
             sql += " WHERE " + " AND ".join(where)
         return [_row(r) for r in self._plain().execute(sql + " ORDER BY position", args)]
 
+    def iter_jobs(self) -> Iterator[JobRow]:
+        """Every job in input order, read as it is consumed: constant memory for any ledger.
+
+        One SELECT, so what it yields is one consistent snapshot of the ledger.
+        """
+        for row in self._plain().execute(f"SELECT {_COLUMNS} FROM jobs ORDER BY position"):
+            yield _row(row)
+
     def counts(self) -> dict[JobStatus, int]:
         """Number of jobs in each status (every status present, zero or more)."""
         counts = dict.fromkeys(JobStatus, 0)

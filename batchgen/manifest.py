@@ -30,7 +30,7 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -123,20 +123,31 @@ def build_manifest(ledger: Ledger, out_dir: Path, jobs: list[JobRow] | None = No
     """Every job of ``ledger`` (or ``jobs``, read from it already) as a manifest record, with
     the column layout described above."""
     jobs = ledger.jobs() if jobs is None else jobs
-    plan = ledger.meta("plan") or {}
-    extra = plan.get("extra_columns")
-    params = plan.get("param_columns")
-    if extra is None:
-        extra = list(dict.fromkeys(k for job in jobs for k in job.extra))
-    if params is None:
-        params = list(dict.fromkeys(k for job in jobs for k in job.payload))
-    taken = set(LEAD) | set(TAIL)
-    inputs = {_free(name, "input.", taken): name for name in extra}
-    sent = {_free(name, "param.", taken): name for name in params}
-    columns = [*LEAD, *inputs, *sent, *TAIL]
+    columns, inputs, sent = _layout(ledger, jobs)
     root = Path(out_dir).resolve()
     records = [_record(job, inputs, sent, root) for job in jobs]
     return Manifest(columns=columns, records=records, inputs=inputs, params=sent)
+
+
+def _layout(
+    ledger: Ledger, jobs: Iterable[JobRow]
+) -> tuple[list[str], dict[str, str], dict[str, str]]:
+    """Columns, input columns and parameter columns; from the run's plan, else from ``jobs``."""
+    plan = ledger.meta("plan") or {}
+    extra = plan.get("extra_columns")
+    params = plan.get("param_columns")
+    if extra is None or params is None:
+        extra_seen: dict[str, None] = {}
+        params_seen: dict[str, None] = {}
+        for job in jobs:
+            extra_seen.update(dict.fromkeys(job.extra))
+            params_seen.update(dict.fromkeys(job.payload))
+        extra = list(extra_seen) if extra is None else extra
+        params = list(params_seen) if params is None else params
+    taken = set(LEAD) | set(TAIL)
+    inputs = {_free(name, "input.", taken): name for name in extra}
+    sent = {_free(name, "param.", taken): name for name in params}
+    return [*LEAD, *inputs, *sent, *TAIL], inputs, sent
 
 
 def _free(name: str, prefix: str, taken: set[str]) -> str:
@@ -195,10 +206,25 @@ def _relative(path: str | None, root: Path) -> str | None:
 
 
 def write_manifest(ledger: Ledger, out_dir: Path) -> None:
-    """Rewrite ``DIR/manifest.csv`` and ``DIR/manifest.jsonl`` from ``ledger``, atomically."""
-    manifest = build_manifest(ledger, out_dir)
-    write_csv(manifest, Path(out_dir) / "manifest.csv")
-    write_jsonl(manifest, Path(out_dir) / "manifest.jsonl")
+    """Rewrite ``DIR/manifest.csv`` and ``DIR/manifest.jsonl`` from ``ledger``, atomically.
+
+    One pass over the ledger writes both files row by row: memory stays flat for any number of
+    jobs (the run rewrites the manifest now and then, beside 100,000 jobs in flight).
+    """
+    out = Path(out_dir)
+    columns, inputs, sent = _layout(ledger, ledger.iter_jobs())
+    root = out.resolve()
+    dumps = json.JSONEncoder(ensure_ascii=False).encode
+    with (
+        atomic_open(out / "manifest.csv", "w", encoding="utf-8-sig", newline="") as table,
+        atomic_open(out / "manifest.jsonl", "w", encoding="utf-8", newline="\n") as lines,
+    ):
+        writer = csv.writer(table, lineterminator="\r\n")
+        writer.writerow([spreadsheet_cell(c) for c in columns])
+        for job in ledger.iter_jobs():
+            record = _record(job, inputs, sent, root)
+            writer.writerow([spreadsheet_cell(record[c]) for c in columns])
+            lines.write(dumps(record) + "\n")
 
 
 def write_csv(manifest: Manifest, path: Path) -> None:
