@@ -71,10 +71,7 @@ class Plan:
     @property
     def estimated_cost(self) -> float | None:
         """Total estimated spend in USD, or None when any job's price is unknown."""
-        costs = [job.cost_usd for job in self.jobs]
-        if any(c is None for c in costs):
-            return None
-        return round(sum(c for c in costs if c is not None), 6)
+        return _total(self.jobs)
 
     def breakdown(self) -> list[dict[str, Any]]:
         """Job counts and costs grouped by the parameters that drive the price."""
@@ -84,10 +81,12 @@ class Plan:
             groups.setdefault(tuple(job.payload.get(d) for d in drivers), []).append(job)
         out = []
         for values, jobs in sorted(groups.items(), key=lambda kv: _sort_key(kv[0])):
-            costs = [j.cost_usd for j in jobs]
-            total = None if any(c is None for c in costs) else round(sum(costs), 6)  # type: ignore[arg-type]
             out.append(
-                {**dict(zip(drivers, values, strict=True)), "jobs": len(jobs), "cost_usd": total}
+                {
+                    **dict(zip(drivers, values, strict=True)),
+                    "jobs": len(jobs),
+                    "cost_usd": _total(jobs),
+                }
             )
         return out
 
@@ -103,6 +102,16 @@ class Plan:
             "output": str(self.output_dir),
             "warnings": self.warnings,
         }
+
+
+def _total(jobs: list[Job]) -> float | None:
+    """The summed price of ``jobs`` in USD, or None when any price is unknown (never 0)."""
+    total = 0.0
+    for job in jobs:
+        if job.cost_usd is None:
+            return None
+        total += job.cost_usd
+    return round(total, 6)
 
 
 def _sort_key(values: tuple[Any, ...]) -> tuple[tuple[int, float, str], ...]:

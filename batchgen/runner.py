@@ -325,8 +325,8 @@ class Runner:
             wait = max(self.timing.manifest_every, 9 * took)
 
     def _result(self, ledger: Ledger, engine: Engine, orphaned: list[str]) -> RunResult:
-        counts = {str(k): v for k, v in ledger.counts().items() if v}
         in_input = ledger.counts()
+        counts = {str(k): v for k, v in in_input.items() if v}
         for key in orphaned:  # usually none: cheaper than reading every row again
             in_input[ledger.get(key).status] -= 1
         total = sum(in_input.values())
