@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -186,12 +185,6 @@ def test_named_keys_unknown_or_final(tmp_path: Path) -> None:
 
 
 # -- against the emulator ------------------------------------------------------------------
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[MockServer]:
-    async with MockServer(fast_config()) as running:
-        yield running
 
 
 async def provider_status(session: aiohttp.ClientSession, server: MockServer, rid: str) -> dict:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -29,12 +28,6 @@ QUEUED = {
     "status_url": "https://queue.fal.run/x/status",
     "response_url": "https://elsewhere/y",
 }
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 class Sleeps(list[float]):

@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from mock_fixtures import AUTH, fast_config, submit, wait_completed
+from mock_fixtures import AUTH, submit, wait_completed
 
 from batchgen.mock import MockServer
 from batchgen.mock.files import RangeNotSatisfiable, parse_range
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[MockServer]:
-    async with MockServer(fast_config()) as running:
-        yield running
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
 
 
 async def finished_video(session: aiohttp.ClientSession, server: MockServer) -> dict:
