@@ -13,49 +13,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import subprocess
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import aiohttp
+from common import emulator
 
 KLING = "fal-ai/kling-video/v2.5-turbo/pro/text-to-video"
 APP = "fal-ai/kling-video"
 KEY = "bench-key"
-REPO = Path(__file__).resolve().parent.parent
-
-
-def start_emulator(max_in_progress: int) -> tuple[subprocess.Popen[str], str]:
-    """Start `batchgen mock` on a free port; return the process and its base URL."""
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "batchgen",
-            "mock",
-            "--port",
-            "0",
-            "--api-key",
-            KEY,
-            "--max-in-progress",
-            str(max_in_progress),
-            "--queue-delay",
-            "0",
-            "--seed",
-            "1",
-        ],
-        cwd=REPO,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert child.stderr is not None
-    line = child.stderr.readline()
-    if " on " not in line:
-        child.kill()
-        raise SystemExit(f"the emulator did not start: {line}{child.stderr.read()}")
-    return child, line.split(" on ")[1].split()[0]
 
 
 async def create_jobs(session: aiohttp.ClientSession, base: str, count: int) -> list[str]:
@@ -89,8 +55,17 @@ async def hammer(
 
 
 async def run(args: argparse.Namespace) -> None:
-    child, base = start_emulator(args.max_in_progress)
-    try:
+    emulated = emulator(
+        "--api-key",
+        KEY,
+        "--max-in-progress",
+        str(args.max_in_progress),
+        "--queue-delay",
+        "0",
+        "--seed",
+        "1",
+    )
+    with emulated as base:
         connector = aiohttp.TCPConnector(limit=args.concurrency)
         headers = {"Authorization": f"Key {KEY}"}
         async with aiohttp.ClientSession(base, connector=connector, headers=headers) as session:
@@ -110,11 +85,6 @@ async def run(args: argparse.Namespace) -> None:
             elapsed = time.perf_counter() - started
             async with session.get("/_mock/stats") as r:
                 stats = await r.json()
-    finally:
-        child.terminate()
-        child.wait(10)
-        if child.stderr is not None:
-            child.stderr.close()
     done = sum(codes.values())
     latencies.sort()
     bad = done - codes[200] - codes[202]

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import emulator, peak_rss_mb, prompts, rss_mb, sample_rss
+from common import INSTANT, emulator, peak_rss_mb, prompts, rss_mb, sample_rss
 
 from batchgen.plan import build_plan
 from batchgen.providers import Connection
@@ -31,16 +31,7 @@ from batchgen.timing import Timing
 async def run_jobs(jobs: int) -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-c-"))
     try:
-        with emulator(
-            "--latency",
-            "0",
-            "--latency-jitter",
-            "0",
-            "--queue-delay",
-            "0",
-            "--max-in-progress",
-            "100000",
-        ) as base:
+        with emulator(*INSTANT) as base:
             before = rss_mb()
             started = time.perf_counter()
             plan = build_plan(

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import emulator, prompts, stats
+from common import INSTANT, emulator, prompts, stats
 
 from batchgen.plan import build_plan
 from batchgen.providers import Connection
@@ -27,16 +27,7 @@ from batchgen.timing import Timing
 async def main(jobs: int, concurrency: int, poll: str) -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-a-"))
     try:
-        with emulator(
-            "--latency",
-            "0",
-            "--latency-jitter",
-            "0",
-            "--queue-delay",
-            "0",
-            "--max-in-progress",
-            "100000",
-        ) as base:
+        with emulator(*INSTANT) as base:
             plan = build_plan(
                 prompts(folder / "in.csv", jobs),
                 output=folder / "out",

@@ -20,6 +20,19 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 
 
+# An emulator that finishes every job at once and never queues: the client is all that is timed.
+INSTANT = (
+    "--latency",
+    "0",
+    "--latency-jitter",
+    "0",
+    "--queue-delay",
+    "0",
+    "--max-in-progress",
+    "100000",
+)
+
+
 @contextmanager
 def emulator(*args: str) -> Iterator[str]:
     """Start ``batchgen mock`` with ``args`` on a free port; yield its base URL."""
