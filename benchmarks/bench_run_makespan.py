@@ -21,9 +21,9 @@ from pathlib import Path
 
 from common import emulator, prompts, stats
 
-from batchgen.plan import build_plan
-from batchgen.providers import Connection
-from batchgen.runner import Runner
+from batchgen.api.providers import Connection
+from batchgen.plan.build import build_plan
+from batchgen.run.runner import Runner
 
 
 async def main(jobs: int, concurrency: int, rate: float, jitter: str, poll: str) -> None:

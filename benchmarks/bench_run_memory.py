@@ -22,10 +22,10 @@ from pathlib import Path
 
 from common import INSTANT, emulator, peak_rss_mb, prompts, rss_mb, sample_rss
 
-from batchgen.plan import build_plan
-from batchgen.providers import Connection
-from batchgen.runner import Runner
-from batchgen.timing import Timing
+from batchgen.api.providers import Connection
+from batchgen.plan.build import build_plan
+from batchgen.run.runner import Runner
+from batchgen.run.timing import Timing
 
 
 async def run_jobs(jobs: int) -> None:

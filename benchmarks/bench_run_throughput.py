@@ -18,10 +18,10 @@ from pathlib import Path
 
 from common import INSTANT, emulator, prompts, stats
 
-from batchgen.plan import build_plan
-from batchgen.providers import Connection
-from batchgen.runner import Runner
-from batchgen.timing import Timing
+from batchgen.api.providers import Connection
+from batchgen.plan.build import build_plan
+from batchgen.run.runner import Runner
+from batchgen.run.timing import Timing
 
 
 async def main(jobs: int, concurrency: int, poll: str) -> None:

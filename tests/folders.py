@@ -11,9 +11,10 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from batchgen.ledger import JobStatus, Ledger
-from batchgen.plan import Plan, build_plan
-from batchgen.progress import Reporter
+from batchgen.ledger.states import JobStatus
+from batchgen.ledger.store import Ledger
+from batchgen.plan.build import Plan, build_plan
+from batchgen.run.progress import Reporter
 
 S = JobStatus
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z

@@ -14,13 +14,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from batchgen.backoff import Backoff
-from batchgen.ledger import JobRow, Ledger
+from batchgen.api.backoff import Backoff
+from batchgen.api.providers import Connection
+from batchgen.ledger.states import JobRow
+from batchgen.ledger.store import Ledger
 from batchgen.mock import MockConfig, MockServer
-from batchgen.plan import Plan, build_plan
-from batchgen.providers import Connection
-from batchgen.runner import Runner, RunResult
-from batchgen.timing import Timing
+from batchgen.plan.build import Plan, build_plan
+from batchgen.run.runner import Runner, RunResult
+from batchgen.run.timing import Timing
 
 REPO = Path(__file__).resolve().parent.parent
 SCALE = 0.001

@@ -23,7 +23,7 @@ _FOLDER = click.argument("out_dir", metavar="DIR", type=click.Path(path_type=Pat
 @handle_errors
 def status(out_dir: Path, as_json: bool) -> None:
     """Counts, spend, jobs in flight and failures of the batch in DIR (safe during a run)."""
-    from batchgen.status import read_status, render
+    from batchgen.folder.status import read_status, render
 
     result = read_status(out_dir)
     if as_json:
@@ -63,7 +63,7 @@ def cancel(
     api_key_file: Path | None,
 ) -> None:
     """Cancel the jobs of DIR at the provider; they end 'cancelled' and are not resubmitted."""
-    from batchgen.cancel import cancel_folder
+    from batchgen.folder.cancel import cancel_folder
 
     wanted = [k for item in keys for k in item.replace(",", " ").split()] or None
     overrides = {
@@ -96,7 +96,7 @@ def cancel(
 @handle_errors
 def report(out_dir: Path) -> None:
     """Write DIR/report.html: a summary and a gallery of the batch, viewable offline."""
-    from batchgen.report import write_report
+    from batchgen.folder.report import write_report
 
     click.echo(write_report(out_dir))
 
@@ -120,7 +120,7 @@ def report(out_dir: Path) -> None:
 @handle_errors
 def export(out_dir: Path, fmt: str, to: Path) -> None:
     """Export the batch in DIR as a table, or as a dataset folder of its videos."""
-    from batchgen.export import export as run_export
+    from batchgen.folder.export import export as run_export
 
     result = run_export(out_dir, fmt, to)
     if fmt == "hf":

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 import click
 
-from batchgen import __version__
 from batchgen.errors import BatchgenError, FatalError, InputError, UsageError
+from batchgen.version import __version__
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -67,7 +67,7 @@ def cli() -> None:
 @handle_errors
 def endpoints() -> None:
     """List the built-in endpoint specs."""
-    from batchgen.endpoint import builtin_specs
+    from batchgen.plan.endpoint import builtin_specs
 
     for spec in builtin_specs().values():
         click.echo(f"{spec.id}  ({spec.title})")
@@ -140,7 +140,7 @@ def plan(
     as_json: bool,
 ) -> None:
     """Validate TARGET (a prompt file or job spec) and print jobs and cost. Sends nothing."""
-    from batchgen.plan import build_plan
+    from batchgen.plan.build import build_plan
 
     if target is None:
         raise UsageError("give a prompt file or a job spec: batchgen plan FILE")

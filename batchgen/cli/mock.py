@@ -144,8 +144,8 @@ def mock(
     """
     import ssl
 
-    from batchgen.endpoint import builtin_specs, load_spec_file
     from batchgen.mock import MockConfig, serve
+    from batchgen.plan.endpoint import builtin_specs, load_spec_file
 
     specs = builtin_specs()
     for path in spec_files:

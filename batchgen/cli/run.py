@@ -176,9 +176,9 @@ def run(
     are unless --retry-failed / --retry-cancelled.
     """
 
-    from batchgen.plan import build_plan
-    from batchgen.runner import stored_run
-    from batchgen.timing import Timing
+    from batchgen.plan.build import build_plan
+    from batchgen.run.runner import stored_run
+    from batchgen.run.timing import Timing
 
     overrides = {k: v for k, v in options.items() if k in _RUN_SETTINGS and v is not None}
     set_values = parse_sets(sets)
@@ -245,8 +245,8 @@ async def _run(
 ) -> Any:
     """Run with signal handlers: Ctrl-C once drains, twice (or SIGTERM) stops now."""
 
-    from batchgen.providers import connect
-    from batchgen.runner import Runner
+    from batchgen.api.providers import connect
+    from batchgen.run.runner import Runner
 
     reporter = _reporter(progress)
     server: Any = None
@@ -297,7 +297,7 @@ async def _run(
 
 
 def _reporter(progress: str) -> Any:
-    from batchgen.progress import BarReporter, LineReporter, Reporter
+    from batchgen.run.progress import BarReporter, LineReporter, Reporter
 
     if progress == "none":
         return Reporter()

@@ -7,7 +7,8 @@ positions, scaled latencies, real MP4 outputs on a public file route, and seeded
     async with MockServer(MockConfig(time_scale=0.001)) as server:
         ...  # talk to server.base_url, then assert on server.stats()
 
-The emulator depends on ``batchgen.endpoint`` and ``batchgen.errors`` only, never on the client.
+May import: ``batchgen.plan`` (endpoint specs) and ``batchgen.errors`` only, never the client:
+the emulator follows the protocol notes, not batchgen's own reading of them.
 """
 
 from batchgen.mock.app import make_app

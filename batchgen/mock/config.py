@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
-from batchgen.endpoint import EndpointSpec, builtin_specs
 from batchgen.errors import UsageError
+from batchgen.plan.endpoint import EndpointSpec, builtin_specs
 
 AUTH_SCHEMES = ("any", "bearer", "key")
 

@@ -1,0 +1,155 @@
+"""The one place where an HTTP answer (or a job's error) becomes a branch of the error tree.
+
+``classify`` reads a status code, headers and body; ``job_failure`` reads the ``error`` and
+``error_type`` of a job that ended COMPLETED with an error. See ``batchgen.api.client`` for what
+each branch means to the caller. Sources: the fal queue protocol notes (error_type table).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from batchgen.api.backoff import parse_retry_after
+from batchgen.errors import ApiError, FatalError, PermanentError, RetryableError
+
+# error_types after which submitting the same job again may well succeed.
+TRANSIENT = frozenset(
+    {
+        "request_timeout",
+        "startup_timeout",
+        "runner_scheduling_failure",
+        "runner_connection_timeout",
+        "runner_disconnected",
+        "runner_connection_refused",
+        "runner_connection_error",
+        "runner_incomplete_response",
+        "runner_server_error",
+        "internal_error",
+    }
+)
+CANCELLED = frozenset({"client_disconnected", "client_cancelled"})
+UNKNOWN_REQUEST = "unknown_request"  # batchgen's own: a 404 for a request id we hold
+_READS_A_JOB = frozenset({"status", "stream", "result"})
+_FATAL_WORDS = ("exhausted balance", "user is locked")
+_IN_PROGRESS = "still in progress"
+
+
+def classify(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    route: str = "api",
+    request_id: str | None = None,
+) -> ApiError | None:
+    """None for a success; otherwise the error this answer means.
+
+    ``route`` is ``submit``, ``status``, ``stream``, ``result``, ``cancel`` or ``file``: a file
+    host's 401/403 is a missing file, not a bad key. A 404 for ``request_id`` on a route that
+    reads a job is a PermanentError with error_type ``unknown_request``: the provider forgot
+    the job (its result expired, or it is another server), so asking again cannot help.
+    """
+    if 200 <= status < 300:
+        return None
+    header = {k.lower(): v for k, v in headers.items()}
+    detail, error_type = _detail(body)
+    error_type = header.get("x-fal-error-type") or error_type
+    where = f"{route} answered {status}"
+    message = f"{where}: {detail}" if detail else where
+    if route == "file":
+        if status in (408, 425, 429) or status >= 500:
+            return RetryableError(message, status=status, retry_after=_retry_after(header))
+        return PermanentError(f"video file not available ({message})", status=status)
+    lowered = detail.lower()
+    if status in (401, 402, 403) or any(word in lowered for word in _FATAL_WORDS):
+        return FatalError(_fatal_message(status, detail), status=status)
+    if 300 <= status < 400:
+        target = header.get("location", "?")
+        return FatalError(
+            f"{where} redirecting to {target}: batchgen does not follow API "
+            "redirects with credentials; check --base-url",
+            status=status,
+        )
+    if status == 429:
+        return RetryableError(message, status=status, retry_after=_retry_after(header))
+    if error_type:
+        return job_failure(detail or error_type, error_type, status=status)
+    if _IN_PROGRESS in lowered:
+        return RetryableError(message, status=status)
+    if status in (408, 409, 425) or status >= 500:
+        return RetryableError(message, status=status, retry_after=_retry_after(header))
+    if status == 404 and route in _READS_A_JOB:
+        rid = request_id or "?"
+        return PermanentError(
+            f"request {rid} is unknown to the provider (expired?)",
+            status=status,
+            error_type=UNKNOWN_REQUEST,
+        )
+    if route == "submit" and status in (404, 405):
+        return FatalError(f"{message} (is the endpoint id right for this provider?)", status=status)
+    return PermanentError(message, status=status)
+
+
+def job_failure(
+    error: str | None, error_type: str | None, *, status: int | None = None
+) -> ApiError:
+    """The error of a job that ended with ``error``/``error_type``: Retryable (with its
+    error_type: submit the job again) when transient, else Permanent."""
+    message = error or error_type or "the job failed without a message"
+    if error_type and error_type in TRANSIENT:
+        return RetryableError(message, status=status, error_type=error_type)
+    if error_type is None and status is not None and status >= 500:
+        return RetryableError(message, status=status, error_type="server_error")
+    return PermanentError(message, status=status, error_type=error_type)
+
+
+def surely_not_created(status: int, headers: Mapping[str, str]) -> bool:
+    """True when a failed submit answer proves no job was created: safe to send again."""
+    if status == 429:
+        return True
+    has_id = any(k.lower() == "x-fal-request-id" for k in headers)
+    return status == 503 and not has_id
+
+
+def _retry_after(header: Mapping[str, str]) -> float | None:
+    return parse_retry_after(header.get("retry-after"))
+
+
+def _fatal_message(status: int, detail: str) -> str:
+    reason = {401: "the API key was refused", 402: "payment required", 403: "access denied"}.get(
+        status, "the account cannot run jobs"
+    )
+    return f"{reason} ({status}{': ' + detail if detail else ''})"
+
+
+def _detail(body: bytes) -> tuple[str, str | None]:
+    """The provider's own message and error_type from a JSON body (or the start of a text)."""
+    try:
+        data: Any = json.loads(body)
+    except ValueError:
+        text = body[:300].decode("utf-8", "replace").strip()
+        return (" ".join(text.split()) if text else ""), None
+    if not isinstance(data, dict):
+        return str(data)[:300], None
+    error_type = data.get("error_type")
+    detail = data.get("detail", data.get("error", data.get("message", "")))
+    return _text(detail), str(error_type) if error_type else None
+
+
+def _text(detail: Any) -> str:
+    """A ``detail`` (string, list of validation items, or anything) as one line."""
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, dict):
+                loc = ".".join(str(p) for p in item.get("loc", []) if p != "body")
+                msg = str(item.get("msg", item))
+                parts.append(f"{loc}: {msg}" if loc else msg)
+            else:
+                parts.append(str(item))
+        return "; ".join(parts)
+    if detail is None:
+        return ""
+    return detail if isinstance(detail, str) else json.dumps(detail)

@@ -1,0 +1,324 @@
+"""The queue API client: submit, status (polled or streamed), result and cancel.
+
+One rule about URLs: status, result and cancel are built on the *configured* base URL from the
+endpoint's ``owner/app`` and the request id, never taken from the submit envelope (a proxy
+passes fal's envelope through, whose URLs point at fal's host, where the proxy's token must not
+go). Credentials are sent on API requests only, and redirects are not followed, so they never
+leave the configured origin.
+
+Every HTTP answer is classified in one place, ``classify``, into the error tree:
+
+- ``RetryableError`` without ``error_type``: the *request* may succeed later (429, 5xx from
+  the ingress, timeouts, resets); ``QueueClient`` retries it with backoff.
+- ``RetryableError`` with ``error_type``: the *job* failed transiently (runner_disconnected...);
+  the same request would answer the same, the job must be submitted again.
+- ``PermanentError``: the job failed for good (422, content policy, bad_request).
+- ``FatalError``: no request will succeed (401/403/402, exhausted balance, a redirect).
+- ``AmbiguousSubmit``: a submit went out and its answer was lost.
+
+A submit is retried only when it surely created nothing: the connection was never made, a 429,
+or a 503 from the ingress (no ``x-fal-request-id``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncGenerator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from batchgen.api.backoff import Backoff
+from batchgen.api.classify import classify, surely_not_created
+from batchgen.errors import AmbiguousSubmit, ApiError, RetryableError
+from batchgen.plan.endpoint import EndpointSpec
+
+log = logging.getLogger("batchgen.http")
+
+# Transport failures that happen before a byte of the request left: nothing was created.
+_NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """A job's state at the provider. ``state`` may be a string batchgen does not know."""
+
+    state: str
+    queue_position: int | None = None
+    error: str | None = None
+    error_type: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.state == "COMPLETED"
+
+    @classmethod
+    def parse(cls, data: Any) -> Status:
+        if not isinstance(data, dict) or not isinstance(data.get("status"), str):
+            raise RetryableError(f"unreadable status answer: {str(data)[:200]}")
+        position = data.get("queue_position")
+        error, error_type = data.get("error"), data.get("error_type")
+        return cls(
+            state=data["status"],
+            queue_position=position if isinstance(position, int) else None,
+            error=str(error) if error is not None else None,
+            error_type=str(error_type) if error_type is not None else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """The answer to a submit: the request id and the state the job starts in."""
+
+    request_id: str
+    status: Status
+
+
+class _Answer:
+    __slots__ = ("_data", "body", "headers", "status")
+
+    def __init__(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+        self._data: Any = _UNREAD
+
+    def json(self) -> Any:
+        if self._data is _UNREAD:
+            try:
+                self._data = json.loads(self.body)
+            except ValueError:
+                raise RetryableError(f"unreadable answer: {self.body[:200]!r}") from None
+        return self._data
+
+
+_UNREAD = object()
+
+
+class QueueClient:
+    """Talks to one endpoint on one queue API. Shares ``limiter`` with nobody else's host."""
+
+    __slots__ = (
+        "_auth",
+        "_backoff",
+        "_base",
+        "_limiter",
+        "_session",
+        "_sleep",
+        "_timeout",
+        "endpoint",
+    )
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        base_url: str,
+        endpoint: EndpointSpec,
+        authorization: str | None,
+        limiter: Any = None,
+        backoff: Backoff | None = None,
+        timeout: float = 60.0,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        self._session = session
+        self._base = base_url.rstrip("/")
+        self.endpoint = endpoint
+        self._auth = {"Authorization": authorization} if authorization else {}
+        self._limiter = limiter
+        self._backoff = backoff or Backoff()
+        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 30.0))
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"<QueueClient {self._base}/{self.endpoint.id}>"
+
+    def url(self, request_id: str, suffix: str = "") -> str:
+        """``{base}/{owner/app}/requests/{id}{suffix}``: never the envelope's URLs."""
+        rid = quote(request_id, safe="")  # an id from the wire must not add path segments
+        return f"{self._base}/{self.endpoint.owner_app}/requests/{rid}{suffix}"
+
+    # -- the four calls -------------------------------------------------------------------
+
+    async def submit(
+        self, payload: dict[str, Any], *, before_send: Callable[[], None] | None = None
+    ) -> Submitted:
+        """Create a job. ``before_send`` runs right before each attempt's POST leaves.
+
+        Raises AmbiguousSubmit when the POST may have created a job whose id we never learnt.
+        """
+        url = f"{self._base}/{self.endpoint.id}"
+        answer = await self._call("POST", url, "submit", body=payload, before_send=before_send)
+        request_id = _request_id_of(answer)
+        if not request_id:  # a 2xx we cannot read may still have created a job
+            raise AmbiguousSubmit(f"submit answered without a request id: {answer.body[:200]!r}")
+        data = answer.json()
+        # The envelope's own status is a hint; a missing one means "queued".
+        status = Status.parse(data) if isinstance(data.get("status"), str) else Status("IN_QUEUE")
+        return Submitted(request_id, status)
+
+    async def status(self, request_id: str) -> Status:
+        answer = await self._call(
+            "GET",
+            self.url(request_id, "/status"),
+            "status",
+            params={"logs": "0"},
+            request_id=request_id,
+        )
+        return Status.parse(answer.json())
+
+    async def result(self, request_id: str) -> dict[str, Any]:
+        """The output of a COMPLETED job (a failed job raises its classified error)."""
+        answer = await self._call("GET", self.url(request_id), "result", request_id=request_id)
+        data = answer.json()
+        if not isinstance(data, dict):
+            raise RetryableError(f"result is not an object: {answer.body[:200]!r}")
+        return data
+
+    async def cancel(self, request_id: str) -> str:
+        """Ask for a job to be cancelled; returns the provider's word for what happened."""
+        url = self.url(request_id, "/cancel")
+        answer = await self._call("PUT", url, "cancel", request_id=request_id, accept=(400, 404))
+        try:
+            data = json.loads(answer.body)
+        except ValueError:
+            data = None
+        word = data.get("status") if isinstance(data, dict) else None
+        if answer.status == 404:
+            return "NOT_FOUND"
+        if answer.status == 400:
+            return word if isinstance(word, str) else "REFUSED"
+        return word if isinstance(word, str) else "CANCELLATION_REQUESTED"
+
+    async def stream(self, request_id: str, *, silence: float) -> AsyncGenerator[Status, None]:
+        """Statuses pushed by ``/status/stream`` (server-sent events) until it closes.
+
+        A silence longer than ``silence`` seconds, or a broken connection, raises
+        RetryableError: the caller falls back to polling.
+        """
+        url = self.url(request_id, "/status/stream")
+        timeout = aiohttp.ClientTimeout(total=None, connect=30.0, sock_read=silence)
+        await self._acquire()
+        started = time.perf_counter()
+        try:
+            async with self._session.get(
+                url,
+                params={"logs": "0"},
+                headers=self._auth,
+                allow_redirects=False,
+                timeout=timeout,
+            ) as resp:
+                _log("GET", url, resp.status, request_id, started)
+                body = b"" if resp.status < 300 else await resp.read()
+                error = classify(
+                    resp.status, resp.headers, body, route="stream", request_id=request_id
+                )
+                if error is not None:
+                    raise error
+                data: list[bytes] = []
+                async for line in resp.content:
+                    line = line.rstrip(b"\r\n")
+                    if line.startswith(b"data:"):
+                        data.append(line[5:].lstrip(b" "))
+                    elif not line and data:
+                        yield Status.parse(json.loads(b"\n".join(data)))
+                        data = []
+                if data:
+                    yield Status.parse(json.loads(b"\n".join(data)))
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise RetryableError(f"status stream broke: {_describe(exc)}") from None
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    async def _acquire(self) -> None:
+        if self._limiter is not None:
+            await self._limiter.acquire()
+
+    async def _call(
+        self,
+        method: str,
+        url: str,
+        route: str,
+        *,
+        body: Any = None,
+        params: dict[str, str] | None = None,
+        request_id: str | None = None,
+        before_send: Callable[[], None] | None = None,
+        accept: tuple[int, ...] = (),
+    ) -> _Answer:
+        retry = 0
+        while True:
+            error: ApiError | None
+            await self._acquire()
+            if before_send is not None:
+                before_send()
+            started = time.perf_counter()
+            try:
+                async with self._session.request(
+                    method,
+                    url,
+                    json=body,
+                    params=params,
+                    headers=self._auth,
+                    allow_redirects=False,
+                    timeout=self._timeout,
+                ) as resp:
+                    answer = _Answer(resp.status, resp.headers, await resp.read())
+            except _NOT_SENT as exc:
+                _log(method, url, "not-connected", request_id, started)
+                error = RetryableError(f"{route}: cannot connect: {_describe(exc)}")
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                _log(method, url, "lost", request_id, started)
+                if route == "submit":
+                    raise AmbiguousSubmit(f"submit sent, answer lost: {_describe(exc)}") from None
+                error = RetryableError(f"{route}: {_describe(exc)}")
+            else:
+                rid = request_id or answer.headers.get("x-fal-request-id")
+                if rid is None and route == "submit" and answer.status < 300:
+                    rid = _request_id_of(answer)
+                _log(method, url, answer.status, rid, started)
+                if answer.status in accept:
+                    return answer
+                error = classify(
+                    answer.status, answer.headers, answer.body, route=route, request_id=request_id
+                )
+                if error is None:
+                    return answer
+                if (
+                    route == "submit"
+                    and isinstance(error, RetryableError)
+                    and not surely_not_created(answer.status, answer.headers)
+                ):
+                    raise AmbiguousSubmit(str(error), status=answer.status) from None
+            if not isinstance(error, RetryableError) or error.error_type is not None:
+                raise error
+            retry += 1
+            if retry >= self._backoff.attempts:
+                raise error
+            await self._sleep(self._backoff.delay(retry, error.retry_after))
+
+
+def _request_id_of(answer: _Answer) -> str | None:
+    try:
+        data = answer.json()
+    except RetryableError:
+        return None
+    rid = data.get("request_id") if isinstance(data, dict) else None
+    return rid if isinstance(rid, str) else None
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _log(method: str, url: str, status: int | str, request_id: str | None, started: float) -> None:
+    if log.isEnabledFor(logging.INFO):
+        # The path only: queries may carry signed tokens, and no header is ever logged.
+        path = url.split("?", 1)[0].split("://", 1)[-1]
+        path = path[path.find("/") :] if "/" in path else "/"
+        ms = (time.perf_counter() - started) * 1000
+        log.info("%s %s %s request_id=%s %.0fms", method, path, status, request_id or "-", ms)

@@ -1,0 +1,141 @@
+"""Where the queue API lives and how to authenticate: presets from ``providers.yaml``.
+
+``connect`` turns run settings (provider, optional base URL, auth scheme and key variable
+overrides) into a ``Connection``. The key is read from the environment variable the preset (or
+``--api-key-env``) names, or from ``--api-key-file``; never from a flag value. The key is kept
+out of ``repr`` and of ``public()``, which is what gets written to disk.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from batchgen.errors import UsageError
+from batchgen.plan.settings import AUTH_SCHEMES, RunSettings
+
+# The emulator accepts any key; a fixed one spares the demo from setting a variable.
+MOCK_KEY = "mock-key"
+
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    """A provider's defaults."""
+
+    base_url: str
+    auth_scheme: str
+    api_key_env: str
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """Everything needed to reach the queue API. ``api_key`` never appears in ``repr``."""
+
+    provider: str
+    base_url: str
+    auth_scheme: str
+    api_key_env: str
+    api_key: str | None = field(default=None, repr=False)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def authorization(self) -> str | None:
+        """The ``Authorization`` header value, or None without a key."""
+        if not self.api_key:
+            return None
+        return f"{'Bearer' if self.auth_scheme == 'bearer' else 'Key'} {self.api_key}"
+
+    def public(self) -> dict[str, Any]:
+        """What may be written to disk: no key."""
+        return {
+            "provider": self.provider,
+            "base_url": self.base_url,
+            "auth_scheme": self.auth_scheme,
+            "api_key_env": self.api_key_env,
+        }
+
+
+def load_presets() -> dict[str, Preset]:
+    """The presets of ``batchgen/api/providers.yaml``, by provider name."""
+    text = resources.files("batchgen.api").joinpath("providers.yaml").read_text(encoding="utf-8")
+    data = yaml.safe_load(text) or {}
+    return {
+        str(name): Preset(str(v["base_url"]), str(v["auth_scheme"]), str(v["api_key_env"]))
+        for name, v in data.items()
+    }
+
+
+def connect(
+    settings: RunSettings,
+    *,
+    api_key_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    base_url: str | None = None,
+) -> Connection:
+    """Resolve the connection of ``settings``; ``base_url`` (e.g. a started emulator's) wins.
+
+    Raises UsageError for an unknown provider, a bad URL or a missing key.
+    """
+    presets = load_presets()
+    preset = presets.get(settings.provider)
+    if preset is None:
+        raise UsageError(
+            f"unknown provider {settings.provider!r}; known: " + ", ".join(sorted(presets))
+        )
+    url = (base_url or settings.base_url or preset.base_url).rstrip("/")
+    scheme = settings.auth_scheme or preset.auth_scheme
+    if scheme not in AUTH_SCHEMES:
+        raise UsageError(f"auth scheme {scheme!r} is not one of {', '.join(AUTH_SCHEMES)}")
+    key_env = settings.api_key_env or preset.api_key_env
+    warnings = tuple(check_base_url(url))
+    key = _read_key(key_env, api_key_file, os.environ if environ is None else environ)
+    if key is None and settings.provider == "mock":
+        key = MOCK_KEY
+    if key is None:
+        raise UsageError(
+            f"no API key: set the environment variable {key_env} "
+            "(or pass --api-key-env NAME, or --api-key-file FILE)"
+        )
+    return Connection(settings.provider, url, scheme, key_env, key, warnings)
+
+
+def check_base_url(url: str) -> list[str]:
+    """Warnings about ``url``; raises UsageError when it is not an http(s) URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"base URL {url!r} must be an http:// or https:// URL with a host")
+    if parts.query or parts.fragment:
+        raise UsageError(f"base URL {url!r} must not have a query or fragment")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        return [f"base URL {url} is plain http: the API key travels unencrypted"]
+    return []
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _read_key(env_name: str, key_file: str | Path | None, environ: Mapping[str, str]) -> str | None:
+    if key_file is not None:
+        try:
+            key = Path(key_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read the API key file {key_file}: {exc}") from None
+        if not key:
+            raise UsageError(f"the API key file {key_file} is empty")
+        return key
+    key = environ.get(env_name, "").strip()
+    return key or None

@@ -1,1 +1,0 @@
-"""Built-in endpoint specs: one YAML data file per endpoint (see batchgen.endpoint)."""

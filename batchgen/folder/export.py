@@ -1,0 +1,168 @@
+"""``batchgen export``: the manifest as CSV, JSONL or Parquet, or the videos as a dataset folder.
+
+- ``csv`` and ``jsonl``: the same files as ``DIR/manifest.*`` (see ``batchgen.ledger.manifest``).
+- ``parquet``: the manifest rows with typed columns (nullable integers, booleans, UTC
+  timestamps); needs pyarrow (``pip install 'batchgen[parquet]'``).
+- ``hf``: a folder that Hugging Face ``datasets.load_dataset("videofolder", data_dir=PATH)``
+  reads: every done video next to a ``metadata.jsonl`` whose ``file_name`` names it, plus
+  ``key``, ``row``, the prompt and parameters, the input's columns, ``request_id`` and
+  ``sha256``. Videos are hard-linked when the folder is on the same file system, else copied.
+  They are named ``<key>.mp4``: names made from prompts could hold "test" or "valid", which
+  ``datasets`` would take for split names. Keys ending in ``_file_name`` or ``file_names`` are
+  renamed with a trailing ``_``: ``datasets`` would read them as more video columns. Each
+  column keeps one JSON type, as pyarrow infers the metadata's schema from its first rows.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pandas.api.extensions import ExtensionDtype
+
+from batchgen.errors import UsageError
+from batchgen.folder.status import open_ledger
+from batchgen.ledger.manifest import Manifest, atomic_open, build_manifest, write_csv, write_jsonl
+
+FORMATS = ("csv", "jsonl", "parquet", "hf")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".mpeg")
+_TIMES = ("submitted_at", "completed_at")
+_DTYPES: dict[str, ExtensionDtype] = {
+    "row": pd.Int64Dtype(),
+    "attempts": pd.Int64Dtype(),
+    "bytes": pd.Int64Dtype(),
+    "possibly_duplicate": pd.BooleanDtype(),
+    "cost_usd": pd.Float64Dtype(),
+    "latency_s": pd.Float64Dtype(),
+}
+
+
+@dataclass(slots=True)
+class ExportResult:
+    """What an export wrote: where, how many rows, and (hf) how videos got there."""
+
+    path: Path
+    rows: int
+    linked: int = 0
+    copied: int = 0
+    missing: list[str] = field(default_factory=list)  # keys of done jobs whose file is gone
+
+
+def export(out_dir: Path, fmt: str, to: Path) -> ExportResult:
+    """Export the output folder ``out_dir`` as ``fmt`` (one of FORMATS) to ``to``."""
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt == "parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise UsageError("Parquet export needs pyarrow: pip install 'batchgen[parquet]'")
+    with open_ledger(out_dir) as ledger:
+        manifest = build_manifest(ledger, out_dir)
+    to = Path(to)
+    if fmt == "hf":
+        return export_hf(manifest, Path(out_dir), to)
+    to.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        write_csv(manifest, to)
+    elif fmt == "jsonl":
+        write_jsonl(manifest, to)
+    else:
+        write_parquet(manifest, to)
+    return ExportResult(path=to, rows=len(manifest.records))
+
+
+def uniform(records: list[dict[str, Any]], columns: list[str]) -> list[dict[str, Any]]:
+    """Copies of ``records`` where each column holds one type: ints mixed with floats become
+    floats; any other mix (and lists or objects) becomes text (JSON for non-strings)."""
+    fixes: dict[str, type] = {}
+    for column in columns:
+        kinds = {type(r[column]) for r in records if r.get(column) is not None}
+        if kinds == {int, float}:
+            fixes[column] = float
+        elif len(kinds) > 1 or kinds & {list, dict}:
+            fixes[column] = str
+    if not fixes:
+        return records
+    out = []
+    for record in records:
+        record = dict(record)
+        for column, kind in fixes.items():
+            value = record.get(column)
+            if value is None or type(value) is kind:
+                continue
+            record[column] = float(value) if kind is float else _text(value)
+        out.append(record)
+    return out
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def write_parquet(manifest: Manifest, to: Path) -> None:
+    """The manifest as a Parquet file with typed, nullable columns, written atomically."""
+    records = uniform(manifest.records, manifest.columns)
+    frame = pd.DataFrame.from_records(records, columns=manifest.columns).convert_dtypes()
+    for column in manifest.columns:
+        if frame[column].isna().all():  # no value to infer from: use what the column holds
+            frame[column] = frame[column].astype(_DTYPES.get(column, pd.StringDtype()))
+    for column in _TIMES:
+        frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+    with atomic_open(to, "wb") as handle:
+        frame.to_parquet(handle, index=False, engine="pyarrow")
+
+
+def export_hf(manifest: Manifest, out_dir: Path, to: Path) -> ExportResult:
+    """Write the done videos and ``metadata.jsonl`` to the new or empty folder ``to``."""
+    if to.exists() and (not to.is_dir() or any(to.iterdir())):
+        raise UsageError(f"{to} exists and is not an empty folder; choose a new one")
+    to.mkdir(parents=True, exist_ok=True)
+    result = ExportResult(path=to, rows=0)
+    names = _metadata_names(manifest)
+    rows = []
+    for record in manifest.records:
+        if record["status"] != "done" or not record["video_path"]:
+            continue
+        source = out_dir / record["video_path"]
+        if not source.is_file():
+            result.missing.append(record["key"])
+            continue
+        suffix = source.suffix.lower() if source.suffix.lower() in VIDEO_SUFFIXES else ".mp4"
+        name = f"{record['key']}{suffix}"
+        _link_or_copy(source, to / name, result)
+        row = {"file_name": name}
+        row.update({target: record[column] for column, target in names.items()})
+        rows.append(row)
+    columns = list(rows[0]) if rows else []
+    with atomic_open(to / "metadata.jsonl", "w", encoding="utf-8", newline="\n") as handle:
+        for row in uniform(rows, columns):
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    result.rows = len(rows)
+    return result
+
+
+def _metadata_names(manifest: Manifest) -> dict[str, str]:
+    """Manifest column -> metadata key, in metadata order; none clashes with ``file_name``."""
+    wanted = ["key", "row", *manifest.params, *manifest.inputs, "request_id", "sha256"]
+    taken = {"file_name"}
+    names = {}
+    for column in wanted:
+        name = column
+        while name in taken or name.endswith(("_file_name", "file_names")):
+            name = name + "_" if name.endswith(("file_name", "file_names")) else "input." + name
+        taken.add(name)
+        names[column] = name
+    return names
+
+
+def _link_or_copy(source: Path, target: Path, result: ExportResult) -> None:
+    try:
+        os.link(source, target)
+        result.linked += 1
+    except OSError:
+        shutil.copy2(source, target)
+        result.copied += 1

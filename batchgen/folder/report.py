@@ -1,0 +1,247 @@
+"""``DIR/report.html``: one self-contained page to look through a batch, offline.
+
+A summary (counts, spend, a latency histogram drawn here as inline SVG, failures grouped by
+error) and a gallery with a playable ``<video>`` per done job (its ``src`` the video's path
+relative to the folder), status badges and error text for the others, and filters by status,
+parameter and prompt text. The page skeleton, CSS and script live in ``report_page``.
+
+Everything from user data is escaped: text put in the HTML by ``html.escape``, the gallery's
+data as JSON with ``<``, ``>`` and ``&`` written as ``\\u`` escapes, so no prompt can close the
+script element, and the script shows it with ``textContent`` only.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from batchgen.folder.report_page import CSS, JS, PAGE
+from batchgen.folder.status import ORDER, Status, duration, open_ledger, summarize
+from batchgen.ledger.manifest import Manifest, atomic_write, build_manifest
+
+MAX_FILTER_VALUES = 40  # a column with more distinct values gets no drop-down filter
+_COLOURS = {
+    "done": "var(--done)",
+    "failed": "var(--failed)",
+    "cancelled": "var(--cancelled)",
+    "pending": "var(--pending)",
+}
+
+
+def write_report(out_dir: Path, *, now: float | None = None) -> Path:
+    """Write ``DIR/report.html`` (atomically) from the folder's ledger; returns its path."""
+    out_dir = Path(out_dir)
+    now = time.time() if now is None else now
+    with open_ledger(out_dir) as ledger:
+        jobs = ledger.jobs()
+        manifest = build_manifest(ledger, out_dir, jobs)
+        plan = ledger.meta("plan") or {}
+    status = summarize(jobs, folder=out_dir.name, endpoint=plan.get("endpoint"), now=now)
+    path = out_dir / "report.html"
+    atomic_write(path, render_report(manifest, status, now=now))
+    return path
+
+
+def render_report(manifest: Manifest, status: Status, *, now: float) -> str:
+    """The whole page as text."""
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(now))
+    subtitle = f"{status.endpoint or 'unknown endpoint'} · {status.total:,} jobs · {when}"
+    latencies = [
+        r["latency_s"]
+        for r in manifest.records
+        if r["status"] == "done" and r["latency_s"] is not None
+    ]
+    summary = _summary_panel(status, latencies) + _latency_panel(latencies, status)
+    return PAGE.format(
+        title=html.escape(f"batchgen report: {status.folder}"),
+        subtitle=html.escape(subtitle),
+        summary=summary,
+        css=CSS,
+        js=JS,
+        data=gallery_json(manifest, status),
+    )
+
+
+def gallery_json(manifest: Manifest, status: Status) -> str:
+    """The gallery's data, safe to place inside a ``<script>`` element."""
+    shown = [*manifest.inputs, *manifest.params]
+    jobs = []
+    for record in manifest.records:
+        values = {c: _label(record[c]) for c in shown if record[c] is not None}
+        params = [(c, values[c]) for c in manifest.params if c != "prompt" and c in values]
+        params += [(c, values[c]) for c in manifest.inputs if c in values]
+        prompt = values.get("prompt", "")
+        jobs.append(
+            {
+                "row": record["row"],
+                "key": record["key"],
+                "status": record["status"],
+                "prompt": prompt,
+                "search": prompt.lower(),
+                "params": params,
+                "values": values,
+                "error": record["error"],
+                "attempts": record["attempts"],
+                "video": quote(record["video_path"]) if record["video_path"] else None,
+                "latency": None if record["latency_s"] is None else duration(record["latency_s"]),
+            }
+        )
+    filters = []
+    for column in shown:
+        if column == "prompt":
+            continue
+        distinct = sorted(
+            {j["values"][column] for j in jobs if column in j["values"]}, key=_natural
+        )
+        if 1 < len(distinct) <= MAX_FILTER_VALUES:
+            filters.append({"name": column, "values": distinct})
+    present = [name for name, n in status.counts.items() if n]
+    data = {"jobs": jobs, "filters": filters, "statuses": present, "counts": status.counts}
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _natural(text: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(text), text)
+    except ValueError:
+        return (1, 0.0, text)
+
+
+def _summary_panel(status: Status, latencies: list[float]) -> str:
+    counts = status.counts
+    busy = sum(
+        n for name, n in counts.items() if name not in ("done", "failed", "cancelled", "pending")
+    )
+    tiles = [
+        ("jobs", f"{status.total:,}"),
+        ("done", f"{counts['done']:,}"),
+        ("failed", f"{counts['failed']:,}"),
+        ("cancelled", f"{counts['cancelled']:,}"),
+        ("in progress", f"{busy:,}"),
+        ("pending", f"{counts['pending']:,}"),
+        ("spent", f"${status.spent_usd:,.2f}"),
+        ("remaining", f"${status.remaining_usd:,.2f}"),
+    ]
+    if latencies:
+        tiles += [
+            ("median latency", duration(percentile(latencies, 50))),
+            ("p90 latency", duration(percentile(latencies, 90))),
+        ]
+    out = ['<div class="panel"><h2>Summary</h2><div class="tiles">']
+    out += [f'<div class="tile"><b>{html.escape(v)}</b><span>{k}</span></div>' for k, v in tiles]
+    out.append('</div><div class="bar">')
+    legend = []
+    for name in ORDER:
+        n = counts[name.value]
+        if n:
+            colour = _COLOURS.get(name.value, "var(--busy)")
+            share = 100 * n / max(status.total, 1)
+            out.append(
+                f'<i style="width:{share:.3f}%;background:{colour}" title="{name.value}: {n}"></i>'
+            )
+            legend.append(f'<span><i style="background:{colour}"></i>{name.value} {n:,}</span>')
+    out.append('</div><div class="legend">' + "".join(legend) + "</div>")
+    if status.unpriced_jobs:
+        out.append(
+            f'<p class="sub">{status.unpriced_jobs:,} jobs of unknown price are not '
+            "counted in spent or remaining.</p>"
+        )
+    out.append("</div>")
+    return "".join(out)
+
+
+def _latency_panel(latencies: list[float], status: Status) -> str:
+    out = ['<div class="panel"><h2>Latency of done jobs (submit to completion)</h2>']
+    out.append(latency_svg(latencies) if latencies else '<p class="sub">No job is done yet.</p>')
+    if status.failures:
+        out.append('<table class="fail"><tbody>')
+        for group in status.failures[:10]:
+            kind = f" [{group.error_type}]" if group.error_type else ""
+            out.append(
+                f'<tr><td class="n">{group.count:,}×</td>'
+                f"<td>{html.escape(group.error[:300] + kind)}</td></tr>"
+            )
+        if len(status.failures) > 10:
+            out.append(
+                f'<tr><td></td><td class="sub">and {len(status.failures) - 10} '
+                "other errors</td></tr>"
+            )
+        out.append("</tbody></table>")
+    out.append("</div>")
+    return "".join(out)
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """The nearest-rank percentile of ``values`` (not empty)."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def histogram(values: list[float], target_bins: int = 16) -> tuple[float, float, list[int]]:
+    """Counts of ``values`` in bins of a round width: (start, width, counts)."""
+    low, high = min(values), max(values)
+    raw = (high - low) / target_bins or 1.0
+    magnitude = 10 ** math.floor(math.log10(raw))
+    width = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    start = math.floor(low / width) * width
+    counts = [0] * (int((high - start) // width) + 1)
+    for value in values:
+        counts[min(int((value - start) // width), len(counts) - 1)] += 1
+    return start, width, counts
+
+
+def _tick(seconds: float, step: float) -> str:
+    """An axis label precise enough that bins narrower than a second get distinct labels."""
+    if step >= 1:
+        return duration(seconds)
+    decimals = len(f"{step:g}".partition(".")[2])
+    return f"{seconds:.{decimals}f}s"
+
+
+def latency_svg(values: list[float], width: int = 560, height: int = 180) -> str:
+    """An inline SVG bar chart of ``values`` (seconds), axis labels in minutes and seconds."""
+    start, step, counts = histogram(values)
+    left, bottom, top = 34, 22, 8
+    plot_w, plot_h = width - left - 24, height - bottom - top
+    peak = max(counts)
+    bar_w = plot_w / len(counts)
+    parts = [
+        f'<svg class="hist" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="latency histogram of {len(values)} jobs">',
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}"/>',
+        f'<text x="{left - 4}" y="{top + 8}" text-anchor="end">{peak}</text>',
+        f'<text x="{left - 4}" y="{top + plot_h}" text-anchor="end">0</text>',
+    ]
+    for i, n in enumerate(counts):
+        h = plot_h * n / peak
+        lo, hi = _tick(start + i * step, step), _tick(start + (i + 1) * step, step)
+        parts.append(
+            f'<rect x="{left + i * bar_w + 1:.1f}" y="{top + plot_h - h:.1f}" '
+            f'width="{max(bar_w - 2, 1):.1f}" height="{h:.1f}">'
+            f"<title>{lo} to {hi}: {n} job{'s' if n != 1 else ''}</title></rect>"
+        )
+    every = max(1, math.ceil(len(counts) / 6))
+    for i in range(0, len(counts) + 1, every):
+        parts.append(
+            f'<text x="{left + i * bar_w:.1f}" y="{height - 6}" '
+            f'text-anchor="middle">{_tick(start + i * step, step)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)

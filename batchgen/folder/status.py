@@ -1,0 +1,229 @@
+"""Where a batch stands: counts, spend, jobs in flight and failures, read from its ledger.
+
+``read_status`` opens the ledger read-only, so it is safe while a run is writing to it (SQLite
+WAL lets readers in beside the writer). ``render`` turns the result into text for a terminal.
+
+Money is the endpoint's list price of each job (``cost_usd``), not a bill:
+
+- *spent*: jobs the provider has run to completion: ``done``, plus ``completed`` and
+  ``downloading`` (they ran; only our download is outstanding). Failed jobs are not counted:
+  fal bills no 5xx failure, and the rare billed failure (a 422 after GPU time) cannot be told
+  apart from the ledger.
+- *remaining*: every job not final and not yet run: pending, submitting, submit_uncertain,
+  queued, running, cancelling. A cancel may still stop a running job before it is billed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from batchgen.errors import UsageError
+from batchgen.ledger.states import IN_FLIGHT, JobRow, JobStatus
+from batchgen.ledger.store import LEDGER_NAME, Ledger
+
+S = JobStatus
+SPENT = frozenset({S.DONE, S.COMPLETED, S.DOWNLOADING})
+# The order counts are shown in: outcomes first, then work under way, then work not started.
+ORDER = (
+    S.DONE,
+    S.FAILED,
+    S.CANCELLED,
+    S.DOWNLOADING,
+    S.COMPLETED,
+    S.RUNNING,
+    S.QUEUED,
+    S.CANCELLING,
+    S.SUBMIT_UNCERTAIN,
+    S.SUBMITTING,
+    S.PENDING,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    """A job the provider holds or may hold. ``age_s``: seconds since it was submitted."""
+
+    key: str
+    row: int
+    status: str
+    request_id: str | None
+    age_s: float | None
+    queue_position: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class FailureGroup:
+    """Failed jobs sharing one error message, with their most common error type."""
+
+    error: str
+    error_type: str | None
+    count: int
+    rows: list[int]
+    keys: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """A snapshot of one output folder."""
+
+    folder: str
+    endpoint: str | None
+    total: int
+    counts: dict[str, int]
+    spent_usd: float
+    remaining_usd: float
+    unpriced_jobs: int  # jobs whose price is unknown, left out of both sums
+    in_flight: list[InFlight]
+    failures: list[FailureGroup]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (what ``batchgen status --json`` prints)."""
+        return asdict(self)
+
+
+def open_ledger(out_dir: Path, *, readonly: bool = True) -> Ledger:
+    """The ledger of ``out_dir``; a UsageError naming the folder when it has none."""
+    path = Path(out_dir) / LEDGER_NAME
+    if not path.is_file():
+        raise UsageError(f"{out_dir} is not a batchgen output folder: it has no {LEDGER_NAME}")
+    return Ledger(path, readonly=readonly)
+
+
+def read_status(out_dir: Path, *, now: float | None = None) -> Status:
+    """The status of ``out_dir`` as of ``now`` (Unix seconds; default: the current time)."""
+    with open_ledger(out_dir) as ledger:
+        jobs = ledger.jobs()
+        plan = ledger.meta("plan") or {}
+    return summarize(
+        jobs,
+        folder=str(out_dir),
+        endpoint=plan.get("endpoint"),
+        now=time.time() if now is None else now,
+    )
+
+
+def summarize(jobs: list[JobRow], *, folder: str, endpoint: str | None, now: float) -> Status:
+    """The status of ``jobs``: counts, spend, in-flight jobs (oldest first), failures."""
+    counts = Counter(job.status for job in jobs)
+    spent = remaining = 0.0
+    unpriced = 0
+    for job in jobs:
+        billable = job.status in SPENT
+        if not billable and job.status.final:
+            continue
+        if job.cost_usd is None:
+            unpriced += 1
+        elif billable:
+            spent += job.cost_usd
+        else:
+            remaining += job.cost_usd
+    flying = [
+        InFlight(
+            key=job.key,
+            row=job.row,
+            status=job.status.value,
+            request_id=job.request_id,
+            age_s=_age(job, now),
+            queue_position=job.queue_position,
+        )
+        for job in jobs
+        if job.status in IN_FLIGHT
+    ]
+    flying.sort(key=lambda f: -(f.age_s or 0.0))
+    return Status(
+        folder=folder,
+        endpoint=endpoint or (jobs[0].endpoint if jobs else None),
+        total=len(jobs),
+        counts={s.value: counts.get(s, 0) for s in ORDER},
+        spent_usd=round(spent, 6),
+        remaining_usd=round(remaining, 6),
+        unpriced_jobs=unpriced,
+        in_flight=flying,
+        failures=_failures(jobs),
+    )
+
+
+def _age(job: JobRow, now: float) -> float | None:
+    since = job.submitted_at if job.submitted_at is not None else job.updated_at
+    return round(max(0.0, now - since), 1)
+
+
+def _failures(jobs: list[JobRow]) -> list[FailureGroup]:
+    groups: dict[str, list[JobRow]] = defaultdict(list)
+    for job in jobs:
+        if job.status is S.FAILED:
+            groups[(job.error or "").strip() or "(no error message)"].append(job)
+    out = []
+    for error, members in groups.items():
+        types = Counter(j.error_type for j in members if j.error_type)
+        out.append(
+            FailureGroup(
+                error=error,
+                error_type=types.most_common(1)[0][0] if types else None,
+                count=len(members),
+                rows=[j.row for j in members],
+                keys=[j.key for j in members],
+            )
+        )
+    out.sort(key=lambda g: -g.count)
+    return out
+
+
+def render(status: Status, *, limit: int = 15) -> str:
+    """``status`` as lines of text for a terminal; long lists are cut at ``limit``."""
+    lines = [
+        f"{status.folder}: {status.total} job{'s' if status.total != 1 else ''}"
+        + (f" on {status.endpoint}" if status.endpoint else "")
+    ]
+    shown = [f"{name} {n}" for name, n in status.counts.items() if n]
+    lines.append("  " + (" · ".join(shown) or "no jobs"))
+    unknown = (
+        f" ({status.unpriced_jobs} jobs of unknown price not counted)"
+        if status.unpriced_jobs
+        else ""
+    )
+    lines.append(f"spent:     ${status.spent_usd:,.2f} (jobs run, at list price){unknown}")
+    lines.append(f"remaining: ${status.remaining_usd:,.2f} (estimated, jobs not yet run)")
+    if status.in_flight:
+        lines.append(f"in flight ({len(status.in_flight)}):")
+        for job in status.in_flight[:limit]:
+            where = f"position {job.queue_position}" if job.queue_position is not None else ""
+            lines.append(
+                f"  row {job.row:<6} {job.status:<16} {duration(job.age_s):>8}  "
+                f"{job.request_id or '-'}  {where}".rstrip()
+            )
+        if len(status.in_flight) > limit:
+            lines.append(f"  … and {len(status.in_flight) - limit} more")
+    if status.failures:
+        lines.append(f"failures ({sum(g.count for g in status.failures)}):")
+        for group in status.failures[:limit]:
+            rows = ", ".join(map(str, group.rows[:8])) + (", …" if len(group.rows) > 8 else "")
+            kind = f" [{group.error_type}]" if group.error_type else ""
+            label = "row" if len(group.rows) == 1 else "rows"
+            lines.append(f"  {group.count}× {_one_line(group.error)}{kind}  ({label} {rows})")
+        if len(status.failures) > limit:
+            lines.append(f"  … and {len(status.failures) - limit} other errors")
+    return "\n".join(lines)
+
+
+def duration(seconds: float | None) -> str:
+    """``95`` -> ``1m35s``; ``3700`` -> ``1h01m``; ``90000`` -> ``1d01h``; None -> ``-``."""
+    if seconds is None:
+        return "-"
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
+
+
+def _one_line(text: str, width: int = 100) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"

@@ -1,0 +1,261 @@
+"""The manifest of an output folder: one line per job, ``DIR/manifest.csv`` and ``.jsonl``.
+
+Both files are rewritten whole from the ledger and replaced atomically (temp file in ``DIR``,
+fsync, ``os.replace``), so a reader never sees half a manifest. Lines follow input order.
+
+Columns, in order: ``row``, ``key``, the input's own columns, the parameters sent, then
+``status error request_id attempts possibly_duplicate video_path video_url bytes sha256 cost_usd
+submitted_at completed_at latency_s``. An input column whose name is one of ours is written as
+``input.<name>`` (a parameter as ``param.<name>``): our columns keep their meaning whatever the
+spreadsheet holds. ``video_path`` (relative to ``DIR``) is set for ``done`` jobs only; times are
+ISO 8601 UTC; ``cost_usd`` is the estimated price of the job.
+
+``manifest.jsonl`` holds the exact values with JSON types (numbers, booleans, null).
+``manifest.csv`` is meant for spreadsheets:
+
+- UTF-8 *with* a byte-order mark: Excel needs it to read UTF-8 on double-click; LibreOffice,
+  Google Sheets and pandas skip it.
+- CRLF line ends and RFC 4180 quoting (commas, quotes and newlines in cells are quoted).
+- Text cells that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``,
+  ``@``, tab or CR) get a leading ``'``, as OWASP advises against CSV injection. That includes
+  prompts that start with "-": a spreadsheet shows the apostrophe, but it would otherwise turn
+  "-zoom in" into ``#NAME?`` or run "-2+3|cmd". Plain numbers such as ``-0.5`` are left alone.
+  The exact text is in ``manifest.jsonl`` (and ``batchgen export --format jsonl|parquet``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import secrets
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from batchgen.ledger.states import JobRow, JobStatus
+from batchgen.ledger.store import Ledger
+
+LEAD = ("row", "key")
+TAIL = (
+    "status",
+    "error",
+    "request_id",
+    "attempts",
+    "possibly_duplicate",
+    "video_path",
+    "video_url",
+    "bytes",
+    "sha256",
+    "cost_usd",
+    "submitted_at",
+    "completed_at",
+    "latency_s",
+)
+_TRIGGERS = frozenset("=+-@\t\r")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """The manifest's column names and one record per job (native values), in input order."""
+
+    columns: list[str]
+    records: list[dict[str, Any]]
+    inputs: dict[str, str]  # manifest column -> the input column it holds
+    params: dict[str, str]  # manifest column -> the parameter it holds
+
+
+# -- atomic files ----------------------------------------------------------------------------
+
+
+@contextmanager
+def atomic_open(path: Path, mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]:
+    """Open a temp file beside ``path``; on clean exit fsync it and move it over ``path``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, mode.replace("w", "x"), **kwargs) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); where folders cannot be opened, skip."""
+    with suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Replace ``path`` with ``data`` (text is written as UTF-8) so no reader sees a part."""
+    if isinstance(data, str):
+        with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
+            handle.write(data)
+    else:
+        with atomic_open(path, "wb") as handle:
+            handle.write(data)
+
+
+def write_run_json(out_dir: Path, info: dict[str, Any]) -> None:
+    """Atomically write ``DIR/run.json``: ``info`` as pretty JSON (unknown types as text)."""
+    text = json.dumps(info, indent=2, ensure_ascii=False, default=str) + "\n"
+    atomic_write(Path(out_dir) / "run.json", text)
+
+
+# -- building ---------------------------------------------------------------------------------
+
+
+def build_manifest(ledger: Ledger, out_dir: Path, jobs: list[JobRow] | None = None) -> Manifest:
+    """Every job of ``ledger`` (or ``jobs``, read from it already) as a manifest record, with
+    the column layout described above."""
+    jobs = ledger.jobs() if jobs is None else jobs
+    columns, inputs, sent = _layout(ledger, jobs)
+    root = Path(out_dir).resolve()
+    records = [_record(job, inputs, sent, root) for job in jobs]
+    return Manifest(columns=columns, records=records, inputs=inputs, params=sent)
+
+
+def _layout(
+    ledger: Ledger, jobs: Iterable[JobRow]
+) -> tuple[list[str], dict[str, str], dict[str, str]]:
+    """Columns, input columns and parameter columns; from the run's plan, else from ``jobs``."""
+    plan = ledger.meta("plan") or {}
+    extra = plan.get("extra_columns")
+    params = plan.get("param_columns")
+    if extra is None or params is None:
+        extra_seen: dict[str, None] = {}
+        params_seen: dict[str, None] = {}
+        for job in jobs:
+            extra_seen.update(dict.fromkeys(job.extra))
+            params_seen.update(dict.fromkeys(job.payload))
+        extra = list(extra_seen) if extra is None else extra
+        params = list(params_seen) if params is None else params
+    taken = set(LEAD) | set(TAIL)
+    inputs = {_free(name, "input.", taken): name for name in extra}
+    sent = {_free(name, "param.", taken): name for name in params}
+    return [*LEAD, *inputs, *sent, *TAIL], inputs, sent
+
+
+def _free(name: str, prefix: str, taken: set[str]) -> str:
+    while name in taken:
+        name = prefix + name
+    taken.add(name)
+    return name
+
+
+def _record(
+    job: JobRow, inputs: dict[str, str], params: dict[str, str], root: Path
+) -> dict[str, Any]:
+    record: dict[str, Any] = {"row": job.row, "key": job.key}
+    for column, name in inputs.items():
+        record[column] = job.extra.get(name)
+    for column, name in params.items():
+        record[column] = job.payload.get(name)
+    latency = None
+    if job.submitted_at is not None and job.completed_at is not None:
+        latency = round(job.completed_at - job.submitted_at, 3)
+    record.update(
+        status=job.status.value,
+        error=job.error,
+        request_id=job.request_id,
+        attempts=job.attempts,
+        possibly_duplicate=job.possibly_duplicate,
+        video_path=_relative(job.video_path, root) if job.status is JobStatus.DONE else None,
+        video_url=job.video_url,
+        bytes=job.bytes,
+        sha256=job.sha256,
+        cost_usd=job.cost_usd,
+        submitted_at=iso_utc(job.submitted_at),
+        completed_at=iso_utc(job.completed_at),
+        latency_s=latency,
+    )
+    return record
+
+
+def iso_utc(seconds: float | None) -> str | None:
+    """Unix seconds as ISO 8601 UTC (``2025-01-31T12:00:00Z``), None kept."""
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _relative(path: str | None, root: Path) -> str | None:
+    if not path:
+        return None
+    target = Path(path)
+    if target.is_absolute():
+        target = Path(os.path.relpath(target, root))
+    return target.as_posix()
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+
+def write_manifest(ledger: Ledger, out_dir: Path) -> None:
+    """Rewrite ``DIR/manifest.csv`` and ``DIR/manifest.jsonl`` from ``ledger``, atomically.
+
+    One pass over the ledger writes both files row by row: memory stays flat for any number of
+    jobs (the run rewrites the manifest now and then, beside 100,000 jobs in flight).
+    """
+    out = Path(out_dir)
+    columns, inputs, sent = _layout(ledger, ledger.iter_jobs())
+    root = out.resolve()
+    dumps = json.JSONEncoder(ensure_ascii=False).encode
+    with (
+        atomic_open(out / "manifest.csv", "w", encoding="utf-8-sig", newline="") as table,
+        atomic_open(out / "manifest.jsonl", "w", encoding="utf-8", newline="\n") as lines,
+    ):
+        writer = csv.writer(table, lineterminator="\r\n")
+        writer.writerow([spreadsheet_cell(c) for c in columns])
+        for job in ledger.iter_jobs():
+            record = _record(job, inputs, sent, root)
+            writer.writerow([spreadsheet_cell(record[c]) for c in columns])
+            lines.write(dumps(record) + "\n")
+
+
+def write_csv(manifest: Manifest, path: Path) -> None:
+    """``manifest`` as spreadsheet-safe CSV (see the module docstring), atomically."""
+    with atomic_open(path, "w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\r\n")
+        writer.writerow([spreadsheet_cell(c) for c in manifest.columns])
+        columns = manifest.columns
+        writer.writerows([spreadsheet_cell(r[c]) for c in columns] for r in manifest.records)
+
+
+def write_jsonl(manifest: Manifest, path: Path) -> None:
+    """``manifest`` as JSON lines with native types, columns in manifest order, atomically."""
+    dumps = json.JSONEncoder(ensure_ascii=False).encode
+    with atomic_open(path, "w", encoding="utf-8", newline="\n") as handle:
+        handle.writelines(dumps(record) + "\n" for record in manifest.records)
+
+
+def spreadsheet_cell(value: Any) -> Any:
+    """One value as a CSV cell: blank for None, true/false, JSON for lists and objects, and
+    text a spreadsheet would evaluate as a formula defused with a leading apostrophe."""
+    kind = type(value)
+    if kind is str:
+        if value and value[0] in _TRIGGERS and not _NUMBER.fullmatch(value):
+            return "'" + value
+        return value
+    if value is None:
+        return ""
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int or kind is float:
+        return value
+    return spreadsheet_cell(json.dumps(value, ensure_ascii=False))

@@ -1,0 +1,339 @@
+"""The durable ledger of an output folder: ``DIR/batchgen.db``, SQLite in WAL mode.
+
+One row per job. Job status is an enum whose allowed transitions are written once, in
+``TRANSITIONS``; the ledger refuses any other. Every call that changes state commits before it
+returns (``synchronous=FULL``), so the caller may act on it: mark a job ``submitting`` before its
+POST, record its ``request_id`` the moment the answer arrives. A process killed at any instant
+leaves a ledger that a later run resumes from.
+
+Several processes may open one ledger (``batchgen status`` reads a live run's ledger); writes are
+serialised by SQLite.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from batchgen.errors import JobChanged, LedgerError
+from batchgen.ledger.states import FIELDS, TRANSITIONS, JobRow, JobStatus
+
+LEDGER_NAME = "batchgen.db"
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    """What ``Ledger.sync`` found: new keys added, known keys kept, keys no longer in input."""
+
+    added: int
+    kept: int
+    orphaned: list[str]
+
+
+def _v1(db: sqlite3.Connection) -> None:
+    # Statement by statement: executescript() would COMMIT the migration's open transaction.
+    _script(
+        db,
+        """
+        CREATE TABLE jobs (
+            key TEXT PRIMARY KEY,
+            position INTEGER NOT NULL,
+            row INTEGER NOT NULL,
+            line INTEGER,
+            repeat INTEGER NOT NULL,
+            endpoint TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            extra TEXT NOT NULL,
+            filename TEXT NOT NULL,
+            status TEXT NOT NULL,
+            request_id TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            possibly_duplicate INTEGER NOT NULL DEFAULT 0,
+            queue_position INTEGER,
+            video_url TEXT,
+            video_path TEXT,
+            bytes INTEGER,
+            sha256 TEXT,
+            cost_usd REAL,
+            error TEXT,
+            error_type TEXT,
+            submitted_at REAL,
+            started_at REAL,
+            completed_at REAL,
+            updated_at REAL NOT NULL,
+            in_input INTEGER NOT NULL DEFAULT 1
+        );
+        CREATE INDEX jobs_status ON jobs (status);
+        CREATE INDEX jobs_position ON jobs (position);
+        -- Every request id a job was ever given, for provenance and for cancelling.
+        CREATE TABLE requests (
+            key TEXT NOT NULL REFERENCES jobs (key),
+            request_id TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            submitted_at REAL NOT NULL,
+            PRIMARY KEY (key, request_id)
+        );
+        CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+    )
+
+
+def _script(db: sqlite3.Connection, sql: str) -> None:
+    for statement in sql.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+# Ordered; the ledger's user_version says how many have run. Append, never edit.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1]
+
+
+class Ledger:
+    """The jobs of one output folder. Each method commits before it returns."""
+
+    __slots__ = ("_clock", "_db", "path")
+
+    def __init__(
+        self, path: str | Path, *, readonly: bool = False, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.path = Path(path)
+        self._clock = clock
+        if readonly:
+            if not self.path.exists():
+                raise LedgerError(f"no ledger at {self.path}: is this a batchgen output folder?")
+            self._db = sqlite3.connect(
+                f"file:{self.path}?mode=ro", uri=True, isolation_level=None, timeout=30
+            )
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._migrate()
+        self._db.row_factory = sqlite3.Row
+
+    @classmethod
+    def in_folder(cls, folder: str | Path, *, readonly: bool = False) -> Ledger:
+        return cls(Path(folder) / LEDGER_NAME, readonly=readonly)
+
+    def _migrate(self) -> None:
+        with self._tx():
+            done = self._db.execute("PRAGMA user_version").fetchone()[0]
+            for number, migration in enumerate(MIGRATIONS[done:], start=done + 1):
+                migration(self._db)
+                self._db.execute(f"PRAGMA user_version={number}")
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Ledger {self.path}>"
+
+    # -- plan ----------------------------------------------------------------------------
+
+    def sync(self, jobs: Iterable[Any], endpoint: str) -> SyncReport:
+        """Add the plan's jobs (``plan.Job``) not yet known; keep the known ones as they are.
+
+        Keys in the ledger but not in ``jobs`` are left untouched, flagged ``in_input=0``.
+        The input order becomes the ledger's order (``position``).
+        """
+        now = self._clock()
+        added = kept = 0
+        with self._tx() as db:
+            known = {r[0] for r in db.execute("SELECT key FROM jobs")}
+            db.execute("UPDATE jobs SET in_input = 0")
+            for position, job in enumerate(jobs):
+                if job.key in known:
+                    kept += 1
+                    db.execute(
+                        "UPDATE jobs SET in_input = 1, position = ?, row = ?, line = ?, "
+                        "extra = ?, filename = COALESCE(filename, ?) WHERE key = ?",
+                        (position, job.row, job.line, _json(job.extra), job.filename, job.key),
+                    )
+                    continue
+                added += 1
+                db.execute(
+                    "INSERT INTO jobs (key, position, row, line, repeat, endpoint, payload, "
+                    "extra, filename, status, cost_usd, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        job.key,
+                        position,
+                        job.row,
+                        job.line,
+                        job.repeat,
+                        endpoint,
+                        _json(job.payload),
+                        _json(job.extra),
+                        job.filename,
+                        JobStatus.PENDING.value,
+                        job.cost_usd,
+                        now,
+                    ),
+                )
+            orphaned = [
+                r[0]
+                for r in db.execute("SELECT key FROM jobs WHERE in_input = 0 ORDER BY position")
+            ]
+        return SyncReport(added=added, kept=kept, orphaned=orphaned)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _plain(self) -> sqlite3.Cursor:
+        """A cursor that yields plain tuples: much faster than sqlite3.Row for big reads."""
+        cursor = self._db.cursor()
+        cursor.row_factory = None
+        return cursor
+
+    def get(self, key: str) -> JobRow:
+        row = self._plain().execute(f"SELECT {_COLUMNS} FROM jobs WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            raise LedgerError(f"no job with key {key!r} in {self.path}")
+        return _row(row)
+
+    def jobs(
+        self, statuses: Iterable[JobStatus] | None = None, *, in_input_only: bool = False
+    ) -> list[JobRow]:
+        """Jobs in input order, optionally only those in ``statuses``."""
+        sql, args = f"SELECT {_COLUMNS} FROM jobs", []
+        where = []
+        if statuses is not None:
+            wanted = [s.value for s in statuses]
+            where.append(f"status IN ({','.join('?' * len(wanted))})")
+            args.extend(wanted)
+        if in_input_only:
+            where.append("in_input = 1")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [_row(r) for r in self._plain().execute(sql + " ORDER BY position", args)]
+
+    def iter_jobs(self) -> Iterator[JobRow]:
+        """Every job in input order, read as it is consumed: constant memory for any ledger.
+
+        One SELECT, so what it yields is one consistent snapshot of the ledger.
+        """
+        for row in self._plain().execute(f"SELECT {_COLUMNS} FROM jobs ORDER BY position"):
+            yield _row(row)
+
+    def counts(self) -> dict[JobStatus, int]:
+        """Number of jobs in each status (every status present, zero or more)."""
+        counts = dict.fromkeys(JobStatus, 0)
+        for status, n in self._db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status"):
+            counts[JobStatus(status)] = n
+        return counts
+
+    def requests(self, key: str) -> list[str]:
+        """Every request id ``key`` was ever given, oldest first (in the order written:
+        ``attempts`` restarts when ``run --retry-failed`` reopens a job)."""
+        return [
+            r[0]
+            for r in self._db.execute(
+                "SELECT request_id FROM requests WHERE key = ? ORDER BY rowid",
+                (key,),
+            )
+        ]
+
+    def meta(self, name: str) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    # -- writing -------------------------------------------------------------------------
+
+    def set_meta(self, name: str, value: Any) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, _json(value))
+            )
+
+    def transition(
+        self, key: str, status: JobStatus, *, expect: JobStatus | None = None, **fields: Any
+    ) -> JobRow:
+        """Move ``key`` to ``status``, setting ``fields``; refuses moves not in TRANSITIONS.
+
+        With ``expect``, the move happens only if the job is still in that state (checked in
+        the same transaction), else JobChanged: another process moved it meanwhile.
+        ``request_id`` given here is also appended to the job's request history.
+        """
+        with self._tx() as db:
+            row = db.execute("SELECT status, attempts FROM jobs WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                raise LedgerError(f"no job with key {key!r}")
+            current = JobStatus(row[0])
+            if expect is not None and current is not expect:
+                raise JobChanged(f"job {key}: is {current} now, not {expect}")
+            if status != current and status not in TRANSITIONS[current]:
+                raise LedgerError(f"job {key}: {current} -> {status} is not allowed")
+            self._write(db, key, {"status": status.value, **fields}, row[1])
+        return self.get(key)
+
+    def update(self, key: str, **fields: Any) -> None:
+        """Set fields of ``key`` without changing its status."""
+        with self._tx() as db:
+            row = db.execute("SELECT attempts FROM jobs WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                raise LedgerError(f"no job with key {key!r}")
+            self._write(db, key, fields, row[0])
+
+    def _write(
+        self, db: sqlite3.Connection, key: str, fields: dict[str, Any], attempts: int
+    ) -> None:
+        unknown = set(fields) - {*FIELDS, "status"}
+        if unknown:
+            raise LedgerError(f"unknown ledger fields: {', '.join(sorted(unknown))}")
+        fields = {**fields, "updated_at": self._clock()}
+        db.execute(
+            f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in fields)} WHERE key = ?",
+            [*fields.values(), key],
+        )
+        if fields.get("request_id"):
+            db.execute(
+                "INSERT OR IGNORE INTO requests (key, request_id, attempt, submitted_at) "
+                "VALUES (?, ?, ?, ?)",
+                (
+                    key,
+                    fields["request_id"],
+                    fields.get("attempts", attempts),
+                    fields.get("submitted_at") or fields["updated_at"],
+                ),
+            )
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+_COLUMNS = ", ".join(f.name for f in fields(JobRow))
+_STATUS = {s.value: s for s in JobStatus}
+
+
+def _row(row: tuple[Any, ...]) -> JobRow:
+    """A JobRow from a ``SELECT {_COLUMNS}`` tuple (positional: this is the hot read path)."""
+    values = list(row)
+    values[6] = json.loads(values[6])  # payload
+    values[7] = json.loads(values[7])  # extra
+    values[9] = _STATUS[values[9]]
+    values[12] = bool(values[12])  # possibly_duplicate
+    values[-1] = bool(values[-1])  # in_input
+    return JobRow(*values)

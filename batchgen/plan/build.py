@@ -1,0 +1,395 @@
+"""From an input file or job spec to a validated, costed list of jobs. No network.
+
+``build_plan`` reads the rows, applies defaults (spec, then ``--set``), expands the matrix and
+``repeat``, coerces and validates every payload against the endpoint spec, and names every
+output file. Every problem in every row is collected and raised at once as an ``InputError``.
+
+Each ``Job`` has a stable ``key``: a hash of the endpoint id, the canonical JSON of the exact
+payload and the repeat index, so the same input gives the same keys on any machine, in any row
+order. Identical jobs (two rows asking the very same thing) are one job.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from batchgen.errors import InputError, Problem
+from batchgen.plan.endpoint import DEFAULT_ENDPOINT, EndpointSpec, resolve
+from batchgen.plan.inputs import Record, Table, read_table
+from batchgen.plan.jobspec import JobSpec, load_jobspec, looks_like_spec
+from batchgen.plan.naming import DEFAULT_TEMPLATE, Namer, check_template, slug
+from batchgen.plan.settings import RunSettings
+
+# Column names people write for a parameter, beyond what fuzzy matching finds.
+_ALIASES = {
+    "cfg": "cfg_scale",
+    "guidance": "cfg_scale",
+    "aspect": "aspect_ratio",
+    "ratio": "aspect_ratio",
+    "length": "duration",
+    "seconds": "duration",
+    "negative": "negative_prompt",
+    "neg_prompt": "negative_prompt",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One generation to run: what is sent, where it came from, where its video goes."""
+
+    key: str
+    row: int
+    line: int
+    repeat: int
+    payload: dict[str, Any]
+    extra: dict[str, Any]
+    filename: str
+    cost_usd: float | None
+
+
+@dataclass(slots=True)
+class Plan:
+    """Every job of a batch, in input order, with what is needed to run and report it."""
+
+    endpoint: EndpointSpec
+    jobs: list[Job]
+    input_path: str
+    input_sha256: str
+    extra_columns: list[str]
+    output_dir: Path
+    settings: RunSettings
+    filename_template: str
+    records: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def estimated_cost(self) -> float | None:
+        """Total estimated spend in USD, or None when any job's price is unknown."""
+        return _total(self.jobs)
+
+    def breakdown(self) -> list[dict[str, Any]]:
+        """Job counts and costs grouped by the parameters that drive the price."""
+        drivers = self.endpoint.price.drivers if not self.endpoint.passthrough else ()
+        groups: dict[tuple[Any, ...], list[Job]] = {}
+        for job in self.jobs:
+            groups.setdefault(tuple(job.payload.get(d) for d in drivers), []).append(job)
+        out = []
+        for values, jobs in sorted(groups.items(), key=lambda kv: _sort_key(kv[0])):
+            out.append(
+                {
+                    **dict(zip(drivers, values, strict=True)),
+                    "jobs": len(jobs),
+                    "cost_usd": _total(jobs),
+                }
+            )
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """What ``batchgen plan --json`` prints."""
+        return {
+            "endpoint": self.endpoint.id,
+            "input": self.input_path,
+            "records": self.records,
+            "jobs": len(self.jobs),
+            "estimated_cost_usd": self.estimated_cost,
+            "breakdown": self.breakdown(),
+            "output": str(self.output_dir),
+            "warnings": self.warnings,
+        }
+
+
+def _total(jobs: list[Job]) -> float | None:
+    """The summed price of ``jobs`` in USD, or None when any price is unknown (never 0)."""
+    total = 0.0
+    for job in jobs:
+        if job.cost_usd is None:
+            return None
+        total += job.cost_usd
+    return round(total, 6)
+
+
+def _sort_key(values: tuple[Any, ...]) -> tuple[tuple[int, float, str], ...]:
+    """Numbers in numeric order ("5" before "10"), then text."""
+    keys = []
+    for value in values:
+        try:
+            keys.append((0, float(value), ""))
+        except (TypeError, ValueError):
+            keys.append((1, 0.0, str(value)))
+    return tuple(keys)
+
+
+def canonical_json(payload: dict[str, Any]) -> str:
+    """The one JSON spelling of a payload: sorted keys, no spaces, unicode kept."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def job_key(endpoint_id: str, payload: dict[str, Any], repeat: int) -> str:
+    """The stable key of a job (16 hex digits)."""
+    text = f"{endpoint_id}\n{canonical_json(payload)}\n{repeat}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _norm(name: str) -> str:
+    return name.strip().lower()
+
+
+def _suggest(column: str, params: list[str]) -> str | None:
+    """The parameter a column name probably meant, or None."""
+    word = _norm(column).replace(" ", "_").replace("-", "_")
+    if word in params:
+        return word
+    if word in _ALIASES and _ALIASES[word] in params:
+        return _ALIASES[word]
+    if len(word) >= 3:
+        prefixed = [p for p in params if p.startswith(word) or word.startswith(p)]
+        if len(prefixed) == 1:
+            return prefixed[0]
+    close = difflib.get_close_matches(word, params, n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def build_plan(
+    target: str | Path,
+    *,
+    endpoint: str | None = None,
+    endpoint_spec: str | Path | None = None,
+    sets: dict[str, str] | None = None,
+    output: str | Path | None = None,
+    filename: str | None = None,
+    run: dict[str, Any] | None = None,
+) -> Plan:
+    """Plan every job of ``target`` (a prompt file or a job spec); CLI options override."""
+    target = Path(target)
+    spec = (
+        load_jobspec(target) if looks_like_spec(target) else JobSpec(path=str(target), input=target)
+    )
+    if (
+        spec.rows is None
+        and spec.input is not None
+        and spec.input != target
+        and not spec.input.is_file()
+    ):
+        raise InputError.one(
+            spec.path,
+            f"no such prompt file: {spec.input}",
+            spec.lines.get("input", 1),
+            "input",
+            "field",
+        )
+    table = spec.rows if spec.rows is not None else read_table(spec.input or target)
+    input_path = spec.input or target
+    ep = resolve(endpoint or spec.endpoint or DEFAULT_ENDPOINT, endpoint_spec or spec.endpoint_spec)
+    settings = spec.run.merged(run or {}, "command line")
+    template = filename or spec.filename or DEFAULT_TEMPLATE
+    if filename:
+        check_template(filename, "--filename")
+    else:
+        check_template(template, spec.path, spec.lines.get("filename", 1))
+    out_dir = Path(output) if output else spec.output or Path("out") / input_path.stem
+    plan = Plan(
+        endpoint=ep,
+        jobs=[],
+        input_path=str(input_path),
+        input_sha256=file_sha256(input_path) if spec.rows is None else file_sha256(target),
+        extra_columns=[],
+        output_dir=out_dir,
+        settings=settings,
+        filename_template=template,
+        records=len(table.records),
+    )
+    if ep.passthrough:
+        plan.warnings.append(
+            f"endpoint {ep.id!r} has no spec: every column is sent as given and the price is "
+            "unknown (pass --endpoint-spec FILE to describe it)"
+        )
+    _expand(plan, spec, table, sets or {})
+    return plan
+
+
+def _expand(plan: Plan, spec: JobSpec, table: Table, sets: dict[str, str]) -> None:
+    ep = plan.endpoint
+    params = list(ep.params)
+    problems: list[Problem] = []
+
+    # Which file column feeds which parameter; the rest are the input's own columns.
+    column_param: dict[str, str] = {}
+    for column in table.columns:
+        name = _norm(column)
+        if ep.passthrough or name in ep.params:
+            if name in column_param.values():
+                problems.append(
+                    Problem(table.path, None, column, f"a second column for parameter {name!r}")
+                )
+            column_param[column] = name
+        else:
+            plan.extra_columns.append(column)
+            guess = _suggest(column, params)
+            if guess:
+                plan.warnings.append(
+                    f"{table.path}: column {column!r} is not a parameter of {ep.id} and is not "
+                    f"sent; did you mean {guess!r}?"
+                )
+    if "prompt" not in column_param.values() and "prompt" not in spec.defaults:
+        found = ", ".join(repr(c) for c in table.columns) or "none"
+        raise InputError.one(
+            table.path, f"no 'prompt' column (columns found: {found})", table.header_line
+        )
+
+    defaults = _checked_defaults(spec, sets, ep, problems)
+    combos = _checked_matrix(spec, ep, problems)
+    if problems:
+        raise InputError(problems)
+
+    namer = Namer(plan.filename_template)
+    seen: dict[str, int] = {}
+    for row, record in enumerate(table.records, start=1):
+        cells = {
+            column_param[c]: v
+            for c, v in record.values.items()
+            if c in column_param and v is not None
+        }
+        extra = {c: record.values.get(c) for c in plan.extra_columns}
+        for combo in combos:
+            payload, row_problems = ep.check({**defaults, **cells, **combo})
+            if row_problems:
+                problems.extend(
+                    _at_record(table.path, record, column_param, name, message)
+                    for name, message in row_problems
+                )
+                break  # the other combos of this row would repeat the same problems
+            for repeat in range(spec.repeat):
+                key = job_key(ep.id, payload, repeat)
+                if key in seen:
+                    plan.warnings.append(
+                        f"{table.path}:{record.line}: row {row} asks the same "
+                        f"as row {seen[key]}; it is run once"
+                    )
+                    continue
+                seen[key] = row
+                name = _name(namer, spec, row, repeat, key, payload, extra, problems)
+                plan.jobs.append(
+                    Job(
+                        key=key,
+                        row=row,
+                        line=record.line,
+                        repeat=repeat,
+                        payload=payload,
+                        extra=extra,
+                        filename=name,
+                        cost_usd=ep.cost(payload),
+                    )
+                )
+        if len(problems) > 1000:
+            problems.append(Problem(table.path, None, None, "stopped after 1000 problems"))
+            break
+    if problems:
+        raise InputError(problems)
+
+
+def _at_record(
+    path: str, record: Record, column_param: dict[str, str], param: str, message: str
+) -> Problem:
+    column = next((c for c, p in column_param.items() if p == param), param)
+    return Problem(path, record.line_of(column), column, message)
+
+
+def _checked_defaults(
+    spec: JobSpec, sets: dict[str, str], ep: EndpointSpec, problems: list[Problem]
+) -> dict[str, Any]:
+    defaults: dict[str, Any] = {}
+    for origin, values in (("defaults", spec.defaults), ("--set", sets)):
+        for name, value in values.items():
+            where = (
+                (spec.path, spec.lines.get(f"defaults.{name}", 1))
+                if origin == "defaults"
+                else ("--set", None)
+            )
+            param = ep.params.get(_norm(name))
+            if not ep.passthrough and param is None:
+                problems.append(
+                    Problem(
+                        where[0],
+                        where[1],
+                        name,
+                        f"is not a parameter of {ep.id}; parameters: " + ", ".join(ep.params),
+                        "field",
+                    )
+                )
+                continue
+            try:
+                defaults[_norm(name)] = (
+                    param.coerce(value) if param and value is not None else value
+                )
+            except ValueError as exc:
+                problems.append(Problem(where[0], where[1], name, str(exc), "field"))
+    return defaults
+
+
+def _checked_matrix(
+    spec: JobSpec, ep: EndpointSpec, problems: list[Problem]
+) -> list[dict[str, Any]]:
+    axes: list[list[tuple[str, Any]]] = []
+    for name, values in spec.matrix.items():
+        param = ep.params.get(_norm(name))
+        line = spec.lines.get(f"matrix.{name}", 1)
+        if not ep.passthrough and param is None:
+            problems.append(
+                Problem(
+                    spec.path, line, f"matrix.{name}", f"is not a parameter of {ep.id}", "field"
+                )
+            )
+            continue
+        axis = []
+        for value in values:
+            try:
+                axis.append((_norm(name), param.coerce(value) if param else value))
+            except ValueError as exc:
+                problems.append(Problem(spec.path, line, f"matrix.{name}", str(exc), "field"))
+        axes.append(axis)
+    return [dict(combo) for combo in itertools.product(*axes)]
+
+
+def _name(
+    namer: Namer,
+    spec: JobSpec,
+    row: int,
+    repeat: int,
+    key: str,
+    payload: dict[str, Any],
+    extra: dict[str, Any],
+    problems: list[Problem],
+) -> str:
+    fields = {_norm(k): ("" if v is None else v) for k, v in extra.items()}
+    fields.update(payload)
+    fields.update(
+        row=row, repeat=repeat, key=key, key8=key[:8], slug=slug(str(payload.get("prompt", "")))
+    )
+    try:
+        return namer.name(fields)
+    except (KeyError, ValueError, IndexError) as exc:
+        available = ", ".join(sorted(fields))
+        problems.append(
+            Problem(
+                spec.path,
+                spec.lines.get("filename", 1),
+                "filename",
+                f"template {namer.template!r} cannot be filled ({exc}); fields: {available}",
+                "field",
+            )
+        )
+        raise InputError(problems) from None

@@ -1,0 +1,259 @@
+"""Endpoint specs: each endpoint's input schema, defaults, typical latency and price, as data.
+
+A spec is a YAML file (built-ins live in ``batchgen/plan/endpoints/``). ``EndpointSpec.check``
+coerces one set of parameters where the meaning is certain (``5`` -> ``"5"`` for a string enum,
+``"0.70"`` -> ``0.7`` for a number) and reports every violation of the schema. An endpoint id
+with no spec is run as *passthrough*: parameters are sent as given and the price is unknown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from batchgen.errors import InputError
+
+_TYPES = ("string", "number", "integer", "boolean")
+_TRUE = {"true", "yes", "1", "on"}
+_FALSE = {"false", "no", "0", "off"}
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One input field of an endpoint."""
+
+    name: str
+    type: str = "string"
+    required: bool = False
+    default: Any = None
+    enum: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    max_length: int | None = None
+
+    def coerce(self, value: Any) -> Any:
+        """Return ``value`` as this field's type, or raise ValueError saying why it cannot be."""
+        if self.type == "string":
+            value = _as_string(value)
+            if self.enum is not None and value not in self.enum:
+                allowed = ", ".join(repr(v) for v in self.enum)
+                raise ValueError(f"{value!r} is not one of the allowed values: {allowed}")
+            if self.max_length is not None and len(value) > self.max_length:
+                raise ValueError(
+                    f"is {len(value)} characters long, above the maximum {self.max_length}"
+                )
+            return value
+        if self.type == "boolean":
+            return _as_boolean(value)
+        number = _as_number(value, integer=self.type == "integer")
+        if self.minimum is not None and number < self.minimum:
+            raise ValueError(f"{_show(number)} is below the minimum {_show(self.minimum)}")
+        if self.maximum is not None and number > self.maximum:
+            raise ValueError(f"{_show(number)} is above the maximum {_show(self.maximum)}")
+        if self.enum is not None and number not in self.enum:
+            allowed = ", ".join(_show(v) for v in self.enum)
+            raise ValueError(f"{_show(number)} is not one of the allowed values: {allowed}")
+        return number
+
+
+def _show(number: float | int) -> str:
+    return str(int(number)) if float(number).is_integer() else repr(number)
+
+
+def _as_string(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{value!r} is not text")
+    # 5 and 5.0 (a spreadsheet's number cell) both mean "5"; 5.5 means "5.5".
+    return _show(value) if math.isfinite(value) else repr(value)
+
+
+def _as_number(value: Any, *, integer: bool) -> float | int:
+    kind = "a whole number" if integer else "a number"
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not {kind}")
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number: float | int = (
+                int(text) if integer and text.lstrip("+-").isdigit() else float(text)
+            )
+        except ValueError:
+            raise ValueError(f"{value!r} is not {kind}") from None
+    elif isinstance(value, int | float):
+        number = value
+    else:
+        raise ValueError(f"{value!r} is not {kind}")
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not {kind}")
+    if integer:
+        if not float(number).is_integer():
+            raise ValueError(f"{value!r} is not {kind}")
+        return int(number)
+    return float(number)
+
+
+def _as_boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"{value!r} is not true or false")
+
+
+@dataclass(frozen=True, slots=True)
+class PriceRule:
+    """How much one job costs, from its payload. ``None`` from ``cost`` means unknown."""
+
+    flat_usd: float | None = None
+    per_second: dict[str, Any] | None = None
+
+    @property
+    def drivers(self) -> tuple[str, ...]:
+        """The parameters whose values change the price."""
+        return (self.per_second["parameter"],) if self.per_second else ()
+
+    def cost(self, payload: dict[str, Any]) -> float | None:
+        if self.per_second is not None:
+            rule = self.per_second
+            try:
+                seconds = float(payload[rule["parameter"]])
+            except (KeyError, TypeError, ValueError):
+                return None
+            extra = max(0.0, seconds - float(rule["base_seconds"]))
+            return round(float(rule["base_usd"]) + extra * float(rule["extra_usd_per_second"]), 6)
+        return self.flat_usd
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSpec:
+    """What batchgen knows of one endpoint. ``passthrough`` specs know nothing."""
+
+    id: str
+    title: str = ""
+    params: dict[str, Param] = field(default_factory=dict)
+    price: PriceRule = field(default_factory=PriceRule)
+    typical_latency_s: float | None = None
+    output: str = "video"
+    passthrough: bool = False
+    source: str = "built-in"
+    digest: str = ""
+
+    @property
+    def owner_app(self) -> str:
+        """The ``owner/app`` part of the id, on which status, result and cancel live."""
+        parts = self.id.strip("/").split("/")
+        keep = 3 if parts[0] in ("workflows", "comfy") else 2
+        return "/".join(parts[:keep])
+
+    def check(self, values: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        """Coerce ``values`` (missing = use default) into the payload to send.
+
+        Returns the payload and a list of ``(parameter, message)`` problems; the payload is
+        only meaningful when there are none. Defaults are written into the payload, so that
+        it records exactly what was asked for.
+        """
+        if self.passthrough:
+            return {k: v for k, v in values.items() if v is not None}, []
+        payload: dict[str, Any] = {}
+        problems: list[tuple[str, str]] = []
+        for name, param in self.params.items():
+            value = values.get(name)
+            if value is None or (param.required and isinstance(value, str) and not value.strip()):
+                if param.required:
+                    problems.append((name, "is required and is empty"))
+                elif param.default is not None:
+                    payload[name] = param.default
+                continue
+            try:
+                payload[name] = param.coerce(value)
+            except ValueError as exc:
+                problems.append((name, str(exc)))
+        return payload, problems
+
+    def cost(self, payload: dict[str, Any]) -> float | None:
+        return None if self.passthrough else self.price.cost(payload)
+
+
+def passthrough(endpoint_id: str) -> EndpointSpec:
+    """A spec for an endpoint batchgen does not know: send parameters as given."""
+    return EndpointSpec(id=endpoint_id, passthrough=True, source="passthrough")
+
+
+def parse_spec(text: str, source: str) -> EndpointSpec:
+    """Build a spec from YAML text; every problem is an InputError naming ``source``."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise InputError.one(source, f"not valid YAML: {exc}", line) from None
+    if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+        raise InputError.one(source, "an endpoint spec is a mapping with at least an 'id'")
+    params: dict[str, Param] = {}
+    for name, raw in (data.get("parameters") or {}).items():
+        raw = raw or {}
+        if raw.get("type", "string") not in _TYPES:
+            raise InputError.one(source, f"parameter {name!r}: type must be one of {_TYPES}")
+        enum = raw.get("enum")
+        params[name] = Param(
+            name=name,
+            type=raw.get("type", "string"),
+            required=bool(raw.get("required", False)),
+            default=raw.get("default"),
+            enum=tuple(enum) if enum is not None else None,
+            minimum=raw.get("minimum"),
+            maximum=raw.get("maximum"),
+            max_length=raw.get("max_length"),
+        )
+    price = data.get("price") or {}
+    return EndpointSpec(
+        id=data["id"].strip("/"),
+        title=str(data.get("title", "")),
+        params=params,
+        price=PriceRule(flat_usd=price.get("flat_usd"), per_second=price.get("per_second")),
+        typical_latency_s=data.get("typical_latency_s"),
+        output=str(data.get("output", "video")),
+        source=source,
+        digest=hashlib.sha256(text.encode()).hexdigest(),
+    )
+
+
+def builtin_specs() -> dict[str, EndpointSpec]:
+    """Every built-in endpoint spec, by endpoint id."""
+    specs = {}
+    for entry in sorted(resources.files("batchgen.plan.endpoints").iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".yaml"):
+            spec = parse_spec(entry.read_text(encoding="utf-8"), f"built-in:{entry.name}")
+            specs[spec.id] = spec
+    return specs
+
+
+def load_spec_file(path: str | Path) -> EndpointSpec:
+    """Read a user's endpoint spec file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError.one(str(path), f"cannot read endpoint spec: {exc}") from None
+    return parse_spec(text, str(path))
+
+
+def resolve(endpoint_id: str, spec_file: str | Path | None = None) -> EndpointSpec:
+    """The spec for ``endpoint_id``: the user's file if given, a built-in, or passthrough."""
+    if spec_file is not None:
+        return load_spec_file(spec_file)
+    return builtin_specs().get(endpoint_id.strip("/")) or passthrough(endpoint_id.strip("/"))
+
+
+DEFAULT_ENDPOINT = "fal-ai/kling-video/v2.5-turbo/pro/text-to-video"

@@ -1,0 +1,10 @@
+"""Run: one run of a plan against the provider.
+
+``runner`` opens the folder, brings the plan into the ledger and writes ``run.json`` and the
+manifest; ``engine`` runs the submit-and-poll workers, with ``limits`` (concurrency slots, spend
+cap), ``polling`` (when to look again) and ``timing`` (every wait, injectable); ``download_pool``
+and ``download`` fetch and verify each video; ``progress`` reports to whoever draws it.
+
+May import: ``batchgen.api``, ``batchgen.plan``, ``batchgen.ledger``, ``batchgen.errors``,
+``batchgen.version``.
+"""

@@ -1,0 +1,251 @@
+"""Verified downloads of video files: ``.part`` file, resume with Range, checks, atomic rename.
+
+A file is streamed to ``NAME.part`` beside its final path in constant memory, hashed on the
+way. An interrupted ``.part`` is resumed with a ``Range`` request (and its bytes hashed again
+first). The file counts only when its size matches both ``Content-Length`` and the result's
+``file_size`` (when given) and it starts with an MP4 ``ftyp`` box; then it is fsynced and moved
+into place with ``os.replace``, so a video in the folder is always whole.
+
+File hosts are public CDNs: the session given here must carry no credentials (see
+``file_session``), so nothing leaks to them, through redirects either.
+
+A local file that cannot be written (disk full, permission denied, name too long, a file
+where the folder should be) raises ``DiskError``, never a bare OSError: the caller decides
+whether one job failed or the disk did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hashlib
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from batchgen.api.backoff import Backoff
+from batchgen.api.classify import classify
+from batchgen.errors import DiskError, PermanentError, RetryableError
+from batchgen.version import __version__
+
+log = logging.getLogger("batchgen.http")
+CHUNK = 256 * 1024
+_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A verified file in its final place."""
+
+    path: Path
+    bytes: int
+    sha256: str
+
+
+def file_session(**kwargs: Any) -> aiohttp.ClientSession:
+    """A session for file hosts: no Authorization, no cookies, no proxy credentials."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        headers={"User-Agent": f"batchgen/{__version__}"},
+        **kwargs,
+    )
+
+
+def looks_whole(path: Path, size: int | None) -> bool:
+    """Cheap check of a finished video: present, of the recorded size, an MP4."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(8)
+            actual = os.fstat(handle.fileno()).st_size
+    except OSError:
+        return False
+    return head[4:8] == b"ftyp" and (size is None or actual == size)
+
+
+def part_path(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".part")
+
+
+class Downloader:
+    """Fetches files with retries. Holds no concurrency limit: the caller's workers do."""
+
+    __slots__ = ("_backoff", "_max_bytes", "_session", "_sleep", "_timeout")
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        backoff: Backoff | None = None,
+        max_bytes: int | None = None,
+        read_timeout: float = 60.0,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        self._session = session
+        self._backoff = backoff or Backoff(attempts=5)
+        self._max_bytes = max_bytes
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=30.0, sock_read=read_timeout)
+        self._sleep = sleep
+
+    async def fetch(
+        self, url: str, dest: Path, *, expected_size: int | None = None, name: str | None = None
+    ) -> Fetched:
+        """Download ``url`` to ``dest``, resuming ``dest.part`` if present; raise
+        PermanentError (file gone, too big, not an MP4), RetryableError (gave up) or
+        DiskError (``dest`` cannot be written; it names ``name``, else ``dest``)."""
+        try:
+            return await self._fetch(url, dest, expected_size)
+        except OSError as exc:  # network errors became RetryableError in _once: this is local
+            if isinstance(exc, FileExistsError):  # mkdir: a file where a folder must be
+                exc = NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+            raise DiskError.from_os(name or str(dest), exc) from None
+
+    async def _fetch(self, url: str, dest: Path, expected_size: int | None) -> Fetched:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if (
+            self._max_bytes is not None
+            and expected_size is not None
+            and expected_size > self._max_bytes
+        ):
+            raise PermanentError(
+                f"video is {expected_size} bytes, above --max-file-bytes {self._max_bytes}"
+            )
+        retry = 0
+        while True:
+            try:
+                return await self._once(url, dest, expected_size)
+            except RetryableError as exc:
+                retry += 1
+                if retry >= self._backoff.attempts:
+                    raise RetryableError(f"download gave up after {retry} tries: {exc}") from None
+                await self._sleep(self._backoff.delay(retry, exc.retry_after))
+
+    async def _once(self, url: str, dest: Path, expected_size: int | None) -> Fetched:
+        part = part_path(dest)
+        offset = part.stat().st_size if part.exists() else 0
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        started = time.perf_counter()
+        try:
+            async with self._session.get(url, headers=headers, timeout=self._timeout) as resp:
+                _log(url, resp.status, started)
+                if resp.status == 416 and offset:
+                    part.unlink(missing_ok=True)  # our part is longer than the file: start over
+                    raise RetryableError("range not satisfiable; starting over")
+                error = classify(resp.status, resp.headers, b"", route="file")
+                if error is not None:
+                    raise error
+                digest = hashlib.sha256()
+                if resp.status == 206 and offset:
+                    if not _range_starts_at(resp.headers.get("Content-Range"), offset):
+                        part.unlink(missing_ok=True)
+                        raise RetryableError("resume answered the wrong range; starting over")
+                    # hashlib lets go of the GIL on big blocks: a 1 GB part hashes aside.
+                    await asyncio.to_thread(_hash_into, part, digest)
+                else:
+                    offset = 0
+                total = None if resp.content_length is None else offset + resp.content_length
+                self._check_size(total, expected_size, part)
+                size = await self._stream(resp, part, offset, digest)
+        except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
+            # The .part keeps what arrived; the next try asks for the rest.
+            raise RetryableError(f"download broke: {type(exc).__name__}: {exc}") from None
+        for want, what in ((total, "Content-Length"), (expected_size, "file_size")):
+            if want is not None and size != want:
+                part.unlink(missing_ok=True)
+                raise RetryableError(f"got {size} bytes, {what} says {want}")
+        if not await asyncio.to_thread(_seal, part, dest):
+            part.unlink(missing_ok=True)
+            raise RetryableError("the file is not an MP4 video (no 'ftyp' box)")
+        return Fetched(dest, size, digest.hexdigest())
+
+    def _check_size(self, total: int | None, expected: int | None, part: Path) -> None:
+        if total is not None and expected is not None and total != expected:
+            part.unlink(missing_ok=True)
+            raise RetryableError(f"Content-Length {total} but file_size {expected}")
+        if self._max_bytes is not None and total is not None and total > self._max_bytes:
+            part.unlink(missing_ok=True)
+            raise PermanentError(
+                f"video is {total} bytes, above --max-file-bytes {self._max_bytes}"
+            )
+
+    async def _stream(
+        self, resp: aiohttp.ClientResponse, part: Path, offset: int, digest: Any
+    ) -> int:
+        size = offset
+        # Creating a file waits on the file system's journal, which other files' fsyncs hold.
+        handle = await asyncio.to_thread(part.open, "ab" if offset else "wb")
+        with handle:
+            async for chunk in resp.content.iter_chunked(CHUNK):
+                size += len(chunk)
+                if self._max_bytes is not None and size > self._max_bytes:
+                    handle.close()
+                    _discard(part)
+                    raise PermanentError(f"video is larger than --max-file-bytes {self._max_bytes}")
+                handle.write(chunk)
+                digest.update(chunk)
+        return size
+
+
+def _seal(part: Path, dest: Path) -> bool:
+    """Check the MP4 header, make the bytes durable, move them into place (in a thread:
+    fsync of a large file takes long enough to stall every poll)."""
+    with part.open("rb") as handle:
+        if handle.read(8)[4:8] != b"ftyp":
+            return False
+        os.fsync(handle.fileno())
+    os.replace(part, dest)
+    _fsync_dir(dest.parent)
+    return True
+
+
+def _discard(part: Path) -> None:
+    # Local file operations take microseconds: not worth a thread hop from the event loop.
+    part.unlink(missing_ok=True)
+
+
+def _range_starts_at(header: str | None, offset: int) -> bool:
+    match = _RANGE.fullmatch((header or "").strip())
+    return match is not None and int(match.group(1)) == offset
+
+
+def _hash_into(path: Path, digest: Any) -> None:
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _log(url: str, status: int, started: float) -> None:
+    if log.isEnabledFor(logging.INFO):
+        bare = url.split("?", 1)[0]  # signed CDN URLs carry tokens in the query
+        log.info("GET %s %s %.0fms", bare, status, (time.perf_counter() - started) * 1000)
+
+
+def video_of(output: dict[str, Any], key: str) -> tuple[str | None, int | None]:
+    """The video URL and ``file_size`` in a result: ``output[key]``, else the first File."""
+    candidates = [output.get(key)] + [v for k, v in output.items() if k != key]
+    for value in candidates:
+        if isinstance(value, dict) and isinstance(value.get("url"), str):
+            size = value.get("file_size")
+            ok = isinstance(size, int) and not isinstance(size, bool) and size >= 0
+            return value["url"], size if ok else None
+    return None, None

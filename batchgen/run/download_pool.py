@@ -1,0 +1,147 @@
+"""A fixed pool of workers that download the videos of DOWNLOADING jobs, and the disk rule.
+
+Downloads have their own concurrency, so they never hold up submits or polls. A verified file
+moves its job to DONE; a file host that fails for good fails the job (``error_type``
+"download": the file may be gone, so ``run --retry-failed`` submits it anew).
+
+Disk errors: a video that cannot be written fails its job ("cannot write videos/NAME.mp4: No
+space left on device", ``error_type`` ``DISK``: ``run --retry-failed`` downloads it again without
+submitting). When ``DISK_ERRORS_IN_A_ROW`` downloads in a row fail with the same error (no
+download succeeding in between), the disk is the problem, not the job: the pool sets
+``disk_stop``, calls ``on_disk_stop`` (the engine stops submitting and follows the jobs in
+flight until their video URL is recorded: results expire within an hour, videos stay on the CDN
+for days) and downloads nothing more. Jobs left DOWNLOADING are fetched by the next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from batchgen.errors import DiskError, JobChanged, PermanentError, RetryableError
+from batchgen.ledger.states import JobStatus
+from batchgen.ledger.store import Ledger
+from batchgen.run.download import Downloader
+from batchgen.run.progress import Reporter
+
+S = JobStatus
+log = logging.getLogger("batchgen.run")
+# Downloads failing in a row with the same OSError before the run stops: one bad file name is
+# the job's problem; three in a row with the same errno is the disk's (or the folder's).
+DISK_ERRORS_IN_A_ROW = 3
+# error_type of a job whose video could not be written: --retry-failed downloads it again.
+DISK = "disk"
+
+_Item = tuple[str, str, int | None, str]  # key, url, expected size, path relative to the folder
+
+
+class DownloadPool:
+    """Downloads queued videos with ``workers`` tasks; ``close()`` waits for the queue."""
+
+    __slots__ = (
+        "_disk_errors",
+        "_downloader",
+        "_ledger",
+        "_on_disk_stop",
+        "_out",
+        "_queue",
+        "_reporter",
+        "_workers",
+        "disk_stop",
+    )
+
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        downloader: Downloader,
+        reporter: Reporter,
+        out_dir: Path,
+        workers: int,
+        on_disk_stop: Callable[[], None],
+    ) -> None:
+        self._ledger, self._downloader, self._reporter = ledger, downloader, reporter
+        self._out, self._workers, self._on_disk_stop = out_dir, workers, on_disk_stop
+        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
+        self._disk_errors: list[DiskError] = []  # the latest downloads, all failing alike
+        self.disk_stop: str | None = None
+
+    def __repr__(self) -> str:
+        stop = " disk-stopped" if self.disk_stop else ""
+        return f"<DownloadPool workers={self._workers} queued={self.queued}{stop}>"
+
+    @property
+    def queued(self) -> int:
+        return self._queue.qsize()
+
+    def start(self, tg: asyncio.TaskGroup) -> None:
+        """Start the workers in ``tg``."""
+        for _ in range(self._workers):
+            tg.create_task(self._work())
+
+    def put(self, key: str, url: str, size: int | None, path: str) -> None:
+        """Queue the video of ``key`` (a DOWNLOADING job) for ``DIR/path``."""
+        self._queue.put_nowait((key, url, size, path))
+
+    async def close(self) -> None:
+        """Wait until every queued video is handled, then stop the workers."""
+        await self._queue.join()
+        for _ in range(self._workers):
+            self._queue.put_nowait(None)
+
+    async def _work(self) -> None:
+        while (item := await self._queue.get()) is not None:
+            try:
+                if self.disk_stop is None:  # else left downloading, for the next run
+                    await self._download(*item)
+            except JobChanged as exc:
+                log.info("%s: changed by another process; left as it is", exc)
+            finally:
+                self._queue.task_done()
+
+    async def _download(self, key: str, url: str, size: int | None, path: str) -> None:
+        def failed(error: str, error_type: str) -> None:
+            self._ledger.transition(
+                key, S.FAILED, expect=S.DOWNLOADING, error=error, error_type=error_type
+            )
+            self._reporter.failed()
+            log.info("job %s: failed: %s", key, error)
+
+        try:
+            fetched = await self._downloader.fetch(
+                url, self._out / path, expected_size=size, name=path
+            )
+        except (RetryableError, PermanentError) as exc:
+            failed(f"download: {exc}", "download")
+        except DiskError as exc:
+            failed(str(exc), DISK)
+            self._disk_failed(exc)
+        else:
+            self._disk_errors.clear()
+            self._ledger.transition(
+                key,
+                S.DONE,
+                expect=S.DOWNLOADING,
+                bytes=fetched.bytes,
+                sha256=fetched.sha256,
+                video_path=path,
+                error=None,
+                error_type=None,
+            )
+            self._reporter.downloaded()
+
+    def _disk_failed(self, exc: DiskError) -> None:
+        """Count ``exc`` towards the stop rule (see the module docstring)."""
+        if self._disk_errors and self._disk_errors[-1].errno != exc.errno:
+            self._disk_errors.clear()
+        self._disk_errors.append(exc)
+        if len(self._disk_errors) >= DISK_ERRORS_IN_A_ROW and self.disk_stop is None:
+            self.disk_stop = (
+                f"stopped: {len(self._disk_errors)} videos in a row could not be written "
+                f"(last: {exc}); nothing more was submitted or downloaded. Fix the disk or "
+                "the folder, then run again with --retry-failed"
+            )
+            log.error("%s", self.disk_stop)
+            self._on_disk_stop()

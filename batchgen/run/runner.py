@@ -1,0 +1,429 @@
+"""One run of a plan, end to end: plan -> ledger -> resume -> engine -> manifest.
+
+``Runner.run`` syncs the plan into the folder's ledger (new keys added, known ones kept as they
+are), checks finished videos are still whole, drives every job that is not finished with the
+engine, rewrites the manifest now and then and at the end, and writes ``run.json``. Jobs
+already submitted are polled by request id, never submitted again; jobs a crash left
+``submitting`` are *uncertain* (their POST may have gone out). Failed and cancelled jobs stay
+as they are unless asked (``retry_failed``, ``retry_cancelled``; see ``Runner``). Every
+request is logged to ``DIR/batchgen.log`` (method, path, status, request id, time; no header,
+no query).
+
+Library code: nothing is printed; progress goes to the ``Reporter``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiolimiter import AsyncLimiter
+
+from batchgen.api.client import QueueClient
+from batchgen.api.providers import Connection
+from batchgen.errors import DiskError, UsageError
+from batchgen.ledger.manifest import iso_utc, write_manifest, write_run_json
+from batchgen.ledger.states import JobRow, JobStatus
+from batchgen.ledger.store import LEDGER_NAME, Ledger
+from batchgen.plan.build import Plan
+from batchgen.run.download import Downloader, file_session, looks_whole
+from batchgen.run.download_pool import DISK
+from batchgen.run.engine import Engine
+from batchgen.run.limits import estimated_spend
+from batchgen.run.polling import PollPolicy
+from batchgen.run.progress import Reporter
+from batchgen.run.timing import Timing
+from batchgen.version import __version__
+
+S = JobStatus
+log = logging.getLogger("batchgen.run")
+LOG_NAME = "batchgen.log"
+
+
+@dataclass(slots=True)
+class RunResult:
+    """How a run ended. ``outcome``: done, failed, fatal or interrupted."""
+
+    outcome: str
+    counts: dict[str, int]
+    total: int
+    spent_usd: float
+    message: str
+    orphaned: list[str] = field(default_factory=list)
+    held_by_cost: int = 0
+    not_submitted: int = 0
+
+
+def limiter_for(rate: float) -> AsyncLimiter:
+    """At most ``rate`` requests per second, with bursts of a tenth of a second's worth."""
+    burst = max(1.0, rate / 10)
+    return AsyncLimiter(burst, burst / rate)
+
+
+def poll_policy(plan: Plan, timing: Timing) -> PollPolicy:
+    settings = plan.settings
+    seed = settings.expect_latency or plan.endpoint.typical_latency_s
+    high = timing.s(settings.max_poll_interval)
+    low = min(timing.s(timing.min_poll_interval), high)
+    return PollPolicy(None if seed is None else timing.s(seed), min_interval=low, max_interval=high)
+
+
+class Runner:
+    """Runs ``plan`` against ``connection``. ``drain`` and ``abort`` may come from signals.
+
+    ``retry_failed`` puts the folder's failed jobs back in line: one that failed only because
+    its video could not be written (disk full...) is downloaded again, as its video is paid
+    for and still on the file host; any other is submitted anew. ``retry_cancelled`` submits
+    cancelled jobs anew. A job submitted anew starts a fresh ``--max-attempts`` budget: its
+    ``attempts`` count restarts at 0, while every request id it was ever given stays in the
+    ledger's history (``Ledger.requests``).
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        connection: Connection,
+        *,
+        timing: Timing | None = None,
+        reporter: Reporter | None = None,
+        resume: dict[str, Any] | None = None,
+        retry_failed: bool = False,
+        retry_cancelled: bool = False,
+    ) -> None:
+        if plan.settings.max_cost is not None and plan.estimated_cost is None:
+            raise UsageError(
+                "--max-cost needs a known price per job, and this endpoint's "
+                "price is unknown (give an --endpoint-spec with a price)"
+            )
+        self.plan, self.connection = plan, connection
+        self.timing = timing or Timing()
+        self.reporter = reporter or Reporter()
+        self._resume = resume
+        self._retry = {S.FAILED} if retry_failed else set()
+        if retry_cancelled:
+            self._retry.add(S.CANCELLED)
+        self._engine: Engine | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._aborted = False
+        self._drained = False
+
+    def drain(self) -> None:
+        """Stop submitting; jobs in flight finish and download (first Ctrl-C)."""
+        self._drained = True
+        log.warning("stopping: no new submits; jobs in flight finish and download")
+        if self._engine is not None:
+            self._engine.drain()
+
+    def abort(self) -> None:
+        """Stop now; the ledger stays resumable (second Ctrl-C, SIGTERM)."""
+        self._aborted = True
+        log.warning("stopping now; the folder can be resumed")
+        if self._task is not None:
+            self._task.cancel()
+
+    async def run(self) -> RunResult:
+        out = Path(self.plan.output_dir)
+        with Ledger.in_folder(out) as ledger, _request_log(out / LOG_NAME):
+            started = time.time()
+            orphaned = self._prepare(ledger)
+            rows = self._check_done(ledger, ledger.jobs(in_input_only=True), out)
+            rows = self._reopen(ledger, rows)
+            spent = estimated_spend(rows)
+            self._report_start(rows, spent)
+            # Keys and statuses only from here on: rows hold payloads (100k jobs: ~100 MB).
+            todo = [(row.key, row.status) for row in rows if not row.status.final]
+            total = len(rows)
+            del rows
+            with _writing(out, "run.json"):
+                write_run_json(out, self._info(started, None))
+            log.info("run started: %d jobs, %s", total, self.connection.public())
+            engine = await self._drive(ledger, todo, spent, out)
+            with _writing(out, "manifest.csv"):
+                write_manifest(ledger, out)
+            result = self._result(ledger, engine, orphaned)
+            with _writing(out, "run.json"):
+                write_run_json(out, self._info(started, result))
+            log.info("run ended: %s (%s)", result.outcome, result.message)
+        self.reporter.close()
+        return result
+
+    # -- steps --------------------------------------------------------------------------------
+
+    def _prepare(self, ledger: Ledger) -> list[str]:
+        plan = self.plan
+        params = (
+            list(plan.endpoint.params)
+            if not plan.endpoint.passthrough
+            else list(dict.fromkeys(k for job in plan.jobs for k in job.payload))
+        )
+        ledger.set_meta(
+            "plan",
+            {
+                "endpoint": plan.endpoint.id,
+                "endpoint_spec_digest": plan.endpoint.digest,
+                "input_path": plan.input_path,
+                "input_sha256": plan.input_sha256,
+                "extra_columns": plan.extra_columns,
+                "param_columns": params,
+                "filename_template": plan.filename_template,
+            },
+        )
+        if self._resume is not None:
+            ledger.set_meta("run", self._resume)
+        report = ledger.sync(plan.jobs, plan.endpoint.id)
+        if report.orphaned:
+            self.reporter.note(
+                f"{len(report.orphaned)} job(s) in {plan.output_dir} are no "
+                "longer in the input; left as they are"
+            )
+        return report.orphaned
+
+    def _check_done(self, ledger: Ledger, rows: list[JobRow], out: Path) -> list[JobRow]:
+        """Finished jobs whose video is missing or damaged are downloaded again."""
+        checked = []
+        for row in rows:
+            if (
+                row.status is S.DONE
+                and row.video_url
+                and row.video_path
+                and not looks_whole(out / row.video_path, row.bytes)
+            ):
+                self.reporter.note(f"{row.video_path} is missing or damaged; downloading again")
+                row = ledger.transition(row.key, S.DOWNLOADING)
+            checked.append(row)
+        return checked
+
+    def _reopen(self, ledger: Ledger, rows: list[JobRow]) -> list[JobRow]:
+        """Put the failed/cancelled jobs asked for back in line (see the class docstring)."""
+        if not self._retry:
+            return rows
+        reopened: list[JobRow] = []
+        count = 0
+        for row in rows:
+            if row.status in self._retry:
+                count += 1
+                if (
+                    row.status is S.FAILED
+                    and row.error_type == DISK
+                    and row.video_url
+                    and row.video_path
+                ):
+                    row = ledger.transition(
+                        row.key, S.DOWNLOADING, expect=row.status, error=None, error_type=None
+                    )
+                else:
+                    row = ledger.transition(
+                        row.key,
+                        S.PENDING,
+                        expect=row.status,
+                        attempts=0,
+                        request_id=None,
+                        # A submit whose answer was lost may have created a job already.
+                        possibly_duplicate=row.possibly_duplicate
+                        or row.error_type == "submit_uncertain",
+                        error=None,
+                        error_type=None,
+                    )
+            reopened.append(row)
+        if count:
+            asked = " and ".join(sorted(str(status) for status in self._retry))
+            self.reporter.note(f"{count} {asked} job(s) to run again")
+        return reopened
+
+    def _report_start(self, rows: list[JobRow], spent: float) -> None:
+        self.reporter.start(
+            len(rows),
+            submitted=sum(1 for r in rows if r.attempts > 0),
+            completed=sum(1 for r in rows if r.status in (S.DOWNLOADING, S.DONE)),
+            downloaded=sum(1 for r in rows if r.status is S.DONE),
+            failed=sum(1 for r in rows if r.status is S.FAILED),
+            spent=spent if self.plan.estimated_cost is not None else None,
+        )
+
+    async def _drive(
+        self, ledger: Ledger, todo: list[tuple[str, JobStatus]], spent: float, out: Path
+    ) -> Engine:
+        plan, timing = self.plan, self.timing
+        connector = aiohttp.TCPConnector(limit=0)
+        async with (
+            aiohttp.ClientSession(
+                connector=connector,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                headers={"User-Agent": f"batchgen/{__version__}"},
+            ) as api,
+            file_session() as files,
+        ):
+            client = QueueClient(
+                api,
+                base_url=self.connection.base_url,
+                endpoint=plan.endpoint,
+                authorization=self.connection.authorization,
+                limiter=limiter_for(plan.settings.rate),
+                backoff=timing.backoff.scaled(timing.scale),
+                timeout=timing.request_timeout,
+                sleep=timing.sleep,
+            )
+            downloader = Downloader(
+                files,
+                backoff=timing.download_backoff.scaled(timing.scale),
+                max_bytes=plan.settings.max_file_bytes,
+                read_timeout=timing.download_read_timeout,
+                sleep=timing.sleep,
+            )
+            engine = self._engine = Engine(
+                ledger=ledger,
+                client=client,
+                downloader=downloader,
+                settings=plan.settings,
+                timing=timing,
+                policy=poll_policy(plan, timing),
+                reporter=self.reporter,
+                out_dir=out,
+            )
+            if self._drained:
+                engine.drain()
+            if self._aborted:  # a signal came while preparing
+                return engine
+            stop = asyncio.Event()
+            ticker = asyncio.create_task(self._manifest_ticker(ledger.path, out, stop))
+            self._task = asyncio.create_task(engine.run(todo, spent))
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # we are cancelled ourselves, not by abort()
+                log.info("run aborted: %r", engine)
+            finally:
+                stop.set()
+                await ticker
+        return engine
+
+    async def _manifest_ticker(self, ledger_path: Path, out: Path, stop: asyncio.Event) -> None:
+        """Rewrite the manifest now and then, in a thread, never more than ~10% of the time.
+
+        Stopped by ``stop``, not by cancelling: a write under way must end before the final
+        one starts, or its older snapshot could replace the final manifest.
+        """
+        wait = self.timing.manifest_every
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait)
+            if stop.is_set():
+                return
+            try:
+                took = await asyncio.to_thread(_manifest_from, ledger_path, out)
+            except OSError as exc:  # disk full, say: the final write will tell the user
+                log.warning("cannot write the manifest: %s", exc)
+                took = 0.0
+            wait = max(self.timing.manifest_every, 9 * took)
+
+    def _result(self, ledger: Ledger, engine: Engine, orphaned: list[str]) -> RunResult:
+        in_input = ledger.counts()
+        counts = {str(k): v for k, v in in_input.items() if v}
+        for key in orphaned:  # usually none: cheaper than reading every row again
+            in_input[ledger.get(key).status] -= 1
+        total = sum(in_input.values())
+        done, failed = in_input[S.DONE], in_input[S.FAILED]
+        parts = [f"{done} of {total} done"]
+        if failed:
+            parts.append(f"{failed} failed")
+        if in_input[S.CANCELLED]:
+            parts.append(f"{in_input[S.CANCELLED]} cancelled")
+        if engine.held_by_cost:
+            parts.append(f"{engine.held_by_cost} not submitted (--max-cost reached)")
+        if engine.not_submitted:
+            parts.append(f"{engine.not_submitted} not submitted (the API kept refusing)")
+        if engine.fatal is not None:
+            outcome = "fatal"
+            parts.insert(0, str(engine.fatal))
+        elif engine.disk_stop is not None:
+            outcome = "failed"
+            parts.insert(0, engine.disk_stop)
+        elif self._aborted or self._drained:
+            outcome = "interrupted"
+        else:
+            outcome = "done" if done == total else "failed"
+        return RunResult(
+            outcome,
+            counts,
+            total,
+            engine.spent,
+            "; ".join(parts),
+            orphaned,
+            engine.held_by_cost,
+            engine.not_submitted,
+        )
+
+    def _info(self, started: float, result: RunResult | None) -> dict[str, Any]:
+        plan = self.plan
+        return {
+            "batchgen_version": __version__,
+            "started_at": iso_utc(started),
+            "finished_at": None if result is None else iso_utc(time.time()),
+            "outcome": None if result is None else result.outcome,
+            "message": None if result is None else result.message,
+            "endpoint": plan.endpoint.id,
+            "endpoint_spec_source": plan.endpoint.source,
+            "endpoint_spec_digest": plan.endpoint.digest,
+            "input_path": plan.input_path,
+            "input_sha256": plan.input_sha256,
+            "jobs": len(plan.jobs),
+            "estimated_cost_usd": plan.estimated_cost,
+            "connection": self.connection.public(),
+            "settings": plan.settings.public(),
+            "counts": None if result is None else result.counts,
+        }
+
+
+def _manifest_from(ledger_path: Path, out: Path) -> float:
+    """Write the manifest from a read-only connection of this thread's own; return seconds."""
+    started = time.monotonic()
+    with Ledger(ledger_path, readonly=True) as ledger:
+        write_manifest(ledger, out)
+    return time.monotonic() - started
+
+
+@contextlib.contextmanager
+def _writing(out: Path, name: str) -> Iterator[None]:
+    """Turn an OSError while writing ``out/name`` into a DiskError the CLI can show."""
+    try:
+        yield
+    except OSError as exc:
+        raise DiskError.from_os(str(out / name), exc) from None
+
+
+@contextlib.contextmanager
+def _request_log(path: Path) -> Iterator[None]:
+    """Send batchgen's request and job log to ``path`` for the duration of the run."""
+    logger = logging.getLogger("batchgen")
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        handler.close()
+
+
+def stored_run(out_dir: Path) -> dict[str, Any]:
+    """What an earlier ``batchgen run`` in ``out_dir`` was given, to run it again."""
+    path = Path(out_dir)
+    if not (path / LEDGER_NAME).is_file():
+        raise UsageError(f"{path} holds no earlier run to resume; give the prompt file or spec")
+    with Ledger.in_folder(path, readonly=True) as ledger:
+        stored = ledger.meta("run")
+    if not isinstance(stored, dict) or not stored.get("target"):
+        raise UsageError(f"{path} holds no earlier run to resume; give the prompt file or spec")
+    return stored

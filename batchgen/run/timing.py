@@ -1,0 +1,37 @@
+"""Every wait of a run in one object, so tests (and the ``--mock`` demo) can compress them.
+
+``scale`` multiplies the durations that come from settings (job timeout, expected latency, poll
+cap) and the internal ones here (poll floor, backoff, stream silence): a run against an
+emulator on a thousandfold-compressed clock keeps its proportions. A server's ``Retry-After``
+is real time and is not scaled. ``sleep`` and ``wall`` are injectable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from batchgen.api.backoff import Backoff
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """The waits of a run, in seconds before ``scale`` is applied (see ``s``)."""
+
+    scale: float = 1.0
+    min_poll_interval: float = 0.1  # fal-client polls this often; ours is only a floor
+    stream_silence: float = 20.0  # fal sends a keep-alive every 15 s: allow some slack
+    request_timeout: float = 60.0  # real seconds, not scaled
+    download_read_timeout: float = 60.0  # real seconds, not scaled
+    manifest_every: float = 5.0  # real seconds, not scaled
+    backoff: Backoff = field(default_factory=Backoff)
+    download_backoff: Backoff = field(default_factory=lambda: Backoff(attempts=5))
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+    wall: Callable[[], float] = time.time
+
+    def s(self, seconds: float) -> float:
+        """``seconds`` of run time, in real seconds."""
+        return seconds * self.scale

@@ -1,0 +1,166 @@
+"""The ledger: a real SQLite file, the job state machine, sync of changed inputs."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from batchgen.errors import JobChanged, LedgerError
+from batchgen.ledger.states import TRANSITIONS, JobStatus
+from batchgen.ledger.store import Ledger
+from batchgen.plan.build import Plan, build_plan
+
+
+def make_plan(tmp_path: Path, prompts: list[str]) -> Plan:
+    path = tmp_path / "p.csv"
+    path.write_text("prompt\n" + "".join(f"{p}\n" for p in prompts))
+    return build_plan(path)
+
+
+def test_sync_adds_new_keeps_known_and_reports_orphans(tmp_path: Path) -> None:
+    """A changed input adds new keys, keeps known ones as they are, reports the vanished."""
+    ledger = Ledger.in_folder(tmp_path / "out")
+    first = make_plan(tmp_path, ["a", "b"])
+    assert ledger.sync(first.jobs, first.endpoint.id).added == 2
+    key_a = first.jobs[0].key
+    ledger.transition(key_a, JobStatus.SUBMITTING, attempts=1)
+    ledger.transition(key_a, JobStatus.QUEUED, request_id="req-1")
+    second = make_plan(tmp_path, ["c", "a"])
+    report = ledger.sync(second.jobs, second.endpoint.id)
+    assert (report.added, report.kept) == (1, 1)
+    assert report.orphaned == [first.jobs[1].key]
+    assert ledger.get(key_a).status is JobStatus.QUEUED
+    assert [j.key for j in ledger.jobs(in_input_only=True)] == [j.key for j in second.jobs]
+
+
+def test_refuses_transitions_not_written_down(tmp_path: Path) -> None:
+    """done -> submitting, pending -> done and the like are refused."""
+    ledger = Ledger.in_folder(tmp_path)
+    plan = make_plan(tmp_path, ["a"])
+    ledger.sync(plan.jobs, plan.endpoint.id)
+    key = plan.jobs[0].key
+    with pytest.raises(LedgerError, match="pending -> done is not allowed"):
+        ledger.transition(key, JobStatus.DONE)
+    for status in (
+        JobStatus.SUBMITTING,
+        JobStatus.RUNNING,
+        JobStatus.COMPLETED,
+        JobStatus.DOWNLOADING,
+        JobStatus.DONE,
+    ):
+        ledger.transition(key, status)
+    with pytest.raises(LedgerError):
+        ledger.transition(key, JobStatus.SUBMITTING)
+
+
+def test_expected_state_guards_against_other_writers(tmp_path: Path) -> None:
+    """With ``expect``, a job moved meanwhile by another connection raises JobChanged and
+    keeps what the other writer put there."""
+    plan = make_plan(tmp_path, ["a"])
+    mine = Ledger.in_folder(tmp_path)
+    mine.sync(plan.jobs, plan.endpoint.id)
+    key = plan.jobs[0].key
+    mine.transition(key, JobStatus.SUBMITTING, attempts=1)
+    mine.transition(key, JobStatus.RUNNING, request_id="r1")
+    with Ledger.in_folder(tmp_path) as other:
+        other.transition(key, JobStatus.CANCELLED, error="cancelled by user")
+    with pytest.raises(JobChanged, match="is cancelled now, not running"):
+        mine.transition(key, JobStatus.FAILED, expect=JobStatus.RUNNING, error="x")
+    row = mine.get(key)
+    assert (row.status, row.error) == (JobStatus.CANCELLED, "cancelled by user")
+    row = mine.transition(key, JobStatus.PENDING, expect=JobStatus.CANCELLED)
+    assert row.status is JobStatus.PENDING
+
+
+def test_request_history_keeps_write_order_when_attempts_restart(tmp_path: Path) -> None:
+    """A job reopened with attempts back at 0 lists its request ids oldest first."""
+    plan = make_plan(tmp_path, ["a"])
+    ledger = Ledger.in_folder(tmp_path)
+    ledger.sync(plan.jobs, plan.endpoint.id)
+    key = plan.jobs[0].key
+    for attempt, rid in enumerate(("r1", "r2"), start=1):
+        ledger.transition(key, JobStatus.SUBMITTING, attempts=attempt)
+        ledger.transition(key, JobStatus.QUEUED, request_id=rid, submitted_at=100.0 - attempt)
+        ledger.transition(key, JobStatus.PENDING if attempt == 1 else JobStatus.FAILED)
+    ledger.transition(key, JobStatus.PENDING, attempts=0)
+    ledger.transition(key, JobStatus.SUBMITTING, attempts=1)
+    ledger.transition(key, JobStatus.QUEUED, request_id="r3", submitted_at=1.0)
+    assert ledger.requests(key) == ["r1", "r2", "r3"]
+
+
+def test_every_status_has_its_transitions_written() -> None:
+    """The transition table covers every status; final states reopen only deliberately (to be
+    submitted anew, or, a failed job whose video is paid for, downloaded again)."""
+    assert set(TRANSITIONS) == set(JobStatus)
+    assert TRANSITIONS[JobStatus.FAILED] == {JobStatus.PENDING, JobStatus.DOWNLOADING}
+    assert TRANSITIONS[JobStatus.CANCELLED] == {JobStatus.PENDING}
+
+
+def test_request_history_and_fields(tmp_path: Path) -> None:
+    """Every request id a job was given is kept; fields round-trip with their types."""
+    ledger = Ledger.in_folder(tmp_path)
+    plan = make_plan(tmp_path, ["a"])
+    ledger.sync(plan.jobs, plan.endpoint.id)
+    key = plan.jobs[0].key
+    ledger.transition(key, JobStatus.SUBMITTING, attempts=1)
+    ledger.transition(key, JobStatus.QUEUED, request_id="r1", submitted_at=10.0)
+    ledger.transition(key, JobStatus.PENDING, error="runner_disconnected")
+    ledger.transition(key, JobStatus.SUBMITTING, attempts=2)
+    row = ledger.transition(key, JobStatus.SUBMIT_UNCERTAIN, possibly_duplicate=True)
+    assert row.possibly_duplicate is True
+    ledger.transition(key, JobStatus.SUBMITTING)
+    ledger.transition(key, JobStatus.RUNNING, request_id="r2")
+    assert ledger.requests(key) == ["r1", "r2"]
+    assert ledger.get(key).payload == plan.jobs[0].payload
+    with pytest.raises(LedgerError, match="unknown ledger fields: api_key"):
+        ledger.update(key, api_key="secret")
+
+
+def test_committed_state_survives_kill_9(tmp_path: Path) -> None:
+    """What a process committed is there after it is killed with SIGKILL mid-write."""
+    plan = make_plan(tmp_path, [f"p{i}" for i in range(50)])
+    db = tmp_path / "out" / "batchgen.db"
+    script = f"""
+import os, signal
+from pathlib import Path
+from batchgen.ledger.states import JobStatus
+from batchgen.ledger.store import Ledger
+from batchgen.plan.build import build_plan
+plan = build_plan(Path({str(tmp_path / "p.csv")!r}))
+ledger = Ledger(Path({str(db)!r}))
+ledger.sync(plan.jobs, plan.endpoint.id)
+for i, job in enumerate(plan.jobs):
+    ledger.transition(job.key, JobStatus.SUBMITTING, attempts=1)
+    ledger.transition(job.key, JobStatus.QUEUED, request_id=f"req-{{i}}")
+    if i == 24:
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True)
+    assert proc.returncode == -9
+    ledger = Ledger(db)
+    counts = ledger.counts()
+    assert counts[JobStatus.QUEUED] == 25
+    assert counts[JobStatus.PENDING] == 25
+    assert ledger.get(plan.jobs[24].key).request_id == "req-24"
+
+
+def test_readonly_ledger_sees_live_writes(tmp_path: Path) -> None:
+    """A read-only reader (batchgen status) sees what a writer commits, and cannot write."""
+    writer = Ledger.in_folder(tmp_path)
+    plan = make_plan(tmp_path, ["a"])
+    writer.sync(plan.jobs, plan.endpoint.id)
+    reader = Ledger.in_folder(tmp_path, readonly=True)
+    writer.transition(plan.jobs[0].key, JobStatus.SUBMITTING)
+    assert reader.get(plan.jobs[0].key).status is JobStatus.SUBMITTING
+    with pytest.raises(sqlite3.OperationalError):
+        reader.set_meta("x", 1)
+
+
+def test_readonly_on_a_folder_without_ledger(tmp_path: Path) -> None:
+    """Opening a folder that holds no ledger says so plainly."""
+    with pytest.raises(LedgerError, match="is this a batchgen output folder"):
+        Ledger.in_folder(tmp_path, readonly=True)

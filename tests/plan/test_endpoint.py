@@ -1,0 +1,114 @@
+"""Endpoint specs: schema as data, friendly coercion, strict validation, price."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from batchgen.errors import InputError
+from batchgen.plan.endpoint import DEFAULT_ENDPOINT, builtin_specs, load_spec_file, resolve
+
+KLING = builtin_specs()[DEFAULT_ENDPOINT]
+
+
+def test_builtin_kling_spec_matches_the_protocol_doc() -> None:
+    """The built-in Kling spec has the fields, defaults and limits the protocol doc gives."""
+    params = KLING.params
+    assert list(params) == ["prompt", "duration", "aspect_ratio", "negative_prompt", "cfg_scale"]
+    assert params["prompt"].required
+    assert params["prompt"].max_length == 2500
+    assert params["duration"].enum == ("5", "10")
+    assert params["duration"].default == "5"
+    assert params["aspect_ratio"].enum == ("16:9", "9:16", "1:1")
+    assert params["negative_prompt"].default == "blur, distort, and low quality"
+    assert (params["cfg_scale"].minimum, params["cfg_scale"].maximum) == (0, 1)
+    assert KLING.owner_app == "fal-ai/kling-video"
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"duration": 5}, "5"),
+        ({"duration": 10.0}, "10"),
+        ({"duration": "10"}, "10"),
+    ],
+)
+def test_duration_numbers_become_the_enum_text(values: dict[str, object], expected: str) -> None:
+    """A number where the enum holds text is coerced when the meaning is certain."""
+    payload, problems = KLING.check({"prompt": "p", **values})
+    assert problems == []
+    assert payload["duration"] == expected
+
+
+def test_numbers_written_as_text_are_coerced() -> None:
+    """'0.70' becomes 0.7 and defaults fill what is blank."""
+    payload, problems = KLING.check({"prompt": "p", "cfg_scale": "0.70"})
+    assert problems == []
+    assert payload == {
+        "prompt": "p",
+        "duration": "5",
+        "aspect_ratio": "16:9",
+        "negative_prompt": "blur, distort, and low quality",
+        "cfg_scale": 0.7,
+    }
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("duration", 5.5, "'5.5' is not one of the allowed values: '5', '10'"),
+        ("cfg_scale", True, "True is not a number"),
+        ("cfg_scale", "nan", "'nan' is not a number"),
+        ("cfg_scale", 1.01, "1.01 is above the maximum 1"),
+        ("aspect_ratio", "16x9", "'16x9' is not one of the allowed values"),
+        ("prompt", ["a"], "is not text"),
+    ],
+)
+def test_strict_where_meaning_is_uncertain(field: str, value: object, message: str) -> None:
+    """Values whose meaning is not certain are refused with the allowed values."""
+    _, problems = KLING.check({"prompt": "p", field: value})
+    assert len(problems) == 1
+    assert problems[0][0] == field
+    assert message in problems[0][1]
+
+
+def test_price_rule() -> None:
+    """$0.35 for 5 s plus $0.07 per extra second."""
+    assert KLING.cost({"duration": "5"}) == 0.35
+    assert KLING.cost({"duration": "10"}) == 0.7
+
+
+def test_unknown_endpoint_is_passthrough_with_unknown_price() -> None:
+    """An endpoint with no spec sends parameters as given and has no price."""
+    spec = resolve("someone/some-model/v1")
+    assert spec.passthrough
+    payload, problems = spec.check({"prompt": "p", "steps": "30", "x": None})
+    assert (payload, problems) == ({"prompt": "p", "steps": "30"}, [])
+    assert spec.cost(payload) is None
+    assert resolve("workflows/me/flow/run").owner_app == "workflows/me/flow"
+
+
+def test_user_spec_file(tmp_path: Path) -> None:
+    """A user's spec file defines parameters, a flat price and its own latency."""
+    path = tmp_path / "mine.yaml"
+    path.write_text(
+        "id: me/model\ntypical_latency_s: 20\nparameters:\n  prompt: {required: true}\n"
+        "  steps: {type: integer, minimum: 1, maximum: 50, default: 20}\n"
+        "price: {flat_usd: 0.02}\n"
+    )
+    spec = load_spec_file(path)
+    assert spec.check({"prompt": "p", "steps": "30"}) == ({"prompt": "p", "steps": 30}, [])
+    assert spec.check({"prompt": "p", "steps": "2.5"})[1] == [
+        ("steps", "'2.5' is not a whole number")
+    ]
+    assert spec.cost({}) == 0.02
+    assert spec.typical_latency_s == 20
+
+
+def test_bad_spec_file_is_an_input_error(tmp_path: Path) -> None:
+    """A spec file that is not a mapping with an id is refused with its name."""
+    path = tmp_path / "bad.yaml"
+    path.write_text("- just a list\n")
+    with pytest.raises(InputError, match=r"bad\.yaml"):
+        load_spec_file(path)

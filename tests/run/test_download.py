@@ -1,0 +1,201 @@
+"""Verified downloads: .part, Range resume, size and MP4 checks, caps, no credentials."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from scripted import Handler, reply, scripted
+
+from batchgen.api.backoff import Backoff
+from batchgen.errors import DiskError, PermanentError, RetryableError
+from batchgen.run.download import Downloader, file_session, looks_whole, part_path
+
+VIDEO = b"\x00\x00\x00\x18ftypisom" + os.urandom(300_000)
+DIGEST = hashlib.sha256(VIDEO).hexdigest()
+
+
+def serve(
+    data: bytes = VIDEO, *, cut: int | None = None, ranges: bool = True, length: bool = True
+) -> Handler:
+    """A file route: honours Range (if ``ranges``), cuts the body at ``cut`` bytes."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        start = 0
+        header = request.headers.get("Range")
+        response = web.StreamResponse(status=200)
+        if ranges and header:
+            start = int(header.removeprefix("bytes=").rstrip("-"))
+            response.set_status(206)
+            response.headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+        if length:
+            response.content_length = len(data) - start
+        await response.prepare(request)
+        body = data[start:] if cut is None else data[start:cut]
+        await response.write(body)
+        if cut is not None and request.transport is not None:
+            request.transport.close()
+            return response
+        await response.write_eof()
+        return response
+
+    return handler
+
+
+class Sleeps(list[float]):
+    async def __call__(self, delay: float) -> None:
+        self.append(delay)
+
+
+@pytest.fixture
+async def files() -> AsyncIterator[aiohttp.ClientSession]:
+    async with file_session() as session:
+        yield session
+
+
+def downloader(session: aiohttp.ClientSession, **kwargs: object) -> Downloader:
+    return Downloader(session, backoff=Backoff(base=0.001, attempts=3), sleep=Sleeps(), **kwargs)  # type: ignore[arg-type]
+
+
+async def test_download_verifies_and_renames(tmp_path: Path, files: aiohttp.ClientSession) -> None:
+    """A whole file lands under its final name with its sha256; no .part is left."""
+    dest = tmp_path / "videos" / "a.mp4"
+    async with scripted(serve()) as server:
+        got = await downloader(files).fetch(server.url + "/f.mp4", dest, expected_size=len(VIDEO))
+    assert (got.path, got.bytes, got.sha256) == (dest, len(VIDEO), DIGEST)
+    assert dest.read_bytes() == VIDEO
+    assert not part_path(dest).exists()
+
+
+async def test_interrupted_part_is_resumed_with_range(
+    tmp_path: Path, files: aiohttp.ClientSession
+) -> None:
+    """An existing .part is continued with Range; the hash covers the whole file."""
+    dest = tmp_path / "a.mp4"
+    part_path(dest).write_bytes(VIDEO[:100_000])
+    async with scripted(serve()) as server:
+        got = await downloader(files).fetch(server.url + "/f", dest)
+    assert server.seen[0].headers["Range"] == "bytes=100000-"
+    assert got.sha256 == DIGEST
+    assert dest.read_bytes() == VIDEO
+
+
+async def test_truncated_transfer_resumes(tmp_path: Path, files: aiohttp.ClientSession) -> None:
+    """A transfer cut short is retried from the bytes that reached the .part file (how many
+    did depends on when the client noticed the cut)."""
+    dest = tmp_path / "a.mp4"
+    async with scripted(serve(cut=120_000), serve()) as server:
+        got = await downloader(files).fetch(server.url + "/f", dest)
+    assert len(server.seen) == 2
+    kept = int(server.seen[1].headers.get("Range", "bytes=0-")[6:-1])
+    assert 0 <= kept <= 120_000
+    assert got.sha256 == DIGEST
+    assert dest.read_bytes() == VIDEO
+
+
+async def test_range_ignored_starts_over(tmp_path: Path, files: aiohttp.ClientSession) -> None:
+    """A host that ignores Range (200) gets the file written from the start."""
+    dest = tmp_path / "a.mp4"
+    part_path(dest).write_bytes(b"garbage" * 1000)
+    async with scripted(serve(ranges=False)) as server:
+        got = await downloader(files).fetch(server.url + "/f", dest)
+    assert got.sha256 == DIGEST
+    assert dest.read_bytes() == VIDEO
+
+
+async def test_size_mismatch_is_refused(tmp_path: Path, files: aiohttp.ClientSession) -> None:
+    """A file whose size differs from the result's file_size is not accepted."""
+    dest = tmp_path / "a.mp4"
+    async with scripted(serve()) as server:
+        with pytest.raises(RetryableError, match="file_size"):
+            await downloader(files).fetch(server.url + "/f", dest, expected_size=123)
+    assert not dest.exists()
+    assert not part_path(dest).exists()
+
+
+async def test_not_an_mp4_is_refused(tmp_path: Path, files: aiohttp.ClientSession) -> None:
+    """A body without an MP4 'ftyp' box (an HTML error page) is not accepted."""
+    dest = tmp_path / "a.mp4"
+    async with scripted(serve(b"<html>oops</html>")) as server:
+        with pytest.raises(RetryableError, match="MP4"):
+            await downloader(files).fetch(server.url + "/f", dest)
+    assert not dest.exists()
+    assert not part_path(dest).exists()
+
+
+@pytest.mark.parametrize("length", [True, False])
+async def test_max_file_bytes(tmp_path: Path, files: aiohttp.ClientSession, length: bool) -> None:
+    """Files above --max-file-bytes are refused, by Content-Length or while streaming."""
+    dest = tmp_path / "a.mp4"
+    async with scripted(serve(length=length)) as server:
+        with pytest.raises(PermanentError, match="max-file-bytes"):
+            await downloader(files, max_bytes=1000).fetch(server.url + "/f", dest)
+    assert not part_path(dest).exists()
+    with pytest.raises(PermanentError, match="max-file-bytes"):
+        await downloader(files, max_bytes=1000).fetch("http://unused/", dest, expected_size=5000)
+
+
+async def test_missing_file_is_permanent(tmp_path: Path, files: aiohttp.ClientSession) -> None:
+    """404 from the file host fails at once; 503 is retried."""
+    async with scripted(reply(404, {"detail": "gone"})) as server:
+        with pytest.raises(PermanentError, match="not available"):
+            await downloader(files).fetch(server.url + "/f", tmp_path / "a.mp4")
+    assert len(server.seen) == 1
+    async with scripted(reply(503, text="busy"), serve()) as server:
+        got = await downloader(files).fetch(server.url + "/f", tmp_path / "b.mp4")
+    assert got.sha256 == DIGEST
+
+
+async def test_no_credentials_to_file_hosts_or_through_redirects(
+    tmp_path: Path, files: aiohttp.ClientSession
+) -> None:
+    """The file session sends no Authorization, to the first host or after a redirect."""
+    async with scripted(serve()) as cdn:
+
+        async def moved(request: web.Request) -> web.StreamResponse:
+            raise web.HTTPFound(cdn.url + "/real.mp4")
+
+        async with scripted(moved) as first:
+            got = await downloader(files).fetch(first.url + "/f", tmp_path / "a.mp4")
+    assert got.sha256 == DIGEST
+    assert [s.path for s in cdn.seen] == ["/real.mp4"]
+    for seen in first.seen + cdn.seen:
+        assert "Authorization" not in seen.headers
+        assert "Cookie" not in seen.headers
+
+
+async def test_unwritable_destination_is_a_disk_error(
+    tmp_path: Path, files: aiohttp.ClientSession
+) -> None:
+    """A file in place of the folder, or a folder in place of the video, raises DiskError
+    naming the video and the system's reason."""
+    (tmp_path / "videos").write_bytes(b"not a folder")
+    async with scripted(serve()) as server:
+        with pytest.raises(DiskError) as caught:
+            await downloader(files).fetch(
+                server.url + "/f", tmp_path / "videos" / "a.mp4", name="videos/a.mp4"
+            )
+        assert str(caught.value) == "cannot write videos/a.mp4: Not a directory"
+        assert caught.value.errno == errno.ENOTDIR
+        assert server.seen == []
+        (tmp_path / "out" / "b.mp4").mkdir(parents=True)
+        with pytest.raises(DiskError, match=r"cannot write .*b\.mp4: Is a directory"):
+            await downloader(files).fetch(server.url + "/f", tmp_path / "out" / "b.mp4")
+    assert len(server.seen) == 1
+
+
+def test_looks_whole(tmp_path: Path) -> None:
+    """A finished file is whole when present, of its recorded size and an MP4."""
+    path = tmp_path / "v.mp4"
+    assert not looks_whole(path, None)
+    path.write_bytes(VIDEO)
+    assert looks_whole(path, len(VIDEO))
+    assert not looks_whole(path, len(VIDEO) - 1)
+    path.write_bytes(b"<html>")
+    assert not looks_whole(path, None)

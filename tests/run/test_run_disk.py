@@ -1,0 +1,101 @@
+"""Videos that cannot be written: the job fails with the reason; a failing disk stops the run.
+
+Tests run as root, where chmod stops no write: an unwritable place is made with a regular file
+where the ``videos`` folder should be, or a folder where a video should go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from runs import (
+    assert_all_verified,
+    cli_args,
+    mock_config,
+    plan_for,
+    prompts,
+    rows,
+    run,
+    subprocess_env,
+)
+
+from batchgen.cli import cli
+from batchgen.errors import DiskError
+from batchgen.ledger.states import JobStatus
+from batchgen.mock import MockServer
+from batchgen.run.download_pool import DISK_ERRORS_IN_A_ROW
+
+S = JobStatus
+
+
+async def test_one_unwritable_video_fails_only_its_job(tmp_path: Path) -> None:
+    """A folder in the way of one video fails that job with the system's reason; the others
+    end done and the run goes on (one bad file is not a bad disk)."""
+    out = tmp_path / "out"
+    plan = plan_for(prompts(tmp_path, 6), out)
+    blocked = plan.jobs[2]
+    (out / "videos" / blocked.filename).mkdir(parents=True)
+    async with MockServer(mock_config()) as server:
+        result = await run(plan, server)
+    assert result.outcome == "failed"
+    assert result.message == "5 of 6 done; 1 failed"
+    for job in rows(out):
+        if job.key != blocked.key:
+            assert job.status is S.DONE
+            continue
+        assert job.status is S.FAILED
+        assert job.error == f"cannot write videos/{blocked.filename}: Is a directory"
+        assert job.error_type == "disk"
+
+
+async def test_failing_disk_stops_the_run_and_retry_downloads_again(tmp_path: Path) -> None:
+    """`videos` is a file: the run stops after a few failures in a row (exit 1, a clear
+    message, no traceback); once fixed, --retry-failed downloads them, submitting nothing."""
+    source = prompts(tmp_path, 24)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "videos").write_text("a file where the videos folder should be")
+    async with MockServer(mock_config(latency=50.0)) as server:
+        args = cli_args(source, out, server.base_url, concurrency=4, download_concurrency=1)[3:]
+        result = await asyncio.to_thread(CliRunner().invoke, cli, args, env=subprocess_env())
+        assert result.exit_code == 1, result.output
+        assert "Traceback" not in result.output
+        assert f"stopped: {DISK_ERRORS_IN_A_ROW} videos in a row could not be written" in (
+            result.output
+        )
+        assert "Not a directory" in result.output
+        jobs = rows(out)
+        failed = [job for job in jobs if job.status is S.FAILED]
+        assert len(failed) == DISK_ERRORS_IN_A_ROW
+        for job in failed:
+            assert job.error == f"cannot write videos/{job.filename}: Not a directory"
+        # Jobs in flight at the stop were followed to their video URL, not downloaded.
+        assert {job.status for job in jobs} <= {S.FAILED, S.DOWNLOADING, S.PENDING}
+        assert any(job.status is S.DOWNLOADING for job in jobs)
+        submitted = sum(server.stats()["submits_by_payload"].values())
+        assert submitted < 24  # it stopped submitting
+
+        (out / "videos").unlink()
+        result = await asyncio.to_thread(
+            CliRunner().invoke, cli, [*args, "--retry-failed"], env=subprocess_env()
+        )
+        stats = server.stats()
+    assert result.exit_code == 0, result.output
+    assert_all_verified(out, stats)
+    assert sorted(stats["submits_by_payload"].values()) == [1] * 24
+    for job in failed:
+        assert stats["files"][job.request_id]["downloads"] == 1  # the failed try sent nothing
+
+
+async def test_unwritable_manifest_is_a_disk_error_not_a_traceback(tmp_path: Path) -> None:
+    """An unwritable manifest ends the run with a DiskError naming the file, not an OSError;
+    the videos are done."""
+    out = tmp_path / "out"
+    (out / "manifest.csv").mkdir(parents=True)
+    async with MockServer(mock_config()) as server:
+        with pytest.raises(DiskError, match=r"cannot write .*manifest\.csv: Is a directory"):
+            await run(plan_for(prompts(tmp_path, 2), out), server)
+    assert [job.status for job in rows(out)] == [S.DONE, S.DONE]

@@ -1,0 +1,91 @@
+"""Request ids the provider no longer knows (404): the job fails at once, clearly; retryable."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import aiohttp
+from click.testing import CliRunner
+from mock_fixtures import AUTH, submit, wait_completed
+from runs import mock_config, plan_for, prompts, rows, run
+
+from batchgen.cli import cli
+from batchgen.ledger.states import JobStatus
+from batchgen.ledger.store import Ledger
+from batchgen.mock import MockServer
+from batchgen.plan.build import build_plan
+
+S = JobStatus
+NEVER_SEEN = "7a1e0c52-0000-4000-8000-000000000000"
+LONG_GONE = "7a1e0c52-0000-4000-8000-000000000001"
+
+
+def unknown(rid: str) -> str:
+    return f"request {rid} is unknown to the provider (expired?)"
+
+
+async def test_forgotten_requests_fail_once_then_retry(tmp_path: Path) -> None:
+    """Ids the provider forgot (a status, cancel or result 404) fail their job after one
+    request, naming the id; --retry-failed submits them anew and they end done."""
+    out = tmp_path / "out"
+    plan = plan_for(prompts(tmp_path, 3), out)
+    lost, old, expired = (job.key for job in plan.jobs)
+    async with MockServer(mock_config(result_ttl=0.0)) as server:
+        async with aiohttp.ClientSession() as session:
+            finished = (await submit(session, server, headers=AUTH))["request_id"]
+            await wait_completed(session, server, finished)
+        with Ledger.in_folder(out) as ledger:
+            ledger.sync(plan.jobs, plan.endpoint.id)
+            now = time.time()
+            for key, rid, status, submitted in (
+                (lost, NEVER_SEEN, S.QUEUED, now),
+                (old, LONG_GONE, S.RUNNING, now - 100_000),
+                (expired, finished, S.COMPLETED, now),
+            ):
+                ledger.transition(key, S.SUBMITTING, attempts=1)
+                ledger.transition(key, status, request_id=rid, submitted_at=submitted)
+        result = await run(plan, server)
+        stats = server.stats()
+        assert result.outcome == "failed"
+        assert stats["status_requests"] == {NEVER_SEEN: 1}
+        assert stats["requests"]["cancel"] == {"404": 1}
+        assert stats["requests"]["result"] == {"404": 1}
+        assert sum(stats["submits_by_payload"].values()) == 1  # the direct submit above
+        jobs = {job.key: job for job in rows(out)}
+        for key, rid in ((lost, NEVER_SEEN), (old, LONG_GONE), (expired, finished)):
+            assert (jobs[key].status, jobs[key].error) == (S.FAILED, unknown(rid))
+            assert jobs[key].error_type == "unknown_request"
+
+        server.config.result_ttl = None
+        result = await run(plan, server, retry_failed=True)
+    assert result.outcome == "done", result.message
+    for job in rows(out):
+        assert job.status is S.DONE
+        assert job.request_id not in (NEVER_SEEN, LONG_GONE, finished)
+
+
+def test_mock_run_resumed_on_a_fresh_emulator(tmp_path: Path) -> None:
+    """`batchgen run --out DIR` after a --mock run starts a fresh emulator: a job in flight
+    there fails as unknown (exit 1, no hang); --retry-failed then submits it and all end done."""
+    source = tmp_path / "prompts.csv"
+    source.write_text("prompt\na red kite\na blue door\na green field\n", encoding="utf-8")
+    out = tmp_path / "out"
+    plan = build_plan(source, output=out)
+    first = plan.jobs[0].key
+    with Ledger.in_folder(out) as ledger:  # as a killed --mock run leaves it
+        ledger.sync(plan.jobs, plan.endpoint.id)
+        ledger.transition(first, S.SUBMITTING, attempts=1)
+        ledger.transition(first, S.QUEUED, request_id=NEVER_SEEN, submitted_at=time.time())
+    fast = ["--progress", "none", "--time-scale", "0.001"]
+    result = CliRunner().invoke(cli, ["run", str(source), "--mock", "--out", str(out), *fast])
+    assert result.exit_code == 1, result.output
+    assert "2 of 3 done; 1 failed" in result.output
+    assert rows(out)[0].error == unknown(NEVER_SEEN)
+
+    result = CliRunner().invoke(cli, ["run", "--out", str(out), "--retry-failed", *fast])
+    assert result.exit_code == 0, result.output
+    jobs = rows(out)
+    assert [job.status for job in jobs] == [S.DONE] * 3
+    assert jobs[0].request_id != NEVER_SEEN
+    assert len(list((out / "videos").glob("*.mp4"))) == 3

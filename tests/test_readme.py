@@ -1,0 +1,36 @@
+"""The README's examples run as written."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from runs import subprocess_env
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def python_blocks(markdown: str) -> list[str]:
+    """The fenced ``python`` code blocks of a Markdown text, in order."""
+    return re.findall(r"```python\n(.*?)```", markdown, flags=re.S)
+
+
+def test_library_example_runs(tmp_path: Path) -> None:
+    """The 'As a library' example plans the example prompts and runs them all on the emulator."""
+    (example,) = python_blocks((REPO / "README.md").read_text(encoding="utf-8"))
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    done = subprocess.run(
+        [sys.executable, "-c", example],
+        cwd=tmp_path,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["done", "8"]
+    assert len(list((tmp_path / "out" / "lib" / "videos").glob("*.mp4"))) == 8
