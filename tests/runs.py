@@ -81,16 +81,22 @@ def plan_for(source: Path, out: Path, **settings: Any) -> Plan:
     return build_plan(source, output=out, run={**SETTINGS, **settings})
 
 
-def connection(server: MockServer | str, key: str = KEY) -> Connection:
+def connection(server: MockServer | str, key: str = KEY, follow: str = "status") -> Connection:
     base = server if isinstance(server, str) else server.base_url
-    return Connection("mock", base, "key", "BATCHGEN_MOCK_KEY", key)
+    return Connection("mock", base, "key", "BATCHGEN_MOCK_KEY", key, follow=follow)
 
 
 async def run(
-    plan: Plan, server: MockServer | str, *, key: str = KEY, timing: Timing = FAST, **kwargs: Any
+    plan: Plan,
+    server: MockServer | str,
+    *,
+    key: str = KEY,
+    timing: Timing = FAST,
+    follow: str = "status",
+    **kwargs: Any,
 ) -> RunResult:
     """One in-process run of ``plan`` against ``server``."""
-    runner = Runner(plan, connection(server, key), timing=timing, **kwargs)
+    runner = Runner(plan, connection(server, key, follow), timing=timing, **kwargs)
     return await runner.run()
 
 

@@ -76,7 +76,7 @@ def classify(
         return RetryableError(message, status=status, retry_after=_retry_after(header))
     if error_type:
         return job_failure(detail or error_type, error_type, status=status)
-    if _IN_PROGRESS in lowered:
+    if still_in_progress(status, body):
         return RetryableError(message, status=status)
     if status in (408, 409, 425) or status >= 500:
         return RetryableError(message, status=status, retry_after=_retry_after(header))
@@ -103,6 +103,11 @@ def job_failure(
     if error_type is None and status is not None and status >= 500:
         return RetryableError(message, status=status, error_type="server_error")
     return PermanentError(message, status=status, error_type=error_type)
+
+
+def still_in_progress(status: int, body: bytes) -> bool:
+    """True for the result route's "not done yet": 400 (500 in one source) saying so."""
+    return status in (400, 500) and _IN_PROGRESS in _detail(body)[0].lower()
 
 
 def surely_not_created(status: int, headers: Mapping[str, str]) -> bool:

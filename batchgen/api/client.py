@@ -18,6 +18,13 @@ Every HTTP answer is classified in one place, ``classify``, into the error tree:
 
 A submit is retried only when it surely created nothing: the connection was never made, a 429,
 or a 503 from the ingress (no ``x-fal-request-id``).
+
+How a job is followed (``follow``): ``status`` looks at ``.../status`` until COMPLETED, then
+reads the result once (fal direct); ``result`` polls the result route itself, which answers
+"still in progress" (or 202 with a status body) until the output is there (a proxy that
+documents only the result route); ``auto`` starts with ``status`` and switches the whole client
+to ``result`` the first time the status route answers 404 or 405 for a job the result route
+knows. A request id is unknown to the provider only when the result route says so too.
 """
 
 from __future__ import annotations
@@ -34,12 +41,16 @@ from urllib.parse import quote
 import aiohttp
 
 from batchgen.api.backoff import Backoff
-from batchgen.api.classify import classify, surely_not_created
-from batchgen.errors import AmbiguousSubmit, ApiError, RetryableError
+from batchgen.api.classify import UNKNOWN_REQUEST, classify, still_in_progress, surely_not_created
+from batchgen.errors import AmbiguousSubmit, ApiError, FatalError, PermanentError, RetryableError
 from batchgen.plan.endpoint import EndpointSpec
+from batchgen.plan.settings import FOLLOW_MODES
 
 log = logging.getLogger("batchgen.http")
 
+# The state of a job the result route says is not done, without saying queued or running.
+NOT_READY = "NOT_READY"
+_PENDING_STATES = frozenset({"IN_QUEUE", "IN_PROGRESS"})
 # Transport failures that happen before a byte of the request left: nothing was created.
 _NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 
@@ -69,6 +80,14 @@ class Status:
             error=str(error) if error is not None else None,
             error_type=str(error_type) if error_type is not None else None,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Look:
+    """One look at a job: its status, and its output when the look read the result route."""
+
+    status: Status
+    output: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +124,9 @@ class QueueClient:
         "_auth",
         "_backoff",
         "_base",
+        "_follow",
         "_limiter",
+        "_notify",
         "_session",
         "_sleep",
         "_timeout",
@@ -123,7 +144,11 @@ class QueueClient:
         backoff: Backoff | None = None,
         timeout: float = 60.0,
         sleep: Callable[[float], Any] = asyncio.sleep,
+        follow: str = "status",
+        notify: Callable[[str], None] | None = None,
     ) -> None:
+        if follow not in FOLLOW_MODES:
+            raise ValueError(f"follow must be one of {FOLLOW_MODES}, not {follow!r}")
         self._session = session
         self._base = base_url.rstrip("/")
         self.endpoint = endpoint
@@ -132,9 +157,16 @@ class QueueClient:
         self._backoff = backoff or Backoff()
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 30.0))
         self._sleep = sleep
+        self._follow = follow
+        self._notify = notify
 
     def __repr__(self) -> str:
-        return f"<QueueClient {self._base}/{self.endpoint.id}>"
+        return f"<QueueClient {self._base}/{self.endpoint.id} follow={self._follow}>"
+
+    @property
+    def follow(self) -> str:
+        """How jobs are followed now: ``status``, ``result``, or ``auto`` (status until told)."""
+        return self._follow
 
     def url(self, request_id: str, suffix: str = "") -> str:
         """``{base}/{owner/app}/requests/{id}{suffix}``: never the envelope's URLs."""
@@ -172,26 +204,99 @@ class QueueClient:
 
     async def result(self, request_id: str) -> dict[str, Any]:
         """The output of a COMPLETED job (a failed job raises its classified error)."""
-        answer = await self._call("GET", self.url(request_id), "result", request_id=request_id)
-        data = answer.json()
+        look = await self._look_result(request_id, pending_ok=False)
+        if look.output is None:
+            raise RetryableError(f"result of {request_id} is not ready ({look.status.state})")
+        return look.output
+
+    async def look(self, request_id: str) -> Look:
+        """Look at a job once, the way this client follows jobs (see the module docstring).
+
+        A job that ended in error raises its classified error when the look read the result
+        route; FatalError when ``follow`` is ``status`` and the provider has no status route.
+        """
+        if self._follow == "result":
+            return await self._look_result(request_id)
+        try:
+            return Look(await self.status(request_id))
+        except PermanentError as exc:
+            if exc.status not in (404, 405):
+                raise
+            refused = exc
+        # The status route does not know the job. Unknown only if the result route agrees.
+        try:
+            look = await self._look_result(request_id)
+        except PermanentError as exc:
+            if exc.error_type != UNKNOWN_REQUEST:
+                self._no_status_route(request_id, refused)
+            raise
+        except RetryableError as exc:
+            if exc.error_type is not None:  # the job ended in error: the route knows it
+                self._no_status_route(request_id, refused)
+            raise
+        self._no_status_route(request_id, refused)
+        return look
+
+    def _no_status_route(self, request_id: str, refused: ApiError) -> None:
+        """The result route knows a job whose status route answered 404/405."""
+        if self._follow == "result":
+            return  # another job's look found it out first
+        where = f"the status route of {self._base} answered {refused.status} for {request_id}"
+        if self._follow == "status":
+            raise FatalError(
+                f"{where}, which its result route knows: this provider has no status route; "
+                "follow jobs by their result with --follow result (or auto)",
+                status=refused.status,
+            )
+        self._follow = "result"
+        message = f"{where}, which its result route knows: following jobs by their result"
+        log.warning(message)
+        if self._notify is not None:
+            self._notify(message)
+
+    async def _look_result(self, request_id: str, *, pending_ok: bool = True) -> Look:
+        """Read the result route: the output, or a not-done status (``pending_ok``: at once,
+        else "still in progress" is retried with backoff like any transient answer)."""
+        answer = await self._call(
+            "GET", self.url(request_id), "result", request_id=request_id, pending_ok=pending_ok
+        )
+        data = answer.json() if answer.status < 300 else None
+        if answer.status >= 300 or answer.status == 202 or _is_status(data):
+            return Look(_pending_status(data))
         if not isinstance(data, dict):
             raise RetryableError(f"result is not an object: {answer.body[:200]!r}")
-        return data
+        return Look(Status("COMPLETED"), data)
 
     async def cancel(self, request_id: str) -> str:
-        """Ask for a job to be cancelled; returns the provider's word for what happened."""
+        """Ask for a job to be cancelled; returns the provider's word for what happened.
+
+        ``NOT_FOUND`` only when the result route does not know the job either; a job it knows
+        on a provider without a cancel route (404/405) is ``NO_CANCEL_ROUTE``.
+        """
         url = self.url(request_id, "/cancel")
-        answer = await self._call("PUT", url, "cancel", request_id=request_id, accept=(400, 404))
+        answer = await self._call(
+            "PUT", url, "cancel", request_id=request_id, accept=(400, 404, 405)
+        )
         try:
             data = json.loads(answer.body)
         except ValueError:
             data = None
         word = data.get("status") if isinstance(data, dict) else None
-        if answer.status == 404:
-            return "NOT_FOUND"
+        if answer.status in (404, 405):
+            return "NO_CANCEL_ROUTE" if await self._known(request_id) else "NOT_FOUND"
         if answer.status == 400:
             return word if isinstance(word, str) else "REFUSED"
         return word if isinstance(word, str) else "CANCELLATION_REQUESTED"
+
+    async def _known(self, request_id: str) -> bool:
+        """False only when the result route says it does not know the job."""
+        try:
+            await self._look_result(request_id)
+        except PermanentError as exc:
+            return exc.error_type != UNKNOWN_REQUEST
+        except RetryableError:
+            return True  # no proof that it is gone: assume it is still there
+        return True
 
     async def stream(self, request_id: str, *, silence: float) -> AsyncGenerator[Status, None]:
         """Statuses pushed by ``/status/stream`` (server-sent events) until it closes.
@@ -248,6 +353,7 @@ class QueueClient:
         request_id: str | None = None,
         before_send: Callable[[], None] | None = None,
         accept: tuple[int, ...] = (),
+        pending_ok: bool = False,
     ) -> _Answer:
         retry = 0
         while True:
@@ -280,7 +386,9 @@ class QueueClient:
                 if rid is None and route == "submit" and answer.status < 300:
                     rid = _request_id_of(answer)
                 _log(method, url, answer.status, rid, started)
-                if answer.status in accept:
+                if answer.status in accept or (
+                    pending_ok and still_in_progress(answer.status, answer.body)
+                ):
                     return answer
                 error = classify(
                     answer.status, answer.headers, answer.body, route=route, request_id=request_id
@@ -299,6 +407,15 @@ class QueueClient:
             if retry >= self._backoff.attempts:
                 raise error
             await self._sleep(self._backoff.delay(retry, error.retry_after))
+
+
+def _is_status(data: Any) -> bool:
+    """A status body where an output was expected (a proxy's result route, not done yet)."""
+    return isinstance(data, dict) and data.get("status") in _PENDING_STATES
+
+
+def _pending_status(data: Any) -> Status:
+    return Status.parse(data) if _is_status(data) else Status(NOT_READY)
 
 
 def _request_id_of(answer: _Answer) -> str | None:

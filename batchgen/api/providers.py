@@ -33,6 +33,7 @@ class Preset:
     base_url: str
     auth_scheme: str
     api_key_env: str
+    follow: str = "status"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,7 @@ class Connection:
     api_key_env: str
     api_key: str | None = field(default=None, repr=False)
     warnings: tuple[str, ...] = ()
+    follow: str = "status"
 
     @property
     def authorization(self) -> str | None:
@@ -60,6 +62,7 @@ class Connection:
             "base_url": self.base_url,
             "auth_scheme": self.auth_scheme,
             "api_key_env": self.api_key_env,
+            "follow": self.follow,
         }
 
 
@@ -68,7 +71,12 @@ def load_presets() -> dict[str, Preset]:
     text = resources.files("batchgen.api").joinpath("providers.yaml").read_text(encoding="utf-8")
     data = yaml.safe_load(text) or {}
     return {
-        str(name): Preset(str(v["base_url"]), str(v["auth_scheme"]), str(v["api_key_env"]))
+        str(name): Preset(
+            str(v["base_url"]),
+            str(v["auth_scheme"]),
+            str(v["api_key_env"]),
+            str(v.get("follow", "status")),
+        )
         for name, v in data.items()
     }
 
@@ -104,7 +112,8 @@ def connect(
             f"no API key: set the environment variable {key_env} "
             "(or pass --api-key-env NAME, or --api-key-file FILE)"
         )
-    return Connection(settings.provider, url, scheme, key_env, key, warnings)
+    follow = settings.follow or preset.follow
+    return Connection(settings.provider, url, scheme, key_env, key, warnings, follow)
 
 
 def check_base_url(url: str) -> list[str]:

@@ -104,6 +104,14 @@ def _mock_fault_options(func: F) -> F:
     "--envelope-base-url", help="Origin of status_url/response_url/cancel_url in submit answers."
 )
 @click.option("--policy-word", help="Prompts containing it end with a content-policy 422.")
+@click.option(
+    "--no-status-route",
+    "status_route",
+    is_flag=True,
+    flag_value=False,
+    default=True,
+    help="Answer status and status-stream requests 404, like a proxy with only a result route.",
+)
 @click.option("--seed", type=int, help="Seed for faults, latencies and request ids.")
 @click.option(
     "--retry-after",

@@ -28,6 +28,7 @@ _RUN_SETTINGS = (
     "base_url",
     "auth_scheme",
     "api_key_env",
+    "follow",
     "concurrency",
     "rate",
     "max_cost",
@@ -64,6 +65,15 @@ def run_options(func: F) -> F:
             ),
             click.option(
                 "--api-key-env", metavar="NAME", help="Environment variable with the key."
+            ),
+            click.option(
+                "--follow",
+                type=click.Choice(["status", "result", "auto"]),
+                help=(
+                    "How to follow jobs: status looks, then one result read; result polling "
+                    "(a proxy with only a result route); auto: status until it answers 404/405. "
+                    "Default: the provider's."
+                ),
             ),
             click.option(
                 "--api-key-file",

@@ -41,6 +41,8 @@ class MockConfig:
     that may start still waits ``queue_delay`` IN_QUEUE first (fal's pickup). ``result_ttl``
     (``None``: forever) is how long a result stays fetchable after completion. Prompts that
     contain ``policy_word`` (case-insensitive) end with a content-policy 422 at result.
+    ``status_route=False`` answers the status and status-stream routes 404 as an unknown path,
+    as a proxy that documents only the result route would.
 
     Faults: rates in [0, 1], drawn from random generators seeded by ``seed`` (``None``: not
     reproducible). API faults (``fault_429``, ``fault_429_retry_after``, ``fault_503``,
@@ -64,6 +66,7 @@ class MockConfig:
     files_base_url: str | None = None
     envelope_base_url: str | None = None
     policy_word: str | None = None
+    status_route: bool = True
     seed: int | None = None
     retry_after: float = 1.0
     slow_delay: float = 10.0

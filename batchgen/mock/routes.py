@@ -31,6 +31,11 @@ class Dropped(Exception):
     """Raised by a handler to close the connection without answering (after doing the work)."""
 
 
+def _unknown_path() -> web.Response:
+    """What aiohttp (or a proxy) answers for a path it has no route for."""
+    return web.Response(status=404, text="404: Not Found")
+
+
 def _find(request: web.Request, emu: Emulator) -> Job | web.Response:
     request_id = request.match_info["request_id"]
     job = emu.queue.jobs.get(request_id)
@@ -160,6 +165,8 @@ async def submit(request: web.Request, emu: Emulator, key: str) -> web.Response:
 
 async def status(request: web.Request, emu: Emulator, key: str) -> web.Response:
     emu.stats.status_requests[request.match_info["request_id"]] += 1
+    if not emu.config.status_route:
+        return _unknown_path()
     job = _find(request, emu)
     if isinstance(job, web.Response):
         return job
@@ -171,6 +178,8 @@ async def status(request: web.Request, emu: Emulator, key: str) -> web.Response:
 async def stream(request: web.Request, emu: Emulator, key: str) -> web.StreamResponse:
     """Server-sent events: one ``data:`` event per change, ``: ping`` when quiet, closes
     after COMPLETED."""
+    if not emu.config.status_route:
+        return _unknown_path()
     job = _find(request, emu)
     if isinstance(job, web.Response):
         return job

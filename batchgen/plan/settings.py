@@ -15,6 +15,8 @@ from batchgen.errors import InputError, Problem
 POLL_MODES = ("adaptive", "stream")
 UNCERTAIN = ("retry", "fail")
 AUTH_SCHEMES = ("key", "bearer")
+# How jobs are followed (see batchgen.api.client): status looks, result polling, or found out.
+FOLLOW_MODES = ("status", "result", "auto")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +27,7 @@ class RunSettings:
     base_url: str | None = None
     auth_scheme: str | None = None
     api_key_env: str | None = None
+    follow: str | None = None  # None: the provider preset's
     concurrency: int = 8
     rate: float = 10.0
     max_cost: float | None = None
@@ -86,7 +89,12 @@ def _check(name: str, value: Any) -> Any:
         if number < 0:
             raise ValueError(f"{value!r} must be zero or more")
         return number
-    choices = {"poll": POLL_MODES, "on_uncertain_submit": UNCERTAIN, "auth_scheme": AUTH_SCHEMES}
+    choices = {
+        "poll": POLL_MODES,
+        "on_uncertain_submit": UNCERTAIN,
+        "auth_scheme": AUTH_SCHEMES,
+        "follow": FOLLOW_MODES,
+    }
     if name in choices:
         text = str(value).strip().lower()
         if text not in choices[name]:

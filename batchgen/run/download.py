@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import aiohttp
 
@@ -179,8 +179,7 @@ class Downloader:
         self, resp: aiohttp.ClientResponse, part: Path, offset: int, digest: Any
     ) -> int:
         size = offset
-        # Creating a file waits on the file system's journal, which other files' fsyncs hold.
-        handle = await asyncio.to_thread(part.open, "ab" if offset else "wb")
+        handle = await _open_in_thread(part, "ab" if offset else "wb")
         with handle:
             async for chunk in resp.content.iter_chunked(CHUNK):
                 size += len(chunk)
@@ -191,6 +190,22 @@ class Downloader:
                 handle.write(chunk)
                 digest.update(chunk)
         return size
+
+
+async def _open_in_thread(path: Path, mode: str) -> IO[Any]:
+    """``path.open(mode)`` in a thread: creating a file waits on the file system's journal,
+    which other files' fsyncs hold. A cancel while it opens closes the file once it is open."""
+    opening: asyncio.Future[IO[Any]] = asyncio.ensure_future(asyncio.to_thread(path.open, mode))
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        opening.add_done_callback(_close_opened)
+        raise
+
+
+def _close_opened(opening: asyncio.Future[IO[Any]]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
 
 
 def _seal(part: Path, dest: Path) -> bool:

@@ -61,6 +61,7 @@ class _Job:
     holding: bool = False
     learn: bool = False  # submitted in this run: its latency teaches the poll policy
     stream_broken: bool = False
+    output: dict[str, Any] | None = None  # the result, when a look at the result route read it
 
 
 class Engine:
@@ -301,11 +302,11 @@ class Engine:
 
     async def _follow(self, job: _Job) -> None:
         """Look at the job until it ends, or its time is up."""
-        row, timing = job.row, self._timing
+        row, timing, client = job.row, self._timing, self._client
         assert row.request_id is not None
         submitted = row.submitted_at or timing.wall()
         deadline = submitted + timing.s(self._settings.job_timeout)
-        if self._settings.poll == "stream" and not job.stream_broken:
+        if self._settings.poll == "stream" and client.follow != "result" and not job.stream_broken:
             status = await self._watch(job, deadline)
             if status is not None:
                 if job.learn:
@@ -319,16 +320,18 @@ class Engine:
                 return await self._timeout(job)
             await timing.sleep(min(self._policy.delay(now - submitted), deadline - now))
             try:
-                status = await self._client.status(row.request_id)
-            except RetryableError:
-                continue  # the next look is the retry
-            except PermanentError as exc:
-                message = str(exc) if exc.error_type == UNKNOWN_REQUEST else f"status: {exc}"
-                return self._fail(job, message, exc.error_type)
+                look = await client.look(row.request_id)
+            except (RetryableError, PermanentError) as exc:
+                if isinstance(exc, RetryableError) and exc.error_type is None:
+                    continue  # the next look is the retry
+                self._release(job)  # the job ended in error, or the provider forgot it
+                return self._job_failed(job, exc)
             elapsed = timing.wall() - submitted
+            status = look.status
             if status.done:
                 if job.learn:
                     self._policy.observe(last_miss, elapsed)
+                job.output = look.output
                 return await self._finished(job, status)
             if status.state == "CANCELLED":
                 self._move(job, S.CANCELLED, error="cancelled at the provider")
@@ -405,10 +408,10 @@ class Engine:
         row, timing = job.row, self._timing
         assert row.request_id is not None
         deadline = (row.submitted_at or timing.wall()) + timing.s(self._settings.job_timeout)
-        while True:
+        output, job.output = job.output, None  # already read by the look that saw it done
+        while output is None:
             try:
                 output = await self._client.result(row.request_id)
-                break
             except RetryableError as exc:
                 if exc.error_type is not None:
                     return self._job_failed(job, exc)

@@ -269,6 +269,8 @@ class Runner:
                 backoff=timing.backoff.scaled(timing.scale),
                 timeout=timing.request_timeout,
                 sleep=timing.sleep,
+                follow=self.connection.follow,
+                notify=self.reporter.note,
             )
             downloader = Downloader(
                 files,

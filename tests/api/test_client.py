@@ -13,7 +13,7 @@ from scripted import hang_up, reply, scripted
 
 from batchgen.api.backoff import Backoff
 from batchgen.api.classify import classify, job_failure, surely_not_created
-from batchgen.api.client import QueueClient
+from batchgen.api.client import NOT_READY, QueueClient
 from batchgen.errors import AmbiguousSubmit, FatalError, PermanentError, RetryableError
 from batchgen.plan.endpoint import resolve
 from batchgen.run.runner import limiter_for
@@ -331,20 +331,33 @@ async def test_job_errors_are_not_retried_as_requests(session: aiohttp.ClientSes
 
 
 async def test_cancel_answers(session: aiohttp.ClientSession) -> None:
-    """Cancel reports CANCELLATION_REQUESTED, ALREADY_COMPLETED or NOT_FOUND."""
+    """Cancel reports CANCELLATION_REQUESTED, ALREADY_COMPLETED, NOT_FOUND or NO_CANCEL_ROUTE."""
     async with scripted(
         reply(202, {"status": "CANCELLATION_REQUESTED"}),
         reply(400, {"status": "ALREADY_COMPLETED"}),
         reply(404, {"detail": "not found"}),
+        reply(404, {"detail": "Request rid not found"}),  # the result route agrees: unknown
+        reply(405, text="405: Method Not Allowed"),
+        reply(400, {"detail": "Request is still in progress"}),  # the result route knows it
         reply(200, {}),
     ) as server:
         api = client(session, server.url)
-        words = [await api.cancel("rid") for _ in range(4)]
+        words = [await api.cancel("rid") for _ in range(5)]
     assert words == [
         "CANCELLATION_REQUESTED",
         "ALREADY_COMPLETED",
         "NOT_FOUND",
+        "NO_CANCEL_ROUTE",
         "CANCELLATION_REQUESTED",
+    ]
+    assert [(s.method, s.path.rsplit("/", 1)[-1]) for s in server.seen] == [
+        ("PUT", "cancel"),
+        ("PUT", "cancel"),
+        ("PUT", "cancel"),
+        ("GET", "rid"),
+        ("PUT", "cancel"),
+        ("GET", "rid"),
+        ("PUT", "cancel"),
     ]
 
 
@@ -431,8 +444,15 @@ async def test_rate_limiter_spaces_requests(session: aiohttp.ClientSession) -> N
     window lets through more than the burst (a tenth of a second's worth) plus 100 ms of the
     rate."""
     limiter = Stamped(200)
-    ok = {"status": "IN_QUEUE", "request_id": "r"}
-    async with scripted(reply(202, ok)) as server:
+
+    async def ok(request: web.Request) -> web.StreamResponse:
+        if request.path.endswith("/status"):
+            return web.json_response({"status": "IN_QUEUE", "request_id": "r"}, status=202)
+        if request.path.endswith("/cancel"):
+            return web.json_response({"status": "CANCELLATION_REQUESTED"})
+        return web.json_response({"video": {"url": "https://cdn.example/v.mp4"}})
+
+    async with scripted(ok) as server:
         api = client(session, server.url, limiter=limiter)
         started = time.monotonic()
         kinds = [lambda: api.status("r"), lambda: api.result("r"), lambda: api.cancel("r")]
@@ -445,3 +465,90 @@ async def test_rate_limiter_spaces_requests(session: aiohttp.ClientSession) -> N
 def _busiest(stamps: list[float], window: float) -> int:
     stamps.sort()
     return max(sum(1 for t in stamps if s <= t < s + window) for s in stamps)
+
+
+# -- following a job: status looks or result polling ----------------------------------------------
+
+IN_PROGRESS = reply(400, {"detail": "Request is still in progress"})
+OUTPUT = {"video": {"url": "https://cdn.example/v.mp4", "file_size": 10}}
+ROUTE_MISSING = reply(404, text="404: Not Found")
+
+
+async def test_result_mode_reads_pending_answers_at_once(session: aiohttp.ClientSession) -> None:
+    """In result mode a look at a job not done yet (400 "still in progress", 202 or 200 with a
+    status body) is one request, not retried; a 200 output ends it with the output."""
+    async with scripted(
+        IN_PROGRESS,
+        reply(202, {"status": "IN_QUEUE", "queue_position": 3}),
+        reply(200, {"status": "IN_PROGRESS", "request_id": "rid"}),
+        reply(200, OUTPUT),
+    ) as server:
+        api = client(session, server.url, follow="result")
+        looks = [await api.look("rid") for _ in range(4)]
+    assert [look.status.state for look in looks] == [
+        NOT_READY,
+        "IN_QUEUE",
+        "IN_PROGRESS",
+        "COMPLETED",
+    ]
+    assert looks[1].status.queue_position == 3
+    assert [look.output for look in looks] == [None, None, None, OUTPUT]
+    assert {s.path for s in server.seen} == {"/fal-ai/kling-video/requests/rid"}
+    assert len(server.seen) == 4
+
+
+async def test_result_mode_raises_the_jobs_own_error(session: aiohttp.ClientSession) -> None:
+    """A result-mode look at a job that failed raises its classified error (once, no retry)."""
+    body = {"detail": "Runner disconnected", "error_type": "runner_disconnected"}
+    async with scripted(reply(503, body, {"x-fal-request-id": "rid"})) as server:
+        with pytest.raises(RetryableError) as caught:
+            await client(session, server.url, follow="result").look("rid")
+    assert caught.value.error_type == "runner_disconnected"
+    assert len(server.seen) == 1
+
+
+async def test_auto_switches_when_the_result_route_knows_the_job(
+    session: aiohttp.ClientSession,
+) -> None:
+    """auto: a status 404 or 405 for a job the result route knows switches the client to result
+    polling, says so once, and the look answers from the result route."""
+    notes: list[str] = []
+    async with scripted(ROUTE_MISSING, IN_PROGRESS, reply(200, OUTPUT)) as server:
+        api = client(session, server.url, follow="auto", notify=notes.append)
+        first = await api.look("rid")
+        second = await api.look("rid")
+    assert api.follow == "result"
+    assert (first.status.state, second.output) == (NOT_READY, OUTPUT)
+    assert [s.path.rsplit("/", 1)[-1] for s in server.seen] == ["status", "rid", "rid"]
+    assert len(notes) == 1
+    assert "following jobs by their result" in notes[0]
+
+
+async def test_unknown_only_when_both_routes_say_so(session: aiohttp.ClientSession) -> None:
+    """A status 404 confirmed by a result 404 is an unknown request; the client keeps its mode."""
+    async with scripted(ROUTE_MISSING, reply(404, {"detail": "Request rid not found"})) as server:
+        api = client(session, server.url, follow="auto")
+        with pytest.raises(PermanentError) as caught:
+            await api.look("rid")
+    assert caught.value.error_type == "unknown_request"
+    assert api.follow == "auto"
+
+
+async def test_forced_status_mode_refuses_a_provider_without_status_route(
+    session: aiohttp.ClientSession,
+) -> None:
+    """follow=status: a status 405 for a job the result route knows is fatal, naming the fix."""
+    async with scripted(reply(405, text="405: Method Not Allowed"), IN_PROGRESS) as server:
+        api = client(session, server.url, follow="status")
+        with pytest.raises(FatalError, match=r"no status route.*--follow result"):
+            await api.look("rid")
+    assert api.follow == "status"
+
+
+async def test_status_mode_look_is_one_status_request(session: aiohttp.ClientSession) -> None:
+    """follow=status: a look is one GET of the status route, and carries no output."""
+    async with scripted(reply(200, {"status": "COMPLETED"})) as server:
+        look = await client(session, server.url).look("rid")
+    assert look.status.done
+    assert look.output is None
+    assert [s.path for s in server.seen] == ["/fal-ai/kling-video/requests/rid/status"]

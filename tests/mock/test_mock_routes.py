@@ -370,3 +370,27 @@ async def test_finished_logs_read_the_same_on_every_poll(server: MockServer, ses
     _, again = await get(session, job["status_url"] + "?logs=true")
     assert first["logs"] == again["logs"]
     assert [item["message"] for item in first["logs"]][-1] == "Video generated"
+
+
+async def test_no_status_route_answers_like_a_result_only_proxy(
+    server: MockServer, session: aiohttp.ClientSession
+) -> None:
+    """With ``status_route`` off, status and status stream answer 404 as an unknown path while
+    the result route (also as ``{owner}/auto``) follows the job: 400 until done, then the video."""
+    server.config.status_route = False
+    rid = (await submit(session, server))["request_id"]
+    for suffix in ("/status", "/status/stream"):
+        async with session.get(job_url(server, rid, suffix), headers=AUTH) as r:
+            assert (r.status, await r.text()) == (404, "404: Not Found")
+    status, body = await get(session, job_url(server, rid, app="fal-ai/auto"))
+    assert (status, body["detail"]) == (400, "Request is still in progress")
+    for _ in range(400):  # bounded: the 20 ms job is done within a few looks 5 ms apart
+        status, body = await get(session, job_url(server, rid))
+        if status == 200:
+            break
+        await asyncio.sleep(0.005)
+    assert status == 200
+    assert body["video"]["url"].endswith(f"/files/{rid}/output.mp4")
+    server.config.status_route = True
+    status, body = await get(session, job_url(server, rid, "/status"))
+    assert (status, body["status"]) == (200, "COMPLETED")

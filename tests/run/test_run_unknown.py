@@ -26,8 +26,8 @@ def unknown(rid: str) -> str:
 
 
 async def test_forgotten_requests_fail_once_then_retry(tmp_path: Path) -> None:
-    """Ids the provider forgot (a status, cancel or result 404) fail their job after one
-    request, naming the id; --retry-failed submits them anew and they end done."""
+    """Ids the provider forgot (a status or cancel 404 that the result route confirms, or a
+    result 404) fail their job, naming the id; --retry-failed submits them anew, all end done."""
     out = tmp_path / "out"
     plan = plan_for(prompts(tmp_path, 3), out)
     lost, old, expired = (job.key for job in plan.jobs)
@@ -50,7 +50,7 @@ async def test_forgotten_requests_fail_once_then_retry(tmp_path: Path) -> None:
         assert result.outcome == "failed"
         assert stats["status_requests"] == {NEVER_SEEN: 1}
         assert stats["requests"]["cancel"] == {"404": 1}
-        assert stats["requests"]["result"] == {"404": 1}
+        assert stats["requests"]["result"] == {"404": 3}  # one per job: the route that decides
         assert sum(stats["submits_by_payload"].values()) == 1  # the direct submit above
         jobs = {job.key: job for job in rows(out)}
         for key, rid in ((lost, NEVER_SEEN), (old, LONG_GONE), (expired, finished)):
