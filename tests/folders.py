@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,10 +82,17 @@ class Folder:
         )
 
 
+def mp4_bytes(body: bytes) -> bytes:
+    """A structurally whole MP4 (ftyp, moov, then ``body`` in an mdat box); not playable."""
+    ftyp = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
+    moov = struct.pack(">I4s", 16, b"moov") + bytes(8)
+    return ftyp + moov + struct.pack(">I4s", 8 + len(body), b"mdat") + body
+
+
 def fake_mp4(seed: str, size: int = 64) -> bytes:
-    """Bytes that look like the start of an MP4 (an ``ftyp`` box), unique per ``seed``."""
+    """A whole MP4 (see ``mp4_bytes``) whose content is unique per ``seed``."""
     body = hashlib.sha256(seed.encode()).digest() * (size // 32 + 1)
-    return b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + body[:size]
+    return mp4_bytes(body[:size])
 
 
 def make_folder(tmp_path: Path, csv_text: str, *, meta: bool = True, name: str = "out") -> Folder:

@@ -8,6 +8,7 @@ out of ``repr`` and of ``public()``, which is what gets written to disk.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 from collections.abc import Mapping
@@ -47,6 +48,22 @@ class Connection:
     api_key: str | None = field(default=None, repr=False)
     warnings: tuple[str, ...] = ()
     follow: str = "status"
+    # Whose request ids this connection can follow; the base URL unless set (an emulator
+    # started in-process names itself, as it forgets every id when it stops).
+    label: str | None = None
+
+    @property
+    def origin(self) -> str:
+        """Where request ids submitted through this connection belong."""
+        return self.label or self.base_url
+
+    @property
+    def key_id(self) -> str | None:
+        """Which key this is, for the ledger: its variable and a short fingerprint, never it."""
+        if not self.api_key:
+            return None
+        digest = hashlib.sha256(self.api_key.encode()).hexdigest()[:8]
+        return f"{self.api_key_env}:{digest}"
 
     @property
     def authorization(self) -> str | None:

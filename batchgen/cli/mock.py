@@ -23,6 +23,7 @@ _MOCK_FAULTS = (
     ("request-timeout", "job ends COMPLETED with error_type request_timeout"),
     ("cancel-ignored", "a running job ignores a cancel and completes"),
     ("truncate", "file downloads stop at half of Content-Length"),
+    ("file-503", "file downloads answer 503 (1: a file host outage)"),
 )
 
 
@@ -92,6 +93,12 @@ def _mock_fault_options(func: F) -> F:
     type=float,
     default=None,
     help="Seconds a result stays fetchable after completion (default: forever).",
+)
+@click.option(
+    "--file-ttl",
+    type=float,
+    default=None,
+    help="Seconds a video stays downloadable after completion, then 404 (default: forever).",
 )
 @click.option(
     "--video-bytes",

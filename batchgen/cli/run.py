@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
 import sys
 from pathlib import Path
@@ -273,6 +274,8 @@ async def _run(
             api_key_file=api_key_file,
             base_url=server.base_url if server is not None else None,
         )
+        if server is not None:  # a new one each time, on a new port: name it, not its port
+            connection = dataclasses.replace(connection, label="in-process emulator")
         for warning in connection.warnings:
             click.echo(f"warning: {warning}", err=True)
         runner = Runner(plan, connection, timing=timing, reporter=reporter, resume=resume, **retry)

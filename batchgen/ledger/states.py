@@ -88,6 +88,9 @@ FIELDS = (
     "submitted_at",
     "started_at",
     "completed_at",
+    "origin",
+    "key_id",
+    "retry_from",
 )
 
 
@@ -119,5 +122,8 @@ class JobRow:
     submitted_at: float | None
     started_at: float | None
     completed_at: float | None
+    origin: str | None  # the API base URL its request ids belong to
+    key_id: str | None  # which key submitted it: variable name and fingerprint, never the key
+    retry_from: int  # ``attempts`` when --retry-failed last reopened it: its budget starts there
     updated_at: float
     in_input: bool

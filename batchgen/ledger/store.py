@@ -90,8 +90,23 @@ def _script(db: sqlite3.Connection, sql: str) -> None:
             db.execute(statement)
 
 
+def _v2(db: sqlite3.Connection) -> None:
+    # Request ids belong to the host (and key) that issued them; attempts stay cumulative.
+    _script(
+        db,
+        """
+        ALTER TABLE jobs ADD COLUMN origin TEXT;
+        ALTER TABLE jobs ADD COLUMN key_id TEXT;
+        ALTER TABLE jobs ADD COLUMN retry_from INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE requests ADD COLUMN origin TEXT;
+        ALTER TABLE requests ADD COLUMN key_id TEXT;
+        CREATE INDEX jobs_filename ON jobs (filename);
+    """,
+    )
+
+
 # Ordered; the ledger's user_version says how many have run. Append, never edit.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
 
 
 class Ledger:
@@ -309,13 +324,15 @@ class Ledger:
         )
         if fields.get("request_id"):
             db.execute(
-                "INSERT OR IGNORE INTO requests (key, request_id, attempt, submitted_at) "
-                "VALUES (?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO requests "
+                "(key, request_id, attempt, submitted_at, origin, key_id) "
+                "SELECT ?, ?, ?, ?, origin, key_id FROM jobs WHERE key = ?",
                 (
                     key,
                     fields["request_id"],
                     fields.get("attempts", attempts),
                     fields.get("submitted_at") or fields["updated_at"],
+                    key,
                 ),
             )
 

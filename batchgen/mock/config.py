@@ -21,6 +21,7 @@ FAULT_FIELDS = (
     "fault_request_timeout",
     "fault_cancel_ignored",
     "fault_truncate",
+    "fault_file_503",
 )
 
 
@@ -50,7 +51,9 @@ class MockConfig:
     ``fault_submit_drop`` creates the job then drops the connection; ``fault_runner_disconnected``
     and ``fault_request_timeout`` make jobs end COMPLETED with that ``error_type``;
     ``fault_cancel_ignored`` lets a running job finish despite a cancel; ``fault_truncate`` cuts
-    file downloads short.
+    file downloads short; ``fault_file_503`` answers file downloads 503 (set it to 1 for a CDN
+    outage). ``file_ttl`` (``None``: forever) is how long a video stays on the file route after
+    completion; after it the file answers 404, gone for good.
     """
 
     auth_scheme: str = "any"
@@ -62,6 +65,7 @@ class MockConfig:
     time_scale: float = 1.0
     keepalive: float = 15.0
     result_ttl: float | None = None
+    file_ttl: float | None = None
     video_bytes: int = 0
     files_base_url: str | None = None
     envelope_base_url: str | None = None
@@ -80,6 +84,7 @@ class MockConfig:
     fault_request_timeout: float = 0.0
     fault_cancel_ignored: float = 0.0
     fault_truncate: float = 0.0
+    fault_file_503: float = 0.0
     specs: dict[str, EndpointSpec] = field(default_factory=builtin_specs, repr=False)
 
     def scaled(self, seconds: float) -> float:
@@ -106,8 +111,10 @@ class MockConfig:
         for name in ("latency", "queue_delay", "retry_after", "slow_delay"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must not be negative")
-        if self.result_ttl is not None and self.result_ttl < 0:
-            problems.append("result_ttl must not be negative")
+        for name in ("result_ttl", "file_ttl"):
+            ttl = getattr(self, name)
+            if ttl is not None and ttl < 0:
+                problems.append(f"{name} must not be negative")
         for name in FAULT_FIELDS:
             if not 0 <= getattr(self, name) <= 1:
                 problems.append(f"{name} must be a rate between 0 and 1")

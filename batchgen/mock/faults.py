@@ -105,6 +105,10 @@ class Faults:
         """Whether a file download stops short of its Content-Length."""
         return self._files.random() < self._config.fault_truncate
 
+    def file_down(self) -> bool:
+        """Whether the file host answers this download 503."""
+        return self._files.random() < self._config.fault_file_503
+
     def running_time(self) -> float:
         """Emulated running seconds of a new job: ``latency`` times ``1 ± latency_jitter``."""
         c = self._config

@@ -68,14 +68,21 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
         emu.stats.file_auth.append(authorization)
     request_id = request.match_info["request_id"]
     job = emu.queue.jobs.get(request_id)
+    ttl = emu.config.file_ttl
     if (
         job is None
         or job.state is not JobState.COMPLETED
         or job.failure is not None
+        or job.finished_at is None
         or request.match_info["name"] != "output.mp4"
+        or (ttl is not None and emu.queue.loop.time() > job.finished_at + emu.config.scaled(ttl))
     ):
         emu.stats.record("file", 404)
         return answer({"detail": "File not found"}, 404)
+    if emu.faults.file_down():
+        emu.stats.faults["file_503"] += 1
+        emu.stats.record("file", 503)
+        return answer({"detail": "Service Unavailable"}, 503)
     video = mp4.video_file(request_id, emu.config.video_bytes)
     try:
         span = parse_range(request.headers.get("Range"), video.size)

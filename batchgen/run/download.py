@@ -3,8 +3,18 @@
 A file is streamed to ``NAME.part`` beside its final path in constant memory, hashed on the
 way. An interrupted ``.part`` is resumed with a ``Range`` request (and its bytes hashed again
 first). The file counts only when its size matches both ``Content-Length`` and the result's
-``file_size`` (when given) and it starts with an MP4 ``ftyp`` box; then it is fsynced and moved
-into place with ``os.replace``, so a video in the folder is always whole.
+``file_size`` (when given) and it is a whole MP4 (``batchgen.run.mp4check``: the top-level
+boxes add up to exactly the file, ``ftyp`` first, ``moov`` present, which is what decides when
+no size was announced); then it is fsynced and moved into place with ``os.replace``, so a video
+in the folder is always whole.
+
+A paid video is fetched again, never generated again: transient failures (5xx, timeouts, broken
+connections, short files) are retried patiently, for minutes (fal keeps output files at least 7
+days); a 404, 410 or 403 is retried too before the file counts as gone for good
+(``error_type`` ``video_gone``). What the caller records decides what a later run does:
+``download`` (gave up on a transient failure) and ``disk`` are fetched again from the recorded
+URL; ``video_refused`` (too big, not a video) waits for ``--retry-failed``; only ``video_gone``
+is generated again, by ``--retry-failed``.
 
 File hosts are public CDNs: the session given here must carry no credentials (see
 ``file_session``), so nothing leaks to them, through redirects either.
@@ -33,10 +43,19 @@ import aiohttp
 from batchgen.api.backoff import Backoff
 from batchgen.api.classify import classify
 from batchgen.errors import DiskError, PermanentError, RetryableError
+from batchgen.run.mp4check import mp4_problem
 from batchgen.version import __version__
 
 log = logging.getLogger("batchgen.http")
 CHUNK = 256 * 1024
+# error_types of a failed download (see the module docstring).
+DISK = "disk"  # the video could not be written here
+DOWNLOAD = "download"
+VIDEO_GONE = "video_gone"
+VIDEO_REFUSED = "video_refused"
+# A file host answering one of these this many times in a row means the file is gone.
+GONE_STATUSES = frozenset({403, 404, 410})
+GONE_TRIES = 3
 _RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
@@ -60,14 +79,13 @@ def file_session(**kwargs: Any) -> aiohttp.ClientSession:
 
 
 def looks_whole(path: Path, size: int | None) -> bool:
-    """Cheap check of a finished video: present, of the recorded size, an MP4."""
+    """Check of a finished video: present, of the recorded size, a whole MP4 (box walk)."""
     try:
         with path.open("rb") as handle:
-            head = handle.read(8)
             actual = os.fstat(handle.fileno()).st_size
+            return (size is None or actual == size) and mp4_problem(handle) is None
     except OSError:
         return False
-    return head[4:8] == b"ftyp" and (size is None or actual == size)
 
 
 def part_path(dest: Path) -> Path:
@@ -89,7 +107,7 @@ class Downloader:
         sleep: Callable[[float], Any] = asyncio.sleep,
     ) -> None:
         self._session = session
-        self._backoff = backoff or Backoff(attempts=5)
+        self._backoff = backoff or Backoff(base=1.0, cap=60.0, attempts=14)
         self._max_bytes = max_bytes
         self._timeout = aiohttp.ClientTimeout(total=None, connect=30.0, sock_read=read_timeout)
         self._sleep = sleep
@@ -115,17 +133,34 @@ class Downloader:
             and expected_size > self._max_bytes
         ):
             raise PermanentError(
-                f"video is {expected_size} bytes, above --max-file-bytes {self._max_bytes}"
+                f"video is {expected_size} bytes, above --max-file-bytes {self._max_bytes}",
+                error_type=VIDEO_REFUSED,
             )
-        retry = 0
+        retry = gone = 0
         while True:
             try:
                 return await self._once(url, dest, expected_size)
             except RetryableError as exc:
-                retry += 1
-                if retry >= self._backoff.attempts:
-                    raise RetryableError(f"download gave up after {retry} tries: {exc}") from None
-                await self._sleep(self._backoff.delay(retry, exc.retry_after))
+                error: RetryableError | PermanentError = exc
+                gone = 0
+            except PermanentError as exc:
+                if exc.status not in GONE_STATUSES:
+                    raise
+                gone += 1
+                if gone >= GONE_TRIES:
+                    raise PermanentError(
+                        f"the video file is gone from the file host ({exc}, {gone} times); "
+                        "run --retry-failed to generate it again (paid again)",
+                        status=exc.status,
+                        error_type=VIDEO_GONE,
+                    ) from None
+                error = exc
+            retry += 1
+            if retry >= self._backoff.attempts:
+                raise RetryableError(
+                    f"download gave up after {retry} tries: {error}", error_type=DOWNLOAD
+                ) from None
+            await self._sleep(self._backoff.delay(retry, error.retry_after))
 
     async def _once(self, url: str, dest: Path, expected_size: int | None) -> Fetched:
         part = part_path(dest)
@@ -160,9 +195,10 @@ class Downloader:
             if want is not None and size != want:
                 part.unlink(missing_ok=True)
                 raise RetryableError(f"got {size} bytes, {what} says {want}")
-        if not await asyncio.to_thread(_seal, part, dest):
+        problem = await asyncio.to_thread(_seal, part, dest)
+        if problem is not None:
             part.unlink(missing_ok=True)
-            raise RetryableError("the file is not an MP4 video (no 'ftyp' box)")
+            raise RetryableError(f"the file is not a whole MP4 video: {problem}")
         return Fetched(dest, size, digest.hexdigest())
 
     def _check_size(self, total: int | None, expected: int | None, part: Path) -> None:
@@ -186,7 +222,10 @@ class Downloader:
                 if self._max_bytes is not None and size > self._max_bytes:
                     handle.close()
                     _discard(part)
-                    raise PermanentError(f"video is larger than --max-file-bytes {self._max_bytes}")
+                    raise PermanentError(
+                        f"video is larger than --max-file-bytes {self._max_bytes}",
+                        error_type=VIDEO_REFUSED,
+                    )
                 handle.write(chunk)
                 digest.update(chunk)
         return size
@@ -208,16 +247,17 @@ def _close_opened(opening: asyncio.Future[IO[Any]]) -> None:
         opening.result().close()
 
 
-def _seal(part: Path, dest: Path) -> bool:
-    """Check the MP4 header, make the bytes durable, move them into place (in a thread:
-    fsync of a large file takes long enough to stall every poll)."""
+def _seal(part: Path, dest: Path) -> str | None:
+    """Check the MP4 structure, make the bytes durable, move them into place; else say why
+    not (in a thread: fsync of a large file takes long enough to stall every poll)."""
     with part.open("rb") as handle:
-        if handle.read(8)[4:8] != b"ftyp":
-            return False
+        problem = mp4_problem(handle)
+        if problem is not None:
+            return problem
         os.fsync(handle.fileno())
     os.replace(part, dest)
     _fsync_dir(dest.parent)
-    return True
+    return None
 
 
 def _discard(part: Path) -> None:

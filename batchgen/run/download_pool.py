@@ -1,8 +1,10 @@
 """A fixed pool of workers that download the videos of DOWNLOADING jobs, and the disk rule.
 
 Downloads have their own concurrency, so they never hold up submits or polls. A verified file
-moves its job to DONE; a file host that fails for good fails the job (``error_type``
-"download": the file may be gone, so ``run --retry-failed`` submits it anew).
+moves its job to DONE; a download that fails fails the job with the ``error_type`` the
+downloader gave (``download``, ``video_gone``, ``video_refused``: see ``batchgen.run.download``
+for what a later run does with each), keeping its video URL: a paid video is fetched again,
+never generated again, unless the file host says it is gone.
 
 Disk errors: a video that cannot be written fails its job ("cannot write videos/NAME.mp4: No
 space left on device", ``error_type`` ``DISK``: ``run --retry-failed`` downloads it again without
@@ -23,7 +25,7 @@ from pathlib import Path
 from batchgen.errors import DiskError, JobChanged, PermanentError, RetryableError
 from batchgen.ledger.states import JobStatus
 from batchgen.ledger.store import Ledger
-from batchgen.run.download import Downloader
+from batchgen.run.download import DISK, DOWNLOAD, VIDEO_REFUSED, Downloader
 from batchgen.run.progress import Reporter
 
 S = JobStatus
@@ -31,8 +33,6 @@ log = logging.getLogger("batchgen.run")
 # Downloads failing in a row with the same OSError before the run stops: one bad file name is
 # the job's problem; three in a row with the same errno is the disk's (or the folder's).
 DISK_ERRORS_IN_A_ROW = 3
-# error_type of a job whose video could not be written: --retry-failed downloads it again.
-DISK = "disk"
 
 _Item = tuple[str, str, int | None, str]  # key, url, expected size, path relative to the folder
 
@@ -114,7 +114,8 @@ class DownloadPool:
                 url, self._out / path, expected_size=size, name=path
             )
         except (RetryableError, PermanentError) as exc:
-            failed(f"download: {exc}", "download")
+            fallback = DOWNLOAD if isinstance(exc, RetryableError) else VIDEO_REFUSED
+            failed(f"download: {exc}", exc.error_type or fallback)
         except DiskError as exc:
             failed(str(exc), DISK)
             self._disk_failed(exc)

@@ -78,8 +78,11 @@ class Engine:
         policy: PollPolicy,
         reporter: Reporter,
         out_dir: Path,
+        origin: str = "",
+        key_id: str | None = None,
     ) -> None:
         self._ledger, self._client, self._downloader = ledger, client, downloader
+        self._origin, self._key_id = origin, key_id
         self._settings, self._timing, self._policy = settings, timing, policy
         self._reporter, self._out = reporter, out_dir
         self._slots = Slots(settings.concurrency)
@@ -218,7 +221,7 @@ class Engine:
                 job, f"{row.error}; not sent again (--on-uncertain-submit fail)", "submit_uncertain"
             )
             return False
-        if row.attempts >= settings.max_attempts:
+        if row.attempts - row.retry_from >= settings.max_attempts:
             self._fail(job, f"gave up after {row.attempts} attempts: {row.error}", row.error_type)
             return False
         if self._draining:
@@ -248,6 +251,8 @@ class Engine:
                     job,
                     S.SUBMITTING,
                     attempts=row.attempts + 1,
+                    origin=self._origin,
+                    key_id=self._key_id,
                     possibly_duplicate=duplicate,
                     request_id=None,
                     error=None,
@@ -445,7 +450,7 @@ class Engine:
             return
         if isinstance(exc, RetryableError):
             self._add_spend(-(job.row.cost_usd or 0.0))  # fal bills no 5xx
-            if job.row.attempts < self._settings.max_attempts:
+            if job.row.attempts - job.row.retry_from < self._settings.max_attempts:
                 log.info("job %s: %s; submitting again", job.row.key, exc)
                 self._move(job, S.PENDING, error=str(exc), error_type=exc.error_type)
                 return

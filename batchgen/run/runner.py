@@ -29,12 +29,19 @@ from aiolimiter import AsyncLimiter
 from batchgen.api.client import QueueClient
 from batchgen.api.providers import Connection
 from batchgen.errors import DiskError, UsageError
+from batchgen.ledger.lock import folder_lock
 from batchgen.ledger.manifest import iso_utc, write_manifest, write_run_json
 from batchgen.ledger.states import JobRow, JobStatus
 from batchgen.ledger.store import LEDGER_NAME, Ledger
 from batchgen.plan.build import Plan
-from batchgen.run.download import Downloader, file_session, looks_whole
-from batchgen.run.download_pool import DISK
+from batchgen.run.download import (
+    DISK,
+    DOWNLOAD,
+    VIDEO_REFUSED,
+    Downloader,
+    file_session,
+    looks_whole,
+)
 from batchgen.run.engine import Engine
 from batchgen.run.limits import estimated_spend
 from batchgen.run.polling import PollPolicy
@@ -44,6 +51,8 @@ from batchgen.version import __version__
 
 S = JobStatus
 log = logging.getLogger("batchgen.run")
+# Jobs the provider may hold, by a request id or by a submit whose answer was lost.
+_AT_PROVIDER = (S.SUBMITTING, S.SUBMIT_UNCERTAIN, S.QUEUED, S.RUNNING, S.COMPLETED, S.CANCELLING)
 LOG_NAME = "batchgen.log"
 
 
@@ -78,12 +87,14 @@ def poll_policy(plan: Plan, timing: Timing) -> PollPolicy:
 class Runner:
     """Runs ``plan`` against ``connection``. ``drain`` and ``abort`` may come from signals.
 
-    ``retry_failed`` puts the folder's failed jobs back in line: one that failed only because
-    its video could not be written (disk full...) is downloaded again, as its video is paid
-    for and still on the file host; any other is submitted anew. ``retry_cancelled`` submits
-    cancelled jobs anew. A job submitted anew starts a fresh ``--max-attempts`` budget: its
-    ``attempts`` count restarts at 0, while every request id it was ever given stays in the
-    ledger's history (``Ledger.requests``).
+    A failed job whose video is paid for and whose download failed (file host down, disk full)
+    is downloaded again from its recorded URL by every run. ``retry_failed`` puts the folder's
+    other failed jobs back in line: one whose video was refused (too big...) is downloaded
+    again, any other (the file host said the video is gone, the job itself failed) is
+    submitted anew. ``retry_cancelled`` submits cancelled jobs anew. A job submitted anew gets
+    a fresh ``--max-attempts`` budget (``retry_from``), while ``attempts`` keeps counting
+    every submit, and every request id it was ever given stays in the ledger's history
+    (``Ledger.requests``).
     """
 
     def __init__(
@@ -130,8 +141,13 @@ class Runner:
 
     async def run(self) -> RunResult:
         out = Path(self.plan.output_dir)
-        with Ledger.in_folder(out) as ledger, _request_log(out / LOG_NAME):
+        with (
+            folder_lock(out),
+            Ledger.in_folder(out) as ledger,
+            _request_log(out / LOG_NAME),
+        ):
             started = time.time()
+            self._check_origin(ledger)
             orphaned = self._prepare(ledger)
             rows = self._check_done(ledger, ledger.jobs(in_input_only=True), out)
             rows = self._reopen(ledger, rows)
@@ -185,6 +201,30 @@ class Runner:
             )
         return report.orphaned
 
+    def _check_origin(self, ledger: Ledger) -> None:
+        """Refuse to follow jobs in flight through another host or key than the one that
+        submitted them: their request ids mean nothing there (and would fail as unknown)."""
+        connection = self.connection
+        elsewhere: dict[tuple[str, str | None], int] = {}
+        for row in ledger.jobs(_AT_PROVIDER):
+            if row.origin is None:
+                continue  # recorded before batchgen kept origins
+            if row.origin != connection.origin or (
+                row.key_id is not None and row.key_id != connection.key_id
+            ):
+                where = (row.origin, row.key_id)
+                elsewhere[where] = elsewhere.get(where, 0) + 1
+        if not elsewhere:
+            return
+        origin, key_id = max(elsewhere, key=elsewhere.__getitem__)  # the most of them
+        whose = f" with the key in {key_id.split(':')[0]} ({key_id})" if key_id else ""
+        raise UsageError(
+            f"{sum(elsewhere.values())} job(s) in flight in {self.plan.output_dir} were "
+            f"submitted to {origin}{whose}, and this run talks to {connection.origin} with "
+            f"{connection.key_id}: their request ids are unknown there. Resume with that "
+            "provider, base URL and key to follow them (or cancel them there first)"
+        )
+
     def _check_done(self, ledger: Ledger, rows: list[JobRow], out: Path) -> list[JobRow]:
         """Finished jobs whose video is missing or damaged are downloaded again."""
         checked = []
@@ -201,40 +241,36 @@ class Runner:
         return checked
 
     def _reopen(self, ledger: Ledger, rows: list[JobRow]) -> list[JobRow]:
-        """Put the failed/cancelled jobs asked for back in line (see the class docstring)."""
-        if not self._retry:
-            return rows
+        """Put failed jobs whose paid video is still to fetch back in line, and the failed or
+        cancelled jobs asked for (see the class docstring)."""
         reopened: list[JobRow] = []
-        count = 0
+        fetch = asked = 0
         for row in rows:
-            if row.status in self._retry:
-                count += 1
-                if (
-                    row.status is S.FAILED
-                    and row.error_type == DISK
-                    and row.video_url
-                    and row.video_path
-                ):
-                    row = ledger.transition(
-                        row.key, S.DOWNLOADING, expect=row.status, error=None, error_type=None
-                    )
-                else:
-                    row = ledger.transition(
-                        row.key,
-                        S.PENDING,
-                        expect=row.status,
-                        attempts=0,
-                        request_id=None,
-                        # A submit whose answer was lost may have created a job already.
-                        possibly_duplicate=row.possibly_duplicate
-                        or row.error_type == "submit_uncertain",
-                        error=None,
-                        error_type=None,
-                    )
+            if _refetch(row, self._retry):
+                fetch += 1
+                row = ledger.transition(
+                    row.key, S.DOWNLOADING, expect=row.status, error=None, error_type=None
+                )
+            elif row.status in self._retry:
+                asked += 1
+                row = ledger.transition(
+                    row.key,
+                    S.PENDING,
+                    expect=row.status,
+                    retry_from=row.attempts,  # a fresh budget; attempts keep every payment
+                    request_id=None,
+                    # A submit whose answer was lost may have created a job already.
+                    possibly_duplicate=row.possibly_duplicate
+                    or row.error_type == "submit_uncertain",
+                    error=None,
+                    error_type=None,
+                )
             reopened.append(row)
-        if count:
-            asked = " and ".join(sorted(str(status) for status in self._retry))
-            self.reporter.note(f"{count} {asked} job(s) to run again")
+        if fetch:
+            self.reporter.note(f"{fetch} paid video(s) to download again from their URL")
+        if asked:
+            what = " and ".join(sorted(str(status) for status in self._retry))
+            self.reporter.note(f"{asked} {what} job(s) to run again")
         return reopened
 
     def _report_start(self, rows: list[JobRow], spent: float) -> None:
@@ -288,6 +324,8 @@ class Runner:
                 policy=poll_policy(plan, timing),
                 reporter=self.reporter,
                 out_dir=out,
+                origin=self.connection.origin,
+                key_id=self.connection.key_id,
             )
             if self._drained:
                 engine.drain()
@@ -383,6 +421,15 @@ class Runner:
             "settings": plan.settings.public(),
             "counts": None if result is None else result.counts,
         }
+
+
+def _refetch(row: JobRow, retry: set[JobStatus]) -> bool:
+    """True for a failed job whose video is paid for and still worth fetching from its URL."""
+    if row.status is not S.FAILED or not (row.video_url and row.video_path):
+        return False
+    if row.error_type in (DOWNLOAD, DISK):
+        return True
+    return row.error_type == VIDEO_REFUSED and S.FAILED in retry
 
 
 def _manifest_from(ledger_path: Path, out: Path) -> float:

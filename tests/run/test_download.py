@@ -7,17 +7,19 @@ import hashlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
+from folders import mp4_bytes
 from scripted import Handler, reply, scripted
 
 from batchgen.api.backoff import Backoff
 from batchgen.errors import DiskError, PermanentError, RetryableError
 from batchgen.run.download import Downloader, file_session, looks_whole, part_path
 
-VIDEO = b"\x00\x00\x00\x18ftypisom" + os.urandom(300_000)
+VIDEO = mp4_bytes(os.urandom(300_000))
 DIGEST = hashlib.sha256(VIDEO).hexdigest()
 
 
@@ -59,8 +61,13 @@ async def files() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-def downloader(session: aiohttp.ClientSession, **kwargs: object) -> Downloader:
-    return Downloader(session, backoff=Backoff(base=0.001, attempts=3), sleep=Sleeps(), **kwargs)  # type: ignore[arg-type]
+def downloader(
+    session: aiohttp.ClientSession, attempts: int = 3, sleeps: Sleeps | None = None, **kwargs: Any
+) -> Downloader:
+    backoff = Backoff(base=0.001, attempts=attempts, random=lambda: 0.5)
+    return Downloader(
+        session, backoff=backoff, sleep=sleeps if sleeps is not None else Sleeps(), **kwargs
+    )
 
 
 async def test_download_verifies_and_renames(tmp_path: Path, files: aiohttp.ClientSession) -> None:
@@ -141,15 +148,61 @@ async def test_max_file_bytes(tmp_path: Path, files: aiohttp.ClientSession, leng
         await downloader(files, max_bytes=1000).fetch("http://unused/", dest, expected_size=5000)
 
 
-async def test_missing_file_is_permanent(tmp_path: Path, files: aiohttp.ClientSession) -> None:
-    """404 from the file host fails at once; 503 is retried."""
-    async with scripted(reply(404, {"detail": "gone"})) as server:
-        with pytest.raises(PermanentError, match="not available"):
-            await downloader(files).fetch(server.url + "/f", tmp_path / "a.mp4")
-    assert len(server.seen) == 1
-    async with scripted(reply(503, text="busy"), serve()) as server:
+async def test_missing_file_is_gone_only_after_retries(
+    tmp_path: Path, files: aiohttp.ClientSession
+) -> None:
+    """A file host answering 404 (or 410, 403) three times in a row means the video is gone
+    (error_type video_gone, naming --retry-failed); one 404 between good answers does not;
+    a 503 is retried."""
+    for status in (404, 410, 403):
+        async with scripted(reply(status, {"detail": "gone"})) as server:
+            with pytest.raises(PermanentError, match="gone from the file host") as caught:
+                await downloader(files).fetch(server.url + "/f", tmp_path / "a.mp4")
+        assert caught.value.error_type == "video_gone"
+        assert "--retry-failed" in str(caught.value)
+        assert len(server.seen) == 3
+    async with scripted(reply(404, {}), reply(503, text="busy"), serve()) as server:
         got = await downloader(files).fetch(server.url + "/f", tmp_path / "b.mp4")
     assert got.sha256 == DIGEST
+
+
+async def test_outage_is_ridden_out(tmp_path: Path, files: aiohttp.ClientSession) -> None:
+    """A file host down for many tries in a row (a CDN outage) is waited out, with growing
+    waits, and the video is fetched; giving up says so with error_type download."""
+    outage = [reply(503, text="busy") for _ in range(10)]
+    sleeps = Sleeps()
+    async with scripted(*outage, serve()) as server:
+        got = await downloader(files, 14, sleeps).fetch(server.url + "/f", tmp_path / "a.mp4")
+    assert got.sha256 == DIGEST
+    assert len(server.seen) == 11
+    assert len(sleeps) == 10
+    assert sleeps == sorted(sleeps)
+    assert sleeps[-1] > sleeps[0]
+    async with scripted(reply(503, text="busy")) as server:
+        with pytest.raises(RetryableError, match="gave up after 4 tries") as caught:
+            await downloader(files, attempts=4).fetch(server.url + "/f", tmp_path / "b.mp4")
+    assert caught.value.error_type == "download"
+
+
+async def test_cut_body_without_size_is_refused(
+    tmp_path: Path, files: aiohttp.ClientSession
+) -> None:
+    """A chunked body (no Content-Length, no file_size) cut in half is not accepted: the MP4
+    box walk finds its last box running past the end."""
+
+    async def half(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        await response.write(VIDEO[: len(VIDEO) // 2])
+        await response.write_eof()
+        return response
+
+    dest = tmp_path / "a.mp4"
+    async with scripted(half, half, serve(length=False)) as server:
+        got = await downloader(files, attempts=3).fetch(server.url + "/f", dest)
+    assert (got.sha256, dest.read_bytes()) == (DIGEST, VIDEO)
+    assert len(server.seen) == 3
 
 
 async def test_no_credentials_to_file_hosts_or_through_redirects(
@@ -191,11 +244,19 @@ async def test_unwritable_destination_is_a_disk_error(
 
 
 def test_looks_whole(tmp_path: Path) -> None:
-    """A finished file is whole when present, of its recorded size and an MP4."""
+    """A finished file is whole when present, of its recorded size and a whole MP4: a file
+    cut short or with bytes after its last box is not, even when no size was recorded."""
     path = tmp_path / "v.mp4"
     assert not looks_whole(path, None)
     path.write_bytes(VIDEO)
     assert looks_whole(path, len(VIDEO))
+    assert looks_whole(path, None)
     assert not looks_whole(path, len(VIDEO) - 1)
+    path.write_bytes(VIDEO[:-1])
+    assert not looks_whole(path, None)
+    path.write_bytes(VIDEO + b"junk")
+    assert not looks_whole(path, None)
+    path.write_bytes(VIDEO[24:])  # no ftyp first
+    assert not looks_whole(path, None)
     path.write_bytes(b"<html>")
     assert not looks_whole(path, None)

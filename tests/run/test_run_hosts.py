@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from aiohttp import web
-from runs import assert_all_verified, mock_config, plan_for, prompts, run
+from runs import (
+    FAST,
+    KEY,
+    assert_all_verified,
+    connection,
+    mock_config,
+    plan_for,
+    prompts,
+    rows,
+    run,
+)
+from test_run_resume import until
 
+from batchgen.errors import UsageError
+from batchgen.ledger.states import JobStatus
+from batchgen.ledger.store import Ledger
 from batchgen.mock import MockServer
+from batchgen.run.runner import Runner
+
+
+def in_flight(out: Path) -> int:
+    return sum(job.status in (JobStatus.QUEUED, JobStatus.RUNNING) for job in rows(out))
 
 
 class Host:
@@ -90,3 +110,38 @@ def _manifest(out: Path) -> list[dict[str, str]]:
     from runs import manifest
 
     return manifest(out)
+
+
+async def test_request_ids_stay_with_the_host_and_key_that_issued_them(tmp_path: Path) -> None:
+    """Jobs in flight record the API origin and key fingerprint (never the key); resuming them
+    against another base URL, or with another key, is refused before any request, naming the
+    host; resuming on their own host follows them to done without a new submit."""
+    out = tmp_path / "out"
+    plan = plan_for(prompts(tmp_path, 4), out)
+    async with (
+        MockServer(mock_config(latency=1000.0, api_keys=(KEY, "other-key"))) as first,
+        MockServer(mock_config()) as second,
+    ):
+        runner = Runner(plan, connection(first), timing=FAST)
+        task = asyncio.create_task(runner.run())
+        await until(lambda: (out / "batchgen.db").exists() and in_flight(out) == 4)
+        runner.abort()
+        await task
+        with Ledger.in_folder(out, readonly=True) as ledger:
+            job = ledger.jobs()[0]
+            assert job.origin == first.base_url
+            assert job.key_id is not None
+            assert job.key_id.startswith("BATCHGEN_MOCK_KEY:")
+            assert KEY not in job.key_id
+
+        with pytest.raises(UsageError, match=f"submitted to {first.base_url}") as caught:
+            await run(plan, second)
+        assert "4 job(s) in flight" in str(caught.value)
+        assert second.stats()["requests"] == {}
+        with pytest.raises(UsageError, match="with the key in BATCHGEN_MOCK_KEY"):
+            await run(plan, first, key="other-key")
+
+        before = dict(first.stats()["submits_by_payload"])
+        result = await run(plan, first)  # 1 s jobs
+        assert result.outcome == "done", result.message
+        assert first.stats()["submits_by_payload"] == before

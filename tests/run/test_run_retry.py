@@ -71,7 +71,8 @@ async def test_resume_leaves_failed_and_cancelled_jobs(tmp_path: Path) -> None:
 
 async def test_retry_failed_resubmits_only_failed_jobs(tmp_path: Path) -> None:
     """`run --retry-failed` (the policy word gone): failed jobs get new request ids and end
-    done with a fresh attempts count; done and cancelled jobs are untouched."""
+    done, their attempts counting both payments (a fresh budget from retry_from); done and
+    cancelled jobs are untouched."""
     async with MockServer(mock_config(policy_word=WORD)) as server:
         plan, before = await first_run(tmp_path, server)
         server.config.policy_word = None
@@ -92,7 +93,8 @@ async def test_retry_failed_resubmits_only_failed_jobs(tmp_path: Path) -> None:
                 assert job.status is S.DONE, job
                 assert job.request_id not in (None, old.request_id)
                 assert ledger.requests(job.key) == [old.request_id, job.request_id]
-                assert (job.attempts, job.error, job.possibly_duplicate) == (1, None, False)
+                assert (job.attempts, job.retry_from) == (2, 1)
+                assert (job.error, job.possibly_duplicate) == (None, False)
                 assert submits(server, job) == 2
                 assert job.video_path is not None
                 assert (out / job.video_path).is_file()
@@ -129,4 +131,4 @@ async def test_retried_uncertain_submit_stays_flagged(tmp_path: Path) -> None:
         result = await run(plan, server, retry_failed=True)
     assert result.outcome == "done", result.message
     for job in rows(out):
-        assert (job.status, job.possibly_duplicate, job.attempts) == (S.DONE, True, 1)
+        assert (job.status, job.possibly_duplicate, job.attempts) == (S.DONE, True, 2)
