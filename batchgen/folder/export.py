@@ -38,6 +38,7 @@ _DTYPES: dict[str, ExtensionDtype] = {
     "attempts": pd.Int64Dtype(),
     "bytes": pd.Int64Dtype(),
     "possibly_duplicate": pd.BooleanDtype(),
+    "in_input": pd.BooleanDtype(),
     "cost_usd": pd.Float64Dtype(),
     "latency_s": pd.Float64Dtype(),
 }

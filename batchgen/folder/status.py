@@ -10,7 +10,11 @@ Money is the endpoint's list price of each job (``cost_usd``), not a bill:
   fal bills no 5xx failure, and the rare billed failure (a 422 after GPU time) cannot be told
   apart from the ledger.
 - *remaining*: every job not final and not yet run: pending, submitting, submit_uncertain,
-  queued, running, cancelling. A cancel may still stop a running job before it is billed.
+  queued, running, cancelling. A cancel may still stop a running job before it is billed. A
+  pending job whose row left the input will not run, and is not counted.
+
+Jobs whose row left the input (``not_in_input``) are still counted and listed: one the
+provider holds is followed to its end by the next run.
 """
 
 from __future__ import annotations
@@ -77,6 +81,7 @@ class Status:
     spent_usd: float
     remaining_usd: float
     unpriced_jobs: int  # jobs whose price is unknown, left out of both sums
+    not_in_input: int  # jobs whose row was edited or deleted since they were planned
     in_flight: list[InFlight]
     failures: list[FailureGroup]
 
@@ -113,7 +118,7 @@ def summarize(jobs: list[JobRow], *, folder: str, endpoint: str | None, now: flo
     unpriced = 0
     for job in jobs:
         billable = job.status in SPENT
-        if not billable and job.status.final:
+        if not billable and (job.status.final or (not job.in_input and job.status is S.PENDING)):
             continue
         if job.cost_usd is None:
             unpriced += 1
@@ -142,6 +147,7 @@ def summarize(jobs: list[JobRow], *, folder: str, endpoint: str | None, now: flo
         spent_usd=round(spent, 6),
         remaining_usd=round(remaining, 6),
         unpriced_jobs=unpriced,
+        not_in_input=sum(not job.in_input for job in jobs),
         in_flight=flying,
         failures=_failures(jobs),
     )
@@ -188,6 +194,11 @@ def render(status: Status, *, limit: int = 15) -> str:
     )
     lines.append(f"spent:     ${status.spent_usd:,.2f} (jobs run, at list price){unknown}")
     lines.append(f"remaining: ${status.remaining_usd:,.2f} (estimated, jobs not yet run)")
+    if status.not_in_input:
+        lines.append(
+            f"no longer in the input: {status.not_in_input} (kept; those in flight are "
+            "followed to their end)"
+        )
     if status.in_flight:
         lines.append(f"in flight ({len(status.in_flight)}):")
         for job in status.in_flight[:limit]:

@@ -3,12 +3,13 @@
 Both files are rewritten whole from the ledger and replaced atomically (temp file in ``DIR``,
 fsync, ``os.replace``), so a reader never sees half a manifest. Lines follow input order.
 
-Columns, in order: ``row``, ``key``, the input's own columns, the parameters sent, then
-``status error request_id attempts possibly_duplicate video_path video_url bytes sha256 cost_usd
-submitted_at completed_at latency_s``. An input column whose name is one of ours is written as
-``input.<name>`` (a parameter as ``param.<name>``): our columns keep their meaning whatever the
-spreadsheet holds. ``video_path`` (relative to ``DIR``) is set for ``done`` jobs only; times are
-ISO 8601 UTC; ``cost_usd`` is the estimated price of the job.
+Columns, in order: ``row``, ``key``, the input's own columns, the parameters sent, then ``status
+error request_id attempts possibly_duplicate in_input video_path video_url bytes sha256 cost_usd
+submitted_at completed_at latency_s``. ``in_input`` is false for a job whose row left the input
+(edited or deleted) after it was submitted: it is still listed, with its video. An input column
+whose name is one of ours is written as ``input.<name>`` (a parameter as ``param.<name>``): our
+columns keep their meaning whatever the spreadsheet holds. ``video_path`` (relative to ``DIR``) is
+set for ``done`` jobs only; times are ISO 8601 UTC; ``cost_usd`` is the estimated price of the job.
 
 ``manifest.jsonl`` holds the exact values with JSON types (numbers, booleans, null).
 ``manifest.csv`` is meant for spreadsheets:
@@ -47,6 +48,7 @@ TAIL = (
     "request_id",
     "attempts",
     "possibly_duplicate",
+    "in_input",
     "video_path",
     "video_url",
     "bytes",
@@ -175,6 +177,7 @@ def _record(
         request_id=job.request_id,
         attempts=job.attempts,
         possibly_duplicate=job.possibly_duplicate,
+        in_input=job.in_input,
         video_path=_relative(job.video_path, root) if job.status is JobStatus.DONE else None,
         video_url=job.video_url,
         bytes=job.bytes,

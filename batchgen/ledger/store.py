@@ -168,16 +168,23 @@ class Ledger:
 
     # -- plan ----------------------------------------------------------------------------
 
-    def sync(self, jobs: Iterable[Any], endpoint: str) -> SyncReport:
+    def sync(
+        self, jobs: Iterable[Any], endpoint: str, *, occupied: Iterable[str] = ()
+    ) -> SyncReport:
         """Add the plan's jobs (``plan.Job``) not yet known; keep the known ones as they are.
 
         Keys in the ledger but not in ``jobs`` are left untouched, flagged ``in_input=0``.
-        The input order becomes the ledger's order (``position``).
+        The input order becomes the ledger's order (``position``). A file name is reserved
+        for its key for good: a known key keeps its name, and a new key whose planned name
+        another key holds, or that names a file in ``occupied`` (already on disk), gets one
+        with its key added, so no video is ever written over another job's.
         """
         now = self._clock()
         added = kept = 0
         with self._tx() as db:
-            known = {r[0] for r in db.execute("SELECT key FROM jobs")}
+            held = db.execute("SELECT key, filename FROM jobs").fetchall()
+            known = {key for key, _ in held}
+            taken = {name.lower() for _, name in held} | {name.lower() for name in occupied}
             db.execute("UPDATE jobs SET in_input = 0")
             for position, job in enumerate(jobs):
                 if job.key in known:
@@ -189,6 +196,8 @@ class Ledger:
                     )
                     continue
                 added += 1
+                filename = _free_name(job.filename, job.key, taken)
+                taken.add(filename.lower())
                 db.execute(
                     "INSERT INTO jobs (key, position, row, line, repeat, endpoint, payload, "
                     "extra, filename, status, cost_usd, updated_at) "
@@ -202,7 +211,7 @@ class Ledger:
                         endpoint,
                         _json(job.payload),
                         _json(job.extra),
-                        job.filename,
+                        filename,
                         JobStatus.PENDING.value,
                         job.cost_usd,
                         now,
@@ -335,6 +344,19 @@ class Ledger:
                     key,
                 ),
             )
+
+
+def _free_name(name: str, key: str, taken: set[str]) -> str:
+    """``name``, or a variant with the job's key in it, that nobody holds yet."""
+    stem = name.removesuffix(".mp4")
+    candidates = [name, f"{stem}-{key[:8]}.mp4", f"{stem}-{key}.mp4"]
+    for candidate in candidates:
+        if candidate.lower() not in taken:
+            return candidate
+    counter = 2
+    while f"{stem}-{key}-{counter}.mp4".lower() in taken:
+        counter += 1
+    return f"{stem}-{key}-{counter}.mp4"
 
 
 def _json(value: Any) -> str:

@@ -216,6 +216,11 @@ class Engine:
 
     async def _submit(self, job: _Job) -> bool:
         row, settings = job.row, self._settings
+        if not row.in_input:  # followed only because the provider held it: never sent again
+            lost = " (its last submit's answer was lost: a job may exist at the provider)"
+            why = lost if row.status is S.SUBMIT_UNCERTAIN else f": {row.error}"
+            self._fail(job, f"no longer in the input; not submitted again{why}", row.error_type)
+            return False
         if row.status is S.SUBMIT_UNCERTAIN and settings.on_uncertain_submit == "fail":
             self._fail(
                 job, f"{row.error}; not sent again (--on-uncertain-submit fail)", "submit_uncertain"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from batchgen.api.providers import Connection
 from batchgen.errors import DiskError, UsageError
 from batchgen.ledger.lock import folder_lock
 from batchgen.ledger.manifest import iso_utc, write_manifest, write_run_json
-from batchgen.ledger.states import JobRow, JobStatus
+from batchgen.ledger.states import IN_FLIGHT, JobRow, JobStatus
 from batchgen.ledger.store import LEDGER_NAME, Ledger
 from batchgen.plan.build import Plan
 from batchgen.run.download import (
@@ -149,7 +150,7 @@ class Runner:
             started = time.time()
             self._check_origin(ledger)
             orphaned = self._prepare(ledger)
-            rows = self._check_done(ledger, ledger.jobs(in_input_only=True), out)
+            rows = self._check_done(ledger, _to_drive(ledger), out)
             rows = self._reopen(ledger, rows)
             spent = estimated_spend(rows)
             self._report_start(rows, spent)
@@ -193,11 +194,13 @@ class Runner:
         )
         if self._resume is not None:
             ledger.set_meta("run", self._resume)
-        report = ledger.sync(plan.jobs, plan.endpoint.id)
+        out = Path(plan.output_dir)
+        report = ledger.sync(plan.jobs, plan.endpoint.id, occupied=_videos_in(out / "videos"))
         if report.orphaned:
             self.reporter.note(
-                f"{len(report.orphaned)} job(s) in {plan.output_dir} are no "
-                "longer in the input; left as they are"
+                f"{len(report.orphaned)} job(s) in {plan.output_dir} are no longer in the "
+                "input: those the provider holds are followed to their end, the rest left as "
+                "they are"
             )
         return report.orphaned
 
@@ -421,6 +424,24 @@ class Runner:
             "settings": plan.settings.public(),
             "counts": None if result is None else result.counts,
         }
+
+
+def _to_drive(ledger: Ledger) -> list[JobRow]:
+    """The input's jobs, and those no longer in it that are paid for and not yet fetched: a
+    job the provider holds is followed to its end and its video kept, never abandoned."""
+    return [
+        row
+        for row in ledger.jobs()
+        if row.in_input or row.status in IN_FLIGHT or _refetch(row, set())
+    ]
+
+
+def _videos_in(folder: Path) -> list[str]:
+    """Names of the videos in ``folder`` (none if it does not exist yet)."""
+    try:
+        return [entry.name for entry in os.scandir(folder) if entry.name.endswith(".mp4")]
+    except OSError:
+        return []
 
 
 def _refetch(row: JobRow, retry: set[JobStatus]) -> bool:

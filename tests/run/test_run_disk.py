@@ -32,12 +32,12 @@ S = JobStatus
 
 
 async def test_one_unwritable_video_fails_only_its_job(tmp_path: Path) -> None:
-    """A folder in the way of one video fails that job with the system's reason; the others
-    end done and the run goes on (one bad file is not a bad disk)."""
+    """A folder in the way of one video's download fails that job with the system's reason;
+    the others end done and the run goes on (one bad file is not a bad disk)."""
     out = tmp_path / "out"
     plan = plan_for(prompts(tmp_path, 6), out)
     blocked = plan.jobs[2]
-    (out / "videos" / blocked.filename).mkdir(parents=True)
+    (out / "videos" / f"{blocked.filename}.part").mkdir(parents=True)
     async with MockServer(mock_config()) as server:
         result = await run(plan, server)
     assert result.outcome == "failed"
