@@ -66,6 +66,7 @@ from batchgen.errors import (
     PermanentError,
     ProtocolError,
     RetryableError,
+    UsageError,
 )
 from batchgen.plan.endpoint import EndpointSpec
 from batchgen.plan.settings import FOLLOW_MODES
@@ -158,6 +159,9 @@ class QueueClient:
     ) -> None:
         if follow not in FOLLOW_MODES:
             raise ValueError(f"follow must be one of {FOLLOW_MODES}, not {follow!r}")
+        if authorization is not None and not all(" " <= c <= "~" for c in authorization):
+            # Refused here, not half-way through a submit (see providers.connect).
+            raise UsageError("the API key holds a control or non-ASCII character")
         self._session = session
         self._base = base_url.rstrip("/")
         self.endpoint = endpoint
