@@ -29,7 +29,7 @@ from aiolimiter import AsyncLimiter
 from batchgen.api.client import QueueClient
 from batchgen.api.providers import Connection
 from batchgen.errors import DiskError, UsageError
-from batchgen.ledger.manifest import iso_utc, write_manifest, write_run_json
+from batchgen.ledger.manifest import iso_utc, remove_stale_temps, write_manifest, write_run_json
 from batchgen.ledger.states import JobRow, JobStatus
 from batchgen.ledger.store import LEDGER_NAME, Ledger
 from batchgen.plan.build import Plan
@@ -132,6 +132,7 @@ class Runner:
         out = Path(self.plan.output_dir)
         with Ledger.in_folder(out) as ledger, _request_log(out / LOG_NAME):
             started = time.time()
+            remove_stale_temps(out)  # left by a run killed while writing run.json or a manifest
             orphaned = self._prepare(ledger)
             rows = self._check_done(ledger, ledger.jobs(in_input_only=True), out)
             rows = self._reopen(ledger, rows)
