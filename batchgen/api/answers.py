@@ -88,30 +88,34 @@ class Misreads:
         return f"<Misreads limit={self.limit} jobs={len(self._counts)}>"
 
     def check(
-        self, request_id: str, route: str, answer: Answer, *, status: bool = False
+        self,
+        request_id: str,
+        route: str,
+        answer: Answer,
+        *,
+        status: bool = False,
+        count: bool = True,
     ) -> dict[str, Any]:
         """The answer's JSON object (holding a ``status`` word, if ``status``). An unreadable
         one is logged and raises RetryableError; the ``limit``-th in a row for the same job
-        raises ProtocolError, quoting the start of the answer."""
+        raises ProtocolError, quoting the start of the answer (never, unless ``count``)."""
         data = answer.object()
         if data is not None and (not status or isinstance(data.get("status"), str)):
             self._counts.pop(request_id, None)
             return data
-        count = self._counts.pop(request_id, 0) + 1
+        seen = self._counts.pop(request_id, 0) + (1 if count else 0)
         quoted = excerpt(answer.body)
-        if count >= self.limit:
+        if count and seen >= self.limit:
             raise ProtocolError(
-                f"{route} answers unreadable ({count} in a row): {quoted}", status=answer.status
+                f"{route} answers unreadable ({seen} in a row): {quoted}", status=answer.status
             )
-        self._counts[request_id] = count
-        log.warning(
-            "%s of %s unreadable (%d of %d in a row): %s",
-            route,
-            request_id,
-            count,
-            self.limit,
-            quoted,
-        )
+        if count:
+            self._counts[request_id] = seen
+            log.warning(
+                "%s of %s unreadable (%d of %d): %s", route, request_id, seen, self.limit, quoted
+            )
+        else:
+            log.warning("%s of %s unreadable, asking again: %s", route, request_id, quoted)
         raise RetryableError(f"{route} answer unreadable: {quoted}", status=answer.status)
 
 

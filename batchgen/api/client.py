@@ -27,7 +27,8 @@ Every body is read with a cap (``max_body``, 16 MiB): a 2xx answer larger than t
 short, not an object, a status object without a ``status`` word) is a ``RetryableError`` and is
 logged; the ``unreadable_limit``-th (3) in a row for the same job is a ``ProtocolError``, so
 the job fails within a few looks saying what came back, instead of timing out much later.
-Unknown status words (``CANCELLATION_REQUESTED``) are fine: they are readable.
+Unknown status words (``CANCELLATION_REQUESTED``) are fine: they are readable. Reading the
+output of a job known COMPLETED (``result``) is not counted: it is paid for, keep asking.
 
 How a job is followed (``follow``): ``status`` looks at ``.../status`` until COMPLETED, then
 reads the result once (fal direct); ``result`` polls the result route itself, which answers
@@ -224,8 +225,10 @@ class QueueClient:
         return Status.parse(self._misreads.check(request_id, "status", answer, status=True))
 
     async def result(self, request_id: str) -> dict[str, Any]:
-        """The output of a COMPLETED job (a failed job raises its classified error)."""
-        look = await self._look_result(request_id, pending_ok=False)
+        """The output of a COMPLETED job (a failed job raises its classified error). An
+        unreadable answer raises RetryableError however often it comes: the job is paid for,
+        so the caller keeps asking for its output rather than give it up."""
+        look = await self._look_result(request_id, pending_ok=False, patient=True)
         if look.output is None:
             raise RetryableError(f"result of {request_id} is not ready ({look.status.state})")
         return look.output
@@ -275,15 +278,18 @@ class QueueClient:
         if self._notify is not None:
             self._notify(message)
 
-    async def _look_result(self, request_id: str, *, pending_ok: bool = True) -> Look:
+    async def _look_result(
+        self, request_id: str, *, pending_ok: bool = True, patient: bool = False
+    ) -> Look:
         """Read the result route: the output, or a not-done status (``pending_ok``: at once,
-        else "still in progress" is retried with backoff like any transient answer)."""
+        else "still in progress" is retried with backoff like any transient answer).
+        ``patient``: unreadable answers are not counted towards a ProtocolError."""
         answer = await self._call(
             "GET", self.url(request_id), "result", request_id=request_id, pending_ok=pending_ok
         )
         if answer.status >= 300:  # "still in progress", let through by pending_ok
             return Look(Status(NOT_READY))
-        data = self._misreads.check(request_id, "result", answer)
+        data = self._misreads.check(request_id, "result", answer, count=not patient)
         if answer.status == 202 or _is_status(data):
             return Look(_pending_status(data))
         return Look(Status("COMPLETED"), data)

@@ -102,6 +102,18 @@ async def test_unreadable_results_count_too(session: aiohttp.ClientSession) -> N
             await api.look("rid")
 
 
+async def test_reading_a_completed_jobs_output_stays_patient(
+    session: aiohttp.ClientSession,
+) -> None:
+    """result() of a job known done is paid for: unreadable answers stay retryable, however
+    many in a row."""
+    async with scripted(reply(200, text="not json")) as server:
+        api = client(session, server.url, unreadable_limit=2)
+        for _ in range(4):
+            with pytest.raises(RetryableError, match="result answer unreadable: 'not json'"):
+                await api.result("rid")
+
+
 def test_excerpt_is_one_printable_line() -> None:
     """Control characters and line breaks become spaces; a long body says its length."""
     assert excerpt(b"a\r\n\x00b") == "'a b'"
