@@ -12,6 +12,8 @@ message. The CLI maps the branches to exit codes; the library never prints.
     └── ApiError                an answer from the queue API, classified once (see client)
         ├── RetryableError      429, 5xx, timeouts, connection errors: try again later
         ├── PermanentError      422, content policy, bad_request: this job failed
+        │   └── ProtocolError   an answer that breaks the protocol (unreadable, too large,
+        │                       a 2xx submit without a request id): this job failed
         ├── FatalError          401/403/402, exhausted balance: stop the whole run (exit 3)
         └── AmbiguousSubmit     the submit POST went out and the answer was lost
 """
@@ -19,6 +21,7 @@ message. The CLI maps the branches to exit codes; the library never prints.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class BatchgenError(Exception):
@@ -113,6 +116,15 @@ class RetryableError(ApiError):
 
 class PermanentError(ApiError):
     """The job itself failed for good (validation, content policy, bad request)."""
+
+
+class ProtocolError(PermanentError):
+    """An answer that breaks the protocol: too large, unreadable again and again, a 2xx submit
+    without a request id. Asking the same way again will not help; ``str()`` starts with
+    ``protocol error:`` and quotes the start of what came back."""
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        super().__init__(f"protocol error: {message}", **kwargs)
 
 
 class FatalError(ApiError):

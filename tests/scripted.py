@@ -6,10 +6,12 @@ request is recorded with its method, path, query and headers.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+import aiohttp
 from aiohttp import web
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -77,3 +79,27 @@ async def hang_up(request: web.Request) -> web.StreamResponse:
     assert request.transport is not None
     request.transport.close()
     return web.Response(status=204)
+
+
+async def endless(request: web.Request) -> web.StreamResponse:
+    """A 200 JSON answer that never ends: 64 KiB after 64 KiB until the client hangs up."""
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    await response.write(b'{"status": "IN_QUEUE", "pad": "')
+    try:
+        while True:
+            await response.write(b"x" * 65536)
+    except (ConnectionError, aiohttp.ClientError):
+        return response
+
+
+async def trickle(request: web.Request) -> web.StreamResponse:
+    """A 200 answer that sends one byte every 20 ms, forever."""
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    try:
+        while True:
+            await response.write(b" ")
+            await asyncio.sleep(0.02)
+    except (ConnectionError, aiohttp.ClientError):
+        return response

@@ -2,8 +2,9 @@
 
 ``providers`` turns a preset from ``providers.yaml`` (base URL, auth scheme, key variable) and the
 run's flags into a connection; ``client`` submits, looks at status, reads results and cancels;
-``classify`` is the one place that turns an HTTP answer into an error class; ``backoff`` says how
-long to wait before trying again.
+``answers`` reads an answer with a size cap and counts unreadable ones; ``classify`` is the one
+place that turns an HTTP answer into an error class; ``backoff`` says how long to wait before
+trying again.
 
 May import: ``batchgen.plan`` (endpoint specs, settings), ``batchgen.errors``, ``batchgen.version``.
 """

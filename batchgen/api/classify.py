@@ -31,6 +31,8 @@ TRANSIENT = frozenset(
 )
 CANCELLED = frozenset({"client_disconnected", "client_cancelled"})
 UNKNOWN_REQUEST = "unknown_request"  # batchgen's own: a 404 for a request id we hold
+# batchgen's own: a submit went out and a job may exist, but we hold no request id for it.
+SUBMIT_UNCERTAIN = "submit_uncertain"
 _READS_A_JOB = frozenset({"status", "stream", "result"})
 _FATAL_WORDS = ("exhausted balance", "user is locked")
 _IN_PROGRESS = "still in progress"

@@ -15,9 +15,20 @@ Every HTTP answer is classified in one place, ``classify``, into the error tree:
 - ``PermanentError``: the job failed for good (422, content policy, bad_request).
 - ``FatalError``: no request will succeed (401/403/402, exhausted balance, a redirect).
 - ``AmbiguousSubmit``: a submit went out and its answer was lost.
+- ``ProtocolError`` (a ``PermanentError``): the job failed on an answer that breaks the
+  protocol. A 2xx submit without a usable ``request_id`` may have created a job all the same:
+  it is never sent again automatically (error_type ``submit_uncertain``: a job may exist).
 
 A submit is retried only when it surely created nothing: the connection was never made, a 429,
 or a 503 from the ingress (no ``x-fal-request-id``).
+
+Every body is read with a cap (``max_body``, 16 MiB): a 2xx answer larger than that is a
+``ProtocolError``, never buffered. A status or result answer that cannot be read (not JSON, cut
+short, not an object, a status object without a ``status`` word) is a ``RetryableError`` and is
+logged; the ``unreadable_limit``-th (3) in a row for the same job is a ``ProtocolError``, so
+the job fails within a few looks saying what came back, instead of timing out much later.
+Unknown status words (``CANCELLATION_REQUESTED``) are fine: they are readable. Reading the
+output of a job known COMPLETED (``result``) is not counted: it is paid for, keep asking.
 
 How a job is followed (``follow``): ``status`` looks at ``.../status`` until COMPLETED, then
 reads the result once (fal direct); ``result`` polls the result route itself, which answers
@@ -33,16 +44,31 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
+from batchgen.api.answers import MAX_BODY, Answer, Misreads, excerpt, read_answer, size_text
 from batchgen.api.backoff import Backoff
-from batchgen.api.classify import UNKNOWN_REQUEST, classify, still_in_progress, surely_not_created
-from batchgen.errors import AmbiguousSubmit, ApiError, FatalError, PermanentError, RetryableError
+from batchgen.api.classify import (
+    SUBMIT_UNCERTAIN,
+    UNKNOWN_REQUEST,
+    classify,
+    still_in_progress,
+    surely_not_created,
+)
+from batchgen.errors import (
+    AmbiguousSubmit,
+    ApiError,
+    FatalError,
+    PermanentError,
+    ProtocolError,
+    RetryableError,
+    UsageError,
+)
 from batchgen.plan.endpoint import EndpointSpec
 from batchgen.plan.settings import FOLLOW_MODES
 
@@ -98,25 +124,6 @@ class Submitted:
     status: Status
 
 
-class _Answer:
-    __slots__ = ("_data", "body", "headers", "status")
-
-    def __init__(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
-        self.status, self.headers, self.body = status, headers, body
-        self._data: Any = _UNREAD
-
-    def json(self) -> Any:
-        if self._data is _UNREAD:
-            try:
-                self._data = json.loads(self.body)
-            except ValueError:
-                raise RetryableError(f"unreadable answer: {self.body[:200]!r}") from None
-        return self._data
-
-
-_UNREAD = object()
-
-
 class QueueClient:
     """Talks to one endpoint on one queue API. Shares ``limiter`` with nobody else's host."""
 
@@ -126,6 +133,8 @@ class QueueClient:
         "_base",
         "_follow",
         "_limiter",
+        "_max_body",
+        "_misreads",
         "_notify",
         "_session",
         "_sleep",
@@ -146,9 +155,14 @@ class QueueClient:
         sleep: Callable[[float], Any] = asyncio.sleep,
         follow: str = "status",
         notify: Callable[[str], None] | None = None,
+        max_body: int = MAX_BODY,
+        unreadable_limit: int = 3,
     ) -> None:
         if follow not in FOLLOW_MODES:
             raise ValueError(f"follow must be one of {FOLLOW_MODES}, not {follow!r}")
+        if authorization is not None and not all(" " <= c <= "~" for c in authorization):
+            # Refused here, not half-way through a submit (see providers.connect).
+            raise UsageError("the API key holds a control or non-ASCII character")
         self._session = session
         self._base = base_url.rstrip("/")
         self.endpoint = endpoint
@@ -159,6 +173,8 @@ class QueueClient:
         self._sleep = sleep
         self._follow = follow
         self._notify = notify
+        self._max_body = max_body
+        self._misreads = Misreads(unreadable_limit)
 
     def __repr__(self) -> str:
         return f"<QueueClient {self._base}/{self.endpoint.id} follow={self._follow}>"
@@ -180,14 +196,20 @@ class QueueClient:
     ) -> Submitted:
         """Create a job. ``before_send`` runs right before each attempt's POST leaves.
 
-        Raises AmbiguousSubmit when the POST may have created a job whose id we never learnt.
+        Raises AmbiguousSubmit when the answer was lost after the POST went out (the caller
+        may send it again, flagged), and ProtocolError (error_type ``submit_uncertain``) for a
+        2xx without a usable request id: a job may exist, so it must not be sent blindly again.
         """
         url = f"{self._base}/{self.endpoint.id}"
         answer = await self._call("POST", url, "submit", body=payload, before_send=before_send)
+        data = answer.object()
         request_id = _request_id_of(answer)
-        if not request_id:  # a 2xx we cannot read may still have created a job
-            raise AmbiguousSubmit(f"submit answered without a request id: {answer.body[:200]!r}")
-        data = answer.json()
+        if data is None or request_id is None:
+            raise ProtocolError(
+                f"submit answered {answer.status} without a request_id: {excerpt(answer.body)}",
+                status=answer.status,
+                error_type=SUBMIT_UNCERTAIN,
+            )
         # The envelope's own status is a hint; a missing one means "queued".
         status = Status.parse(data) if isinstance(data.get("status"), str) else Status("IN_QUEUE")
         return Submitted(request_id, status)
@@ -200,11 +222,13 @@ class QueueClient:
             params={"logs": "0"},
             request_id=request_id,
         )
-        return Status.parse(answer.json())
+        return Status.parse(self._misreads.check(request_id, "status", answer, status=True))
 
     async def result(self, request_id: str) -> dict[str, Any]:
-        """The output of a COMPLETED job (a failed job raises its classified error)."""
-        look = await self._look_result(request_id, pending_ok=False)
+        """The output of a COMPLETED job (a failed job raises its classified error). An
+        unreadable answer raises RetryableError however often it comes: the job is paid for,
+        so the caller keeps asking for its output rather than give it up."""
+        look = await self._look_result(request_id, pending_ok=False, patient=True)
         if look.output is None:
             raise RetryableError(f"result of {request_id} is not ready ({look.status.state})")
         return look.output
@@ -254,17 +278,20 @@ class QueueClient:
         if self._notify is not None:
             self._notify(message)
 
-    async def _look_result(self, request_id: str, *, pending_ok: bool = True) -> Look:
+    async def _look_result(
+        self, request_id: str, *, pending_ok: bool = True, patient: bool = False
+    ) -> Look:
         """Read the result route: the output, or a not-done status (``pending_ok``: at once,
-        else "still in progress" is retried with backoff like any transient answer)."""
+        else "still in progress" is retried with backoff like any transient answer).
+        ``patient``: unreadable answers are not counted towards a ProtocolError."""
         answer = await self._call(
             "GET", self.url(request_id), "result", request_id=request_id, pending_ok=pending_ok
         )
-        data = answer.json() if answer.status < 300 else None
-        if answer.status >= 300 or answer.status == 202 or _is_status(data):
+        if answer.status >= 300:  # "still in progress", let through by pending_ok
+            return Look(Status(NOT_READY))
+        data = self._misreads.check(request_id, "result", answer, count=not patient)
+        if answer.status == 202 or _is_status(data):
             return Look(_pending_status(data))
-        if not isinstance(data, dict):
-            raise RetryableError(f"result is not an object: {answer.body[:200]!r}")
         return Look(Status("COMPLETED"), data)
 
     async def cancel(self, request_id: str) -> str:
@@ -277,11 +304,8 @@ class QueueClient:
         answer = await self._call(
             "PUT", url, "cancel", request_id=request_id, accept=(400, 404, 405)
         )
-        try:
-            data = json.loads(answer.body)
-        except ValueError:
-            data = None
-        word = data.get("status") if isinstance(data, dict) else None
+        data = answer.object()
+        word = data.get("status") if data is not None else None
         if answer.status in (404, 405):
             return "NO_CANCEL_ROUTE" if await self._known(request_id) else "NOT_FOUND"
         if answer.status == 400:
@@ -317,7 +341,7 @@ class QueueClient:
                 timeout=timeout,
             ) as resp:
                 _log("GET", url, resp.status, request_id, started)
-                body = b"" if resp.status < 300 else await resp.read()
+                body = b"" if resp.status < 300 else (await read_answer(resp, self._max_body)).body
                 error = classify(
                     resp.status, resp.headers, body, route="stream", request_id=request_id
                 )
@@ -354,7 +378,7 @@ class QueueClient:
         before_send: Callable[[], None] | None = None,
         accept: tuple[int, ...] = (),
         pending_ok: bool = False,
-    ) -> _Answer:
+    ) -> Answer:
         retry = 0
         while True:
             error: ApiError | None
@@ -372,7 +396,7 @@ class QueueClient:
                     allow_redirects=False,
                     timeout=self._timeout,
                 ) as resp:
-                    answer = _Answer(resp.status, resp.headers, await resp.read())
+                    answer = await read_answer(resp, self._max_body)
             except _NOT_SENT as exc:
                 _log(method, url, "not-connected", request_id, started)
                 error = RetryableError(f"{route}: cannot connect: {_describe(exc)}")
@@ -386,6 +410,13 @@ class QueueClient:
                 if rid is None and route == "submit" and answer.status < 300:
                     rid = _request_id_of(answer)
                 _log(method, url, answer.status, rid, started)
+                if not answer.complete and answer.status < 300:  # a submit's may have made a job
+                    raise ProtocolError(
+                        f"{route} answered {answer.status} with more than "
+                        f"{size_text(self._max_body)}, the most batchgen reads from the API",
+                        status=answer.status,
+                        error_type=SUBMIT_UNCERTAIN if route == "submit" else None,
+                    )
                 if answer.status in accept or (
                     pending_ok and still_in_progress(answer.status, answer.body)
                 ):
@@ -418,13 +449,10 @@ def _pending_status(data: Any) -> Status:
     return Status.parse(data) if _is_status(data) else Status(NOT_READY)
 
 
-def _request_id_of(answer: _Answer) -> str | None:
-    try:
-        data = answer.json()
-    except RetryableError:
-        return None
-    rid = data.get("request_id") if isinstance(data, dict) else None
-    return rid if isinstance(rid, str) else None
+def _request_id_of(answer: Answer) -> str | None:
+    data = answer.object()
+    rid = data.get("request_id") if data is not None else None
+    return rid if isinstance(rid, str) and rid.strip() else None
 
 
 def _describe(exc: BaseException) -> str:

@@ -4,6 +4,11 @@
 overrides) into a ``Connection``. The key is read from the environment variable the preset (or
 ``--api-key-env``) names, or from ``--api-key-file``; never from a flag value. The key is kept
 out of ``repr`` and of ``public()``, which is what gets written to disk.
+
+Both are checked before anything is sent: a key must be one line of printable ASCII without
+spaces (a second line or a control character would otherwise fail inside the HTTP library
+with the job's POST half begun), and a base URL must hold no ``user:password@`` (it would be
+written to ``run.json``, the log and the ledger). The error messages never quote a secret.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -76,7 +82,7 @@ class Connection:
         """What may be written to disk: no key."""
         return {
             "provider": self.provider,
-            "base_url": self.base_url,
+            "base_url": redact(self.base_url),
             "auth_scheme": self.auth_scheme,
             "api_key_env": self.api_key_env,
             "follow": self.follow,
@@ -115,6 +121,9 @@ def connect(
         raise UsageError(
             f"unknown provider {settings.provider!r}; known: " + ", ".join(sorted(presets))
         )
+    for given in (base_url, settings.base_url):  # an overridden one is still written to disk
+        if given is not None:
+            _no_userinfo(given)
     url = (base_url or settings.base_url or preset.base_url).rstrip("/")
     scheme = settings.auth_scheme or preset.auth_scheme
     if scheme not in AUTH_SCHEMES:
@@ -134,15 +143,45 @@ def connect(
 
 
 def check_base_url(url: str) -> list[str]:
-    """Warnings about ``url``; raises UsageError when it is not an http(s) URL."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    """Warnings about ``url``; raises UsageError when it is not an http(s) URL with a host and
+    no ``user:password@``."""
+    _no_userinfo(url)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        raise UsageError(f"base URL {url!r} is not a URL") from None
+    if parts.scheme not in ("http", "https") or not host:
         raise UsageError(f"base URL {url!r} must be an http:// or https:// URL with a host")
     if parts.query or parts.fragment:
         raise UsageError(f"base URL {url!r} must not have a query or fragment")
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(host):
         return [f"base URL {url} is plain http: the API key travels unencrypted"]
     return []
+
+
+def redact(url: str) -> str:
+    """``url`` with a ``user:password@`` before its host replaced by ``***@``."""
+    head, sep, rest = url.partition("://")
+    if not sep:
+        head, rest = "", url
+    cut = _AUTHORITY_END.search(rest)
+    authority, tail = (rest[: cut.start()], rest[cut.start() :]) if cut else (rest, "")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    return f"{head}{sep}{authority}{tail}"
+
+
+_AUTHORITY_END = re.compile(r"[/?#]")
+
+
+def _no_userinfo(url: str) -> None:
+    if redact(url) != url:
+        raise UsageError(
+            f"base URL {redact(url)} holds a user name or password (user:password@); "
+            "batchgen refuses it, as the URL is written to run.json and the log: give the "
+            "key with --api-key-env or --api-key-file"
+        )
 
 
 def is_loopback(host: str) -> bool:
@@ -162,6 +201,27 @@ def _read_key(env_name: str, key_file: str | Path | None, environ: Mapping[str, 
             raise UsageError(f"cannot read the API key file {key_file}: {exc}") from None
         if not key:
             raise UsageError(f"the API key file {key_file} is empty")
-        return key
+        return _checked_key(key, f"the API key file {key_file}")
     key = environ.get(env_name, "").strip()
-    return key or None
+    return _checked_key(key, f"the environment variable {env_name}") if key else None
+
+
+def _checked_key(key: str, where: str) -> str:
+    """``key`` when an Authorization header can carry it; else UsageError (never quoting it)."""
+    lines = key.splitlines()
+    if len(lines) > 1:
+        raise UsageError(f"{where} holds {len(lines)} lines: put the key alone on one line")
+    for position, char in enumerate(key, 1):
+        if not "!" <= char <= "~":
+            kind = (
+                "a space"
+                if char == " "
+                else "a non-ASCII character"
+                if char.isprintable()
+                else "a control character"
+            )
+            raise UsageError(
+                f"{where} holds {kind} at position {position}: "
+                "an API key is printable ASCII without spaces"
+            )
+    return key

@@ -1,10 +1,18 @@
-"""`batchgen run`: run every job of a plan, or resume an output folder."""
+"""`batchgen run`: run every job of a plan, or resume an output folder.
+
+Signals: Ctrl-C once drains (no new submits; jobs in flight finish and download); Ctrl-C
+twice, SIGTERM or SIGHUP (an ssh session closing; left alone when ignored, as under nohup)
+stop now. Either way the ledger, manifest and ``run.json`` are written, and the last line
+printed says "interrupted" and the command that resumes the folder.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
+import os
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -188,7 +196,7 @@ def run(
     """
 
     from batchgen.plan.build import build_plan
-    from batchgen.run.runner import stored_run
+    from batchgen.run.resume import stored_run
     from batchgen.run.timing import Timing
 
     overrides = {k: v for k, v in options.items() if k in _RUN_SETTINGS and v is not None}
@@ -239,8 +247,12 @@ def run(
     code = {"done": 0, "failed": EXIT_FAILED, "fatal": EXIT_FATAL, "interrupted": EXIT_INTERRUPTED}[
         result.outcome
     ]
-    prefix = "fatal: " if result.outcome == "fatal" else ""
-    click.echo(f"{prefix}{result.message}; output in {plan.output_dir}", err=True)
+    if result.outcome == "interrupted":
+        again = f"batchgen run --out {shlex.quote(str(plan.output_dir))}"
+        click.echo(f"interrupted: {result.message}; resume with: {again}", err=True)
+    else:
+        prefix = "fatal: " if result.outcome == "fatal" else ""
+        click.echo(f"{prefix}{result.message}; output in {plan.output_dir}", err=True)
     if code:
         sys.exit(code)
 
@@ -254,7 +266,7 @@ async def _run(
     progress: str,
     retry: dict[str, bool],
 ) -> Any:
-    """Run with signal handlers: Ctrl-C once drains, twice (or SIGTERM) stops now."""
+    """Run with signal handlers: Ctrl-C once drains, twice (or SIGTERM, SIGHUP) stops now."""
 
     from batchgen.api.providers import connect
     from batchgen.run.runner import Runner
@@ -293,20 +305,40 @@ async def _run(
             else:
                 runner.abort()
 
+        on_terminal = sys.stderr.isatty()
+
+        def hung_up() -> None:
+            if on_terminal:  # it is gone: writing progress to it would fail (EIO)
+                _to_devnull()
+            runner.abort()
+
+        handlers = {signal.SIGINT: interrupted, signal.SIGTERM: runner.abort}
+        hup = getattr(signal, "SIGHUP", None)
+        if hup is not None and signal.getsignal(hup) is not signal.SIG_IGN:  # nohup: ignored
+            handlers[hup] = hung_up
         loop = asyncio.get_running_loop()
         # Only the main thread may own signals (and Windows has no add_signal_handler).
         with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
-            loop.add_signal_handler(signal.SIGINT, interrupted)
-            loop.add_signal_handler(signal.SIGTERM, runner.abort)
+            for sig, handler in handlers.items():
+                loop.add_signal_handler(sig, handler)
         try:
             return await runner.run()
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in handlers:
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(sig)
     finally:
         if server is not None:
             await server.stop()
+
+
+def _to_devnull() -> None:
+    """Point stdout and stderr at the null device (their terminal hung up)."""
+    with contextlib.suppress(OSError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        os.close(null)
 
 
 def _reporter(progress: str) -> Any:

@@ -1,7 +1,9 @@
 """The manifest of an output folder: one line per job, ``DIR/manifest.csv`` and ``.jsonl``.
 
 Both files are rewritten whole from the ledger and replaced atomically (temp file in ``DIR``,
-fsync, ``os.replace``), so a reader never sees half a manifest. Lines follow input order.
+fsync, ``os.replace``), so a reader never sees half a manifest. Lines follow input order. A
+process killed mid-write leaves its temp file (``.manifest.csv.1a2b3c4d.tmp``) behind;
+``remove_stale_temps`` clears them when the next run starts.
 
 Columns, in order: ``row``, ``key``, the input's own columns, the parameters sent, then ``status
 error request_id attempts possibly_duplicate in_input video_path video_url bytes sha256 cost_usd
@@ -28,9 +30,11 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import re
 import secrets
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -60,6 +64,10 @@ TAIL = (
 )
 _TRIGGERS = frozenset("=+-@\t\r")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_TEMP = re.compile(r"\..+\.[0-9a-f]{8}\.tmp")  # what atomic_open names its temp files
+# A live writer touches its temp file all the time; one untouched this long has no writer.
+STALE_AFTER = 60.0
+log = logging.getLogger("batchgen.ledger")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +99,31 @@ def atomic_open(path: Path, mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]
             tmp.unlink()
         raise
     _fsync_dir(path.parent)
+
+
+def remove_stale_temps(
+    folder: Path, *, older_than: float = STALE_AFTER, now: float | None = None
+) -> list[Path]:
+    """Remove the temp files ``atomic_open`` left in ``folder`` (run.json, manifest, report)
+    when a process died mid-write; return them. Only files untouched for ``older_than``
+    seconds go: another process writing into the folder (a report, a second run) keeps its
+    own temp file fresh. One that cannot be removed is left, silently: it harms nothing."""
+    removed: list[Path] = []
+    now = time.time() if now is None else now
+    with suppress(OSError):
+        for entry in os.scandir(folder):
+            with suppress(OSError):
+                if (
+                    _TEMP.fullmatch(entry.name)
+                    and entry.is_file(follow_symlinks=False)
+                    and now - entry.stat(follow_symlinks=False).st_mtime >= older_than
+                ):
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    if removed:
+        names = ", ".join(p.name for p in removed)
+        log.info("removed %d temp file(s) a stopped run left: %s", len(removed), names)
+    return removed
 
 
 def _fsync_dir(folder: Path) -> None:

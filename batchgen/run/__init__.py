@@ -1,9 +1,11 @@
 """Run: one run of a plan against the provider.
 
 ``runner`` opens the folder, brings the plan into the ledger and writes ``run.json`` and the
-manifest; ``engine`` runs the submit-and-poll workers, with ``limits`` (concurrency slots, spend
-cap), ``polling`` (when to look again) and ``timing`` (every wait, injectable); ``download_pool``
-and ``download`` fetch and verify each video; ``progress`` reports to whoever draws it.
+manifest, with ``resume`` deciding what the folder's earlier state puts back in line; ``engine``
+runs the submit-and-poll workers, with ``limits`` (concurrency slots, spend cap), ``polling``
+(when to look again) and ``timing`` (every wait, injectable); ``download_pool`` and
+``download`` fetch each video, ``mp4check`` verifies it; ``progress`` reports to whoever draws
+it.
 
 May import: ``batchgen.api``, ``batchgen.plan``, ``batchgen.ledger``, ``batchgen.errors``,
 ``batchgen.version``.

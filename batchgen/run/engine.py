@@ -275,7 +275,8 @@ class Engine:
             self._move(job, S.SUBMIT_UNCERTAIN, error=f"submit uncertain: {exc}")
             return True
         except (FatalError, RetryableError, PermanentError) as exc:
-            self._add_spend(-cost)  # the answer proves no job was created
+            if exc.error_type != "submit_uncertain":  # a 2xx we could not read may have made one
+                self._add_spend(-cost)  # the answer proves no job was created
             if isinstance(exc, PermanentError):
                 self._fail(job, str(exc), exc.error_type)
                 return False
@@ -329,8 +330,11 @@ class Engine:
             if now >= deadline:
                 return await self._timeout(job)
             await timing.sleep(min(self._policy.delay(now - submitted), deadline - now))
-            try:
-                look = await client.look(row.request_id)
+            try:  # a look (its retries too) must not outlast the job's time
+                async with asyncio.timeout(max(0.0, deadline - timing.wall())):
+                    look = await client.look(row.request_id)
+            except TimeoutError:
+                continue  # the job's time is up: the loop's check cancels it
             except (RetryableError, PermanentError) as exc:
                 if isinstance(exc, RetryableError) and exc.error_type is None:
                     continue  # the next look is the retry

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,29 +30,24 @@ from batchgen.api.client import QueueClient
 from batchgen.api.providers import Connection
 from batchgen.errors import DiskError, UsageError
 from batchgen.ledger.lock import folder_lock
-from batchgen.ledger.manifest import iso_utc, write_manifest, write_run_json
-from batchgen.ledger.states import IN_FLIGHT, JobRow, JobStatus
-from batchgen.ledger.store import LEDGER_NAME, Ledger
+from batchgen.ledger.manifest import iso_utc, remove_stale_temps, write_manifest, write_run_json
+from batchgen.ledger.states import JobRow, JobStatus
+from batchgen.ledger.store import Ledger
 from batchgen.plan.build import Plan
 from batchgen.run.download import (
-    DISK,
-    DOWNLOAD,
-    VIDEO_REFUSED,
     Downloader,
     file_session,
-    looks_whole,
 )
 from batchgen.run.engine import Engine
 from batchgen.run.limits import estimated_spend
 from batchgen.run.polling import PollPolicy
 from batchgen.run.progress import Reporter
+from batchgen.run.resume import check_origin, recheck_done, reopen, to_drive, videos_in
 from batchgen.run.timing import Timing
 from batchgen.version import __version__
 
 S = JobStatus
 log = logging.getLogger("batchgen.run")
-# Jobs the provider may hold, by a request id or by a submit whose answer was lost.
-_AT_PROVIDER = (S.SUBMITTING, S.SUBMIT_UNCERTAIN, S.QUEUED, S.RUNNING, S.COMPLETED, S.CANCELLING)
 LOG_NAME = "batchgen.log"
 
 
@@ -148,10 +142,11 @@ class Runner:
             _request_log(out / LOG_NAME),
         ):
             started = time.time()
-            self._check_origin(ledger)
+            check_origin(ledger, self.connection, self.plan.output_dir)
+            remove_stale_temps(out)  # left by a run killed while writing run.json or a manifest
             orphaned = self._prepare(ledger)
-            rows = self._check_done(ledger, _to_drive(ledger), out)
-            rows = self._reopen(ledger, rows)
+            rows = recheck_done(ledger, to_drive(ledger), out, self.reporter)
+            rows = reopen(ledger, rows, self._retry, self.reporter)
             spent = estimated_spend(rows)
             self._report_start(rows, spent)
             # Keys and statuses only from here on: rows hold payloads (100k jobs: ~100 MB).
@@ -195,7 +190,7 @@ class Runner:
         if self._resume is not None:
             ledger.set_meta("run", self._resume)
         out = Path(plan.output_dir)
-        report = ledger.sync(plan.jobs, plan.endpoint.id, occupied=_videos_in(out / "videos"))
+        report = ledger.sync(plan.jobs, plan.endpoint.id, occupied=videos_in(out / "videos"))
         if report.orphaned:
             self.reporter.note(
                 f"{len(report.orphaned)} job(s) in {plan.output_dir} are no longer in the "
@@ -203,78 +198,6 @@ class Runner:
                 "they are"
             )
         return report.orphaned
-
-    def _check_origin(self, ledger: Ledger) -> None:
-        """Refuse to follow jobs in flight through another host or key than the one that
-        submitted them: their request ids mean nothing there (and would fail as unknown)."""
-        connection = self.connection
-        elsewhere: dict[tuple[str, str | None], int] = {}
-        for row in ledger.jobs(_AT_PROVIDER):
-            if row.origin is None:
-                continue  # recorded before batchgen kept origins
-            if row.origin != connection.origin or (
-                row.key_id is not None and row.key_id != connection.key_id
-            ):
-                where = (row.origin, row.key_id)
-                elsewhere[where] = elsewhere.get(where, 0) + 1
-        if not elsewhere:
-            return
-        origin, key_id = max(elsewhere, key=elsewhere.__getitem__)  # the most of them
-        whose = f" with the key in {key_id.split(':')[0]} ({key_id})" if key_id else ""
-        raise UsageError(
-            f"{sum(elsewhere.values())} job(s) in flight in {self.plan.output_dir} were "
-            f"submitted to {origin}{whose}, and this run talks to {connection.origin} with "
-            f"{connection.key_id}: their request ids are unknown there. Resume with that "
-            "provider, base URL and key to follow them (or cancel them there first)"
-        )
-
-    def _check_done(self, ledger: Ledger, rows: list[JobRow], out: Path) -> list[JobRow]:
-        """Finished jobs whose video is missing or damaged are downloaded again."""
-        checked = []
-        for row in rows:
-            if (
-                row.status is S.DONE
-                and row.video_url
-                and row.video_path
-                and not looks_whole(out / row.video_path, row.bytes)
-            ):
-                self.reporter.note(f"{row.video_path} is missing or damaged; downloading again")
-                row = ledger.transition(row.key, S.DOWNLOADING)
-            checked.append(row)
-        return checked
-
-    def _reopen(self, ledger: Ledger, rows: list[JobRow]) -> list[JobRow]:
-        """Put failed jobs whose paid video is still to fetch back in line, and the failed or
-        cancelled jobs asked for (see the class docstring)."""
-        reopened: list[JobRow] = []
-        fetch = asked = 0
-        for row in rows:
-            if _refetch(row, self._retry):
-                fetch += 1
-                row = ledger.transition(
-                    row.key, S.DOWNLOADING, expect=row.status, error=None, error_type=None
-                )
-            elif row.status in self._retry:
-                asked += 1
-                row = ledger.transition(
-                    row.key,
-                    S.PENDING,
-                    expect=row.status,
-                    retry_from=row.attempts,  # a fresh budget; attempts keep every payment
-                    request_id=None,
-                    # A submit whose answer was lost may have created a job already.
-                    possibly_duplicate=row.possibly_duplicate
-                    or row.error_type == "submit_uncertain",
-                    error=None,
-                    error_type=None,
-                )
-            reopened.append(row)
-        if fetch:
-            self.reporter.note(f"{fetch} paid video(s) to download again from their URL")
-        if asked:
-            what = " and ".join(sorted(str(status) for status in self._retry))
-            self.reporter.note(f"{asked} {what} job(s) to run again")
-        return reopened
 
     def _report_start(self, rows: list[JobRow], spent: float) -> None:
         self.reporter.start(
@@ -426,33 +349,6 @@ class Runner:
         }
 
 
-def _to_drive(ledger: Ledger) -> list[JobRow]:
-    """The input's jobs, and those no longer in it that are paid for and not yet fetched: a
-    job the provider holds is followed to its end and its video kept, never abandoned."""
-    return [
-        row
-        for row in ledger.jobs()
-        if row.in_input or row.status in IN_FLIGHT or _refetch(row, set())
-    ]
-
-
-def _videos_in(folder: Path) -> list[str]:
-    """Names of the videos in ``folder`` (none if it does not exist yet)."""
-    try:
-        return [entry.name for entry in os.scandir(folder) if entry.name.endswith(".mp4")]
-    except OSError:
-        return []
-
-
-def _refetch(row: JobRow, retry: set[JobStatus]) -> bool:
-    """True for a failed job whose video is paid for and still worth fetching from its URL."""
-    if row.status is not S.FAILED or not (row.video_url and row.video_path):
-        return False
-    if row.error_type in (DOWNLOAD, DISK):
-        return True
-    return row.error_type == VIDEO_REFUSED and S.FAILED in retry
-
-
 def _manifest_from(ledger_path: Path, out: Path) -> float:
     """Write the manifest from a read-only connection of this thread's own; return seconds."""
     started = time.monotonic()
@@ -485,15 +381,3 @@ def _request_log(path: Path) -> Iterator[None]:
         logger.removeHandler(handler)
         logger.setLevel(level)
         handler.close()
-
-
-def stored_run(out_dir: Path) -> dict[str, Any]:
-    """What an earlier ``batchgen run`` in ``out_dir`` was given, to run it again."""
-    path = Path(out_dir)
-    if not (path / LEDGER_NAME).is_file():
-        raise UsageError(f"{path} holds no earlier run to resume; give the prompt file or spec")
-    with Ledger.in_folder(path, readonly=True) as ledger:
-        stored = ledger.meta("run")
-    if not isinstance(stored, dict) or not stored.get("target"):
-        raise UsageError(f"{path} holds no earlier run to resume; give the prompt file or spec")
-    return stored

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from batchgen.api.providers import MOCK_KEY, connect, load_presets
+from batchgen.api.providers import MOCK_KEY, Connection, connect, load_presets, redact
 from batchgen.errors import UsageError
 from batchgen.plan.settings import RunSettings
 
@@ -83,3 +83,78 @@ def test_the_key_is_never_shown() -> None:
     conn = connect(RunSettings(), environ={"FAL_KEY": "sekrit"})
     assert "sekrit" not in repr(conn)
     assert "sekrit" not in str(conn.public())
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("sk-one\nsk-two\n", "holds 2 lines: put the key alone on one line"),
+        ("# my fal key\r\nsk-one", "holds 2 lines"),
+        ("sk-\x01one", "holds a control character at position 4"),
+        ("Key sk-one", "holds a space at position 4"),
+        ("sk-ōne", "holds a non-ASCII character at position 4"),
+    ],
+)
+def test_key_file_must_be_one_clean_line(tmp_path: Path, text: str, problem: str) -> None:
+    """A key file with more than one line, a control character, a space or non-ASCII text is
+    refused before anything is sent, naming the file and never quoting the key."""
+    path = tmp_path / "key"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(UsageError) as caught:
+        connect(RunSettings(), api_key_file=path)
+    assert str(caught.value).startswith(f"the API key file {path} {problem}")
+    assert "sk-" not in str(caught.value)
+
+
+@pytest.mark.parametrize("value", ["sk-one\nsk-two", "sk-one\x1b[2J", "sk\tone"])
+def test_key_from_the_environment_must_be_clean(value: str) -> None:
+    """A key variable with a newline or a control character inside is refused, naming the
+    variable; surrounding whitespace is still trimmed."""
+    with pytest.raises(UsageError, match="the environment variable FAL_KEY holds") as caught:
+        connect(RunSettings(), environ={"FAL_KEY": value})
+    assert "sk" not in str(caught.value)
+    assert connect(RunSettings(), environ={"FAL_KEY": " sk-one\n"}).api_key == "sk-one"
+
+
+def test_client_refuses_a_header_breaking_key() -> None:
+    """A Connection built by hand with a bad key is refused by the client before any request."""
+    from batchgen.api.client import QueueClient
+    from batchgen.plan.endpoint import resolve
+
+    with pytest.raises(UsageError, match="control or non-ASCII"):
+        QueueClient(
+            None,  # type: ignore[arg-type]  # never reached
+            base_url="http://127.0.0.1:9",
+            endpoint=resolve("fal-ai/kling-video/v2.5-turbo/pro/text-to-video"),
+            authorization="Key sk-one\nX-Injected: 1",
+        )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://alice:hunter2@proxy.example/fal",
+        "http://hunter2@127.0.0.1:8787",
+        "https://alice:hun@ter2@proxy.example",
+        "alice:hunter2@proxy.example",
+    ],
+)
+def test_base_url_with_credentials_is_refused_without_echoing_them(url: str) -> None:
+    """user:password@ in --base-url, in the spec's run.base_url, or overridden by the emulator's
+    URL, is refused; the message shows ***@ in place of the credentials."""
+    env = {"FAL_KEY": "k"}
+    for settings, given in ((RunSettings(), url), (RunSettings(base_url=url), None)):
+        with pytest.raises(UsageError, match=r"\*\*\*@.*user name or password") as caught:
+            connect(settings, environ=env, base_url=given)
+        assert "hunter2" not in str(caught.value)
+        assert "ter2" not in str(caught.value)
+    with pytest.raises(UsageError):
+        connect(RunSettings(base_url=url), environ=env, base_url="http://127.0.0.1:8787")
+
+
+def test_redact_and_public_hide_credentials() -> None:
+    """redact() keeps scheme, host and path; public() (written to run.json) shows no password."""
+    assert redact("https://a:b@h.example:8/x?y=@z") == "https://***@h.example:8/x?y=@z"
+    assert redact("https://h.example/p@th") == "https://h.example/p@th"
+    conn = Connection("fal", "https://a:pw@h.example", "key", "FAL_KEY", "k")
+    assert conn.public()["base_url"] == "https://***@h.example"

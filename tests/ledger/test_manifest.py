@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +18,7 @@ from batchgen.ledger.manifest import (
     atomic_open,
     atomic_write,
     build_manifest,
+    remove_stale_temps,
     spreadsheet_cell,
     write_manifest,
     write_run_json,
@@ -173,6 +176,33 @@ def test_failed_write_keeps_the_old_file(tmp_path: Path) -> None:
         interrupted_write()
     assert target.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["manifest.csv"]
+
+
+def test_stale_temp_files_are_removed_and_nothing_else(tmp_path: Path) -> None:
+    """Temp files of atomic writes untouched for a minute go; a fresh one (a live writer),
+    other hidden files, .part downloads and subfolders stay."""
+    now = time.time()
+    names = [
+        ".manifest.csv.1a2b3c4d.tmp",
+        ".run.json.00ff00ff.tmp",
+        ".manifest.jsonl.deadbeef.tmp",  # fresh: another process may be writing it
+        ".notes.tmp",
+        ".report.html.NOTAHEX1.tmp",
+        "video.mp4.part",
+        "manifest.csv",
+    ]
+    for name in names:
+        (tmp_path / name).write_text("x")
+        if name != ".manifest.jsonl.deadbeef.tmp":
+            os.utime(tmp_path / name, (now - 120, now - 120))
+    (tmp_path / ".sub.12345678.tmp").mkdir()
+    removed = remove_stale_temps(tmp_path, now=now)
+    assert sorted(p.name for p in removed) == [
+        ".manifest.csv.1a2b3c4d.tmp",
+        ".run.json.00ff00ff.tmp",
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*names[2:], ".sub.12345678.tmp"])
+    assert remove_stale_temps(tmp_path / "missing") == []
 
 
 def test_atomic_write_takes_bytes_or_text(tmp_path: Path) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -101,6 +103,28 @@ async def test_submitted_jobs_are_polled_not_resubmitted(tmp_path: Path) -> None
     assert result.outcome == "done", result.message
     assert sorted(stats["submits_by_payload"].values()) == [1] * 20
     assert_all_verified(out, stats)
+
+
+async def test_temp_files_of_a_killed_write_are_removed_at_start(
+    server: MockServer, tmp_path: Path
+) -> None:
+    """The .tmp files a run killed mid-write left (manifest, run.json) are gone after the next
+    run starts; the folder holds only what a finished run writes."""
+    out = tmp_path / "out"
+    plan = plan_for(prompts(tmp_path, 2), out)
+    await run(plan, server)
+    old = time.time() - 3600
+    for name in (
+        ".manifest.csv.1a2b3c4d.tmp",
+        ".manifest.jsonl.5e6f7a8b.tmp",
+        ".run.json.9c0d1e2f.tmp",
+    ):
+        (out / name).write_text("half a file")
+        os.utime(out / name, (old, old))
+    result = await run(plan, server)
+    assert result.outcome == "done"
+    assert not list(out.glob(".*.tmp"))
+    assert "removed 3 temp file(s)" in (out / "batchgen.log").read_text(encoding="utf-8")
 
 
 async def test_submitting_left_by_a_crash_is_uncertain(tmp_path: Path) -> None:

@@ -1,10 +1,14 @@
-"""Ctrl-C once drains (in-flight jobs finish and download); twice or SIGTERM stops now."""
+"""Ctrl-C once drains (in-flight jobs finish and download); twice, SIGTERM or SIGHUP stops now.
+After any of them the last line says "interrupted" and how to resume."""
 
 from __future__ import annotations
 
+import json
 import signal
+import sys
 from pathlib import Path
 
+import pytest
 from runs import assert_all_verified, cli_args, manifest, mock_config, prompts, rows
 from test_run_resume import finish, start, submitted, until
 
@@ -13,6 +17,13 @@ from batchgen.mock import MockServer
 from batchgen.mock.stats import payload_digest
 
 S = JobStatus
+
+
+def assert_says_how_to_resume(err: str, out: Path) -> None:
+    """The last line printed names the interruption and the exact command that resumes."""
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("interrupted: "), last
+    assert last.endswith(f"; resume with: batchgen run --out {out}"), last
 
 
 async def test_ctrl_c_drains_then_exits_130(tmp_path: Path) -> None:
@@ -26,6 +37,7 @@ async def test_ctrl_c_drains_then_exits_130(tmp_path: Path) -> None:
         code, err = await finish(proc)
         stats = server.stats()
     assert code == 130, err
+    assert_says_how_to_resume(err, out)
     jobs = rows(out)
     statuses = {job.status for job in jobs}
     assert statuses <= {S.DONE, S.PENDING}, statuses
@@ -38,22 +50,30 @@ async def test_ctrl_c_drains_then_exits_130(tmp_path: Path) -> None:
     assert not list(out.rglob("*.part"))
 
 
-async def test_sigterm_stops_now_and_the_run_resumes(tmp_path: Path) -> None:
-    """SIGTERM stops at once (exit 130) leaving a resumable folder and a manifest that
-    matches the ledger; the rerun finishes it without sending any job twice except ones
-    whose POST was in flight."""
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+async def test_sigterm_or_sighup_stops_now_and_the_run_resumes(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    """SIGTERM, or SIGHUP (an ssh session closing), stops at once (exit 130) leaving a
+    resumable folder, run.json saying interrupted and a manifest that matches the ledger;
+    `batchgen run --out DIR` finishes it without sending any job twice except ones whose POST
+    was in flight."""
     out = tmp_path / "out"
     async with MockServer(mock_config(latency=100.0)) as server:
         args = cli_args(prompts(tmp_path, 30), out, server.base_url)
         proc = await start(args)
         await until(lambda: submitted(server) >= 10)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         code, err = await finish(proc)
         assert code == 130, err
+        assert_says_how_to_resume(err, out)
+        assert json.loads((out / "run.json").read_text())["outcome"] == "interrupted"
         jobs = rows(out)
         assert any(job.status in (S.QUEUED, S.RUNNING) for job in jobs)
         assert [r["status"] for r in manifest(out)] == [str(job.status) for job in jobs]
-        code, err = await finish(await start(args))
+        # The command it printed, with the test's fast clock (not a stored setting).
+        resume = [sys.executable, "-m", "batchgen", "run", "--out", str(out), "--time-scale"]
+        code, err = await finish(await start([*resume, args[args.index("--time-scale") + 1]]))
         stats = server.stats()
     assert code == 0, err
     assert_all_verified(out, stats)
@@ -80,6 +100,7 @@ async def test_second_ctrl_c_stops_now_and_the_run_resumes(tmp_path: Path) -> No
         proc.send_signal(signal.SIGINT)
         code, err = await finish(proc)
         assert code == 130, err
+        assert_says_how_to_resume(err, out)
         jobs = rows(out)
         assert any(job.status in (S.QUEUED, S.RUNNING) for job in jobs)
         assert [r["status"] for r in manifest(out)] == [str(job.status) for job in jobs]

@@ -1,0 +1,133 @@
+"""One answer of the queue API, read with a bound: its status, headers and at most a cap of bytes.
+
+A proxy gone wrong may answer a status look with gigabytes, or with an HTML page. The client
+must neither buffer the first nor mistake the second for a status: ``read_answer`` stops at
+``limit`` bytes (announced by ``Content-Length``, or counted as they arrive, after any
+decompression) and says the answer is incomplete; ``Answer.object`` is the body as a JSON object
+or None; ``Misreads`` counts a job's unreadable answers in a row; ``excerpt`` quotes the start
+of a body on one printable line, for error messages.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+
+from batchgen.errors import ProtocolError, RetryableError
+
+log = logging.getLogger("batchgen.http")
+
+# Far above any real answer (a Kling result is ~300 bytes), far below what would hurt a laptop.
+MAX_BODY = 16 * 1024 * 1024
+_UNREAD = object()
+
+
+class Answer:
+    """An HTTP answer. ``complete`` is False when the body was cut at the cap (or not read
+    at all because ``Content-Length`` announced more): ``body`` then holds only its start."""
+
+    __slots__ = ("_data", "body", "complete", "headers", "status")
+
+    def __init__(
+        self, status: int, headers: Mapping[str, str], body: bytes, complete: bool = True
+    ) -> None:
+        self.status, self.headers, self.body, self.complete = status, headers, body, complete
+        self._data: Any = _UNREAD
+
+    def __repr__(self) -> str:
+        cut = "" if self.complete else " cut"
+        return f"<Answer {self.status} {len(self.body)} bytes{cut}>"
+
+    def object(self) -> dict[str, Any] | None:
+        """The body as a JSON object; None when it is not one (not JSON, cut short, a list)."""
+        if self._data is _UNREAD:
+            try:
+                data = json.loads(self.body) if self.complete else None
+            except ValueError:
+                data = None
+            self._data = data if isinstance(data, dict) else None
+        result: dict[str, Any] | None = self._data
+        return result
+
+
+async def read_answer(resp: aiohttp.ClientResponse, limit: int = MAX_BODY) -> Answer:
+    """Read ``resp`` whole, or its first ``limit`` bytes and stop (``complete`` False).
+
+    A body cut short leaves the connection unusable, so it is closed rather than reused.
+    """
+    announced = resp.content_length
+    if announced is not None and announced > limit:
+        resp.close()
+        return Answer(resp.status, resp.headers, b"", complete=False)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_any():
+        if size + len(chunk) > limit:
+            chunks.append(chunk[: limit - size])
+            resp.close()
+            return Answer(resp.status, resp.headers, b"".join(chunks), complete=False)
+        size += len(chunk)
+        chunks.append(chunk)
+    return Answer(resp.status, resp.headers, b"".join(chunks))
+
+
+class Misreads:
+    """Unreadable answers in a row, per job: one is a hiccup, ``limit`` a protocol error."""
+
+    __slots__ = ("_counts", "limit")
+
+    def __init__(self, limit: int = 3) -> None:
+        self.limit = limit
+        self._counts: dict[str, int] = {}  # request id -> unreadable answers in a row
+
+    def __repr__(self) -> str:
+        return f"<Misreads limit={self.limit} jobs={len(self._counts)}>"
+
+    def check(
+        self,
+        request_id: str,
+        route: str,
+        answer: Answer,
+        *,
+        status: bool = False,
+        count: bool = True,
+    ) -> dict[str, Any]:
+        """The answer's JSON object (holding a ``status`` word, if ``status``). An unreadable
+        one is logged and raises RetryableError; the ``limit``-th in a row for the same job
+        raises ProtocolError, quoting the start of the answer (never, unless ``count``)."""
+        data = answer.object()
+        if data is not None and (not status or isinstance(data.get("status"), str)):
+            self._counts.pop(request_id, None)
+            return data
+        seen = self._counts.pop(request_id, 0) + (1 if count else 0)
+        quoted = excerpt(answer.body)
+        if count and seen >= self.limit:
+            raise ProtocolError(
+                f"{route} answers unreadable ({seen} in a row): {quoted}", status=answer.status
+            )
+        if count:
+            self._counts[request_id] = seen
+            log.warning(
+                "%s of %s unreadable (%d of %d): %s", route, request_id, seen, self.limit, quoted
+            )
+        else:
+            log.warning("%s of %s unreadable, asking again: %s", route, request_id, quoted)
+        raise RetryableError(f"{route} answer unreadable: {quoted}", status=answer.status)
+
+
+def excerpt(body: bytes, size: int = 200) -> str:
+    """The first ``size`` bytes of ``body`` quoted on one printable line; a longer body says
+    how long it was."""
+    text = body[:size].decode("utf-8", "replace")
+    text = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return repr(text) + (f" ({len(body)} bytes in all)" if len(body) > size else "")
+
+
+def size_text(limit: int) -> str:
+    """``16 MiB`` for a whole number of MiB, else ``1000 bytes``."""
+    mib = 1024 * 1024
+    return f"{limit // mib} MiB" if limit % mib == 0 else f"{limit} bytes"

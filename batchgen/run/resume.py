@@ -1,0 +1,140 @@
+"""What a run finds in its folder, and what it puts back in line before driving jobs.
+
+A run resumes whatever the folder holds: ``check_origin`` refuses jobs in flight that belong to
+another host or key; ``to_drive`` picks the jobs to drive (the input's, and those no longer in
+it that the provider holds or whose paid video is still to fetch); ``recheck_done`` sends a
+finished job whose video is missing or damaged back to download; ``reopen`` puts back in line
+the failed jobs whose paid video can be fetched again, and those the user asked to retry.
+``stored_run`` reads what an earlier run was given, so ``batchgen run --out DIR`` repeats it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from batchgen.api.providers import Connection
+from batchgen.errors import UsageError
+from batchgen.ledger.states import IN_FLIGHT, JobRow, JobStatus
+from batchgen.ledger.store import LEDGER_NAME, Ledger
+from batchgen.run.download import DISK, DOWNLOAD, VIDEO_REFUSED, looks_whole
+from batchgen.run.progress import Reporter
+
+S = JobStatus
+# Jobs the provider may hold, by a request id or by a submit whose answer was lost.
+AT_PROVIDER = (S.SUBMITTING, S.SUBMIT_UNCERTAIN, S.QUEUED, S.RUNNING, S.COMPLETED, S.CANCELLING)
+
+
+def check_origin(ledger: Ledger, connection: Connection, folder: str | Path) -> None:
+    """Refuse to follow jobs in flight through another host or key than the one that
+    submitted them: their request ids mean nothing there (and would fail as unknown)."""
+    elsewhere: dict[tuple[str, str | None], int] = {}
+    for row in ledger.jobs(AT_PROVIDER):
+        if row.origin is None:
+            continue  # recorded before batchgen kept origins
+        if row.origin != connection.origin or (
+            row.key_id is not None and row.key_id != connection.key_id
+        ):
+            where = (row.origin, row.key_id)
+            elsewhere[where] = elsewhere.get(where, 0) + 1
+    if not elsewhere:
+        return
+    origin, key_id = max(elsewhere, key=elsewhere.__getitem__)  # the most of them
+    whose = f" with the key in {key_id.split(':')[0]} ({key_id})" if key_id else ""
+    raise UsageError(
+        f"{sum(elsewhere.values())} job(s) in flight in {folder} were "
+        f"submitted to {origin}{whose}, and this run talks to {connection.origin} with "
+        f"{connection.key_id}: their request ids are unknown there. Resume with that "
+        "provider, base URL and key to follow them (or cancel them there first)"
+    )
+
+
+def recheck_done(ledger: Ledger, rows: list[JobRow], out: Path, reporter: Reporter) -> list[JobRow]:
+    """Finished jobs whose video is missing or damaged are downloaded again."""
+    checked = []
+    for row in rows:
+        if (
+            row.status is S.DONE
+            and row.video_url
+            and row.video_path
+            and not looks_whole(out / row.video_path, row.bytes)
+        ):
+            reporter.note(f"{row.video_path} is missing or damaged; downloading again")
+            row = ledger.transition(row.key, S.DOWNLOADING)
+        checked.append(row)
+    return checked
+
+
+def reopen(
+    ledger: Ledger, rows: list[JobRow], retry: set[JobStatus], reporter: Reporter
+) -> list[JobRow]:
+    """Put failed jobs whose paid video is still to fetch back in line, and the failed or
+    cancelled jobs asked for (``retry``; see ``batchgen.run.runner.Runner``)."""
+    reopened: list[JobRow] = []
+    fetch = asked = 0
+    for row in rows:
+        if refetch(row, retry):
+            fetch += 1
+            row = ledger.transition(
+                row.key, S.DOWNLOADING, expect=row.status, error=None, error_type=None
+            )
+        elif row.status in retry:
+            asked += 1
+            row = ledger.transition(
+                row.key,
+                S.PENDING,
+                expect=row.status,
+                retry_from=row.attempts,  # a fresh budget; attempts keep every payment
+                request_id=None,
+                # A submit whose answer was lost may have created a job already.
+                possibly_duplicate=row.possibly_duplicate or row.error_type == "submit_uncertain",
+                error=None,
+                error_type=None,
+            )
+        reopened.append(row)
+    if fetch:
+        reporter.note(f"{fetch} paid video(s) to download again from their URL")
+    if asked:
+        what = " and ".join(sorted(str(status) for status in retry))
+        reporter.note(f"{asked} {what} job(s) to run again")
+    return reopened
+
+
+def to_drive(ledger: Ledger) -> list[JobRow]:
+    """The input's jobs, and those no longer in it that are paid for and not yet fetched: a
+    job the provider holds is followed to its end and its video kept, never abandoned."""
+    return [
+        row
+        for row in ledger.jobs()
+        if row.in_input or row.status in IN_FLIGHT or refetch(row, set())
+    ]
+
+
+def videos_in(folder: Path) -> list[str]:
+    """Names of the videos in ``folder`` (none if it does not exist yet)."""
+    try:
+        return [entry.name for entry in os.scandir(folder) if entry.name.endswith(".mp4")]
+    except OSError:
+        return []
+
+
+def refetch(row: JobRow, retry: set[JobStatus]) -> bool:
+    """True for a failed job whose video is paid for and still worth fetching from its URL."""
+    if row.status is not S.FAILED or not (row.video_url and row.video_path):
+        return False
+    if row.error_type in (DOWNLOAD, DISK):
+        return True
+    return row.error_type == VIDEO_REFUSED and S.FAILED in retry
+
+
+def stored_run(out_dir: Path) -> dict[str, Any]:
+    """What an earlier ``batchgen run`` in ``out_dir`` was given, to run it again."""
+    path = Path(out_dir)
+    if not (path / LEDGER_NAME).is_file():
+        raise UsageError(f"{path} holds no earlier run to resume; give the prompt file or spec")
+    with Ledger.in_folder(path, readonly=True) as ledger:
+        stored = ledger.meta("run")
+    if not isinstance(stored, dict) or not stored.get("target"):
+        raise UsageError(f"{path} holds no earlier run to resume; give the prompt file or spec")
+    return stored
