@@ -18,7 +18,9 @@ Other processes may change jobs under a live run (``batchgen cancel``). Every mo
 state the engine last saw (``Ledger.transition(expect=...)``); when the ledger says the job is
 elsewhere now, the engine leaves it as the other process put it and drives it no further.
 
-Downloads and the rule that stops a run on a failing disk live in ``batchgen.run.download_pool``.
+Following submitted jobs (looks, timeouts, cancels) lives in ``batchgen.run.follow``, the moves
+every step shares in ``batchgen.run.jobs``; downloads and the rule that stops a run on a failing
+disk in ``batchgen.run.download_pool``.
 """
 
 from __future__ import annotations
@@ -27,26 +29,23 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from batchgen.api.classify import CANCELLED, UNKNOWN_REQUEST, job_failure
-from batchgen.api.client import QueueClient, Status
+from batchgen.api.client import QueueClient
 from batchgen.errors import (
     AmbiguousSubmit,
-    ApiError,
     FatalError,
     JobChanged,
     PermanentError,
     RetryableError,
 )
-from batchgen.ledger.states import JobRow, JobStatus
+from batchgen.ledger.states import JobStatus
 from batchgen.ledger.store import Ledger
 from batchgen.plan.settings import RunSettings
 from batchgen.run.download import Downloader, part_path, video_of
 from batchgen.run.download_pool import DownloadPool
-from batchgen.run.limits import Slots
+from batchgen.run.follow import Follower
+from batchgen.run.jobs import Job
 from batchgen.run.polling import PollPolicy
 from batchgen.run.progress import Reporter
 from batchgen.run.timing import Timing
@@ -55,16 +54,7 @@ S = JobStatus
 log = logging.getLogger("batchgen.run")
 
 
-@dataclass(slots=True)
-class _Job:
-    row: JobRow
-    holding: bool = False
-    learn: bool = False  # submitted in this run: its latency teaches the poll policy
-    stream_broken: bool = False
-    output: dict[str, Any] | None = None  # the result, when a look at the result route read it
-
-
-class Engine:
+class Engine(Follower):
     """Runs the jobs it is given to the end (or to a stop). One use per instance."""
 
     def __init__(
@@ -81,11 +71,17 @@ class Engine:
         origin: str = "",
         key_id: str | None = None,
     ) -> None:
-        self._ledger, self._client, self._downloader = ledger, client, downloader
+        super().__init__(
+            ledger=ledger,
+            client=client,
+            settings=settings,
+            timing=timing,
+            policy=policy,
+            reporter=reporter,
+            out_dir=out_dir,
+        )
+        self._downloader = downloader
         self._origin, self._key_id = origin, key_id
-        self._settings, self._timing, self._policy = settings, timing, policy
-        self._reporter, self._out = reporter, out_dir
-        self._slots = Slots(settings.concurrency)
         self._pool = DownloadPool(
             ledger=ledger,
             downloader=downloader,
@@ -97,7 +93,6 @@ class Engine:
         self._active = 0
         self._idle = asyncio.Event()
         self._draining = False
-        self.spent = 0.0
         self.fatal: FatalError | None = None
         self.held_by_cost = 0
         self.not_submitted = 0
@@ -145,14 +140,14 @@ class Engine:
             async with asyncio.TaskGroup() as tg:
                 self._pool.start(tg)
                 for key in fetch:
-                    self._spawn(tg, _Job(get(key)))
+                    self._spawn(tg, Job(get(key)))
                 for key in remote:
                     self._slots.take()
-                    self._spawn(tg, _Job(get(key), holding=True))
+                    self._spawn(tg, Job(get(key), holding=True))
                 for key in waiting:
                     if not await self._slots.acquire(lambda: self._draining):
                         break
-                    self._spawn(tg, _Job(get(key), holding=True))
+                    self._spawn(tg, Job(get(key), holding=True))
                 await self._wait_idle()
                 await self._pool.close()
         except BaseExceptionGroup as group:
@@ -164,7 +159,7 @@ class Engine:
 
     # -- driving one job ------------------------------------------------------------------
 
-    def _spawn(self, tg: asyncio.TaskGroup, job: _Job) -> None:
+    def _spawn(self, tg: asyncio.TaskGroup, job: Job) -> None:
         self._active += 1
         self._idle.clear()
         tg.create_task(self._drive(job))
@@ -173,7 +168,7 @@ class Engine:
         while self._active:
             await self._idle.wait()
 
-    async def _drive(self, job: _Job) -> None:
+    async def _drive(self, job: Job) -> None:
         try:
             while await self._step(job):
                 pass
@@ -186,7 +181,7 @@ class Engine:
             if not self._active:
                 self._idle.set()
 
-    async def _step(self, job: _Job) -> bool:
+    async def _step(self, job: Job) -> bool:
         """Move ``job`` on by one state; False when this run is done with it."""
         status = job.row.status
         if status is S.SUBMITTING:  # left so by a crash: its POST may have gone out
@@ -214,7 +209,7 @@ class Engine:
             return False
         return True
 
-    async def _submit(self, job: _Job) -> bool:
+    async def _submit(self, job: Job) -> bool:
         row, settings = job.row, self._settings
         if not row.in_input:  # followed only because the provider held it: never sent again
             lost = " (its last submit's answer was lost: a job may exist at the provider)"
@@ -311,113 +306,7 @@ class Engine:
             await self._finished(job, answer.status)
         return True
 
-    async def _follow(self, job: _Job) -> None:
-        """Look at the job until it ends, or its time is up."""
-        row, timing, client = job.row, self._timing, self._client
-        assert row.request_id is not None
-        submitted = row.submitted_at or timing.wall()
-        deadline = submitted + timing.s(self._settings.job_timeout)
-        if self._settings.poll == "stream" and client.follow != "result" and not job.stream_broken:
-            status = await self._watch(job, deadline)
-            if status is not None:
-                if job.learn:
-                    elapsed = timing.wall() - submitted
-                    self._policy.observe(elapsed, elapsed)
-                return await self._finished(job, status)
-        last_miss = 0.0
-        while True:
-            now = timing.wall()
-            if now >= deadline:
-                return await self._timeout(job)
-            await timing.sleep(min(self._policy.delay(now - submitted), deadline - now))
-            try:  # a look (its retries too) must not outlast the job's time
-                async with asyncio.timeout(max(0.0, deadline - timing.wall())):
-                    look = await client.look(row.request_id)
-            except TimeoutError:
-                continue  # the job's time is up: the loop's check cancels it
-            except (RetryableError, PermanentError) as exc:
-                if isinstance(exc, RetryableError) and exc.error_type is None:
-                    continue  # the next look is the retry
-                self._release(job)  # the job ended in error, or the provider forgot it
-                return self._job_failed(job, exc)
-            elapsed = timing.wall() - submitted
-            status = look.status
-            if status.done:
-                if job.learn:
-                    self._policy.observe(last_miss, elapsed)
-                job.output = look.output
-                return await self._finished(job, status)
-            if status.state == "CANCELLED":
-                self._move(job, S.CANCELLED, error="cancelled at the provider")
-                self._release(job)
-                return None
-            last_miss = elapsed
-            self._seen(job, status)
-
-    async def _watch(self, job: _Job, deadline: float) -> Status | None:
-        """Follow the job's status stream; None when it broke (then we poll)."""
-        assert job.row.request_id is not None
-        silence = self._timing.s(self._timing.stream_silence)
-        try:
-            async with asyncio.timeout(max(0.0, deadline - self._timing.wall())):
-                stream = self._client.stream(job.row.request_id, silence=silence)
-                async with contextlib.aclosing(stream) as statuses:
-                    async for status in statuses:
-                        if status.done:
-                            return status
-                        self._seen(job, status)
-        except (RetryableError, PermanentError) as exc:
-            log.info("job %s: status stream: %s; polling instead", job.row.key, exc)
-        except TimeoutError:
-            pass  # the job's time is up: the poll loop cancels it
-        job.stream_broken = True
-        return None
-
-    def _seen(self, job: _Job, status: Status) -> None:
-        if status.state == "IN_PROGRESS" and job.row.status is S.QUEUED:
-            self._move(job, S.RUNNING, started_at=self._timing.wall(), queue_position=None)
-
-    async def _finished(self, job: _Job, status: Status) -> None:
-        """The provider says the job ended: give back its slot, then take its outcome."""
-        self._release(job)
-        if status.error or status.error_type:
-            self._job_failed(job, job_failure(status.error, status.error_type))
-        elif job.row.status is not S.COMPLETED:
-            self._move(job, S.COMPLETED, completed_at=self._timing.wall(), queue_position=None)
-
-    async def _timeout(self, job: _Job) -> None:
-        self._move(job, S.CANCELLING, error_type="timeout")
-        await self._cancel(job)
-
-    async def _cancel(self, job: _Job) -> None:
-        """Send the cancel of a ``cancelling`` job. Completed meanwhile: collect it. Else a job
-        whose time is up fails; one the user cancelled (``batchgen cancel`` got an unclear
-        answer) ends cancelled, or stays cancelling for the next run if it is still unclear."""
-        assert job.row.request_id is not None
-        try:
-            word = await self._client.cancel(job.row.request_id)
-        except (RetryableError, PermanentError) as exc:
-            word = f"cancel failed: {exc}"
-        self._release(job)
-        if word == "ALREADY_COMPLETED":
-            self._move(job, S.COMPLETED, completed_at=self._timing.wall())
-            return
-        if job.row.error_type == "cancelled":  # batchgen cancel's mark: the user asked
-            if word in ("CANCELLATION_REQUESTED", "NOT_FOUND"):
-                error = (
-                    "cancelled by user" if word != "NOT_FOUND" else "cancelled: unknown to provider"
-                )
-                self._move(job, S.CANCELLED, error=error)
-            else:
-                self._move(job, S.CANCELLING, error=f"cancel asked again, provider answered {word}")
-            return
-        if word == "NOT_FOUND":  # not a job that ran too long: one the provider forgot
-            message = f"request {job.row.request_id} is unknown to the provider (expired?)"
-            return self._fail(job, message, UNKNOWN_REQUEST)
-        limit = self._settings.job_timeout
-        self._fail(job, f"timed out after {limit:g} s (--job-timeout); cancel: {word}", "timeout")
-
-    async def _collect(self, job: _Job) -> None:
+    async def _collect(self, job: Job) -> None:
         """Read the result of a completed job; record its video URL; queue the download."""
         row, timing = job.row, self._timing
         assert row.request_id is not None
@@ -448,42 +337,3 @@ class Engine:
                 part_path(self._out / path).unlink(missing_ok=True)
         self._move(job, S.DOWNLOADING, video_url=url, video_path=path, bytes=size)
         self._reporter.completed()
-
-    def _job_failed(self, job: _Job, exc: ApiError) -> None:
-        """A job ended in error: submit it again when transient and attempts remain."""
-        if exc.error_type in CANCELLED:  # someone cancelled it: not a failure of the job
-            self._release(job)
-            error = f"cancelled at the provider: {exc}"
-            self._move(job, S.CANCELLED, error=error, error_type=exc.error_type)
-            log.info("job %s: cancelled at the provider: %s", job.row.key, exc)
-            return
-        if isinstance(exc, RetryableError):
-            self._add_spend(-(job.row.cost_usd or 0.0))  # fal bills no 5xx
-            if job.row.attempts - job.row.retry_from < self._settings.max_attempts:
-                log.info("job %s: %s; submitting again", job.row.key, exc)
-                self._move(job, S.PENDING, error=str(exc), error_type=exc.error_type)
-                return
-            return self._fail(job, f"{exc} (after {job.row.attempts} attempts)", exc.error_type)
-        self._fail(job, str(exc), exc.error_type)
-
-    # -- small helpers ------------------------------------------------------------------------
-
-    def _move(self, job: _Job, status: JobStatus, **fields: Any) -> None:
-        """Move the job on from the state this run last saw; JobChanged if it is elsewhere."""
-        job.row = self._ledger.transition(job.row.key, status, expect=job.row.status, **fields)
-
-    def _fail(self, job: _Job, message: str, error_type: str | None) -> None:
-        self._release(job)
-        self._move(job, S.FAILED, error=message, error_type=error_type)
-        self._reporter.failed()
-        log.info("job %s: failed: %s", job.row.key, message)
-
-    def _release(self, job: _Job) -> None:
-        if job.holding:
-            job.holding = False
-            self._slots.release()
-
-    def _add_spend(self, usd: float) -> None:
-        if usd:
-            self.spent = round(self.spent + usd, 6)
-            self._reporter.spend(self.spent)

@@ -1,0 +1,100 @@
+"""The book-keeping every step of a run shares: one job as a run drives it, and its moves.
+
+``Job`` is a ledger row plus what this run knows of it (does it hold a concurrency slot, may
+its latency teach the poll policy, did a look already read its output). ``JobBook`` holds what
+the steps share (ledger, client, settings, timing, slots, reporter, the spend so far) and the
+moves they all make: ``_move`` names the state this run last saw, so a job another process
+moved meanwhile raises JobChanged instead of being overwritten; ``_job_failed`` decides what a
+job that ended in error becomes. ``batchgen.run.follow`` and ``batchgen.run.engine`` build on
+it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from batchgen.api.classify import CANCELLED
+from batchgen.api.client import QueueClient
+from batchgen.errors import ApiError, RetryableError
+from batchgen.ledger.states import JobRow, JobStatus
+from batchgen.ledger.store import Ledger
+from batchgen.plan.settings import RunSettings
+from batchgen.run.limits import Slots
+from batchgen.run.polling import PollPolicy
+from batchgen.run.progress import Reporter
+from batchgen.run.timing import Timing
+
+S = JobStatus
+log = logging.getLogger("batchgen.run")
+
+
+@dataclass(slots=True)
+class Job:
+    """A job as this run drives it."""
+
+    row: JobRow
+    holding: bool = False  # holds one of the run's concurrency slots
+    learn: bool = False  # submitted in this run: its latency teaches the poll policy
+    stream_broken: bool = False
+    output: dict[str, Any] | None = None  # the result, when a look at the result route read it
+
+
+class JobBook:
+    """What the steps of a run share, and the moves they make on the ledger."""
+
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        client: QueueClient,
+        settings: RunSettings,
+        timing: Timing,
+        policy: PollPolicy,
+        reporter: Reporter,
+        out_dir: Path,
+    ) -> None:
+        self._ledger, self._client = ledger, client
+        self._settings, self._timing, self._policy = settings, timing, policy
+        self._reporter, self._out = reporter, out_dir
+        self._slots = Slots(settings.concurrency)
+        self.spent = 0.0
+
+    def _job_failed(self, job: Job, exc: ApiError) -> None:
+        """A job ended in error: submit it again when transient and attempts remain."""
+        if exc.error_type in CANCELLED:  # someone cancelled it: not a failure of the job
+            self._release(job)
+            error = f"cancelled at the provider: {exc}"
+            self._move(job, S.CANCELLED, error=error, error_type=exc.error_type)
+            log.info("job %s: cancelled at the provider: %s", job.row.key, exc)
+            return
+        if isinstance(exc, RetryableError):
+            self._add_spend(-(job.row.cost_usd or 0.0))  # fal bills no 5xx
+            if job.row.attempts - job.row.retry_from < self._settings.max_attempts:
+                log.info("job %s: %s; submitting again", job.row.key, exc)
+                self._move(job, S.PENDING, error=str(exc), error_type=exc.error_type)
+                return
+            return self._fail(job, f"{exc} (after {job.row.attempts} attempts)", exc.error_type)
+        self._fail(job, str(exc), exc.error_type)
+
+    def _move(self, job: Job, status: JobStatus, **fields: Any) -> None:
+        """Move the job on from the state this run last saw; JobChanged if it is elsewhere."""
+        job.row = self._ledger.transition(job.row.key, status, expect=job.row.status, **fields)
+
+    def _fail(self, job: Job, message: str, error_type: str | None) -> None:
+        self._release(job)
+        self._move(job, S.FAILED, error=message, error_type=error_type)
+        self._reporter.failed()
+        log.info("job %s: failed: %s", job.row.key, message)
+
+    def _release(self, job: Job) -> None:
+        if job.holding:
+            job.holding = False
+            self._slots.release()
+
+    def _add_spend(self, usd: float) -> None:
+        if usd:
+            self.spent = round(self.spent + usd, 6)
+            self._reporter.spend(self.spent)
