@@ -3,8 +3,10 @@
 Jobs in flight (``queued``, ``running``, and ``cancelling`` from an earlier attempt) get a
 ``PUT .../requests/{id}/cancel``. What the provider answers decides the job's state:
 
-- ``CANCELLATION_REQUESTED`` (2xx): ``cancelled``. A running job may still finish, and be
-  billed, if its runner ignores the signal; its video is not fetched.
+- ``CANCELLATION_REQUESTED`` (2xx): a queued job is removed and never runs: ``cancelled``. A
+  running job may still finish, and be billed, if its runner ignores the signal: it is left
+  ``cancelling``, and a run (the live one, or the next) follows it until the provider says how
+  it ended: ``cancelled``, or completed after all, when its paid video is collected.
 - ``ALREADY_COMPLETED`` (400): left as it is; the next run fetches its result.
 - 404 (unknown id): ``cancelled``, with the error "unknown to provider".
 - anything else: ``cancelling`` (asked, answer unclear); the next run asks again.
@@ -149,13 +151,11 @@ async def _cancel_from(ledger: Ledger, client: Canceller, job: JobRow) -> Cancel
         raise
     except ApiError as exc:
         return _outcome(job, job.status, f"error: {exc}", ok=False)
-    if word == "CANCELLATION_REQUESTED":
-        error = "cancelled by user" + (
-            " while running; the provider may still finish and bill it"
-            if job.status is S.RUNNING
-            else ""
-        )
-        after = S.CANCELLED
+    if word == "CANCELLATION_REQUESTED" and job.status is S.RUNNING:
+        error = "cancel asked while running; a run follows it until the provider says it ended"
+        after = S.CANCELLING
+    elif word == "CANCELLATION_REQUESTED":
+        error, after = "cancelled by user", S.CANCELLED
     elif word == "NOT_FOUND":
         error, after = "cancelled: unknown to provider", S.CANCELLED
     elif word == "ALREADY_COMPLETED":

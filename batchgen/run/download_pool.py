@@ -128,8 +128,6 @@ class DownloadPool:
                 bytes=fetched.bytes,
                 sha256=fetched.sha256,
                 video_path=path,
-                error=None,
-                error_type=None,
             )
             self._reporter.downloaded()
 

@@ -44,7 +44,7 @@ from batchgen.ledger.store import Ledger
 from batchgen.plan.settings import RunSettings
 from batchgen.run.download import Downloader, part_path, video_of
 from batchgen.run.download_pool import DownloadPool
-from batchgen.run.follow import Follower
+from batchgen.run.follow import COMPLETED_AFTER_CANCEL, Follower
 from batchgen.run.jobs import Job
 from batchgen.run.polling import PollPolicy
 from batchgen.run.progress import Reporter
@@ -170,11 +170,17 @@ class Engine(Follower):
 
     async def _drive(self, job: Job) -> None:
         try:
-            while await self._step(job):
-                pass
-        except JobChanged as exc:
-            job.row = self._ledger.get(job.row.key)
-            log.info("%s: changed by another process; left as it is", exc)
+            while True:
+                try:
+                    if not await self._step(job):
+                        break
+                except JobChanged as exc:
+                    job.row = self._ledger.get(job.row.key)
+                    if job.row.status is not S.CANCELLING:
+                        log.info("%s: changed by another process; left as it is", exc)
+                        break
+                    # batchgen cancel asked to cancel it: follow it to its outcome.
+                    log.info("%s: a cancel was asked; following it", exc)
         finally:
             self._release(job)
             self._active -= 1
@@ -335,5 +341,8 @@ class Engine(Follower):
         if row.video_url is not None:  # an earlier attempt's .part holds another video
             with contextlib.suppress(OSError):  # unwritable: its download will say so
                 part_path(self._out / path).unlink(missing_ok=True)
-        self._move(job, S.DOWNLOADING, video_url=url, video_path=path, bytes=size)
+        # A job that completed after its cancel keeps saying so (see batchgen.run.follow).
+        after_cancel = row.error_type == COMPLETED_AFTER_CANCEL
+        clear = {} if after_cancel else {"error": None, "error_type": None}
+        self._move(job, S.DOWNLOADING, video_url=url, video_path=path, bytes=size, **clear)
         self._reporter.completed()

@@ -1,8 +1,15 @@
 """Following a job at the provider: looks (or its status stream) until it ends, or its time is up.
 
 ``Follower._follow`` looks at a job as the client follows jobs (status looks, or result polling
-through a proxy), timed by the poll policy; a job whose ``--job-timeout`` runs out is cancelled
-(``_timeout``, ``_cancel``).
+through a proxy), timed by the poll policy. A job whose ``--job-timeout`` runs out is cancelled.
+
+A cancel is not an outcome until the provider says so. After a cancel (for a timeout here, or
+asked by ``batchgen cancel``, which leaves a running job ``cancelling``), the job is still
+followed, for ``Timing.cancel_grace`` at most, until the provider says how it ended: cancelled
+(the job ends ``cancelled`` if the user asked, ``failed`` as timed out otherwise), or completed
+anyway, when its video is paid for and is collected like any other, the row saying that it
+completed after its cancel. A job still running when the grace is over stays ``cancelling``,
+with a message, and the next run follows it again.
 """
 
 from __future__ import annotations
@@ -11,26 +18,34 @@ import asyncio
 import contextlib
 import logging
 
-from batchgen.api.classify import UNKNOWN_REQUEST, job_failure
+from batchgen.api.classify import CANCELLED, UNKNOWN_REQUEST, job_failure
 from batchgen.api.client import Status
-from batchgen.errors import PermanentError, RetryableError
+from batchgen.errors import ApiError, PermanentError, RetryableError
 from batchgen.ledger.states import JobStatus
 from batchgen.run.jobs import Job, JobBook
 
 S = JobStatus
 log = logging.getLogger("batchgen.run")
+USER_CANCEL = "cancelled"  # error_type batchgen cancel marks a job with
+# error_type of a job that completed although it was cancelled: paid for, so its video is kept.
+COMPLETED_AFTER_CANCEL = "completed_after_cancel"
 
 
 class Follower(JobBook):
     """The steps of a run that follow submitted jobs (see the module docstring)."""
 
     async def _follow(self, job: Job) -> None:
-        """Look at the job until it ends, or its time is up."""
+        """Look at the job until it ends, or its time (or its cancel's grace) is up."""
         row, timing, client = job.row, self._timing, self._client
         assert row.request_id is not None
+        cancelling = row.status is S.CANCELLING
         submitted = row.submitted_at or timing.wall()
-        deadline = submitted + timing.s(self._settings.job_timeout)
-        if self._settings.poll == "stream" and client.follow != "result" and not job.stream_broken:
+        if cancelling:
+            deadline = timing.wall() + timing.s(timing.cancel_grace)
+        else:
+            deadline = submitted + timing.s(self._settings.job_timeout)
+        streams = self._settings.poll == "stream" and client.follow != "result"
+        if streams and not cancelling and not job.stream_broken:
             status = await self._watch(job, deadline)
             if status is not None:
                 if job.learn:
@@ -41,7 +56,7 @@ class Follower(JobBook):
         while True:
             now = timing.wall()
             if now >= deadline:
-                return await self._timeout(job)
+                return self._unresolved(job) if cancelling else await self._timeout(job)
             await timing.sleep(min(self._policy.delay(now - submitted), deadline - now))
             try:  # a look (its retries too) must not outlast the job's time
                 async with asyncio.timeout(max(0.0, deadline - timing.wall())):
@@ -52,18 +67,17 @@ class Follower(JobBook):
                 if isinstance(exc, RetryableError) and exc.error_type is None:
                     continue  # the next look is the retry
                 self._release(job)  # the job ended in error, or the provider forgot it
-                return self._job_failed(job, exc)
+                return self._ended(job, exc)
             elapsed = timing.wall() - submitted
             status = look.status
             if status.done:
-                if job.learn:
+                if job.learn and not cancelling:
                     self._policy.observe(last_miss, elapsed)
                 job.output = look.output
                 return await self._finished(job, status)
             if status.state == "CANCELLED":
-                self._move(job, S.CANCELLED, error="cancelled at the provider")
                 self._release(job)
-                return None
+                return self._ended(job, None)
             last_miss = elapsed
             self._seen(job, status)
 
@@ -94,38 +108,89 @@ class Follower(JobBook):
         """The provider says the job ended: give back its slot, then take its outcome."""
         self._release(job)
         if status.error or status.error_type:
-            self._job_failed(job, job_failure(status.error, status.error_type))
+            self._ended(job, job_failure(status.error, status.error_type))
+        elif job.row.status is S.CANCELLING:
+            self._completed_after_cancel(job)
         elif job.row.status is not S.COMPLETED:
             self._move(job, S.COMPLETED, completed_at=self._timing.wall(), queue_position=None)
+
+    def _ended(self, job: Job, exc: ApiError | None) -> None:
+        """The job ended in error (``None``: the provider reported it cancelled)."""
+        if job.row.status is not S.CANCELLING:
+            if exc is None:
+                self._move(job, S.CANCELLED, error="cancelled at the provider")
+                return
+            return self._job_failed(job, exc)
+        # A cancel was asked: whatever the error, the job is over and is not submitted again.
+        if exc is not None and exc.error_type == UNKNOWN_REQUEST:
+            word = "unknown to the provider"
+        elif exc is None or exc.error_type in CANCELLED:
+            word = "cancelled at the provider"
+        else:
+            word = f"ended with an error after its cancel: {exc}"
+        self._cancel_outcome(job, word)
 
     async def _timeout(self, job: Job) -> None:
         self._move(job, S.CANCELLING, error_type="timeout")
         await self._cancel(job)
 
     async def _cancel(self, job: Job) -> None:
-        """Send the cancel of a ``cancelling`` job. Completed meanwhile: collect it. Else a job
-        whose time is up fails; one the user cancelled (``batchgen cancel`` got an unclear
-        answer) ends cancelled, or stays cancelling for the next run if it is still unclear."""
+        """Send the cancel of a ``cancelling`` job, then follow it until the provider says how
+        it ended (see the module docstring)."""
         assert job.row.request_id is not None
+        grace = self._timing.s(self._timing.cancel_grace)
         try:
-            word = await self._client.cancel(job.row.request_id)
-        except (RetryableError, PermanentError) as exc:
-            word = f"cancel failed: {exc}"
-        self._release(job)
+            async with asyncio.timeout(grace):
+                word = await self._client.cancel(job.row.request_id)
+        except (RetryableError, PermanentError, TimeoutError) as exc:
+            word = f"cancel failed: {exc or 'no answer in time'}"
         if word == "ALREADY_COMPLETED":
-            self._move(job, S.COMPLETED, completed_at=self._timing.wall())
+            self._release(job)
+            return self._completed_after_cancel(job)
+        if word == "NOT_FOUND":  # the result route does not know it either
+            self._release(job)
+            return self._cancel_outcome(job, "unknown to the provider")
+        log.info("job %s: cancel asked (%s); following it until it ends", job.row.key, word)
+        self._move(job, S.CANCELLING, error=f"cancel asked; the provider answered {word}")
+        await self._follow(job)
+
+    def _cancel_outcome(self, job: Job, word: str) -> None:
+        """A cancelled job ended without a video: cancelled if the user asked, else failed."""
+        if job.row.error_type == USER_CANCEL:
+            error = {
+                "cancelled at the provider": "cancelled by user",
+                "unknown to the provider": "cancelled: unknown to provider",
+            }.get(word, f"cancelled by user; the job {word}")
+            self._move(job, S.CANCELLED, error=error)
             return
-        if job.row.error_type == "cancelled":  # batchgen cancel's mark: the user asked
-            if word in ("CANCELLATION_REQUESTED", "NOT_FOUND"):
-                error = (
-                    "cancelled by user" if word != "NOT_FOUND" else "cancelled: unknown to provider"
-                )
-                self._move(job, S.CANCELLED, error=error)
-            else:
-                self._move(job, S.CANCELLING, error=f"cancel asked again, provider answered {word}")
-            return
-        if word == "NOT_FOUND":  # not a job that ran too long: one the provider forgot
+        if word == "unknown to the provider":
             message = f"request {job.row.request_id} is unknown to the provider (expired?)"
             return self._fail(job, message, UNKNOWN_REQUEST)
         limit = self._settings.job_timeout
-        self._fail(job, f"timed out after {limit:g} s (--job-timeout); cancel: {word}", "timeout")
+        self._fail(job, f"timed out after {limit:g} s (--job-timeout); {word}", "timeout")
+
+    def _completed_after_cancel(self, job: Job) -> None:
+        """The job completed although a cancel was asked: it is paid for; collect its video."""
+        why = "the user's cancel" if job.row.error_type == USER_CANCEL else "its --job-timeout"
+        self._move(
+            job,
+            S.COMPLETED,
+            completed_at=self._timing.wall(),
+            queue_position=None,
+            error=f"completed after {why}; paid for, so its video is kept",
+            error_type=COMPLETED_AFTER_CANCEL,
+        )
+
+    def _unresolved(self, job: Job) -> None:
+        """The cancel's grace is over and the provider has not said how the job ended."""
+        self._release(job)
+        grace = self._timing.cancel_grace
+        self._move(
+            job,
+            S.CANCELLING,
+            error=(
+                f"cancel asked; after {grace:g} s the provider still had not said how the job "
+                "ended: it may still complete and be billed; the next run follows it"
+            ),
+        )
+        log.info("job %s: %s", job.row.key, job.row.error)

@@ -79,13 +79,16 @@ async def test_each_answer_decides_the_state(tmp_path: Path) -> None:
     assert get(e).status is S.PENDING
 
 
-async def test_running_job_cancel_warns_it_may_still_bill(tmp_path: Path) -> None:
-    """A cancelled running job's error says the provider may still finish and bill it."""
+async def test_running_job_cancel_is_followed_to_its_outcome(tmp_path: Path) -> None:
+    """A running job whose cancel was accepted is left cancelling, for a run to follow until
+    the provider says how it ended (it may still finish and bill)."""
     folder = make_folder(tmp_path, PROMPTS)
     key = folder.keys[0]
     folder.running(key)
     await cancel_all(folder, FakeProvider({f"req-{key}": "CANCELLATION_REQUESTED"}))
-    assert "may still finish and bill" in (folder.ledger.get(key).error or "")
+    job = folder.ledger.get(key)
+    assert (job.status, job.error_type) == (S.CANCELLING, "cancelled")
+    assert "a run follows it" in (job.error or "")
 
 
 async def test_pending_cancel_completes_when_provider_is_done(tmp_path: Path) -> None:
@@ -130,7 +133,8 @@ class MovingRun(FakeProvider):
 
 async def test_job_moved_by_a_live_run_is_cancelled_from_its_new_state(tmp_path: Path) -> None:
     """A queued job the run starts while its cancel is on the way is read again and cancelled
-    as running; one the run finished meanwhile is left to it and reported."""
+    as running (left cancelling, for the run to follow); one the run finished meanwhile is left
+    to it and reported."""
     folder = make_folder(tmp_path, PROMPTS)
     a, b, *_ = folder.keys
     folder.queued(a)
@@ -139,8 +143,8 @@ async def test_job_moved_by_a_live_run_is_cancelled_from_its_new_state(tmp_path:
     assert await cancel_all(folder, started, keys=[a]) == {a: "CANCELLATION_REQUESTED"}
     assert started.asked == [f"req-{a}"] * 2
     job = folder.ledger.get(a)
-    assert job.status is S.CANCELLED
-    assert "may still finish and bill" in (job.error or "")
+    assert job.status is S.CANCELLING
+    assert "a run follows it" in (job.error or "")
     finished = MovingRun(folder, b, [S.RUNNING, S.COMPLETED])
     answers = await cancel_all(folder, finished, keys=[b])
     assert answers == {b: "nothing to cancel: the run moved it to completed"}
@@ -197,8 +201,9 @@ async def provider_status(session: aiohttp.ClientSession, server: MockServer, ri
 async def test_cancel_queued_running_done_and_unknown_on_emulator(
     tmp_path: Path, server: MockServer
 ) -> None:
-    """Real PUT cancels: queued and running jobs end cancelled at the emulator and here;
-    a completed one is left for the run; an id the emulator never saw is 'unknown'."""
+    """Real PUT cancels: queued and running jobs end cancelled at the emulator; here the queued
+    one is cancelled and the running one cancelling (a run reads its outcome); a completed one
+    is left for the run; an id the emulator never saw is 'unknown'."""
     folder = make_folder(tmp_path, PROMPTS)
     a, b, c, d, _e = folder.keys
     async with aiohttp.ClientSession() as session:
@@ -236,7 +241,7 @@ async def test_cancel_queued_running_done_and_unknown_on_emulator(
             assert seen["status"] == "COMPLETED"
             assert seen.get("error_type") == "client_cancelled"
     states = {k: folder.ledger.get(k).status for k in (a, b, c, d)}
-    assert states == {a: S.CANCELLED, b: S.CANCELLED, c: S.RUNNING, d: S.CANCELLED}
+    assert states == {a: S.CANCELLING, b: S.CANCELLED, c: S.RUNNING, d: S.CANCELLED}
 
 
 def test_cli_cancel_against_emulator_in_a_thread(tmp_path: Path) -> None:

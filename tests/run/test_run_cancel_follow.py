@@ -1,0 +1,132 @@
+"""A cancel is not an outcome until the provider says so: a cancelled job is followed to its end."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from click.testing import CliRunner
+from runs import (
+    FAST,
+    assert_all_verified,
+    connection,
+    mock_config,
+    plan_for,
+    prompts,
+    rows,
+    run,
+    subprocess_env,
+)
+from test_run_resume import until
+
+from batchgen.cli import cli
+from batchgen.ledger.states import JobStatus
+from batchgen.mock import MockServer
+from batchgen.run.runner import Runner
+
+S = JobStatus
+# Jobs of ~100 ms, a --job-timeout of 40 ms, and the cancel's grace of 120 ms (FAST timing).
+TIMED_OUT = {"job_timeout": 40}
+
+
+def once_each(server: MockServer) -> bool:
+    return all(n == 1 for n in server.stats()["submits_by_payload"].values())
+
+
+async def test_timed_out_job_that_completes_anyway_is_collected(tmp_path: Path) -> None:
+    """A job whose --job-timeout cancel the provider ignores completes within the grace: its
+    paid video is downloaded and the row says it completed after its timeout."""
+    out = tmp_path / "out"
+    plan = plan_for(prompts(tmp_path, 3), out, **TIMED_OUT)
+    async with MockServer(mock_config(latency=100.0, fault_cancel_ignored=1.0)) as server:
+        result = await run(plan, server)
+        stats = server.stats()
+    assert result.outcome == "done", result.message
+    assert_all_verified(out, stats)
+    assert all(n == 1 for n in stats["submits_by_payload"].values())
+    for job in rows(out):
+        assert job.error_type == "completed_after_cancel"
+        assert job.error == "completed after its --job-timeout; paid for, so its video is kept"
+
+
+async def test_timed_out_job_cancelled_at_the_provider_fails_as_timed_out(
+    tmp_path: Path,
+) -> None:
+    """A job whose cancel the provider honours is followed until it says so, then fails as
+    timed out (not resubmitted, no video expected)."""
+    out = tmp_path / "out"
+    plan = plan_for(prompts(tmp_path, 2), out, **TIMED_OUT)
+    async with MockServer(mock_config(latency=100.0)) as server:
+        result = await run(plan, server)
+        assert once_each(server)
+    assert result.outcome == "failed"
+    for job in rows(out):
+        assert (job.status, job.error_type) == (S.FAILED, "timeout")
+        assert job.error == "timed out after 40 s (--job-timeout); cancelled at the provider"
+
+
+async def test_cancel_unresolved_after_grace_is_followed_by_the_next_run(tmp_path: Path) -> None:
+    """A cancelled job still running when the grace is over stays cancelling, saying so; the
+    next run follows it and collects its video when it completes: paid once, fetched once."""
+    out = tmp_path / "out"
+    plan = plan_for(prompts(tmp_path, 1), out, **TIMED_OUT)
+    async with MockServer(mock_config(latency=600.0, fault_cancel_ignored=1.0)) as server:
+        result = await run(plan, server)
+        assert result.outcome == "failed"
+        [job] = rows(out)
+        assert job.status is S.CANCELLING
+        assert job.error is not None
+        assert "the next run follows it" in job.error
+        await until(lambda: server.stats()["jobs"]["COMPLETED"] == 1)
+        result = await run(plan, server)
+        stats = server.stats()
+    assert result.outcome == "done", result.message
+    assert_all_verified(out, stats)
+    assert once_each_stats(stats)
+    [job] = rows(out)
+    assert job.error_type == "completed_after_cancel"
+
+
+def once_each_stats(stats: dict[str, dict[str, int]]) -> bool:
+    return all(n == 1 for n in stats["submits_by_payload"].values())
+
+
+async def test_user_cancel_beside_a_live_run_is_followed_by_it(tmp_path: Path) -> None:
+    """`batchgen cancel` on a running job of a live run: the run follows the job it was told
+    to cancel; a cancel the provider ignores ends with the video kept, a cancel it honours
+    ends cancelled."""
+    out = tmp_path / "out"
+    plan = plan_for(prompts(tmp_path, 2), out, job_timeout=100_000)
+    config = mock_config(latency=150.0, latency_jitter=0.0, max_in_progress=2)
+    async with MockServer(config) as server:
+        runner = Runner(plan, connection(server), timing=FAST)
+        task = asyncio.create_task(runner.run())
+        await until(lambda: (out / "batchgen.db").exists() and running(out) == 2)
+        ignored, honoured = (job.key for job in rows(out))
+        for key, ignore in ((ignored, 1.0), (honoured, 0.0)):
+            server.config.fault_cancel_ignored = ignore
+            args = ["cancel", str(out), "--keys", key, "--provider", "mock"]
+            done = await asyncio.to_thread(
+                CliRunner().invoke,
+                cli,
+                [*args, "--base-url", server.base_url],
+                env=subprocess_env(),
+            )
+            assert done.exit_code == 0, done.output
+        result = await task
+        stats = server.stats()
+    assert result.outcome == "failed", result.message  # one is cancelled, not done
+    jobs = {job.key: job for job in rows(out)}
+    assert jobs[ignored].status is S.DONE
+    assert (
+        jobs[ignored].error == "completed after the user's cancel; paid for, so its video is kept"
+    )
+    assert (out / str(jobs[ignored].video_path)).is_file()
+    # The run may read the provider's end before or after `cancel` records its own word.
+    assert jobs[honoured].status is S.CANCELLED
+    assert "cancel" in str(jobs[honoured].error)
+    assert once_each_stats(stats)
+
+
+def running(out: Path) -> int:
+    return sum(job.status is S.RUNNING for job in rows(out))
