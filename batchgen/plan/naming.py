@@ -62,7 +62,8 @@ def check_template(template: str, source: str, line: int | None = None) -> None:
 
 def safe_name(stem: str) -> str:
     """``stem`` made safe as one file name (no extension added)."""
-    stem = "".join(_visible(ch) for ch in stem)
+    if not (stem.isascii() and stem.isprintable()):
+        stem = "".join(_visible(ch) for ch in stem)
     stem = unicodedata.normalize("NFC", stem)
     stem = _UNSAFE.sub("_", stem)
     stem = re.sub(r"\.{2,}", ".", stem).strip(" .")

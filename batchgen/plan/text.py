@@ -24,7 +24,10 @@ def is_blank(value: Any) -> bool:
         return True
     if not isinstance(value, str):
         return False
-    return all(ch.isspace() or unicodedata.category(ch) in INVISIBLE for ch in value)
+    stripped = value.strip()
+    if stripped.isascii() and stripped.isprintable():  # the common case, without a scan
+        return not stripped
+    return all(ch.isspace() or unicodedata.category(ch) in INVISIBLE for ch in stripped)
 
 
 def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
