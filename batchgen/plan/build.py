@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from batchgen.errors import InputError, Problem
+from batchgen.plan.defaults import MAX_JOBS, checked_defaults, checked_matrix
 from batchgen.plan.endpoint import DEFAULT_ENDPOINT, EndpointSpec, resolve
+from batchgen.plan.files import not_a_file
 from batchgen.plan.inputs import Record, Table, read_table
 from batchgen.plan.jobspec import JobSpec, load_jobspec, looks_like_spec
 from batchgen.plan.naming import DEFAULT_TEMPLATE, Namer, check_template, slug
+from batchgen.plan.outdir import output_problem
 from batchgen.plan.settings import RunSettings
 
 # Column names people write for a parameter, beyond what fuzzy matching finds.
@@ -178,21 +180,69 @@ def build_plan(
     spec = (
         load_jobspec(target) if looks_like_spec(target) else JobSpec(path=str(target), input=target)
     )
-    if (
-        spec.rows is None
-        and spec.input is not None
-        and spec.input != target
-        and not spec.input.is_file()
-    ):
-        raise InputError.one(
-            spec.path,
-            f"no such prompt file: {spec.input}",
-            spec.lines.get("input", 1),
-            "input",
-            "field",
-        )
-    table = spec.rows if spec.rows is not None else read_table(spec.input or target)
     input_path = spec.input or target
+    out_dir = Path(output) if output else spec.output or Path("out") / input_path.stem
+    # The folder is checked first and reported with any other problem: nothing is sent either way.
+    folder = _folder_problems(spec, output, out_dir)
+    try:
+        plan = _plan(target, spec, input_path, out_dir, endpoint, endpoint_spec, filename, run)
+        table = plan_table(spec, target)
+        plan.records = len(table.records)
+        plan.input_sha256 = file_sha256(input_path if spec.rows is None else target)
+        _expand(plan, spec, table, sets or {})
+    except InputError as exc:
+        raise InputError([*exc.problems, *folder]) from None
+    if folder:
+        raise InputError(folder)
+    return plan
+
+
+def plan_table(spec: JobSpec, target: Path) -> Table:
+    """The rows of a plan: the spec's own, or its prompt file's."""
+    if spec.rows is not None:
+        return spec.rows
+    if spec.input is not None and spec.input != target:
+        reason = not_a_file(spec.input)
+        if reason is not None:
+            if reason == "no such file":
+                reason = f"no such prompt file: {spec.input}"
+            else:
+                reason = (
+                    f"prompt file {spec.input} {reason.replace('cannot read:', 'cannot be read:')}"
+                )
+            raise InputError.one(
+                spec.path,
+                reason,
+                spec.lines.get("input", 1),
+                "input",
+                "field",
+            )
+    return read_table(spec.input or target)
+
+
+def _folder_problems(spec: JobSpec, output: str | Path | None, out_dir: Path) -> list[Problem]:
+    reason = output_problem(out_dir)
+    if reason is None:
+        return []
+    message = f"output folder {out_dir} {reason}"
+    if output:
+        return [Problem("--out", None, None, message)]
+    if spec.output is not None:
+        return [Problem(spec.path, spec.lines.get("output", 1), "output", message, "field")]
+    return [Problem(str(out_dir), None, None, f"output folder {reason}")]
+
+
+def _plan(
+    target: Path,
+    spec: JobSpec,
+    input_path: Path,
+    out_dir: Path,
+    endpoint: str | None,
+    endpoint_spec: str | Path | None,
+    filename: str | None,
+    run: dict[str, Any] | None,
+) -> Plan:
+    """The plan's frame, before its jobs: endpoint, settings, template, folder."""
     ep = resolve(endpoint or spec.endpoint or DEFAULT_ENDPOINT, endpoint_spec or spec.endpoint_spec)
     settings = spec.run.merged(run or {}, "command line")
     template = filename or spec.filename or DEFAULT_TEMPLATE
@@ -200,28 +250,26 @@ def build_plan(
         check_template(filename, "--filename")
     else:
         check_template(template, spec.path, spec.lines.get("filename", 1))
-    out_dir = Path(output) if output else spec.output or Path("out") / input_path.stem
     plan = Plan(
         endpoint=ep,
         jobs=[],
         input_path=str(input_path),
-        input_sha256=file_sha256(input_path) if spec.rows is None else file_sha256(target),
+        input_sha256="",
         extra_columns=[],
         output_dir=out_dir,
         settings=settings,
         filename_template=template,
-        records=len(table.records),
     )
     if ep.passthrough:
         plan.warnings.append(
             f"endpoint {ep.id!r} has no spec: every column is sent as given and the price is "
             "unknown (pass --endpoint-spec FILE to describe it)"
         )
-    _expand(plan, spec, table, sets or {})
     return plan
 
 
 def _expand(plan: Plan, spec: JobSpec, table: Table, sets: dict[str, str]) -> None:
+    """Check every row and give the plan its jobs; InputError with every problem found."""
     ep = plan.endpoint
     params = list(ep.params)
     problems: list[Problem] = []
@@ -233,7 +281,12 @@ def _expand(plan: Plan, spec: JobSpec, table: Table, sets: dict[str, str]) -> No
         if ep.passthrough or name in ep.params:
             if name in column_param.values():
                 problems.append(
-                    Problem(table.path, None, column, f"a second column for parameter {name!r}")
+                    Problem(
+                        table.path,
+                        table.header_line,
+                        column,
+                        f"a second column for parameter {name!r}",
+                    )
                 )
             column_param[column] = name
         else:
@@ -244,16 +297,33 @@ def _expand(plan: Plan, spec: JobSpec, table: Table, sets: dict[str, str]) -> No
                     f"{table.path}: column {column!r} is not a parameter of {ep.id} and is not "
                     f"sent; did you mean {guess!r}?"
                 )
-    if "prompt" not in column_param.values() and "prompt" not in spec.defaults:
+    given = {_norm(name) for name in (*spec.defaults, *sets, *spec.matrix)}
+    if "prompt" not in column_param.values() and "prompt" not in given:
         found = ", ".join(repr(c) for c in table.columns) or "none"
         raise InputError.one(
             table.path, f"no 'prompt' column (columns found: {found})", table.header_line
         )
 
-    defaults = _checked_defaults(spec, sets, ep, problems)
-    combos = _checked_matrix(spec, ep, problems)
+    if not table.records:
+        problems.append(
+            Problem(table.path, table.header_line, None, "no rows to run: every row is blank")
+        )
+    defaults = checked_defaults(spec, sets, ep, problems)
+    combos = checked_matrix(spec, ep, problems)
     if problems:
         raise InputError(problems)
+    total = len(table.records) * len(combos) * spec.repeat
+    if total > MAX_JOBS:
+        key = "repeat" if spec.repeat > 1 else "matrix" if spec.matrix else None
+        raise InputError.one(
+            spec.path if key else table.path,
+            f"this plan would make {total:,} jobs ({len(table.records):,} records x "
+            f"{len(combos):,} matrix combinations x {spec.repeat:,} repeats), more than "
+            f"the {MAX_JOBS:,} one plan may hold; split the batch",
+            spec.lines.get(key, 1) if key else None,
+            key,
+            "field",
+        )
 
     namer = Namer(plan.filename_template)
     seen: dict[str, int] = {}
@@ -306,62 +376,6 @@ def _at_record(
 ) -> Problem:
     column = next((c for c, p in column_param.items() if p == param), param)
     return Problem(path, record.line_of(column), column, message)
-
-
-def _checked_defaults(
-    spec: JobSpec, sets: dict[str, str], ep: EndpointSpec, problems: list[Problem]
-) -> dict[str, Any]:
-    defaults: dict[str, Any] = {}
-    for origin, values in (("defaults", spec.defaults), ("--set", sets)):
-        for name, value in values.items():
-            where = (
-                (spec.path, spec.lines.get(f"defaults.{name}", 1))
-                if origin == "defaults"
-                else ("--set", None)
-            )
-            param = ep.params.get(_norm(name))
-            if not ep.passthrough and param is None:
-                problems.append(
-                    Problem(
-                        where[0],
-                        where[1],
-                        name,
-                        f"is not a parameter of {ep.id}; parameters: " + ", ".join(ep.params),
-                        "field",
-                    )
-                )
-                continue
-            try:
-                defaults[_norm(name)] = (
-                    param.coerce(value) if param and value is not None else value
-                )
-            except ValueError as exc:
-                problems.append(Problem(where[0], where[1], name, str(exc), "field"))
-    return defaults
-
-
-def _checked_matrix(
-    spec: JobSpec, ep: EndpointSpec, problems: list[Problem]
-) -> list[dict[str, Any]]:
-    axes: list[list[tuple[str, Any]]] = []
-    for name, values in spec.matrix.items():
-        param = ep.params.get(_norm(name))
-        line = spec.lines.get(f"matrix.{name}", 1)
-        if not ep.passthrough and param is None:
-            problems.append(
-                Problem(
-                    spec.path, line, f"matrix.{name}", f"is not a parameter of {ep.id}", "field"
-                )
-            )
-            continue
-        axis = []
-        for value in values:
-            try:
-                axis.append((_norm(name), param.coerce(value) if param else value))
-            except ValueError as exc:
-                problems.append(Problem(spec.path, line, f"matrix.{name}", str(exc), "field"))
-        axes.append(axis)
-    return [dict(combo) for combo in itertools.product(*axes)]
 
 
 def _name(

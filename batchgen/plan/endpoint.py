@@ -15,9 +15,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from batchgen.errors import InputError
+from batchgen.plan.files import read_text
+from batchgen.plan.text import is_blank, shown
+from batchgen.plan.yamlload import load_yaml
 
 _TYPES = ("string", "number", "integer", "boolean")
 _TRUE = {"true", "yes", "1", "on"}
@@ -43,7 +44,7 @@ class Param:
             value = _as_string(value)
             if self.enum is not None and value not in self.enum:
                 allowed = ", ".join(repr(v) for v in self.enum)
-                raise ValueError(f"{value!r} is not one of the allowed values: {allowed}")
+                raise ValueError(f"{shown(value)} is not one of the allowed values: {allowed}")
             if self.max_length is not None and len(value) > self.max_length:
                 raise ValueError(
                     f"is {len(value)} characters long, above the maximum {self.max_length}"
@@ -70,7 +71,7 @@ def _as_string(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{value!r} is not text")
+        raise ValueError(f"{shown(value)} is not text")
     # 5 and 5.0 (a spreadsheet's number cell) both mean "5"; 5.5 means "5.5".
     return _show(value) if math.isfinite(value) else repr(value)
 
@@ -78,7 +79,7 @@ def _as_string(value: Any) -> str:
 def _as_number(value: Any, *, integer: bool) -> float | int:
     kind = "a whole number" if integer else "a number"
     if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not {kind}")
+        raise ValueError(f"{shown(value)} is not {kind}")
     if isinstance(value, str):
         text = value.strip()
         try:
@@ -86,16 +87,16 @@ def _as_number(value: Any, *, integer: bool) -> float | int:
                 int(text) if integer and text.lstrip("+-").isdigit() else float(text)
             )
         except ValueError:
-            raise ValueError(f"{value!r} is not {kind}") from None
+            raise ValueError(f"{shown(value)} is not {kind}") from None
     elif isinstance(value, int | float):
         number = value
     else:
-        raise ValueError(f"{value!r} is not {kind}")
+        raise ValueError(f"{shown(value)} is not {kind}")
     if not math.isfinite(number):
-        raise ValueError(f"{value!r} is not {kind}")
+        raise ValueError(f"{shown(value)} is not {kind}")
     if integer:
         if not float(number).is_integer():
-            raise ValueError(f"{value!r} is not {kind}")
+            raise ValueError(f"{shown(value)} is not {kind}")
         return int(number)
     return float(number)
 
@@ -108,7 +109,7 @@ def _as_boolean(value: Any) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise ValueError(f"{value!r} is not true or false")
+    raise ValueError(f"{shown(value)} is not true or false")
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,12 +165,16 @@ class EndpointSpec:
         it records exactly what was asked for.
         """
         if self.passthrough:
-            return {k: v for k, v in values.items() if v is not None}, []
+            # Nothing is known of the endpoint, but a batch of prompts needs its prompt.
+            missing = (
+                [("prompt", "is required and is empty")] if is_blank(values.get("prompt")) else []
+            )
+            return {k: v for k, v in values.items() if not is_blank(v)}, missing
         payload: dict[str, Any] = {}
         problems: list[tuple[str, str]] = []
         for name, param in self.params.items():
             value = values.get(name)
-            if value is None or (param.required and isinstance(value, str) and not value.strip()):
+            if is_blank(value):  # only spaces or invisible characters: not given
                 if param.required:
                     problems.append((name, "is required and is empty"))
                 elif param.default is not None:
@@ -192,17 +197,17 @@ def passthrough(endpoint_id: str) -> EndpointSpec:
 
 def parse_spec(text: str, source: str) -> EndpointSpec:
     """Build a spec from YAML text; every problem is an InputError naming ``source``."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise InputError.one(source, f"not valid YAML: {exc}", line) from None
+    data = load_yaml(source, text)
     if not isinstance(data, dict) or not isinstance(data.get("id"), str):
         raise InputError.one(source, "an endpoint spec is a mapping with at least an 'id'")
+    for key in ("parameters", "price"):
+        if not isinstance(data.get(key) or {}, dict):
+            raise InputError.one(source, f"'{key}' must be a mapping")
     params: dict[str, Param] = {}
     for name, raw in (data.get("parameters") or {}).items():
         raw = raw or {}
+        if not isinstance(raw, dict):
+            raise InputError.one(source, f"parameter {name!r}: must be a mapping (type: ...)")
         if raw.get("type", "string") not in _TYPES:
             raise InputError.one(source, f"parameter {name!r}: type must be one of {_TYPES}")
         enum = raw.get("enum")
@@ -242,11 +247,7 @@ def builtin_specs() -> dict[str, EndpointSpec]:
 def load_spec_file(path: str | Path) -> EndpointSpec:
     """Read a user's endpoint spec file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError.one(str(path), f"cannot read endpoint spec: {exc}") from None
-    return parse_spec(text, str(path))
+    return parse_spec(read_text(path, str(path)), str(path))
 
 
 def resolve(endpoint_id: str, spec_file: str | Path | None = None) -> EndpointSpec:

@@ -2,9 +2,10 @@
 
 ``read_table(path)`` returns a ``Table``: the column names as the file spells them and one
 ``Record`` per data record, with the line where the user finds it (the file line for CSV, YAML
-and JSONL; the sheet row for XLSX). Blank cells are ``None``. Completely blank records are
-skipped and do not count as records. Any malformed file raises ``InputError`` with every
-problem found, never a traceback.
+and JSONL; the sheet row for XLSX). Blank cells (nothing visible in them) are ``None``.
+Completely blank records are skipped and do not count as records. Any malformed file raises
+``InputError`` with every problem found, never a traceback; text files are read line by line
+(``files.text_lines``), so a NUL byte, a bad byte or an endless line is named at its line.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import csv
 import datetime
 import io
 import json
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,36 +22,11 @@ from typing import Any
 import yaml
 
 from batchgen.errors import InputError, Problem
+from batchgen.plan.files import MAX_LINE_CHARS, not_a_file, open_regular, text_lines
+from batchgen.plan.text import is_blank, unicode_problem
+from batchgen.plan.yamlload import Loader, yaml_problem
 
-_INT = "tag:yaml.org,2002:int"
-_FLOAT = "tag:yaml.org,2002:float"
-
-
-class Loader(yaml.SafeLoader):
-    """YAML's safe loader without YAML 1.1's base-60 numbers.
-
-    Plain YAML reads an unquoted ``16:9`` as the integer 969 and ``2:1`` as 121; an aspect
-    ratio must stay the text it looks like.
-    """
-
-
-Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT, _FLOAT)]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-Loader.add_implicit_resolver(
-    _INT,
-    re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
-    list("-+0123456789"),
-)
-Loader.add_implicit_resolver(
-    _FLOAT,
-    re.compile(
-        r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
-        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-    ),
-    list("-+0123456789."),
-)
+__all__ = ["Loader", "Record", "Table", "read_table", "yaml_problem", "yaml_sequence_rows"]
 
 SUFFIXES = {
     ".csv": "csv",
@@ -89,53 +64,36 @@ class Table:
     header_line: int = 1
 
 
-def read_table(path: str | Path) -> Table:
-    """Read an input file, choosing the format by its extension."""
+def read_table(path: str | Path, *, max_line: int = MAX_LINE_CHARS) -> Table:
+    """Read an input file, choosing the format by its extension.
+
+    ``max_line`` bounds the characters of one line of a text file (see ``files``).
+    """
     path = Path(path)
     name = str(path)
     kind = SUFFIXES.get(path.suffix.lower())
-    if kind is None:
+    reason = not_a_file(path)
+    if kind is None and reason is None:
         known = ", ".join(sorted(SUFFIXES))
         raise InputError.one(name, f"unknown file type {path.suffix!r}; batchgen reads {known}")
-    if not path.is_file():
-        raise InputError.one(name, "no such file" if not path.exists() else "not a file")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError.one(name, f"cannot read: {exc.strerror}") from None
-    if kind == "xlsx":
-        return _read_xlsx(name, data)
-    text = _decode(name, data)
-    if kind in ("csv", "tsv"):
-        return _read_delimited(name, text, "," if kind == "csv" else "\t")
-    if kind == "yaml":
-        return read_yaml_rows(name, text)
-    return _read_jsonl(name, text)
-
-
-def _decode(name: str, data: bytes) -> str:
-    if b"\x00" in data:
-        raise InputError.one(name, "this is a binary file, not text", 1)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise InputError.one(
-            name, f"not UTF-8 text (byte 0x{data[exc.start]:02x}); save it as UTF-8", line
-        ) from None
-    if not text.strip():
-        raise InputError.one(name, "the file is empty", 1)
-    return text
+    with open_regular(path, name) as handle:
+        if kind == "xlsx":
+            return _read_xlsx(name, handle.read())
+        lines = text_lines(name, handle, max_line)
+        if kind in ("csv", "tsv"):
+            return _read_delimited(name, lines, "," if kind == "csv" else "\t")
+        if kind == "yaml":
+            return read_yaml_rows(name, "".join(text for _, text in lines))
+        return _read_jsonl(name, lines)
 
 
 def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
+    return is_blank(value)
 
 
 def _clean(value: Any) -> Any:
     if isinstance(value, str):
-        value = value.strip()
-        return value or None
+        return None if is_blank(value) else value.strip()
     if isinstance(value, datetime.date | datetime.time):
         return value.isoformat()  # spreadsheet date cells: keep them JSON-friendly
     return value
@@ -202,12 +160,13 @@ def _records_from_rows(name: str, rows: Iterator[tuple[int, list[Any]]], unit: s
     if problems:
         raise InputError(problems)
     if columns is None:
-        raise InputError.one(name, "the file has no header row and no data", 1)
+        raise InputError.one(name, "the file is empty: no header row and no data", 1)
     return Table(name, columns, records, header_line)
 
 
-def _read_delimited(name: str, text: str, delimiter: str) -> Table:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+def _read_delimited(name: str, lines: Iterator[tuple[int, str]], delimiter: str) -> Table:
+    # csv's own cell limit (131,072 characters) stays: it bounds a quoted cell across lines.
+    reader = csv.reader((text for _, text in lines), delimiter=delimiter, strict=True)
 
     def rows() -> Iterator[tuple[int, list[Any]]]:
         start = 1
@@ -220,6 +179,11 @@ def _read_delimited(name: str, text: str, delimiter: str) -> Table:
                 message = str(exc)
                 if "unexpected end of data" in message:
                     message = "a quoted cell that starts in this record is never closed"
+                elif "field larger than field limit" in message:
+                    message = (
+                        f"a cell in this record is longer than {csv.field_size_limit():,} "
+                        "characters (a quote never closed?)"
+                    )
                 else:
                     message = f"malformed CSV: {message}"
                 raise InputError.one(name, message, start) from None
@@ -275,87 +239,142 @@ def read_yaml_rows(name: str, text: str) -> Table:
         loader.dispose()
 
 
-def yaml_problem(name: str, exc: yaml.YAMLError) -> InputError:
-    """An InputError for a YAML syntax error, at the line and column YAML names."""
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    what = getattr(exc, "problem", None) or str(exc)
-    if mark is None:
-        return InputError.one(name, f"not valid YAML: {what}")
-    return InputError.one(
-        name, f"not valid YAML: {what} (at column {mark.column + 1})", mark.line + 1
-    )
+class _Columns:
+    """Column names of records that name their own keys (YAML, JSONL).
+
+    A column keeps the spelling of its first appearance: ``Prompt`` in one row and ``prompt``
+    in the next are one column. A record that names one column twice (``prompt`` and
+    ``Prompt``, or the same key again, which JSON and YAML readers would silently drop) is a
+    problem at its line, as is text that cannot be written as UTF-8.
+    """
+
+    __slots__ = ("name", "spelling")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.spelling: dict[str, str] = {}  # folded name -> first spelling
+
+    def record(
+        self, line: int, cells: list[tuple[Any, Any, int]], problems: list[Problem]
+    ) -> Record | None:
+        """A Record of ``(key, value, line)`` cells, or None when blank or in error."""
+        values: dict[str, Any] = {}
+        lines: dict[str, int] = {}
+        seen: dict[str, tuple[str, int]] = {}
+        before = len(problems)
+        for raw_key, value, key_line in cells:
+            key = str(raw_key).strip()
+            folded = key.lower()
+            if folded in seen:
+                first, first_line = seen[folded]
+                where = f" on line {first_line}" if first_line != key_line else ""
+                message = (
+                    f"appears twice in this record{where}; keep one"
+                    if first == key
+                    else f"is the same column as {first!r}{where} (case is ignored); keep one"
+                )
+                problems.append(Problem(self.name, key_line, key, message))
+                continue
+            seen[folded] = (key, key_line)
+            for text in (key, value):
+                wrong = unicode_problem(text) if isinstance(text, str) else None
+                if wrong:
+                    problems.append(Problem(self.name, key_line, key, wrong))
+            column = self.spelling.setdefault(folded, key)
+            values[column] = _clean(value)
+            lines[column] = key_line
+        if len(problems) > before or all(_blank(v) for v in values.values()):
+            return None
+        return Record(line, values, lines)
+
+    def table(self, records: list[Record]) -> Table:
+        columns = list(self.spelling.values())
+        return Table(self.name, columns, records, records[0].line if records else 1)
 
 
 def yaml_sequence_rows(name: str, loader: Loader, node: yaml.SequenceNode) -> Table:
     """Records from a YAML sequence node, each item's keys with their own lines."""
-    columns: dict[str, None] = {}
+    columns = _Columns(name)
     records: list[Record] = []
     problems: list[Problem] = []
     for item in node.value:
         line = item.start_mark.line + 1
         if isinstance(item, yaml.ScalarNode):
-            value = loader.construct_object(item, deep=True)
-            if _blank(value):
-                continue
-            columns.setdefault("prompt")
-            records.append(Record(line, {"prompt": _clean(value)}))
-            continue
-        if not isinstance(item, yaml.MappingNode):
+            cells: list[tuple[Any, Any, int]] = [
+                ("prompt", loader.construct_object(item, deep=True), line)
+            ]
+        elif isinstance(item, yaml.MappingNode):
+            loader.flatten_mapping(item)  # merge keys (<<: *base) into the row
+            cells = []
+            for key_node, value_node in item.value:
+                key_line = key_node.start_mark.line + 1
+                if not isinstance(key_node, yaml.ScalarNode):
+                    problems.append(Problem(name, key_line, None, "a column name must be text"))
+                    continue
+                key = loader.construct_object(key_node, deep=True)
+                if not isinstance(value_node, yaml.ScalarNode):
+                    problems.append(
+                        Problem(
+                            name,
+                            key_line,
+                            str(key),
+                            "must be a single value, not a list or mapping",
+                        )
+                    )
+                    continue
+                cells.append((key, loader.construct_object(value_node, deep=True), key_line))
+        else:
             problems.append(Problem(name, line, None, "a row must be a mapping (prompt: ...)"))
             continue
-        values: dict[str, Any] = {}
-        lines: dict[str, int] = {}
-        for key_node, value_node in item.value:
-            key = str(loader.construct_object(key_node, deep=True)).strip()
-            value = loader.construct_object(value_node, deep=True)
-            if isinstance(value, list | dict):
-                problems.append(
-                    Problem(
-                        name,
-                        key_node.start_mark.line + 1,
-                        key,
-                        "must be a single value, not a list or mapping",
-                    )
-                )
-                continue
-            columns.setdefault(key)
-            values[key] = _clean(value)
-            lines[key] = key_node.start_mark.line + 1
-        if all(_blank(v) for v in values.values()):
-            continue
-        records.append(Record(line, values, lines))
+        record = columns.record(line, cells, problems)
+        if record is not None:
+            records.append(record)
     if problems:
         raise InputError(problems)
-    return Table(name, list(columns), records, records[0].line if records else 1)
+    return columns.table(records)
 
 
-def _read_jsonl(name: str, text: str) -> Table:
-    columns: dict[str, None] = {}
+class _Pairs(list[tuple[str, Any]]):
+    """A JSON object as its key-value pairs in order, duplicates kept (to be reported)."""
+
+
+def _read_jsonl(name: str, lines: Iterator[tuple[int, str]]) -> Table:
+    columns = _Columns(name)
     records: list[Record] = []
     problems: list[Problem] = []
-    for line_no, raw in enumerate(text.splitlines(), start=1):
+    empty = True
+    for line_no, raw in lines:
         if not raw.strip():
             continue
+        empty = False
         try:
-            value = json.loads(raw)
+            value = json.loads(raw, object_pairs_hook=_Pairs)
         except json.JSONDecodeError as exc:
             problems.append(
                 Problem(name, line_no, None, f"not valid JSON: {exc.msg} (at column {exc.colno})")
             )
             continue
-        if not isinstance(value, dict):
+        except ValueError:  # Python refuses to read an integer of more than 4,300 digits
+            problems.append(Problem(name, line_no, None, "not valid JSON: a number too long"))
+            continue
+        if not isinstance(value, _Pairs):
             problems.append(Problem(name, line_no, None, "each line must be a JSON object"))
             continue
-        bad = [k for k, v in value.items() if isinstance(v, list | dict)]
-        for key in bad:
-            problems.append(
-                Problem(name, line_no, key, "must be a single value, not a list or object")
-            )
-        if bad:
+        cells: list[tuple[Any, Any, int]] = []
+        for key, item in value:
+            if isinstance(item, list):  # a nested array, or an object (also a _Pairs)
+                problems.append(
+                    Problem(name, line_no, key, "must be a single value, not a list or object")
+                )
+            else:
+                cells.append((key, item, line_no))
+        if len(cells) < len(value):
             continue
-        for key in value:
-            columns.setdefault(key.strip())
-        records.append(Record(line_no, {k.strip(): _clean(v) for k, v in value.items()}))
+        record = columns.record(line_no, cells, problems)
+        if record is not None:
+            records.append(record)
+    if empty:
+        raise InputError.one(name, "the file is empty", 1)
     if problems:
         raise InputError(problems)
-    return Table(name, list(columns), records, records[0].line if records else 1)
+    return columns.table(records)

@@ -15,6 +15,7 @@ Every problem is reported with the spec's file and line.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,22 +23,38 @@ from typing import Any
 import yaml
 
 from batchgen.errors import InputError, Problem
-from batchgen.plan.inputs import Loader, Table, yaml_problem, yaml_sequence_rows
+from batchgen.plan.files import open_regular, read_text
+from batchgen.plan.inputs import Table, yaml_sequence_rows
 from batchgen.plan.settings import RunSettings
+from batchgen.plan.text import shown, unicode_problem
+from batchgen.plan.yamlload import Loader, yaml_problem
 
-KEYS = (
-    "endpoint",
-    "endpoint_spec",
-    "provider",
-    "input",
-    "rows",
-    "defaults",
-    "matrix",
-    "repeat",
-    "output",
-    "filename",
-    "run",
-)
+# What each field holds; a field of another shape is a problem at its line, never a traceback.
+SHAPES = {
+    "endpoint": "text",
+    "endpoint_spec": "path",
+    "provider": "text",
+    "input": "path",
+    "rows": "rows",
+    "defaults": "values",
+    "matrix": "lists",
+    "repeat": "count",
+    "output": "path",
+    "filename": "text",
+    "run": "values",
+}
+KEYS = tuple(SHAPES)
+WANTED = {
+    "text": "a non-empty text",
+    "path": "a path (text)",
+    "rows": "a list of rows (- prompt: ...)",
+    "values": "a mapping of names to single values",
+    "lists": "a mapping of parameters to lists of values",
+    "count": "a whole number",
+}
+MAX_REPEAT = 10_000
+# How far into a file ``looks_like_spec`` reads to find the shape of the document.
+_SNIFF_CHARS = 1 << 16
 
 
 @dataclass(slots=True)
@@ -64,110 +81,224 @@ def looks_like_spec(path: Path) -> bool:
     if path.suffix.lower() not in (".yaml", ".yml") or not path.is_file():
         return False
     try:
-        for event in yaml.parse(path.read_text(encoding="utf-8-sig")):
+        with (
+            open_regular(path, str(path)) as handle,
+            io.TextIOWrapper(handle, encoding="utf-8-sig") as stream,
+        ):
+            head = stream.read(_SNIFF_CHARS)
+        for event in yaml.parse(head, Loader=Loader):
             if isinstance(event, yaml.MappingStartEvent):
                 return True
             if isinstance(event, yaml.SequenceStartEvent | yaml.ScalarEvent):
                 return False
-    except (yaml.YAMLError, OSError, UnicodeDecodeError):
+    except (yaml.YAMLError, OSError, UnicodeDecodeError, InputError):
         return False  # reading it as rows reports the problem properly
     return False
-
-
-def _lines_of(node: yaml.MappingNode, prefix: str = "") -> dict[str, int]:
-    lines = {}
-    for key_node, value_node in node.value:
-        key = f"{prefix}{key_node.value}"
-        lines[key] = key_node.start_mark.line + 1
-        if isinstance(value_node, yaml.MappingNode) and not prefix:
-            lines.update(_lines_of(value_node, f"{key}."))
-    return lines
 
 
 def load_jobspec(path: str | Path) -> JobSpec:
     """Parse a job spec file; raises InputError with every problem found."""
     path = Path(path)
     name = str(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError.one(name, f"cannot read: {exc}", 1) from None
+    text = read_text(path, name)
     loader = Loader(text)
+    spec = JobSpec(path=name)
+    problems: list[Problem] = []
     try:
         node = loader.get_single_node()
         if not isinstance(node, yaml.MappingNode):
             raise InputError.one(
                 name, "a job spec is a YAML mapping (endpoint: ..., input: ...)", 1
             )
-        data = loader.construct_mapping(node, deep=True)
-        rows_node = next((v for k, v in node.value if k.value == "rows"), None)
-        rows = None
-        if rows_node is not None:
-            if not isinstance(rows_node, yaml.SequenceNode):
-                raise InputError.one(name, "'rows' must be a list", rows_node.start_mark.line + 1)
-            rows = yaml_sequence_rows(name, loader, rows_node)
+        fields = _Fields(name, loader, spec.lines, problems)
+        data = fields.read(node)
     except yaml.YAMLError as exc:
         raise yaml_problem(name, exc) from None
     finally:
         loader.dispose()
-    lines = _lines_of(node)
-    return _build(name, path.parent, data, rows, lines)
+    _build(spec, path.parent, data, problems)
+    return spec
 
 
-def _build(
-    name: str, base: Path, data: dict[Any, Any], rows: Table | None, lines: dict[str, int]
-) -> JobSpec:
-    spec = JobSpec(path=name, rows=rows, lines=lines)
-    problems: list[Problem] = []
+class _Fields:
+    """Reads the spec's mapping node field by field, checking each shape before building it,
+    so a wrong shape is a problem at the field's line and an odd value is never expanded."""
+
+    def __init__(
+        self, name: str, loader: Loader, lines: dict[str, int], problems: list[Problem]
+    ) -> None:
+        self.name, self.loader, self.lines, self.problems = name, loader, lines, problems
+
+    def bad(self, key: str, message: str) -> None:
+        self.problems.append(Problem(self.name, self.lines.get(key, 1), key, message, "field"))
+
+    def pairs(self, node: yaml.MappingNode, prefix: str) -> list[tuple[str, yaml.Node]]:
+        """The mapping's (name, value node) pairs; names must be text and appear once."""
+        self.loader.flatten_mapping(node)  # merge keys (<<: *base)
+        out = []
+        for key_node, value_node in node.value:
+            line = key_node.start_mark.line + 1
+            key = (
+                self.loader.construct_object(key_node)
+                if isinstance(key_node, yaml.ScalarNode)
+                else None
+            )
+            if not isinstance(key, str) or not key.strip():
+                what = shown(key) if isinstance(key_node, yaml.ScalarNode) else "a list or mapping"
+                self.problems.append(
+                    Problem(self.name, line, None, f"a field name must be text, not {what}")
+                )
+                continue
+            full = f"{prefix}{key.strip()}"
+            if full in self.lines:
+                self.problems.append(
+                    Problem(
+                        self.name,
+                        line,
+                        full,
+                        f"appears twice (first on line {self.lines[full]}); keep one",
+                        "field",
+                    )
+                )
+                continue
+            self.lines[full] = line
+            out.append((key.strip(), value_node))
+        return out
+
+    def read(self, node: yaml.MappingNode) -> dict[str, Any]:
+        """Every known field of the spec as a value of its shape; others reported."""
+        data: dict[str, Any] = {}
+        for key, value_node in self.pairs(node, ""):
+            shape = SHAPES.get(key)
+            if shape is None:
+                self.bad(key, "is not a job spec field; known: " + ", ".join(KEYS))
+                continue
+            value = self.shaped(key, shape, value_node)
+            if value is not None:
+                data[key] = value
+        return data
+
+    def shaped(self, key: str, shape: str, node: yaml.Node) -> Any:
+        """``node`` read as ``shape``, or None after reporting why it is not one."""
+        wrong = f"must be {WANTED[shape]}, not "
+        if shape == "rows":
+            if isinstance(node, yaml.SequenceNode):
+                try:
+                    return yaml_sequence_rows(self.name, self.loader, node)
+                except InputError as exc:
+                    self.problems.extend(exc.problems)
+                    return None
+            self.bad(key, wrong + _kind(node, self.loader))
+            return None
+        if shape in ("values", "lists"):
+            if _is_null(node):
+                return {}
+            if not isinstance(node, yaml.MappingNode):
+                self.bad(key, wrong + _kind(node, self.loader))
+                return None
+            out = {}
+            for name, child in self.pairs(node, f"{key}."):
+                value = (
+                    self.single(f"{key}.{name}", child)
+                    if shape == "values"
+                    else self.values(f"{key}.{name}", child)
+                )
+                if value is not None:
+                    out[name] = value
+            return out
+        if not isinstance(node, yaml.ScalarNode):
+            self.bad(key, wrong + _kind(node, self.loader))
+            return None
+        value = self.loader.construct_object(node)
+        if shape == "count":
+            if isinstance(value, bool) or not isinstance(value, int):
+                self.bad(key, wrong + shown(value))
+            elif not 1 <= value <= MAX_REPEAT:
+                self.bad(key, f"{shown(value)} must be from 1 to {MAX_REPEAT:,}")
+            else:
+                return value
+            return None
+        if not isinstance(value, str) or not value.strip():
+            self.bad(key, wrong + ("an empty value" if _is_null(node) else shown(value)))
+            return None
+        return self.checked_text(key, value.strip())
+
+    def single(self, key: str, node: yaml.Node) -> Any:
+        """One scalar value (``None`` for an empty one is kept as ``None``)."""
+        if not isinstance(node, yaml.ScalarNode):
+            self.bad(key, f"must be a single value, not {_kind(node, self.loader)}")
+            return None
+        value = self.loader.construct_object(node)
+        return self.checked_text(key, value) if isinstance(value, str) else value
+
+    def values(self, key: str, node: yaml.Node) -> list[Any] | None:
+        """A non-empty list of single values."""
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            what = "an empty list" if isinstance(node, yaml.SequenceNode) else None
+            self.bad(
+                key, f"must be a non-empty list of values, not {what or _kind(node, self.loader)}"
+            )
+            return None
+        if not all(isinstance(item, yaml.ScalarNode) for item in node.value):
+            self.bad(key, "must be a list of single values, not of lists or mappings")
+            return None
+        out = [self.loader.construct_object(item) for item in node.value]
+        if any(isinstance(v, str) and self.checked_text(key, v) is None for v in out):
+            return None
+        return out
+
+    def checked_text(self, key: str, value: str) -> str | None:
+        wrong = unicode_problem(value)
+        if wrong:
+            self.bad(key, wrong)
+            return None
+        return value
+
+
+def _is_null(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"
+
+
+def _kind(node: yaml.Node, loader: Loader) -> str:
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    return shown(loader.construct_object(node))
+
+
+def _build(spec: JobSpec, base: Path, data: dict[str, Any], problems: list[Problem]) -> None:
+    name, lines = spec.path, spec.lines
 
     def bad(key: str, message: str) -> None:
         problems.append(Problem(name, lines.get(key, 1), key, message, "field"))
 
-    for key in data:
-        if key not in KEYS:
-            bad(str(key), "is not a job spec field; known: " + ", ".join(KEYS))
-    for key in ("endpoint", "provider", "filename"):
-        if key in data and not (isinstance(data[key], str) and data[key].strip()):
-            bad(key, "must be a non-empty text")
     spec.endpoint = data.get("endpoint")
     spec.filename = data.get("filename")
     for key in ("input", "output", "endpoint_spec"):
         if key in data:
-            if isinstance(data[key], str) and data[key].strip():
-                setattr(spec, key, (base / data[key]).resolve())
-            else:
-                bad(key, "must be a path")
-    if "input" in data and rows is not None:
+            setattr(spec, key, (base / data[key]).resolve())
+    spec.rows = data.get("rows")
+    if "input" in lines and "rows" in lines:
         bad("rows", "give either 'input' or 'rows', not both")
-    if "input" not in data and rows is None:
+    if "input" not in lines and "rows" not in lines:
         problems.append(Problem(name, 1, None, "needs 'input' (a prompt file) or 'rows'"))
-    repeat = data.get("repeat", 1)
-    if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
-        bad("repeat", f"{repeat!r} must be a whole number of 1 or more")
-    else:
-        spec.repeat = repeat
-    for key in ("defaults", "matrix", "run"):
-        if key in data and not isinstance(data[key], dict):
-            bad(key, "must be a mapping")
-    spec.defaults = {str(k): v for k, v in (data.get("defaults") or {}).items()}
-    for param, values in (data.get("matrix") or {}).items():
-        if not isinstance(values, list) or not values:
-            bad(f"matrix.{param}", "must be a non-empty list of values")
-        else:
-            spec.matrix[str(param)] = values
-    run = dict(data.get("run") or {})
-    if "provider" in data:
-        run["provider"] = data["provider"]
+    spec.repeat = data.get("repeat", 1)
+    spec.defaults = data.get("defaults", {})
+    spec.matrix = data.get("matrix", {})
+    run_lines = {k.removeprefix("run."): v for k, v in lines.items() if k.startswith("run.")}
+    settings = RunSettings()
     try:
-        spec.run = RunSettings().merged(
-            run,
-            name,
-            {k.removeprefix("run."): v for k, v in lines.items() if k != "provider"}
-            | {"provider": lines.get("provider", 1)},
-            label="field",
-        )
+        settings = settings.merged(data.get("run", {}), name, run_lines, label="field")
     except InputError as exc:
-        problems.extend(exc.problems)
+        problems.extend(
+            Problem(p.path, p.line, f"run.{p.column}", p.message, p.label) for p in exc.problems
+        )
+    if "provider" in data:
+        try:
+            settings = settings.merged({"provider": data["provider"]}, name, lines, label="field")
+        except InputError as exc:
+            problems.extend(exc.problems)
+    spec.run = settings
     if problems:
-        raise InputError(problems)
-    return spec
+        raise InputError(sorted(problems, key=lambda p: p.line or 0))

@@ -2,7 +2,9 @@
 
 Template fields: ``row``, ``repeat``, ``key`` (16 hex), ``key8``, ``slug`` (of the prompt), every
 parameter sent and every input column (by lower-case name). Whatever the row data, the result has
-no path separators, no ``..``, no control characters, a bounded length and ends in ``.mp4``.
+no path separators, no ``..``, no control characters, no invisible format characters (bidi
+overrides such as U+202E that make ``evil\u202egpm.exe`` look like ``evilexe.mpg``, zero-width
+spaces, BOMs), only valid Unicode, a bounded length and ends in ``.mp4``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ from batchgen.errors import InputError
 DEFAULT_TEMPLATE = "{row:05d}-{slug}-{key8}"
 MAX_STEM = 120
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
+# Unicode categories a file name must not hold: controls (Cc, C1 included) and line or paragraph
+# separators become "_"; format characters (Cf: bidi controls, zero-width, BOM) and lone
+# surrogates (Cs: not characters at all) are dropped, since they show nothing.
+_REPLACED = frozenset({"Cc", "Zl", "Zp"})
+_DROPPED = frozenset({"Cf", "Cs"})
 _RESERVED = {
     "con",
     "prn",
@@ -55,6 +62,8 @@ def check_template(template: str, source: str, line: int | None = None) -> None:
 
 def safe_name(stem: str) -> str:
     """``stem`` made safe as one file name (no extension added)."""
+    if not (stem.isascii() and stem.isprintable()):
+        stem = "".join(_visible(ch) for ch in stem)
     stem = unicodedata.normalize("NFC", stem)
     stem = _UNSAFE.sub("_", stem)
     stem = re.sub(r"\.{2,}", ".", stem).strip(" .")
@@ -62,6 +71,13 @@ def safe_name(stem: str) -> str:
         stem = f"_{stem}"
     encoded = stem.encode("utf-8")[:MAX_STEM]
     return encoded.decode("utf-8", "ignore").strip(" .") or "video"
+
+
+def _visible(ch: str) -> str:
+    if ch.isascii() and ch.isprintable():
+        return ch
+    category = unicodedata.category(ch)
+    return "_" if category in _REPLACED else "" if category in _DROPPED else ch
 
 
 class Namer:

@@ -7,10 +7,12 @@ settings: only the *name* of the variable that holds the key is.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from batchgen.errors import InputError, Problem
+from batchgen.plan.text import shown
 
 POLL_MODES = ("adaptive", "stream")
 UNCERTAIN = ("retry", "fail")
@@ -87,7 +89,7 @@ def _check(name: str, value: Any) -> Any:
     if name == "max_cost":
         number = _number(value, float)
         if number < 0:
-            raise ValueError(f"{value!r} must be zero or more")
+            raise ValueError(f"{shown(value)} must be zero or more")
         return number
     choices = {
         "poll": POLL_MODES,
@@ -98,23 +100,25 @@ def _check(name: str, value: Any) -> Any:
     if name in choices:
         text = str(value).strip().lower()
         if text not in choices[name]:
-            raise ValueError(f"{value!r} is not one of: {', '.join(choices[name])}")
+            raise ValueError(f"{shown(value)} is not one of: {', '.join(choices[name])}")
         return text
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{value!r} must be a non-empty text")
+        raise ValueError(f"{shown(value)} must be a non-empty text")
     return value.strip()
 
 
 def _number(value: Any, kind: type[int] | type[float]) -> Any:
     if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a number")
+        raise ValueError(f"{shown(value)} is not a number")
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{value!r} is not a number") from None
+        raise ValueError(f"{shown(value)} is not a number") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{shown(value)} is not a finite number")
     if kind is int:
         if not number.is_integer():
-            raise ValueError(f"{value!r} is not a whole number")
+            raise ValueError(f"{shown(value)} is not a whole number")
         return int(number)
     return number
 
@@ -122,5 +126,5 @@ def _number(value: Any, kind: type[int] | type[float]) -> Any:
 def _positive(value: Any, kind: type[int] | type[float]) -> Any:
     number = _number(value, kind)
     if number <= 0:
-        raise ValueError(f"{value!r} must be above zero")
+        raise ValueError(f"{shown(value)} must be above zero")
     return number

@@ -84,3 +84,15 @@ def test_xlsx_rows_are_sheet_rows(tmp_path: Path) -> None:
         (2, {"prompt": "a", "duration": 5, "when": "2026-01-02T00:00:00"}),
         (4, {"prompt": "b", "duration": 10, "when": None}),
     ]
+
+
+def test_jsonl_rows_spelling_a_column_differently_share_it(tmp_path: Path) -> None:
+    """`Prompt` in one JSONL row and `prompt` in the next are one column, first spelling kept."""
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"Prompt": "a"}\n{"prompt": "b", "duration": "5"}\n')
+    table = read_table(path)
+    assert table.columns == ["Prompt", "duration"]
+    assert [r.values for r in table.records] == [
+        {"Prompt": "a"},
+        {"Prompt": "b", "duration": "5"},
+    ]

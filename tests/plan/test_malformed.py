@@ -13,6 +13,17 @@ from batchgen.cli import cli
 
 LONG = "x" * 2501
 
+
+def _bomb(levels: int = 9) -> bytes:
+    """A billion-laughs ladder: anchors a0..aN, each alias nine times the one before."""
+    lines = ["  a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for i in range(1, levels + 1):
+        lines.append(f"  a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    return "\n".join(lines).encode() + b"\n"
+
+
+ROWS = b"rows:\n  - prompt: a\n"
+
 # name -> (file bytes, expected line, a phrase the message must contain)
 CORPUS: dict[str, tuple[bytes, int, str]] = {
     "unterminated_quote.csv": (b'prompt,duration\n"a cat,5\nb,5\n', 2, "never closed"),
@@ -20,7 +31,7 @@ CORPUS: dict[str, tuple[bytes, int, str]] = {
     "empty.csv": (b"", 1, "empty"),
     "whitespace_only.csv": (b"  \r\n\r\n", 1, "empty"),
     "no_prompt_column.csv": (b"id,text\n1,a cat\n", 1, "no 'prompt' column"),
-    "binary.csv": (b"prompt\n\x00\x01\x02\xff", 1, "binary"),
+    "binary.csv": (b"prompt\n\x00\x01\x02\xff", 2, "binary"),
     "latin1.csv": (b"prompt\nok\ncaf\xe9\n", 3, "not UTF-8"),
     "too_many_cells.csv": (b"prompt,duration\na,5\nb,5,oops\n", 3, "3 cells"),
     "duplicate_header.csv": (b"prompt,Prompt\na,b\n", 1, "appears twice"),
@@ -71,6 +82,116 @@ CORPUS: dict[str, tuple[bytes, int, str]] = {
         4,
         "'2:1' is not one of",
     ),
+    # Job spec fields of the wrong shape: the field's line, never a traceback.
+    "spec_defaults_text.yaml": (
+        ROWS + b"defaults: abc\n",
+        3,
+        "field 'defaults': must be a mapping of names to single values, not 'abc'",
+    ),
+    "spec_matrix_list.yaml": (ROWS + b"matrix: [1, 2]\n", 3, "field 'matrix': must be a mapping"),
+    "spec_run_number.yaml": (ROWS + b"run: 7\n", 3, "field 'run': must be a mapping"),
+    "spec_output_mapping.yaml": (ROWS + b"output: {a: 1}\n", 3, "'output': must be a path"),
+    "spec_rows_number.yaml": (b"endpoint: x/y\nrows: 5\n", 2, "'rows': must be a list of rows"),
+    "spec_input_list.yaml": (b"input: [a.csv]\n", 1, "'input': must be a path (text), not a list"),
+    "spec_filename_number.yaml": (ROWS + b"filename: 5\n", 3, "'filename': must be a non-empty"),
+    "spec_repeat_text.yaml": (ROWS + b"repeat: abc\n", 3, "'repeat': must be a whole number"),
+    "spec_repeat_huge.yaml": (ROWS + b"repeat: 100000000\n", 3, "must be from 1 to 10,000"),
+    "spec_endpoint_list.yaml": (ROWS + b"endpoint: [x]\n", 3, "'endpoint': must be a non-empty"),
+    "spec_provider_number.yaml": (ROWS + b"provider: 3\n", 3, "'provider': must be a non-empty"),
+    "spec_run_value_list.yaml": (
+        ROWS + b"run:\n  concurrency: 2\n  provider: [fal]\n",
+        5,
+        "field 'run.provider': must be a single value, not a list",
+    ),
+    "spec_default_list.yaml": (
+        ROWS + b"defaults:\n  duration: [5]\n",
+        4,
+        "field 'defaults.duration': must be a single value",
+    ),
+    "spec_matrix_value.yaml": (ROWS + b"matrix:\n  duration: 5\n", 4, "non-empty list"),
+    "spec_field_twice.yaml": (ROWS + b"repeat: 2\nrepeat: 3\n", 4, "appears twice (first on"),
+    "spec_matrix_too_big.yaml": (
+        ROWS
+        + b"matrix:\n"
+        + b"".join(f"  p{i}: [{', '.join('abcdefghij')}]\n".encode() for i in range(7))
+        + b"endpoint: me/passthrough\n",
+        3,
+        "makes 10,000,000 combinations",
+    ),
+    # YAML alias bombs: refused while composing, at the alias that crosses the bound.
+    "bomb_spec_defaults.yaml": (ROWS + b"defaults:\n" + _bomb(), 9, "a YAML bomb?"),
+    "bomb_spec_repeat.yaml": (
+        ROWS + b"x:\n" + _bomb() + b"repeat: *a9\n",
+        9,
+        "stand for more than 100,000 values",
+    ),
+    "bomb_rows.yaml": (
+        b"- prompt: a\n  x: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+        + b"".join(
+            f"- prompt: a\n  x: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n".encode()
+            for i in range(1, 10)
+        ),
+        12,
+        "a YAML bomb?",
+    ),
+    "alias_inside_itself.yaml": (b"- prompt: &p [a, *p]\n", 1, "is inside the node it names"),
+    # A prompt with nothing visible in it.
+    "spec_blank_prompt_default.yaml": (
+        b"rows:\n  - duration: '5'\ndefaults:\n  prompt: '  '\n",
+        4,
+        "field 'defaults.prompt': is blank",
+    ),
+    "spec_blank_prompt_matrix.yaml": (
+        b"rows:\n  - duration: '5'\nmatrix:\n  prompt: [a, \"\\u200b\"]\n",
+        4,
+        "field 'matrix.prompt': is blank",
+    ),
+    "invisible_prompt.csv": (
+        "prompt,duration\na,5\n\u200b\u202e\ufeff,5\n".encode(),
+        3,
+        "column 'prompt': is required and is empty",
+    ),
+    "invisible_prompt.jsonl": (
+        b'{"prompt": "a"}\n{"prompt": "\\u2060 ", "duration": "5"}\n',
+        2,
+        "is required and is empty",
+    ),
+    "all_rows_blank.csv": (b'prompt,duration\n,\n" ",\n', 1, "no rows to run"),
+    # Bytes and lines reported where they are.
+    "nul_in_row.csv": (b"prompt\nok\nbad\x00cell\n", 3, "a NUL byte"),
+    "utf16.csv": ("prompt\na\n".encode("utf-16"), 1, "UTF-16"),
+    "long_cell_across_lines.csv": (
+        b'prompt\na\n"' + b"y" * 1000 + b"\n" * 140 + b"y" * 1000 * 130 + b'"\n',
+        3,
+        "longer than 131,072 characters",
+    ),
+    "jsonl_line_separator.jsonl": (
+        '{"prompt": "a\u2028b"}\n{"prompt": "c", "cfg_scale": 9}\n'.encode(),
+        2,
+        "above the maximum",
+    ),
+    "jsonl_duplicate_key.jsonl": (
+        b'{"prompt": "a"}\n{"prompt": "a", "prompt": "b"}\n',
+        2,
+        "column 'prompt': appears twice in this record",
+    ),
+    "jsonl_case_collision.jsonl": (
+        b'{"prompt": "a"}\n{"prompt": "a", "Prompt": "b"}\n',
+        2,
+        "column 'Prompt': is the same column as 'prompt' (case is ignored)",
+    ),
+    "yaml_case_collision.yaml": (
+        b"- prompt: a\n  Prompt: b\n",
+        2,
+        "is the same column as 'prompt' on line 1",
+    ),
+    "jsonl_lone_surrogate.jsonl": (b'{"prompt": "a\\ud800"}\n', 1, "not a character"),
+    "jsonl_long_number.jsonl": (
+        b'{"prompt": "a", "cfg_scale": ' + b"1" * 5000 + b"}\n",
+        1,
+        "too long",
+    ),
+    "yaml_long_number.yaml": (b"- prompt: a\n  cfg_scale: " + b"1" * 5000 + b"\n", 2, "too long"),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -89,10 +90,23 @@ def test_row_is_position_among_data_records(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "prompt", ["../../etc/passwd", "a/b\\c:d", "\x00\x1fctrl", "..", "CON", "x" * 500, "🎬" * 80]
+    "prompt",
+    [
+        "../../etc/passwd",
+        "a/b\\c:d",
+        "\x00\x1fctrl",
+        "..",
+        "CON",
+        "x" * 500,
+        "🎬" * 80,
+        "evil\u202egpm.exe",
+        "\u200bzero\ufeffwidth\u2066isolate\u2069",
+        "c1\x85\x9fcontrols\u2028line",
+    ],
 )
 def test_file_names_are_safe_whatever_the_row(tmp_path: Path, prompt: str) -> None:
-    """Templated names never escape the folder, hold no separators or controls, stay short."""
+    """Templated names never escape the folder, hold no separators, controls or invisible
+    format characters (bidi overrides, zero-width spaces, BOMs), and stay short."""
     path = tmp_path / "p.jsonl"
     path.write_text(json.dumps({"prompt": prompt.replace("\x00", ""), "tag": prompt}) + "\n")
     plan = build_plan(path, filename="{tag}/{slug}")
@@ -102,6 +116,7 @@ def test_file_names_are_safe_whatever_the_row(tmp_path: Path, prompt: str) -> No
     assert "\\" not in name
     assert ".." not in name
     assert all(ord(ch) >= 32 for ch in name)
+    assert not [ch for ch in name if unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Zl", "Zp"}]
     assert len(name.encode()) <= 124
     assert (tmp_path / name).resolve().parent == tmp_path.resolve()
 
