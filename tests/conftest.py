@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
@@ -32,3 +35,41 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
     """A plain aiohttp client session."""
     async with aiohttp.ClientSession() as client:
         yield client
+
+
+@contextmanager
+def tmpfs(where: Path, *options: str) -> Iterator[Path]:
+    """A tmpfs mounted at ``where`` (root only) for the block."""
+    where.mkdir(parents=True, exist_ok=True)
+    command = ["mount", "-t", "tmpfs", "-o", ",".join(options), "tmpfs", str(where)]
+    subprocess.run(command, check=True, capture_output=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False, capture_output=True)
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    """A folder nobody may write in: a read-only mount as root (who passes every permission
+    bit), a chmod 555 folder otherwise."""
+    path = tmp_path / "read-only"
+    if os.geteuid() == 0:
+        with tmpfs(path, "ro", "size=64k"):
+            yield path
+        return
+    path.mkdir()
+    path.chmod(0o555)
+    try:
+        yield path
+    finally:
+        path.chmod(0o755)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB file system that fills up (a tmpfs: needs root, as CI has)."""
+    if os.geteuid() != 0:
+        pytest.skip("filling a real disk needs root to mount a small tmpfs (CI runs as root)")
+    with tmpfs(tmp_path / "disk", "size=1m") as path:
+        yield path

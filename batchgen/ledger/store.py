@@ -16,12 +16,13 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from batchgen.errors import JobChanged, LedgerError
+from batchgen.errors import BatchgenError, DiskError, JobChanged, LedgerError, UsageError
 from batchgen.ledger.states import FIELDS, TRANSITIONS, JobRow, JobStatus
 
 LEDGER_NAME = "batchgen.db"
@@ -119,19 +120,48 @@ class Ledger:
     ) -> None:
         self.path = Path(path)
         self._clock = clock
-        if readonly:
-            if not self.path.exists():
-                raise LedgerError(f"no ledger at {self.path}: is this a batchgen output folder?")
-            self._db = sqlite3.connect(
-                f"file:{self.path}?mode=ro", uri=True, isolation_level=None, timeout=30
-            )
-        else:
+        if readonly and not self.path.exists():
+            raise LedgerError(f"no ledger at {self.path}: is this a batchgen output folder?")
+        if not readonly:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._migrate()
+        try:
+            # By path, never by an unescaped URI: a folder named "a#b" or "50%" is a folder.
+            target = f"file:{quote(str(self.path))}?mode=ro" if readonly else str(self.path)
+            self._db = sqlite3.connect(target, uri=readonly, isolation_level=None, timeout=30)
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from None
         self._db.row_factory = sqlite3.Row
+        try:
+            tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise self._not_a_ledger(str(exc)) from None
+        if (tables or readonly) and "jobs" not in tables:
+            self._db.close()
+            raise self._not_a_ledger("it holds no jobs table")
+        if not readonly:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+            except sqlite3.Error as exc:
+                self._db.close()
+                raise self._failure(exc) from None
+            self._migrate()
+
+    def _not_a_ledger(self, why: str) -> UsageError:
+        return UsageError(
+            f"{self.path} is not a batchgen ledger ({why}); move it away if it is not yours, "
+            "or restore it from a backup"
+        )
+
+    def _failure(self, exc: sqlite3.Error) -> BatchgenError:
+        """An SQLite error as one of batchgen's: a full or failing disk is a DiskError."""
+        text = str(exc)
+        if "full" in text or "I/O" in text or "readonly" in text or "unable to open" in text:
+            return DiskError(str(self.path), text)
+        if "locked" in text or "busy" in text:
+            return LedgerError(f"{self.path} stayed locked by another process: {text}")
+        return LedgerError(f"{self.path}: {text}")
 
     @classmethod
     def in_folder(cls, folder: str | Path, *, readonly: bool = False) -> Ledger:
@@ -146,13 +176,20 @@ class Ledger:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
+        """One write transaction; SQLite's errors come out as DiskError or LedgerError."""
+        db = self._db
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:  # a failed COMMIT (disk full) leaves it open
+                    with suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            raise self._failure(exc) from None
 
     def close(self) -> None:
         self._db.close()

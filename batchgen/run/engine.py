@@ -34,6 +34,7 @@ from pathlib import Path
 from batchgen.api.client import QueueClient
 from batchgen.errors import (
     AmbiguousSubmit,
+    DiskError,
     FatalError,
     JobChanged,
     PermanentError,
@@ -94,6 +95,7 @@ class Engine(Follower):
         self._idle = asyncio.Event()
         self._draining = False
         self.fatal: FatalError | None = None
+        self._ledger_stop: str | None = None
         self.held_by_cost = 0
         self.not_submitted = 0
 
@@ -115,8 +117,9 @@ class Engine(Follower):
 
     @property
     def disk_stop(self) -> str | None:
-        """Why the run stopped for a failing disk, or None (see ``batchgen.run.download_pool``)."""
-        return self._pool.disk_stop
+        """Why the run stopped for a failing disk (videos that cannot be written, see
+        ``batchgen.run.download_pool``, or a ledger that cannot be), or None."""
+        return self._ledger_stop or self._pool.disk_stop
 
     async def run(self, jobs: Iterable[tuple[str, JobStatus]], spent: float = 0.0) -> None:
         """Drive ``jobs`` (key and status of the run's jobs, in input order) to their end.
@@ -152,10 +155,18 @@ class Engine(Follower):
                 await self._pool.close()
         except BaseExceptionGroup as group:
             fatal = [e for e in group.exceptions if isinstance(e, FatalError)]
-            if not fatal:
+            ledger = [e for e in group.exceptions if isinstance(e, DiskError)]
+            if fatal:
+                self.fatal = fatal[0]
+                log.error("fatal: %s", self.fatal)
+            elif ledger:  # the ledger cannot be written: stop, as nothing can be recorded
+                self._ledger_stop = (
+                    f"stopped: {ledger[0]}; nothing is lost: free some space (or fix the "
+                    "folder), then run again to resume"
+                )
+                log.error("%s", self._ledger_stop)
+            else:
                 raise group.exceptions[0] if len(group.exceptions) == 1 else group from None
-            self.fatal = fatal[0]
-            log.error("fatal: %s", self.fatal)
 
     # -- driving one job ------------------------------------------------------------------
 

@@ -157,11 +157,17 @@ class Runner:
                 write_run_json(out, self._info(started, None))
             log.info("run started: %d jobs, %s", total, self.connection.public())
             engine = await self._drive(ledger, todo, spent, out)
-            with _writing(out, "manifest.csv"):
-                write_manifest(ledger, out)
             result = self._result(ledger, engine, orphaned)
-            with _writing(out, "run.json"):
-                write_run_json(out, self._info(started, result))
+            try:
+                with _writing(out, "manifest.csv"):
+                    write_manifest(ledger, out)
+                with _writing(out, "run.json"):
+                    write_run_json(out, self._info(started, result))
+            except DiskError:
+                if engine.disk_stop is None:
+                    raise
+                # The disk is full: the ledger holds the state; the files follow next time.
+                log.warning("manifest and run.json not written: the disk is still full")
             log.info("run ended: %s (%s)", result.outcome, result.message)
         self.reporter.close()
         return result
@@ -366,11 +372,27 @@ def _writing(out: Path, name: str) -> Iterator[None]:
         raise DiskError.from_os(str(out / name), exc) from None
 
 
+class _LogFile(logging.FileHandler):
+    """The run's log file; a line that cannot be written (disk full) is dropped quietly, as
+    the run reports a failing disk itself, and a traceback must never reach the user."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError):
+            super().flush()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            super().close()
+
+
 @contextlib.contextmanager
 def _request_log(path: Path) -> Iterator[None]:
     """Send batchgen's request and job log to ``path`` for the duration of the run."""
     logger = logging.getLogger("batchgen")
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = _LogFile(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     level = logger.level
     logger.addHandler(handler)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from batchgen.errors import JobChanged, LedgerError
+from batchgen.errors import DiskError, JobChanged, LedgerError
 from batchgen.ledger.states import TRANSITIONS, JobStatus
 from batchgen.ledger.store import Ledger
 from batchgen.plan.build import Plan, build_plan
@@ -156,7 +155,7 @@ def test_readonly_ledger_sees_live_writes(tmp_path: Path) -> None:
     reader = Ledger.in_folder(tmp_path, readonly=True)
     writer.transition(plan.jobs[0].key, JobStatus.SUBMITTING)
     assert reader.get(plan.jobs[0].key).status is JobStatus.SUBMITTING
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(DiskError, match="readonly database"):
         reader.set_meta("x", 1)
 
 

@@ -1,7 +1,8 @@
 """Videos that cannot be written: the job fails with the reason; a failing disk stops the run.
 
 Tests run as root, where chmod stops no write: an unwritable place is made with a regular file
-where the ``videos`` folder should be, or a folder where a video should go.
+where the ``videos`` folder should be, or a folder where a video should go; a full disk is a
+real small tmpfs (the ``small_disk`` fixture).
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from runs import (
     run,
     subprocess_env,
 )
+from test_run_resume import until
 
 from batchgen.cli import cli
 from batchgen.errors import DiskError
 from batchgen.ledger.states import JobStatus
 from batchgen.mock import MockServer
+from batchgen.mock.stats import payload_digest
 from batchgen.run.download_pool import DISK_ERRORS_IN_A_ROW
 
 S = JobStatus
@@ -99,3 +102,42 @@ async def test_unwritable_manifest_is_a_disk_error_not_a_traceback(tmp_path: Pat
         with pytest.raises(DiskError, match=r"cannot write .*manifest\.csv: Is a directory"):
             await run(plan_for(prompts(tmp_path, 2), out), server)
     assert [job.status for job in rows(out)] == [S.DONE, S.DONE]
+
+
+def fill(folder: Path) -> Path:
+    """Write a file into ``folder`` until its file system is full; return the file."""
+    filler = folder / "filler"
+    with filler.open("wb") as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 65536)
+                handle.flush()
+        except OSError:
+            pass
+    return filler
+
+
+async def test_full_disk_under_the_ledger_stops_cleanly_and_resumes(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    """The disk holding the ledger fills up mid-run (a real 1 MiB tmpfs): the run stops with
+    one clear message and no exception, the ledger keeps its state, and once space is freed
+    the same run resumes to done; any job paid twice is flagged."""
+    out = small_disk / "out"
+    plan = plan_for(prompts(tmp_path, 6), out)
+    async with MockServer(mock_config(latency=300.0)) as server:
+        task = asyncio.create_task(run(plan, server))
+        await until(lambda: sum(server.stats()["submits_by_payload"].values()) == 6)
+        filler = fill(small_disk)
+        result = await task
+        assert result.outcome == "failed"
+        assert "disk is full" in result.message or "No space left" in result.message
+        assert "run again" in result.message
+        filler.unlink()
+        result = await run(plan, server)
+        stats = server.stats()
+    assert result.outcome == "done", result.message
+    assert_all_verified(out, stats)
+    submits = stats["submits_by_payload"]
+    for job in rows(out):
+        assert submits[payload_digest(job.payload)] == 1 or job.possibly_duplicate
