@@ -6,12 +6,13 @@ process killed mid-write leaves its temp file (``.manifest.csv.1a2b3c4d.tmp``) b
 ``remove_stale_temps`` clears them when the next run starts.
 
 Columns, in order: ``row``, ``key``, the input's own columns, the parameters sent, then ``status
-error request_id attempts possibly_duplicate in_input video_path video_url bytes sha256 cost_usd
-submitted_at completed_at latency_s``. ``in_input`` is false for a job whose row left the input
-(edited or deleted) after it was submitted: it is still listed, with its video. An input column
-whose name is one of ours is written as ``input.<name>`` (a parameter as ``param.<name>``): our
-columns keep their meaning whatever the spreadsheet holds. ``video_path`` (relative to ``DIR``) is
-set for ``done`` jobs only; times are ISO 8601 UTC; ``cost_usd`` is the estimated price of the job.
+error error_type request_id attempts possibly_duplicate in_input video_path video_url bytes sha256
+cost_usd submitted_at completed_at latency_s``. ``in_input`` is false for a job whose row left the
+input (edited or deleted) after it was submitted: it is still listed, with its video. An input
+column whose name is one of ours is written as ``input.<name>`` (a parameter as ``param.<name>``):
+our columns keep their meaning whatever the spreadsheet holds. ``video_path`` (relative to ``DIR``)
+is set for ``done`` jobs only; times are ISO 8601 UTC; ``cost_usd`` is the estimated price of the
+job.
 
 ``manifest.jsonl`` holds the exact values with JSON types (numbers, booleans, null).
 ``manifest.csv`` is meant for spreadsheets:
@@ -49,6 +50,7 @@ LEAD = ("row", "key")
 TAIL = (
     "status",
     "error",
+    "error_type",
     "request_id",
     "attempts",
     "possibly_duplicate",
@@ -207,6 +209,7 @@ def _record(
     record.update(
         status=job.status.value,
         error=job.error,
+        error_type=job.error_type,
         request_id=job.request_id,
         attempts=job.attempts,
         possibly_duplicate=job.possibly_duplicate,

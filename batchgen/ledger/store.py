@@ -260,6 +260,55 @@ class Ledger:
             ]
         return SyncReport(added=added, kept=kept, orphaned=orphaned)
 
+    def restore(
+        self,
+        states: Iterable[dict[str, Any]],
+        endpoint: str,
+        orphans: dict[str, tuple[int, dict[str, Any]]],
+    ) -> int:
+        """Put back the state of jobs a lost ledger held (see ``batchgen.ledger.rebuild``).
+
+        ``states`` are ``restored()`` field sets; a key the plan did not add is inserted from
+        ``orphans`` (its row and payload), as no longer in the input. This writes states as
+        they were, not as moves: it is the one place ``TRANSITIONS`` does not apply. Returns
+        how many jobs were restored.
+        """
+        now = self._clock()
+        count = 0
+        with self._tx() as db:
+            known = {r[0] for r in db.execute("SELECT key FROM jobs")}
+            position = db.execute("SELECT COALESCE(MAX(position), -1) FROM jobs").fetchone()[0]
+            for state in states:
+                key = state["key"]
+                if key not in known:
+                    if key not in orphans:
+                        continue
+                    row, payload = orphans[key]
+                    position += 1
+                    db.execute(
+                        "INSERT INTO jobs (key, position, row, repeat, endpoint, payload, extra, "
+                        "filename, status, updated_at, in_input) "
+                        "VALUES (?, ?, ?, 0, ?, ?, '{}', ?, ?, ?, 0)",
+                        (
+                            key,
+                            position,
+                            row,
+                            endpoint,
+                            _json(payload),
+                            f"restored-{key}.mp4",
+                            JobStatus.PENDING.value,
+                            now,
+                        ),
+                    )
+                fields = {k: v for k, v in state.items() if k != "key"}
+                fields["status"] = fields["status"].value
+                path = fields.get("video_path")
+                if path:  # the file the manifest names is this job's: keep its name
+                    db.execute("UPDATE jobs SET filename = ? WHERE key = ?", (Path(path).name, key))
+                self._write(db, key, fields, fields.get("attempts", 0))
+                count += 1
+        return count
+
     # -- reading -------------------------------------------------------------------------
 
     def _plain(self) -> sqlite3.Cursor:

@@ -31,8 +31,9 @@ from batchgen.api.providers import Connection
 from batchgen.errors import DiskError, UsageError
 from batchgen.ledger.lock import folder_lock
 from batchgen.ledger.manifest import iso_utc, remove_stale_temps, write_manifest, write_run_json
+from batchgen.ledger.rebuild import MANIFEST, lost_ledger, restored
 from batchgen.ledger.states import JobRow, JobStatus
-from batchgen.ledger.store import Ledger
+from batchgen.ledger.store import LEDGER_NAME, Ledger
 from batchgen.plan.build import Plan
 from batchgen.run.download import (
     Downloader,
@@ -136,15 +137,17 @@ class Runner:
 
     async def run(self) -> RunResult:
         out = Path(self.plan.output_dir)
-        with (
-            folder_lock(out),
-            Ledger.in_folder(out) as ledger,
-            _request_log(out / LOG_NAME),
-        ):
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(folder_lock(out))
+            records = lost_ledger(out, LEDGER_NAME)  # before the ledger is made anew
+            ledger = stack.enter_context(Ledger.in_folder(out))
+            stack.enter_context(_request_log(out / LOG_NAME))
             started = time.time()
             check_origin(ledger, self.connection, self.plan.output_dir)
             remove_stale_temps(out)  # left by a run killed while writing run.json or a manifest
-            orphaned = self._prepare(ledger)
+            orphaned = self._prepare(ledger, rebuilding=records is not None)
+            if records is not None:
+                orphaned = self._rebuild(ledger, records)
             rows = recheck_done(ledger, to_drive(ledger), out, self.reporter)
             rows = reopen(ledger, rows, self._retry, self.reporter)
             spent = estimated_spend(rows)
@@ -174,7 +177,7 @@ class Runner:
 
     # -- steps --------------------------------------------------------------------------------
 
-    def _prepare(self, ledger: Ledger) -> list[str]:
+    def _prepare(self, ledger: Ledger, *, rebuilding: bool = False) -> list[str]:
         plan = self.plan
         params = (
             list(plan.endpoint.params)
@@ -196,7 +199,9 @@ class Runner:
         if self._resume is not None:
             ledger.set_meta("run", self._resume)
         out = Path(plan.output_dir)
-        report = ledger.sync(plan.jobs, plan.endpoint.id, occupied=videos_in(out / "videos"))
+        # Rebuilding a lost ledger, the videos on disk are its jobs' own, by their names.
+        occupied = () if rebuilding else videos_in(out / "videos")
+        report = ledger.sync(plan.jobs, plan.endpoint.id, occupied=occupied)
         if report.orphaned:
             self.reporter.note(
                 f"{len(report.orphaned)} job(s) in {plan.output_dir} are no longer in the "
@@ -204,6 +209,28 @@ class Runner:
                 "they are"
             )
         return report.orphaned
+
+    def _rebuild(self, ledger: Ledger, records: list[dict[str, Any]]) -> list[str]:
+        """Give a lost ledger back the state ``manifest.jsonl`` recorded; the orphaned keys."""
+        plan = self.plan
+        states = [state for state in map(restored, records) if state is not None]
+        orphans = {}
+        for record in records:
+            payload = {
+                name: record.get(name, record.get(f"param.{name}")) for name in plan.endpoint.params
+            }
+            row = record.get("row")
+            orphans[str(record.get("key"))] = (
+                row if isinstance(row, int) else 0,
+                {k: v for k, v in payload.items() if v is not None},
+            )
+        count = ledger.restore(states, plan.endpoint.id, orphans)
+        self.reporter.note(
+            f"{LEDGER_NAME} was missing: rebuilt {count} job(s) from {MANIFEST}; a job "
+            "submitted in the seconds before it was lost may be submitted again"
+        )
+        log.warning("ledger rebuilt from %s: %d jobs", MANIFEST, count)
+        return [row.key for row in ledger.jobs() if not row.in_input]
 
     def _report_start(self, rows: list[JobRow], spent: float) -> None:
         self.reporter.start(

@@ -1,0 +1,116 @@
+"""A lost ledger is not a fresh start: it is rebuilt from manifest.jsonl, or the run refuses."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+
+import pytest
+from runs import (
+    FAST,
+    assert_all_verified,
+    connection,
+    manifest,
+    mock_config,
+    plan_for,
+    prompts,
+    rows,
+    run,
+)
+from test_run_resume import until
+
+from batchgen.errors import UsageError
+from batchgen.ledger.states import JobStatus
+from batchgen.mock import MockServer
+from batchgen.run.progress import Reporter
+from batchgen.run.runner import Runner
+
+S = JobStatus
+
+
+def lose_ledger(out: Path, *, empty: bool = False) -> None:
+    for name in ("batchgen.db", "batchgen.db-wal", "batchgen.db-shm"):
+        (out / name).unlink(missing_ok=True)
+    if empty:
+        (out / "batchgen.db").write_bytes(b"")
+
+
+def videos(out: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.glob("videos/*.mp4")}
+
+
+@pytest.mark.parametrize("empty", [False, True], ids=["deleted", "empty file"])
+async def test_lost_ledger_of_a_finished_run_is_rebuilt(tmp_path: Path, empty: bool) -> None:
+    """A finished folder whose ledger was deleted (or left an empty file) is rebuilt from its
+    manifest: nothing is submitted or downloaded again, every video keeps its bytes, and the
+    run says what it did."""
+    out = tmp_path / "out"
+    plan = plan_for(prompts(tmp_path, 6), out)
+    async with MockServer(mock_config()) as server:
+        assert (await run(plan, server)).outcome == "done"
+        before, first = videos(out), {r["key"]: r["request_id"] for r in manifest(out)}
+        requests = dict(server.stats()["requests"])
+        lose_ledger(out, empty=empty)
+        reporter = Reporter()
+        result = await run(plan, server, reporter=reporter)
+        stats = server.stats()
+    assert result.outcome == "done", result.message
+    assert stats["requests"] == requests  # not one request more
+    assert videos(out) == before
+    assert {job.key: job.request_id for job in rows(out)} == first
+    assert any("rebuilt 6 job(s) from manifest.jsonl" in note for note in reporter.notes)
+
+
+async def test_ledger_lost_with_jobs_in_flight_follows_them(tmp_path: Path) -> None:
+    """A ledger lost while jobs were in flight: the rebuilt ledger follows them by their
+    request ids, and no job is submitted twice."""
+    out = tmp_path / "out"
+    plan = plan_for(prompts(tmp_path, 8), out)
+    async with MockServer(mock_config(latency=300.0)) as server:
+        runner = Runner(plan, connection(server), timing=FAST)
+        task = asyncio.create_task(runner.run())
+        await until(lambda: sum(server.stats()["submits_by_payload"].values()) == 8)
+        runner.abort()
+        await task
+        assert {r["status"] for r in manifest(out)} <= {"queued", "running", "done"}
+        lose_ledger(out)
+        result = await run(plan, server)
+        stats = server.stats()
+    assert result.outcome == "done", result.message
+    assert_all_verified(out, stats)
+    assert all(n == 1 for n in stats["submits_by_payload"].values())
+
+
+async def test_videos_without_ledger_or_manifest_are_refused(tmp_path: Path) -> None:
+    """Videos in a folder with neither ledger nor manifest: the run refuses (nothing sent),
+    rather than generate them all again."""
+    out = tmp_path / "out"
+    plan = plan_for(prompts(tmp_path, 3), out)
+    async with MockServer(mock_config()) as server:
+        assert (await run(plan, server)).outcome == "done"
+        lose_ledger(out)
+        (out / "manifest.jsonl").unlink()
+        with pytest.raises(UsageError, match=r"holds 3 video.*no manifest.jsonl to rebuild"):
+            await run(plan, server)
+        assert sum(server.stats()["submits_by_payload"].values()) == 3
+
+
+async def test_rebuilt_ledger_keeps_jobs_no_longer_in_the_input(tmp_path: Path) -> None:
+    """A job whose row was edited away, recorded in the manifest, comes back as not in the
+    input, with its video; the edited row runs as a new job."""
+    out = tmp_path / "out"
+    source = prompts(tmp_path, 3)
+    async with MockServer(mock_config()) as server:
+        assert (await run(plan_for(source, out), server)).outcome == "done"
+        lose_ledger(out)
+        text = source.read_text(encoding="utf-8").replace("shot 1:", "shot one:")
+        source.write_text(text, encoding="utf-8")
+        result = await run(plan_for(source, out), server)
+        stats = server.stats()
+    assert result.outcome == "done", result.message
+    jobs = rows(out)
+    assert len(jobs) == 4
+    assert [job.in_input for job in jobs].count(False) == 1
+    assert {job.status for job in jobs} == {S.DONE}
+    assert sum(stats["submits_by_payload"].values()) == 4
