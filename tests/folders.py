@@ -117,7 +117,7 @@ def make_folder(tmp_path: Path, csv_text: str, *, meta: bool = True, name: str =
 
 
 class SubmitWatch(Reporter):
-    """A reporter that lets a test wait, without sleeping, until ``n`` jobs are submitted."""
+    """A reporter that lets a test wait, without sleeping, until ``n`` submits were answered."""
 
     def __init__(self, n: int) -> None:
         super().__init__()
@@ -125,8 +125,9 @@ class SubmitWatch(Reporter):
         self.seen = 0
         self.reached = asyncio.Event()
 
-    def submitted(self) -> None:
-        super().submitted()
-        self.seen += 1
-        if self.seen >= self.n:
-            self.reached.set()
+    def moved(self, before: JobStatus, after: JobStatus) -> None:
+        super().moved(before, after)
+        if before is JobStatus.SUBMITTING and after is not JobStatus.SUBMIT_UNCERTAIN:
+            self.seen += 1
+            if self.seen >= self.n:
+                self.reached.set()

@@ -39,6 +39,7 @@ _DTYPES: dict[str, ExtensionDtype] = {
     "bytes": pd.Int64Dtype(),
     "possibly_duplicate": pd.BooleanDtype(),
     "in_input": pd.BooleanDtype(),
+    "price_usd": pd.Float64Dtype(),
     "cost_usd": pd.Float64Dtype(),
     "latency_s": pd.Float64Dtype(),
 }

@@ -136,6 +136,7 @@ def _summary_panel(status: Status, latencies: list[float]) -> str:
         ("in progress", f"{busy:,}"),
         ("pending", f"{counts['pending']:,}"),
         ("spent", f"${status.spent_usd:,.2f}"),
+        ("committed", f"${status.committed_usd:,.2f}"),
         ("remaining", f"${status.remaining_usd:,.2f}"),
     ]
     if latencies:

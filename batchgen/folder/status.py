@@ -3,15 +3,10 @@
 ``read_status`` opens the ledger read-only, so it is safe while a run is writing to it (SQLite
 WAL lets readers in beside the writer). ``render`` turns the result into text for a terminal.
 
-Money is the endpoint's list price of each job (``cost_usd``), not a bill:
-
-- *spent*: jobs the provider has run to completion: ``done``, plus ``completed`` and
-  ``downloading`` (they ran; only our download is outstanding). Failed jobs are not counted:
-  fal bills no 5xx failure, and the rare billed failure (a 422 after GPU time) cannot be told
-  apart from the ledger.
-- *remaining*: every job not final and not yet run: pending, submitting, submit_uncertain,
-  queued, running, cancelling. A cancel may still stop a running job before it is billed. A
-  pending job whose row left the input will not run, and is not counted.
+Money is the endpoint's list price of each job, defined once in ``batchgen.ledger.money``:
+*spent* (the provider ran it to an output) and *committed* (submitted and not known to be
+unbilled), the same figures the run shows. *remaining* is the list price of the input's jobs
+not yet committed and not finished: what finishing the batch may still cost.
 
 Jobs whose row left the input (``not_in_input``) are still counted and listed: one the
 provider holds is followed to its end by the next run.
@@ -26,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from batchgen.errors import UsageError
+from batchgen.ledger.money import committed, tally
 from batchgen.ledger.states import IN_FLIGHT, JobRow, JobStatus
 from batchgen.ledger.store import LEDGER_NAME, Ledger
 
 S = JobStatus
-SPENT = frozenset({S.DONE, S.COMPLETED, S.DOWNLOADING})
 # The order counts are shown in: outcomes first, then work under way, then work not started.
 ORDER = (
     S.DONE,
@@ -79,6 +74,7 @@ class Status:
     total: int
     counts: dict[str, int]
     spent_usd: float
+    committed_usd: float
     remaining_usd: float
     unpriced_jobs: int  # jobs whose price is unknown, left out of both sums
     not_in_input: int  # jobs whose row was edited or deleted since they were planned
@@ -114,16 +110,14 @@ def read_status(out_dir: Path, *, now: float | None = None) -> Status:
 def summarize(jobs: list[JobRow], *, folder: str, endpoint: str | None, now: float) -> Status:
     """The status of ``jobs``: counts, spend, in-flight jobs (oldest first), failures."""
     counts = Counter(job.status for job in jobs)
-    spent = remaining = 0.0
-    unpriced = 0
+    money = tally(jobs)
+    remaining = 0.0
+    unpriced = money.unpriced
     for job in jobs:
-        billable = job.status in SPENT
-        if not billable and (job.status.final or (not job.in_input and job.status is S.PENDING)):
+        if job.status.final or not job.in_input or committed(job):
             continue
         if job.cost_usd is None:
             unpriced += 1
-        elif billable:
-            spent += job.cost_usd
         else:
             remaining += job.cost_usd
     flying = [
@@ -144,7 +138,8 @@ def summarize(jobs: list[JobRow], *, folder: str, endpoint: str | None, now: flo
         endpoint=endpoint or (jobs[0].endpoint if jobs else None),
         total=len(jobs),
         counts={s.value: counts.get(s, 0) for s in ORDER},
-        spent_usd=round(spent, 6),
+        spent_usd=money.spent,
+        committed_usd=money.committed,
         remaining_usd=round(remaining, 6),
         unpriced_jobs=unpriced,
         not_in_input=sum(not job.in_input for job in jobs),
@@ -192,8 +187,11 @@ def render(status: Status, *, limit: int = 15) -> str:
         if status.unpriced_jobs
         else ""
     )
-    lines.append(f"spent:     ${status.spent_usd:,.2f} (jobs run, at list price){unknown}")
-    lines.append(f"remaining: ${status.remaining_usd:,.2f} (estimated, jobs not yet run)")
+    lines.append(
+        f"spent:     ${status.spent_usd:,.2f} (the provider ran them; list price){unknown}"
+    )
+    lines.append(f"committed: ${status.committed_usd:,.2f} (submitted, not known to be unbilled)")
+    lines.append(f"remaining: ${status.remaining_usd:,.2f} (not yet submitted)")
     if status.not_in_input:
         lines.append(
             f"no longer in the input: {status.not_in_input} (kept; those in flight are "

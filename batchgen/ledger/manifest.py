@@ -7,12 +7,13 @@ process killed mid-write leaves its temp file (``.manifest.csv.1a2b3c4d.tmp``) b
 
 Columns, in order: ``row``, ``key``, the input's own columns, the parameters sent, then ``status
 error error_type request_id attempts possibly_duplicate in_input video_path video_url bytes sha256
-cost_usd submitted_at completed_at latency_s``. ``in_input`` is false for a job whose row left the
-input (edited or deleted) after it was submitted: it is still listed, with its video. An input
-column whose name is one of ours is written as ``input.<name>`` (a parameter as ``param.<name>``):
-our columns keep their meaning whatever the spreadsheet holds. ``video_path`` (relative to ``DIR``)
-is set for ``done`` jobs only; times are ISO 8601 UTC; ``cost_usd`` is the estimated price of the
-job.
+price_usd cost_usd submitted_at completed_at latency_s``. ``in_input`` is false for a job whose row
+left the input (edited or deleted) after it was submitted: it is still listed, with its video. An
+input column whose name is one of ours is written as ``input.<name>`` (a parameter as
+``param.<name>``): our columns keep their meaning whatever the spreadsheet holds. ``video_path``
+(relative to ``DIR``) is set for ``done`` jobs only; times are ISO 8601 UTC; ``price_usd`` is the
+job's list price and ``cost_usd`` what it spent (its price once the provider ran it, else 0:
+``batchgen.ledger.money``), so the column sums to the spend ``status`` shows.
 
 ``manifest.jsonl`` holds the exact values with JSON types (numbers, booleans, null).
 ``manifest.csv`` is meant for spreadsheets:
@@ -43,6 +44,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from batchgen.ledger.money import share
 from batchgen.ledger.states import JobRow, JobStatus
 from batchgen.ledger.store import Ledger
 
@@ -59,6 +61,7 @@ TAIL = (
     "video_url",
     "bytes",
     "sha256",
+    "price_usd",
     "cost_usd",
     "submitted_at",
     "completed_at",
@@ -218,7 +221,8 @@ def _record(
         video_url=job.video_url,
         bytes=job.bytes,
         sha256=job.sha256,
-        cost_usd=job.cost_usd,
+        price_usd=job.cost_usd,
+        cost_usd=share(job)[1] if job.cost_usd is not None else None,
         submitted_at=iso_utc(job.submitted_at),
         completed_at=iso_utc(job.completed_at),
         latency_s=latency,

@@ -106,7 +106,8 @@ class DownloadPool:
             self._ledger.transition(
                 key, S.FAILED, expect=S.DOWNLOADING, error=error, error_type=error_type
             )
-            self._reporter.failed()
+            self._reporter.moved(S.DOWNLOADING, S.FAILED)
+            self._reporter.note(f"failed: {path}: {error}")
             log.info("job %s: failed: %s", key, error)
 
         try:
@@ -129,7 +130,7 @@ class DownloadPool:
                 sha256=fetched.sha256,
                 video_path=path,
             )
-            self._reporter.downloaded()
+            self._reporter.moved(S.DOWNLOADING, S.DONE)
 
     def _disk_failed(self, exc: DiskError) -> None:
         """Count ``exc`` towards the stop rule (see the module docstring)."""

@@ -40,6 +40,7 @@ from batchgen.errors import (
     PermanentError,
     RetryableError,
 )
+from batchgen.ledger.money import committed
 from batchgen.ledger.states import JobStatus
 from batchgen.ledger.store import Ledger
 from batchgen.plan.settings import RunSettings
@@ -94,6 +95,7 @@ class Engine(Follower):
         self._active = 0
         self._idle = asyncio.Event()
         self._draining = False
+        self._reserved = 0.0  # USD of jobs about to be submitted (--max-cost)
         self.fatal: FatalError | None = None
         self._ledger_stop: str | None = None
         self.held_by_cost = 0
@@ -121,13 +123,12 @@ class Engine(Follower):
         ``batchgen.run.download_pool``, or a ledger that cannot be), or None."""
         return self._ledger_stop or self._pool.disk_stop
 
-    async def run(self, jobs: Iterable[tuple[str, JobStatus]], spent: float = 0.0) -> None:
+    async def run(self, jobs: Iterable[tuple[str, JobStatus]]) -> None:
         """Drive ``jobs`` (key and status of the run's jobs, in input order) to their end.
 
-        ``spent`` is the folder's estimated spend so far. Only keys are kept: a job's row is
-        read from the ledger when its turn comes, so 100,000 waiting jobs cost little memory.
+        Only keys are kept: a job's row is read from the ledger when its turn comes, so
+        100,000 waiting jobs cost little memory. Call ``count_money`` first.
         """
-        self.spent = spent
         waiting: list[str] = []
         remote: list[str] = []
         fetch: list[str] = []
@@ -186,7 +187,8 @@ class Engine(Follower):
                     if not await self._step(job):
                         break
                 except JobChanged as exc:
-                    job.row = self._ledger.get(job.row.key)
+                    seen, job.row = job.row, self._ledger.get(job.row.key)
+                    self._account(seen, job.row)
                     if job.row.status is not S.CANCELLING:
                         log.info("%s: changed by another process; left as it is", exc)
                         break
@@ -247,23 +249,29 @@ class Engine(Follower):
             if not await self._slots.acquire(lambda: self._draining):
                 return False
             job.holding = True
-        cost = row.cost_usd or 0.0
-        if settings.max_cost is not None and self.spent + cost > settings.max_cost + 1e-9:
+        # A job submitted again after a transient failure is committed already.
+        cost = 0.0 if committed(row) else (row.cost_usd or 0.0)
+        total = self.committed + self._reserved + cost
+        if settings.max_cost is not None and total > settings.max_cost + 1e-9:
             self._ledger.update(
                 row.key,
                 error=(
-                    f"not submitted: it would take the estimated spend to "
-                    f"${self.spent + cost:,.2f}, above --max-cost ${settings.max_cost:,.2f}"
+                    f"not submitted: it would take the committed spend to ${total:,.2f}, "
+                    f"above --max-cost ${settings.max_cost:,.2f}"
                 ),
             )
             self.held_by_cost += 1
             return False
         duplicate = row.possibly_duplicate or row.status is S.SUBMIT_UNCERTAIN
         sent = False
+        held = cost  # held for this job while it waits for the rate limiter
+        self._reserved += held
 
         def before_send() -> None:
-            nonlocal sent
+            nonlocal sent, held
             if not sent:  # committed before the POST leaves: a crash now means "uncertain"
+                self._reserved -= held  # counted in self.committed from this move on
+                held = 0.0
                 self._move(
                     job,
                     S.SUBMITTING,
@@ -277,20 +285,18 @@ class Engine(Follower):
                 )
                 sent = True
 
-        self._add_spend(cost)
         try:
             answer = await self._client.submit(row.payload, before_send=before_send)
-        except JobChanged:  # cancelled (say) before its POST left: nothing was sent
-            self._add_spend(-cost)
-            raise
         except AmbiguousSubmit as exc:
             self._move(job, S.SUBMIT_UNCERTAIN, error=f"submit uncertain: {exc}")
             return True
         except (FatalError, RetryableError, PermanentError) as exc:
-            if exc.error_type != "submit_uncertain":  # a 2xx we could not read may have made one
-                self._add_spend(-cost)  # the answer proves no job was created
             if isinstance(exc, PermanentError):
-                self._fail(job, str(exc), exc.error_type)
+                # A refused submit created nothing (unlike a 2xx we could not read).
+                unpaid = sent and exc.error_type != "submit_uncertain"
+                self._fail(
+                    job, str(exc), exc.error_type, **({"attempts": row.attempts} if unpaid else {})
+                )
                 return False
             if sent:
                 self._move(
@@ -304,6 +310,8 @@ class Engine(Follower):
                 raise
             self.not_submitted += 1
             return False
+        finally:
+            self._reserved -= held
         now = self._timing.wall()
         state = answer.status.state
         target = {"IN_PROGRESS": S.RUNNING, "COMPLETED": S.COMPLETED}.get(state, S.QUEUED)
@@ -317,8 +325,6 @@ class Engine(Follower):
             completed_at=now if target is S.COMPLETED else None,
         )
         job.learn = True
-        if row.attempts == 0:
-            self._reporter.submitted()
         if target is S.COMPLETED:
             await self._finished(job, answer.status)
         return True
@@ -356,4 +362,3 @@ class Engine(Follower):
         after_cancel = row.error_type == COMPLETED_AFTER_CANCEL
         clear = {} if after_cancel else {"error": None, "error_type": None}
         self._move(job, S.DOWNLOADING, video_url=url, video_path=path, bytes=size, **clear)
-        self._reporter.completed()

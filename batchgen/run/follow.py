@@ -144,9 +144,7 @@ class Follower(JobBook):
                 word = await self._client.cancel(job.row.request_id)
         except (RetryableError, PermanentError, TimeoutError) as exc:
             word = f"cancel failed: {exc or 'no answer in time'}"
-        if word == "ALREADY_COMPLETED":
-            self._release(job)
-            return self._completed_after_cancel(job)
+        # ALREADY_COMPLETED too: it ended, but only a look says how (cancelled, failed, a video).
         if word == "NOT_FOUND":  # the result route does not know it either
             self._release(job)
             return self._cancel_outcome(job, "unknown to the provider")

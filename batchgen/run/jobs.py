@@ -19,6 +19,7 @@ from typing import Any
 from batchgen.api.classify import CANCELLED
 from batchgen.api.client import QueueClient
 from batchgen.errors import ApiError, RetryableError
+from batchgen.ledger.money import Money, share
 from batchgen.ledger.states import JobRow, JobStatus
 from batchgen.ledger.store import Ledger
 from batchgen.plan.settings import RunSettings
@@ -60,7 +61,13 @@ class JobBook:
         self._settings, self._timing, self._policy = settings, timing, policy
         self._reporter, self._out = reporter, out_dir
         self._slots = Slots(settings.concurrency)
-        self.spent = 0.0
+        # The folder's money (batchgen.ledger.money), kept up to date move by move.
+        self.committed = self.spent = 0.0
+
+    def count_money(self, money: Money) -> None:
+        """Start from the folder's money as the ledger holds it."""
+        self.committed, self.spent = money.committed, money.spent
+        self._reporter.money(self.committed, self.spent)
 
     def _job_failed(self, job: Job, exc: ApiError) -> None:
         """A job ended in error: submit it again when transient and attempts remain."""
@@ -71,7 +78,6 @@ class JobBook:
             log.info("job %s: cancelled at the provider: %s", job.row.key, exc)
             return
         if isinstance(exc, RetryableError):
-            self._add_spend(-(job.row.cost_usd or 0.0))  # fal bills no 5xx
             if job.row.attempts - job.row.retry_from < self._settings.max_attempts:
                 log.info("job %s: %s; submitting again", job.row.key, exc)
                 self._move(job, S.PENDING, error=str(exc), error_type=exc.error_type)
@@ -81,20 +87,26 @@ class JobBook:
 
     def _move(self, job: Job, status: JobStatus, **fields: Any) -> None:
         """Move the job on from the state this run last saw; JobChanged if it is elsewhere."""
-        job.row = self._ledger.transition(job.row.key, status, expect=job.row.status, **fields)
+        old = job.row
+        job.row = self._ledger.transition(old.key, status, expect=old.status, **fields)
+        self._account(old, job.row)
 
-    def _fail(self, job: Job, message: str, error_type: str | None) -> None:
+    def _account(self, old: JobRow, new: JobRow) -> None:
+        """Count a job's move from ``old`` to ``new`` (by this run or another process)."""
+        self._reporter.moved(old.status, new.status)
+        before, after = share(old), share(new)
+        if after != before:
+            self.committed = round(self.committed + after[0] - before[0], 6)
+            self.spent = round(self.spent + after[1] - before[1], 6)
+            self._reporter.money(self.committed, self.spent)
+
+    def _fail(self, job: Job, message: str, error_type: str | None, **fields: Any) -> None:
         self._release(job)
-        self._move(job, S.FAILED, error=message, error_type=error_type)
-        self._reporter.failed()
+        self._move(job, S.FAILED, error=message, error_type=error_type, **fields)
+        self._reporter.note(f"failed: row {job.row.row} ({job.row.key[:8]}): {message}")
         log.info("job %s: failed: %s", job.row.key, message)
 
     def _release(self, job: Job) -> None:
         if job.holding:
             job.holding = False
             self._slots.release()
-
-    def _add_spend(self, usd: float) -> None:
-        if usd:
-            self.spent = round(self.spent + usd, 6)
-            self._reporter.spend(self.spent)

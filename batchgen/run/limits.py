@@ -1,29 +1,13 @@
-"""What bounds a run besides the rate limit: jobs in flight at the provider, and money.
+"""What bounds a run besides the rate limit and money: jobs in flight at the provider.
 
-``Slots`` counts jobs submitted and not finished (``--concurrency``). ``estimated_spend`` is the
-estimated USD of an output folder's jobs that hold, or may hold, a paid job (``--max-cost``).
+``Slots`` counts jobs submitted and not finished (``--concurrency``). Money (``--max-cost``) is
+``batchgen.ledger.money``'s committed spend, kept by the engine.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
-
-from batchgen.ledger.states import IN_FLIGHT, JobRow, JobStatus
-
-S = JobStatus
-# Jobs that hold, or may hold, a billable job at the provider. A job sent back to pending
-# after a transient (5xx) failure holds none: fal bills no 5xx.
-SPENDING = IN_FLIGHT | {S.DONE}
-
-
-def estimated_spend(rows: Iterable[JobRow]) -> float:
-    """USD of the jobs that hold or may hold a paid job, plus failed jobs that ran."""
-    total = 0.0
-    for row in rows:
-        if row.status in SPENDING or (row.status is S.FAILED and row.request_id):
-            total += row.cost_usd or 0.0
-    return round(total, 6)
+from collections.abc import Callable
 
 
 class Slots:

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from batchgen.api.providers import Connection
 from batchgen.errors import DiskError, UsageError
 from batchgen.ledger.lock import folder_lock
 from batchgen.ledger.manifest import iso_utc, remove_stale_temps, write_manifest, write_run_json
+from batchgen.ledger.money import tally
 from batchgen.ledger.rebuild import MANIFEST, lost_ledger, restored
 from batchgen.ledger.states import JobRow, JobStatus
 from batchgen.ledger.store import LEDGER_NAME, Ledger
@@ -40,7 +42,6 @@ from batchgen.run.download import (
     file_session,
 )
 from batchgen.run.engine import Engine
-from batchgen.run.limits import estimated_spend
 from batchgen.run.polling import PollPolicy
 from batchgen.run.progress import Reporter
 from batchgen.run.resume import check_origin, recheck_done, reopen, to_drive, videos_in
@@ -60,6 +61,7 @@ class RunResult:
     counts: dict[str, int]
     total: int
     spent_usd: float
+    committed_usd: float
     message: str
     orphaned: list[str] = field(default_factory=list)
     held_by_cost: int = 0
@@ -150,8 +152,7 @@ class Runner:
                 orphaned = self._rebuild(ledger, records)
             rows = recheck_done(ledger, to_drive(ledger), out, self.reporter)
             rows = reopen(ledger, rows, self._retry, self.reporter)
-            spent = estimated_spend(rows)
-            self._report_start(rows, spent)
+            self._report_start(rows)
             # Keys and statuses only from here on: rows hold payloads (100k jobs: ~100 MB).
             todo = [(row.key, row.status) for row in rows if not row.status.final]
             total = len(rows)
@@ -159,7 +160,9 @@ class Runner:
             with _writing(out, "run.json"):
                 write_run_json(out, self._info(started, None))
             log.info("run started: %d jobs, %s", total, self.connection.public())
-            engine = await self._drive(ledger, todo, spent, out)
+            engine = await self._drive(ledger, todo, out)
+            # Other processes (batchgen cancel) may have moved jobs this run never touched.
+            engine.count_money(tally(ledger.iter_jobs()))
             result = self._result(ledger, engine, orphaned)
             try:
                 with _writing(out, "manifest.csv"):
@@ -232,19 +235,16 @@ class Runner:
         log.warning("ledger rebuilt from %s: %d jobs", MANIFEST, count)
         return [row.key for row in ledger.jobs() if not row.in_input]
 
-    def _report_start(self, rows: list[JobRow], spent: float) -> None:
+    def _report_start(self, rows: list[JobRow]) -> None:
+        plan, timing = self.plan, self.timing
+        latency = plan.settings.expect_latency or plan.endpoint.typical_latency_s
         self.reporter.start(
-            len(rows),
-            submitted=sum(1 for r in rows if r.attempts > 0),
-            completed=sum(1 for r in rows if r.status in (S.DOWNLOADING, S.DONE)),
-            downloaded=sum(1 for r in rows if r.status is S.DONE),
-            failed=sum(1 for r in rows if r.status is S.FAILED),
-            spent=spent if self.plan.estimated_cost is not None else None,
+            Counter(row.status for row in rows),
+            latency=None if latency is None else timing.s(latency),
+            concurrency=plan.settings.concurrency,
         )
 
-    async def _drive(
-        self, ledger: Ledger, todo: list[tuple[str, JobStatus]], spent: float, out: Path
-    ) -> Engine:
+    async def _drive(self, ledger: Ledger, todo: list[tuple[str, JobStatus]], out: Path) -> Engine:
         plan, timing = self.plan, self.timing
         connector = aiohttp.TCPConnector(limit=0)
         async with (
@@ -292,7 +292,9 @@ class Runner:
                 return engine
             stop = asyncio.Event()
             ticker = asyncio.create_task(self._manifest_ticker(ledger.path, out, stop))
-            self._task = asyncio.create_task(engine.run(todo, spent))
+            clock = asyncio.create_task(self._clock_ticker(stop))
+            engine.count_money(tally(ledger.iter_jobs()))
+            self._task = asyncio.create_task(engine.run(todo))
             try:
                 await self._task
             except asyncio.CancelledError:
@@ -303,7 +305,15 @@ class Runner:
             finally:
                 stop.set()
                 await ticker
+                await clock
         return engine
+
+    async def _clock_ticker(self, stop: asyncio.Event) -> None:
+        """Let the progress display tick every second, even when no job moves."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.timing.progress_every)
+            self.reporter.tick()
 
     async def _manifest_ticker(self, ledger_path: Path, out: Path, stop: asyncio.Event) -> None:
         """Rewrite the manifest now and then, in a thread, never more than ~10% of the time.
@@ -355,6 +365,7 @@ class Runner:
             counts,
             total,
             engine.spent,
+            engine.committed,
             "; ".join(parts),
             orphaned,
             engine.held_by_cost,

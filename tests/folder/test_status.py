@@ -22,7 +22,9 @@ FIVE = "prompt\na\nb\nc\nd\ne\nf\ng\n"
 
 
 def test_counts_spend_and_remaining(tmp_path: Path) -> None:
-    """Spent counts jobs run (done, completed); remaining counts jobs not final and not run."""
+    """Spent counts jobs with a video (done); committed adds jobs in flight (completed ones
+    too: their result may still be a refusal) and failed jobs that may be billed (a model
+    error); remaining counts jobs not yet submitted."""
     folder = make_folder(tmp_path, FIVE)
     a, b, c, d, e, _f, _g = folder.keys
     folder.done(a)
@@ -36,8 +38,9 @@ def test_counts_spend_and_remaining(tmp_path: Path) -> None:
     assert status.counts["done"] == 1
     assert status.counts["failed"] == 1
     assert status.counts["pending"] == 2
-    assert status.spent_usd == pytest.approx(0.70)  # a (done) and e (completed)
-    assert status.remaining_usd == pytest.approx(4 * 0.35)  # c, d and two pending
+    assert status.spent_usd == pytest.approx(0.35)  # a (done); e's result is not read yet
+    assert status.committed_usd == pytest.approx(5 * 0.35)  # a, e, c, d and b (model error)
+    assert status.remaining_usd == pytest.approx(2 * 0.35)  # the two pending
     assert status.unpriced_jobs == 0
 
 
@@ -115,7 +118,8 @@ def test_render_shows_counts_money_flight_and_failures(tmp_path: Path) -> None:
     assert "running 1 · failed 0" not in text
     assert "failed 1" in text
     assert "pending 5" in text
-    assert "remaining: $2.10" in text
+    assert "committed: $0.70" in text  # a running, b failed with a model error
+    assert "remaining: $1.75" in text  # five pending
     assert f"req-{a}" in text
     assert "2m05s" in text
     assert "1× content policy [model_error]  (row 2)" in text
@@ -171,4 +175,6 @@ async def test_status_during_a_live_run(tmp_path: Path) -> None:
     assert all(f.request_id for f in status.in_flight)
     assert status.counts["pending"] == 3
     assert status.spent_usd == 0
-    assert status.remaining_usd == pytest.approx(plan.estimated_cost)
+    assert plan.estimated_cost is not None
+    assert status.committed_usd + status.remaining_usd == pytest.approx(plan.estimated_cost)
+    assert status.committed_usd == pytest.approx(plan.estimated_cost / 2)  # 3 of 6 in flight

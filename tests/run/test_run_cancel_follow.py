@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
+import aiohttp
 from click.testing import CliRunner
+from mock_fixtures import AUTH, submit, wait_completed
 from runs import (
     FAST,
     assert_all_verified,
@@ -21,6 +24,7 @@ from test_run_resume import until
 
 from batchgen.cli import cli
 from batchgen.ledger.states import JobStatus
+from batchgen.ledger.store import Ledger
 from batchgen.mock import MockServer
 from batchgen.run.runner import Runner
 
@@ -130,3 +134,31 @@ async def test_user_cancel_beside_a_live_run_is_followed_by_it(tmp_path: Path) -
 
 def running(out: Path) -> int:
     return sum(job.status is S.RUNNING for job in rows(out))
+
+
+async def test_timeout_cancel_interrupted_before_its_answer_fails_as_timed_out(
+    tmp_path: Path,
+) -> None:
+    """A job left cancelling for its --job-timeout (the run was killed before the provider's
+    answer was read) ends failed as timed out on resume, not cancelled: --retry-failed takes it."""
+    out = tmp_path / "out"
+    plan = plan_for(prompts(tmp_path, 1), out)
+    async with MockServer(mock_config(latency=100_000.0)) as server:
+        async with aiohttp.ClientSession() as session:
+            rid = (await submit(session, server, plan.jobs[0].payload))["request_id"]
+            url = f"{server.base_url}/fal-ai/kling-video/requests/{rid}/cancel"
+            async with session.put(url, headers=AUTH) as answer:
+                assert answer.status == 200
+            await wait_completed(session, server, rid)
+        with Ledger.in_folder(out) as ledger:
+            ledger.sync(plan.jobs, plan.endpoint.id)
+            key = plan.jobs[0].key
+            ledger.transition(key, S.SUBMITTING, attempts=1)
+            ledger.transition(key, S.RUNNING, request_id=rid, submitted_at=time.time())
+            ledger.transition(key, S.CANCELLING, error_type="timeout")
+        result = await run(plan, server)
+    assert result.outcome == "failed"
+    [job] = rows(out)
+    assert (job.status, job.error_type) == (S.FAILED, "timeout")
+    assert job.error is not None
+    assert job.error.endswith("(--job-timeout); cancelled at the provider")

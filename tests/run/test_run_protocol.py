@@ -86,7 +86,7 @@ async def test_submit_without_request_id_fails_once_then_retry_is_flagged(
     assert job.error == (
         'protocol error: submit answered 200 without a request_id: \'{"status": "IN_QUEUE"}\''
     )
-    assert result.spent_usd == job.cost_usd
+    assert (result.committed_usd, result.spent_usd) == (job.cost_usd, 0.0)
     async with MockServer(mock_config()) as mock:
         again = await run(plan, mock, retry_failed=True)
     [job] = rows(out)

@@ -1,0 +1,94 @@
+"""Money, defined once, at list price: what a folder's jobs have committed and spent.
+
+Every figure batchgen shows (the progress display, the final line, ``status``, the report,
+the manifest's ``cost_usd``) and ``--max-cost`` come from these two rules, applied to ledger
+rows, so they agree to the cent on the same folder:
+
+- **spent**: the provider ran the job to an output: its video URL is known (``downloading``,
+  ``done``, or failed only in our download or disk: the video exists and is paid for). A job
+  ``completed`` whose result is not read yet is not counted: its result may be a refusal.
+- **committed**: spent, plus every job submitted and not known to be unbilled: in flight at
+  the provider (or maybe: a submit whose answer was lost), being submitted again after a
+  transient failure, or ended in a way fal may still bill (a refusal after GPU time, a timeout
+  or cancel while running). Known unbilled, and so not committed: never submitted; ended by a
+  5xx-type failure (fal bills no 5xx; ``UNBILLED_ERRORS``); cancelled before it started.
+
+Both only go up while a run moves jobs forward; a job that ends unbilled (given up after
+transient failures, cancelled in the queue) leaves ``committed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from batchgen.ledger.states import IN_FLIGHT, JobRow, JobStatus
+
+S = JobStatus
+# error_types of job failures fal does not bill (its 5xx family; batchgen.api.classify's
+# TRANSIENT plus its "server_error" for an untyped 5xx: a test keeps the two in step).
+UNBILLED_ERRORS = frozenset(
+    {
+        "request_timeout",
+        "startup_timeout",
+        "runner_scheduling_failure",
+        "runner_connection_timeout",
+        "runner_disconnected",
+        "runner_connection_refused",
+        "runner_connection_error",
+        "runner_incomplete_response",
+        "runner_server_error",
+        "internal_error",
+        "server_error",
+    }
+)
+_RAN = frozenset({S.DONE, S.DOWNLOADING})
+
+
+def spent(row: JobRow) -> bool:
+    """True when the provider ran ``row``'s job to an output (see the module docstring)."""
+    return row.status in _RAN or (row.status is S.FAILED and row.video_url is not None)
+
+
+def committed(row: JobRow) -> bool:
+    """True when ``row``'s job was submitted and is not known to be unbilled."""
+    if spent(row) or row.status in IN_FLIGHT:
+        return True
+    if row.status is S.PENDING:  # submitted in this budget: on its way to be submitted again
+        return row.attempts > row.retry_from and row.in_input
+    if row.attempts == 0:
+        return False  # never submitted
+    if row.status is S.CANCELLED:
+        return row.started_at is not None  # a running job may be billed for its time
+    return row.error_type not in UNBILLED_ERRORS  # failed: unbilled only after a 5xx
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """Committed and spent USD of some jobs; ``unpriced``: jobs of unknown price (left out)."""
+
+    committed: float
+    spent: float
+    unpriced: int = 0
+
+
+def tally(rows: Iterable[JobRow]) -> Money:
+    """The committed and spent USD of ``rows``."""
+    total_committed = total_spent = 0.0
+    unpriced = 0
+    for row in rows:
+        if not committed(row):
+            continue
+        if row.cost_usd is None:
+            unpriced += 1
+            continue
+        total_committed += row.cost_usd
+        if spent(row):
+            total_spent += row.cost_usd
+    return Money(round(total_committed, 6), round(total_spent, 6), unpriced)
+
+
+def share(row: JobRow) -> tuple[float, float]:
+    """``row``'s own (committed, spent) USD: what it adds to a ``tally``."""
+    cost = row.cost_usd or 0.0
+    return (cost if committed(row) else 0.0, cost if spent(row) else 0.0)
