@@ -8,10 +8,12 @@ ingress faults (slow, reset, 503, 429) first, then the Authorization check, then
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from batchgen.errors import UsageError
 from batchgen.mock import routes
 from batchgen.mock.config import MockConfig
 from batchgen.mock.emulator import EMULATOR, Emulator, answer
@@ -113,6 +115,21 @@ async def _config(request: web.Request) -> web.Response:
     return answer(request.app[EMULATOR].config.describe())
 
 
+async def _set_config(request: web.Request) -> web.Response:
+    config = request.app[EMULATOR].config
+    try:
+        changes = json.loads(await request.read())
+    except ValueError:
+        changes = None
+    if not isinstance(changes, dict):
+        return answer({"detail": "the body must be a JSON object of settings"}, 400)
+    try:
+        config.update(changes)
+    except UsageError as error:
+        return answer({"detail": str(error)}, 400)
+    return answer(config.describe())
+
+
 async def _shutdown(app: web.Application) -> None:
     # Open status streams would hold the shutdown for their whole keep-alive loop.
     app[EMULATOR].queue.close()
@@ -125,6 +142,7 @@ def make_app(config: MockConfig) -> web.Application:
     add = app.router
     add.add_get("/_mock/stats", _stats)
     add.add_get("/_mock/config", _config)
+    add.add_post("/_mock/config", _set_config)
     add.add_post("/_mock/reset", _reset)
     add.add_get("/files/{request_id}/{name}", serve_file)
     requests = "/{owner_app:.+}/requests/{request_id}"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 
 from batchgen.errors import UsageError
 from batchgen.plan.endpoint import EndpointSpec, builtin_specs
@@ -121,6 +122,30 @@ class MockConfig:
         if problems:
             raise UsageError("; ".join(problems))
 
+    def update(self, changes: Mapping[str, object]) -> None:
+        """Set the named fields from JSON values, all or none: raise UsageError naming every
+        unknown field, value of the wrong type and setting out of range.
+
+        ``specs`` cannot be set this way. ``seed`` takes effect at the next reset.
+        """
+        kinds = {f.name: str(f.type) for f in fields(self) if f.name != "specs"}
+        values: dict[str, object] = {}
+        problems = []
+        for name, value in changes.items():
+            kind = kinds.get(name)
+            if kind is None:
+                problems.append(f"{name!r} is not a setting of the emulator")
+                continue
+            try:
+                values[name] = _coerce(kind, value)
+            except TypeError:
+                problems.append(f"{name} must be {kind}, not {value!r}")
+        if problems:
+            raise UsageError("; ".join(problems))
+        replace(self, **values).check()  # type: ignore[arg-type]
+        for name, value in values.items():
+            setattr(self, name, value)
+
     def describe(self) -> dict[str, object]:
         """The settings as plain JSON-able values (endpoint specs by id only)."""
         out: dict[str, object] = {}
@@ -128,3 +153,24 @@ class MockConfig:
             value = getattr(self, f.name)
             out[f.name] = sorted(value) if f.name == "specs" else value
         return out
+
+
+def _coerce(kind: str, value: object) -> object:
+    """``value`` (as JSON decodes it) as a value of the field type ``kind``, or TypeError."""
+    base, optional = kind.removesuffix(" | None"), kind.endswith(" | None")
+    if value is None and optional:
+        return None
+    if base == "bool" and isinstance(value, bool):
+        return value
+    if isinstance(value, bool):
+        raise TypeError(kind)
+    if base == "int" and isinstance(value, int):
+        return value
+    if base == "float" and isinstance(value, int | float):
+        return float(value)
+    if base == "str" and isinstance(value, str):
+        return value
+    texts = isinstance(value, list) and all(isinstance(item, str) for item in value)
+    if base == "tuple[str, ...]" and texts:
+        return tuple(value)  # type: ignore[arg-type]
+    raise TypeError(kind)

@@ -343,6 +343,37 @@ async def test_mock_reset_and_config_routes(server: MockServer, session) -> None
     assert KLING in config["specs"]
 
 
+async def test_post_mock_config_changes_faults_live(server: MockServer, session) -> None:
+    """POST /_mock/config sets the named settings at once (a CDN outage on, then off) and
+    answers them all; an unknown field, a wrong type or an out-of-range value changes nothing."""
+    url = f"{server.base_url}/_mock/config"
+    async with session.post(url, json={"fault_file_503": 1, "result_ttl": None}) as r:
+        assert r.status == 200
+        assert (await r.json())["fault_file_503"] == 1.0
+    assert server.config.fault_file_503 == 1.0
+    job = await submit(session, server)
+    await wait_completed(session, server, job["request_id"])
+    output = (await get(session, job["response_url"]))[1]["video"]
+    async with session.get(output["url"]) as r:
+        assert r.status == 503
+    for bad, named in [
+        ({"fault_file_503": 0, "fault_503": 1.5}, "fault_503"),
+        ({"fault_file_503": 0, "no_such": 1}, "no_such"),
+        ({"fault_file_503": 0, "latency": "slow"}, "latency"),
+        ({"fault_file_503": 0, "status_route": 1}, "status_route"),
+        ({"fault_file_503": 0, "specs": []}, "specs"),
+        (["fault_file_503"], "JSON object"),
+    ]:
+        async with session.post(url, json=bad) as r:
+            assert r.status == 400
+            assert named in (await r.json())["detail"]
+    assert server.config.fault_file_503 == 1.0
+    async with session.post(url, json={"fault_file_503": 0}) as r:
+        assert r.status == 200
+    async with session.get(output["url"]) as r:
+        assert r.status == 200
+
+
 async def test_open_streams_end_on_reset_and_on_shutdown(session) -> None:
     """A reset or a server shutdown ends open status streams instead of leaving them hanging."""
     server = MockServer(fast_config(latency=FOREVER))
