@@ -15,6 +15,7 @@ message. The CLI maps the branches to exit codes; the library never prints.
         │   └── ProtocolError   an answer that breaks the protocol (unreadable, too large,
         │                       a 2xx submit without a request id): this job failed
         ├── FatalError          401/403/402, exhausted balance: stop the whole run (exit 3)
+        ├── Unreachable         the API never answered (refused, no host, TLS): stop (exit 1)
         └── AmbiguousSubmit     the submit POST went out and the answer was lost
 """
 
@@ -129,6 +130,11 @@ class ProtocolError(PermanentError):
 
 class FatalError(ApiError):
     """No request will succeed (bad key, no permission, no balance): stop the whole run."""
+
+
+class Unreachable(ApiError):
+    """The API has never answered this run (connection refused, DNS, TLS): a wrong base URL
+    or no network. Nothing was sent; the run stops rather than wait all night."""
 
 
 class AmbiguousSubmit(ApiError):

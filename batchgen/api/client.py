@@ -60,6 +60,7 @@ from batchgen.api.classify import (
     still_in_progress,
     surely_not_created,
 )
+from batchgen.api.reach import Reach
 from batchgen.errors import (
     AmbiguousSubmit,
     ApiError,
@@ -136,6 +137,7 @@ class QueueClient:
         "_max_body",
         "_misreads",
         "_notify",
+        "_reach",
         "_session",
         "_sleep",
         "_timeout",
@@ -157,6 +159,7 @@ class QueueClient:
         notify: Callable[[str], None] | None = None,
         max_body: int = MAX_BODY,
         unreadable_limit: int = 3,
+        reach: Reach | None = None,
     ) -> None:
         if follow not in FOLLOW_MODES:
             raise ValueError(f"follow must be one of {FOLLOW_MODES}, not {follow!r}")
@@ -173,6 +176,7 @@ class QueueClient:
         self._sleep = sleep
         self._follow = follow
         self._notify = notify
+        self._reach = reach or Reach(notify=notify)
         self._max_body = max_body
         self._misreads = Misreads(unreadable_limit)
 
@@ -192,16 +196,23 @@ class QueueClient:
     # -- the four calls -------------------------------------------------------------------
 
     async def submit(
-        self, payload: dict[str, Any], *, before_send: Callable[[], None] | None = None
+        self,
+        payload: dict[str, Any],
+        *,
+        before_send: Callable[[], None] | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> Submitted:
-        """Create a job. ``before_send`` runs right before each attempt's POST leaves.
+        """Create a job. ``before_send`` runs right before each attempt's POST leaves; once
+        ``stop()`` is true a failed attempt is not tried again.
 
         Raises AmbiguousSubmit when the answer was lost after the POST went out (the caller
         may send it again, flagged), and ProtocolError (error_type ``submit_uncertain``) for a
         2xx without a usable request id: a job may exist, so it must not be sent blindly again.
         """
         url = f"{self._base}/{self.endpoint.id}"
-        answer = await self._call("POST", url, "submit", body=payload, before_send=before_send)
+        answer = await self._call(
+            "POST", url, "submit", body=payload, before_send=before_send, stop=stop
+        )
         data = answer.object()
         request_id = _request_id_of(answer)
         if data is None or request_id is None:
@@ -378,10 +389,12 @@ class QueueClient:
         before_send: Callable[[], None] | None = None,
         accept: tuple[int, ...] = (),
         pending_ok: bool = False,
+        stop: Callable[[], bool] | None = None,
     ) -> Answer:
         retry = 0
         while True:
             error: ApiError | None
+            waiting = False
             await self._acquire()
             if before_send is not None:
                 before_send()
@@ -400,12 +413,14 @@ class QueueClient:
             except _NOT_SENT as exc:
                 _log(method, url, "not-connected", request_id, started)
                 error = RetryableError(f"{route}: cannot connect: {_describe(exc)}")
+                waiting = self._reach.cannot_connect(self._base, _describe(exc))
             except (aiohttp.ClientError, TimeoutError) as exc:
                 _log(method, url, "lost", request_id, started)
                 if route == "submit":
                     raise AmbiguousSubmit(f"submit sent, answer lost: {_describe(exc)}") from None
                 error = RetryableError(f"{route}: {_describe(exc)}")
             else:
+                self._reach.answer()
                 rid = request_id or answer.headers.get("x-fal-request-id")
                 if rid is None and route == "submit" and answer.status < 300:
                     rid = _request_id_of(answer)
@@ -434,8 +449,10 @@ class QueueClient:
                     raise AmbiguousSubmit(str(error), status=answer.status) from None
             if not isinstance(error, RetryableError) or error.error_type is not None:
                 raise error
+            if stop is not None and stop():
+                raise error  # asked to stop: nothing went out, nothing more will
             retry += 1
-            if retry >= self._backoff.attempts:
+            if retry >= self._backoff.attempts and not waiting:  # a blip is waited out
                 raise error
             await self._sleep(self._backoff.delay(retry, error.retry_after))
 

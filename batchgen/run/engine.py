@@ -39,6 +39,7 @@ from batchgen.errors import (
     JobChanged,
     PermanentError,
     RetryableError,
+    Unreachable,
 )
 from batchgen.ledger.money import committed
 from batchgen.ledger.states import JobStatus
@@ -97,7 +98,7 @@ class Engine(Follower):
         self._draining = False
         self._reserved = 0.0  # USD of jobs about to be submitted (--max-cost)
         self.fatal: FatalError | None = None
-        self._ledger_stop: str | None = None
+        self._stopped: str | None = None  # see ``stopped``
         self.held_by_cost = 0
         self.not_submitted = 0
 
@@ -118,10 +119,11 @@ class Engine(Follower):
         return self._draining
 
     @property
-    def disk_stop(self) -> str | None:
-        """Why the run stopped for a failing disk (videos that cannot be written, see
-        ``batchgen.run.download_pool``, or a ledger that cannot be), or None."""
-        return self._ledger_stop or self._pool.disk_stop
+    def stopped(self) -> str | None:
+        """Why the run stopped early on an environment fault, or None: a failing disk (videos
+        that cannot be written, see ``batchgen.run.download_pool``, or a ledger that cannot
+        be), or an API that never answered (``batchgen.api.reach``)."""
+        return self._stopped or self._pool.disk_stop
 
     async def run(self, jobs: Iterable[tuple[str, JobStatus]]) -> None:
         """Drive ``jobs`` (key and status of the run's jobs, in input order) to their end.
@@ -161,11 +163,11 @@ class Engine(Follower):
                 self.fatal = fatal[0]
                 log.error("fatal: %s", self.fatal)
             elif ledger:  # the ledger cannot be written: stop, as nothing can be recorded
-                self._ledger_stop = (
+                self._stopped = (
                     f"stopped: {ledger[0]}; nothing is lost: free some space (or fix the "
                     "folder), then run again to resume"
                 )
-                log.error("%s", self._ledger_stop)
+                log.error("%s", self._stopped)
             else:
                 raise group.exceptions[0] if len(group.exceptions) == 1 else group from None
 
@@ -186,6 +188,12 @@ class Engine(Follower):
                 try:
                     if not await self._step(job):
                         break
+                except Unreachable as exc:  # a wrong URL or no network: stop submitting
+                    if self._stopped is None:
+                        self._stopped = str(exc)
+                        log.error("%s", exc)
+                    self.drain()
+                    break
                 except JobChanged as exc:
                     seen, job.row = job.row, self._ledger.get(job.row.key)
                     self._account(seen, job.row)
@@ -286,11 +294,13 @@ class Engine(Follower):
                 sent = True
 
         try:
-            answer = await self._client.submit(row.payload, before_send=before_send)
+            answer = await self._client.submit(
+                row.payload, before_send=before_send, stop=lambda: self._draining
+            )
         except AmbiguousSubmit as exc:
             self._move(job, S.SUBMIT_UNCERTAIN, error=f"submit uncertain: {exc}")
             return True
-        except (FatalError, RetryableError, PermanentError) as exc:
+        except (FatalError, RetryableError, PermanentError, Unreachable) as exc:
             if isinstance(exc, PermanentError):
                 # A refused submit created nothing (unlike a 2xx we could not read).
                 unpaid = sent and exc.error_type != "submit_uncertain"
@@ -306,7 +316,7 @@ class Engine(Follower):
                     possibly_duplicate=row.possibly_duplicate,
                     error=f"not submitted: {exc}",
                 )
-            if isinstance(exc, FatalError):
+            if isinstance(exc, FatalError | Unreachable):
                 raise
             self.not_submitted += 1
             return False

@@ -29,6 +29,7 @@ from aiolimiter import AsyncLimiter
 
 from batchgen.api.client import QueueClient
 from batchgen.api.providers import Connection
+from batchgen.api.reach import Reach
 from batchgen.errors import DiskError, UsageError
 from batchgen.ledger.lock import folder_lock
 from batchgen.ledger.manifest import iso_utc, remove_stale_temps, write_manifest, write_run_json
@@ -170,7 +171,7 @@ class Runner:
                 with _writing(out, "run.json"):
                     write_run_json(out, self._info(started, result))
             except DiskError:
-                if engine.disk_stop is None:
+                if engine.stopped is None:
                     raise
                 # The disk is full: the ledger holds the state; the files follow next time.
                 log.warning("manifest and run.json not written: the disk is still full")
@@ -266,6 +267,7 @@ class Runner:
                 sleep=timing.sleep,
                 follow=self.connection.follow,
                 notify=self.reporter.note,
+                reach=Reach(give_up_after=timing.unreachable_after, notify=self.reporter.note),
             )
             downloader = Downloader(
                 files,
@@ -353,9 +355,9 @@ class Runner:
         if engine.fatal is not None:
             outcome = "fatal"
             parts.insert(0, str(engine.fatal))
-        elif engine.disk_stop is not None:
+        elif engine.stopped is not None:
             outcome = "failed"
-            parts.insert(0, engine.disk_stop)
+            parts.insert(0, engine.stopped)
         elif self._aborted or self._drained:
             outcome = "interrupted"
         else:

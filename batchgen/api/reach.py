@@ -1,0 +1,84 @@
+"""Is the API there? Fail fast when it never was; wait out a blip once it has answered.
+
+A run that has never had an answer from the API (connection refused, no such host, a TLS
+error) after ``give_up_after`` seconds of trying is misconfigured, not unlucky: ``Reach`` raises
+``Unreachable`` naming the host and the error, and the run stops (exit 1). Once the API has
+answered, a lost connection is an overnight network blip: requests keep trying (their failed
+connections no longer count against their retries), and the user is told once that batchgen is
+waiting for the API, since when, and again when it is back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from batchgen.errors import Unreachable
+
+
+class Reach:
+    """What one client knows of its API's reachability (see the module docstring)."""
+
+    __slots__ = (
+        "_answered",
+        "_clock",
+        "_first_failure",
+        "_notify",
+        "_wall",
+        "down_since",
+        "give_up_after",
+    )
+
+    def __init__(
+        self,
+        *,
+        give_up_after: float = 30.0,
+        notify: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.give_up_after = give_up_after
+        self._notify, self._clock, self._wall = notify, clock, wall
+        self._first_failure: float | None = None
+        self.down_since: float | None = None  # wall time; None while it answers
+        self._answered = False
+
+    @property
+    def answered(self) -> bool:
+        """True once the API has answered anything."""
+        return self._answered
+
+    def answer(self) -> None:
+        """The API answered (any status)."""
+        self._answered = True
+        self._first_failure = None
+        if self.down_since is not None:
+            gone = self._wall() - self.down_since
+            self.down_since = None
+            self._say(f"the API answers again (it was out of reach for {gone:.0f} s)")
+
+    def cannot_connect(self, origin: str, reason: str) -> bool:
+        """A connection to ``origin`` failed before anything was sent. Raises Unreachable when
+        the API never answered for too long; True when the caller should wait it out (retry
+        without counting the try), False for an ordinary retry."""
+        if not self._answered:
+            now = self._clock()
+            if self._first_failure is None:
+                self._first_failure = now
+            if now - self._first_failure >= self.give_up_after:
+                raise Unreachable(
+                    f"cannot reach the API at {origin}: {reason} (no answer for "
+                    f"{self.give_up_after:g} s); nothing was sent. Check --base-url, the "
+                    "provider and the network, then run again"
+                )
+            return False
+        if self.down_since is None:
+            self.down_since = self._wall()
+            since = datetime.fromtimestamp(self.down_since).strftime("%H:%M")
+            self._say(f"waiting for the API at {origin} since {since} ({reason})")
+        return True
+
+    def _say(self, message: str) -> None:
+        if self._notify is not None:
+            self._notify(message)

@@ -1,0 +1,104 @@
+"""An API never reached stops the run fast; one that answered and went away is waited for."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from dataclasses import replace
+from pathlib import Path
+
+from runs import FAST, assert_all_verified, mock_config, plan_for, prompts, rows, run
+
+from batchgen.ledger.states import JobStatus
+from batchgen.mock import MockServer
+from batchgen.mock.stats import payload_digest
+from batchgen.run.progress import Reporter
+
+S = JobStatus
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_api_never_reached_stops_within_the_limit(tmp_path: Path) -> None:
+    """Connection refused from the start: the run stops after `unreachable_after` with one
+    line naming the host, every job still pending (nothing was sent, nothing uncertain)."""
+    out = tmp_path / "out"
+    base = f"http://127.0.0.1:{closed_port()}"
+    timing = replace(FAST, unreachable_after=0.2)
+    result = await asyncio.wait_for(
+        run(plan_for(prompts(tmp_path, 5), out), base, timing=timing), 10
+    )
+    assert result.outcome == "failed"
+    assert result.message.startswith(f"cannot reach the API at {base}: ")
+    assert "nothing was sent" in result.message
+    assert {job.status for job in rows(out)} == {S.PENDING}
+    assert {job.possibly_duplicate for job in rows(out)} == {False}
+
+
+class Cable:
+    """A TCP forwarder to ``target`` on a fixed loopback port that can be unplugged."""
+
+    def __init__(self, target: int) -> None:
+        self.target, self.port = target, closed_port()
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.StreamWriter] = set()
+
+    async def plug(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def unplug(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._pipes):
+            writer.close()
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        self._pipes |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError, OSError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._pipes -= {writer, up_writer}
+
+
+async def test_api_that_answered_is_waited_for(tmp_path: Path) -> None:
+    """The API answers, then its host stops taking connections for a while (a network blip):
+    the run says it is waiting, says when the API is back, and ends with every job done."""
+    out = tmp_path / "out"
+    plan = plan_for(prompts(tmp_path, 12), out)
+    reporter = Reporter()
+    async with MockServer(mock_config(latency=200.0)) as server:
+        cable = Cable(server.port)
+        await cable.plug()
+        task = asyncio.create_task(run(plan, f"http://127.0.0.1:{cable.port}", reporter=reporter))
+        for _ in range(2000):  # bounded: until some jobs are submitted
+            if sum(server.stats()["submits_by_payload"].values()) >= 4:
+                break
+            await asyncio.sleep(0.005)
+        await cable.unplug()
+        for _ in range(2000):
+            if any("waiting for the API" in note for note in reporter.notes):
+                break
+            await asyncio.sleep(0.005)
+        await cable.plug()
+        result = await asyncio.wait_for(task, 30)
+        stats = server.stats()
+    assert result.outcome == "done", result.message
+    assert_all_verified(out, stats)
+    assert any("the API answers again" in note for note in reporter.notes)
+    for job in rows(out):
+        assert (
+            stats["submits_by_payload"][payload_digest(job.payload)] == 1 or job.possibly_duplicate
+        )
