@@ -38,32 +38,44 @@ def status(out_dir: Path, as_json: bool) -> None:
     "--keys",
     multiple=True,
     metavar="KEY[,KEY...]",
-    help="Cancel only these jobs (repeatable). Default: every job in flight.",
+    help="Cancel only these jobs (repeatable): a key, or its start as file names show it.",
 )
 @click.option(
-    "--pending",
-    "include_pending",
-    is_flag=True,
-    help="Also cancel jobs not submitted yet, so a resumed run skips them.",
+    "--rows",
+    metavar="ROWS",
+    help="Cancel only the jobs of these input rows, e.g. 3,7-9.",
 )
+@click.option(
+    "--in-flight",
+    is_flag=True,
+    help="Only jobs at the provider; leave jobs not submitted yet for a later run.",
+)
+@click.option("--pending", is_flag=True, hidden=True)  # the default now; kept for old scripts
 @click.option("--provider", help="Provider preset (default: the one the run used).")
 @click.option("--base-url", help="Queue API base URL (default: the one the run used).")
 @click.option("--auth-scheme", type=click.Choice(["key", "bearer"]), help="Authorization scheme.")
 @click.option("--api-key-env", metavar="NAME", help="Environment variable holding the API key.")
 @click.option("--api-key-file", type=click.Path(path_type=Path), help="File holding the API key.")
+@click.option("-v", "--verbose", is_flag=True, help="Also print one line per job.")
 @handle_errors
 def cancel(
     out_dir: Path,
     keys: tuple[str, ...],
-    include_pending: bool,
+    rows: str | None,
+    in_flight: bool,
+    pending: bool,
     provider: str | None,
     base_url: str | None,
     auth_scheme: str | None,
     api_key_env: str | None,
     api_key_file: Path | None,
+    verbose: bool,
 ) -> None:
-    """Cancel the jobs of DIR at the provider; they end 'cancelled' and are not resubmitted."""
-    from batchgen.folder.cancel import cancel_folder
+    """Stop the batch in DIR: cancel its jobs at the provider and mark the jobs not submitted
+    yet cancelled, so no run (a live one included) submits them. Cancelled jobs are not
+    resubmitted unless a run is given --retry-cancelled."""
+    from batchgen.folder.cancel import cancel_folder, summary
+    from batchgen.folder.choose import parse_rows
 
     wanted = [k for item in keys for k in item.replace(",", " ").split()] or None
     overrides = {
@@ -75,20 +87,26 @@ def cancel(
     outcomes = cancel_folder(
         out_dir,
         keys=wanted,
-        include_pending=include_pending,
+        rows=parse_rows(rows) if rows is not None else None,
+        include_pending=not in_flight,
         overrides=overrides,
         api_key_file=api_key_file,
     )
-    for o in outcomes:
-        click.echo(f"row {o.row} {o.key}: {o.before} -> {o.after} ({o.answer})")
-    cancelled = sum(o.after == "cancelled" and o.before != "cancelled" for o in outcomes)
-    click.echo(
-        f"{cancelled} cancelled, {len(outcomes) - cancelled} left as they were"
-        if outcomes
-        else "nothing to cancel"
-    )
+    if verbose:
+        for o in outcomes:
+            click.echo(f"row {o.row} {o.key}: {o.before} -> {o.after} ({o.answer})")
+    if not outcomes:
+        click.echo("nothing to cancel")
+    else:
+        click.echo(f"{out_dir}: {_jobs(len(outcomes))}")
+        for kind, n in summary(outcomes):
+            click.echo(f"  {n} {kind}")
     if not all(o.ok for o in outcomes):
         sys.exit(EXIT_FAILED)
+
+
+def _jobs(n: int) -> str:
+    return f"{n:,} job{'s' if n != 1 else ''}"
 
 
 @cli.command()
