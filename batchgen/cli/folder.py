@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import webbrowser
 from pathlib import Path
 
 import click
@@ -111,12 +112,16 @@ def _jobs(n: int) -> str:
 
 @cli.command()
 @_FOLDER
+@click.option("--open", "open_it", is_flag=True, help="Open it in the default web browser.")
 @handle_errors
-def report(out_dir: Path) -> None:
+def report(out_dir: Path, open_it: bool) -> None:
     """Write DIR/report.html: a summary and a gallery of the batch, viewable offline."""
     from batchgen.folder.report import write_report
 
-    click.echo(write_report(out_dir))
+    path = write_report(out_dir)
+    click.echo(path)
+    if open_it and not webbrowser.open(path.as_uri()):
+        click.echo("no web browser could be started; open the file above yourself", err=True)
 
 
 @cli.command()
