@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import webbrowser
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -18,19 +20,68 @@ from batchgen.cli.main import (
 _FOLDER = click.argument("out_dir", metavar="DIR", type=click.Path(path_type=Path))
 
 
+# Between two looks of ``status --watch``; a test puts its own here.
+_pause: Callable[[float], None] = time.sleep
+
+
 @cli.command()
 @_FOLDER
 @click.option("--json", "as_json", is_flag=True, help="Print the status as a JSON object.")
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Look again every --interval seconds until Ctrl-C: redrawn in place on a terminal, "
+    "a new block (or JSON line) each time otherwise.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="Seconds between looks with --watch.",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    help="With --watch: stop after this many looks (default: until Ctrl-C).",
+)
 @handle_errors
-def status(out_dir: Path, as_json: bool) -> None:
+def status(out_dir: Path, as_json: bool, watch: bool, interval: float, count: int | None) -> None:
     """Counts, spend, jobs in flight and failures of the batch in DIR (safe during a run)."""
     from batchgen.folder.status import read_status, render
 
-    result = read_status(out_dir)
-    if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
-    else:
-        click.echo(render(result))
+    terminal = watch and not as_json and sys.stdout.isatty()
+    looks = 0
+    try:
+        while True:
+            result = read_status(out_dir)
+            if as_json:
+                data = result.to_dict()
+                click.echo(
+                    json.dumps(data, ensure_ascii=False)
+                    if watch
+                    else json.dumps(data, indent=2, ensure_ascii=False)
+                )
+            elif terminal:
+                footer = f"every {interval:g}s; Ctrl-C to stop"
+                click.echo(redraw(f"{render(result)}\n{footer}", first=not looks), nl=False)
+            else:
+                click.echo(("\n" if looks else "") + render(result))
+            looks += 1
+            if not watch or (count is not None and looks >= count):
+                return
+            _pause(interval)
+    except KeyboardInterrupt:
+        if terminal:
+            click.echo()
+        return  # the way out of --watch: not an interruption
+
+
+def redraw(text: str, *, first: bool) -> str:
+    """``text`` drawn over the previous frame: from the top-left corner, each line cleared to
+    its end, and whatever the previous frame had below cleared too."""
+    start = "\x1b[2J\x1b[H" if first else "\x1b[H"
+    return start + "".join(line + "\x1b[K\n" for line in text.split("\n")) + "\x1b[J"
 
 
 @cli.command()
