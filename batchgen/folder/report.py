@@ -103,7 +103,7 @@ def run_times(run: dict[str, Any]) -> str:
     )
     text += f" · ended {end} · took {duration(max(0.0, finished - started))}"
     outcome = run.get("outcome")
-    return text + (f" · {outcome}" if isinstance(outcome, str) and outcome else "")
+    return text + (f" · outcome: {outcome}" if isinstance(outcome, str) and outcome else "")
 
 
 def _instant(value: Any) -> float | None:

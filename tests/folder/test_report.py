@@ -222,7 +222,10 @@ def test_header_shows_when_the_run_started_ended_and_took(tmp_path: Path) -> Non
     run.update(finished_at="2025-01-31T12:14:02Z", outcome="failed")
     (folder.path / "run.json").write_text(json.dumps(run), encoding="utf-8")
     page = write_report(folder.path, now=T0).read_text(encoding="utf-8")
-    assert "run started 2025-01-31 12:00:00 UTC · ended 12:14:02 UTC · took 14m02s · failed" in page
+    assert (
+        "run started 2025-01-31 12:00:00 UTC · ended 12:14:02 UTC · took 14m02s · outcome: failed"
+        in page
+    )
     run.update(finished_at="2025-02-01T01:00:00Z")
     (folder.path / "run.json").write_text(json.dumps(run), encoding="utf-8")
     assert "ended 2025-02-01 01:00:00 UTC · took 13h00m" in write_report(folder.path).read_text()
