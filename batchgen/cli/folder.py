@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+import webbrowser
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -17,19 +20,68 @@ from batchgen.cli.main import (
 _FOLDER = click.argument("out_dir", metavar="DIR", type=click.Path(path_type=Path))
 
 
+# Between two looks of ``status --watch``; a test puts its own here.
+_pause: Callable[[float], None] = time.sleep
+
+
 @cli.command()
 @_FOLDER
 @click.option("--json", "as_json", is_flag=True, help="Print the status as a JSON object.")
+@click.option(
+    "--watch",
+    is_flag=True,
+    help="Look again every --interval seconds until Ctrl-C: redrawn in place on a terminal, "
+    "a new block (or JSON line) each time otherwise.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="Seconds between looks with --watch.",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    help="With --watch: stop after this many looks (default: until Ctrl-C).",
+)
 @handle_errors
-def status(out_dir: Path, as_json: bool) -> None:
+def status(out_dir: Path, as_json: bool, watch: bool, interval: float, count: int | None) -> None:
     """Counts, spend, jobs in flight and failures of the batch in DIR (safe during a run)."""
     from batchgen.folder.status import read_status, render
 
-    result = read_status(out_dir)
-    if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
-    else:
-        click.echo(render(result))
+    terminal = watch and not as_json and sys.stdout.isatty()
+    looks = 0
+    try:
+        while True:
+            result = read_status(out_dir)
+            if as_json:
+                data = result.to_dict()
+                click.echo(
+                    json.dumps(data, ensure_ascii=False)
+                    if watch
+                    else json.dumps(data, indent=2, ensure_ascii=False)
+                )
+            elif terminal:
+                footer = f"every {interval:g}s; Ctrl-C to stop"
+                click.echo(redraw(f"{render(result)}\n{footer}", first=not looks), nl=False)
+            else:
+                click.echo(("\n" if looks else "") + render(result))
+            looks += 1
+            if not watch or (count is not None and looks >= count):
+                return
+            _pause(interval)
+    except KeyboardInterrupt:
+        if terminal:
+            click.echo()
+        return  # the way out of --watch: not an interruption
+
+
+def redraw(text: str, *, first: bool) -> str:
+    """``text`` drawn over the previous frame: from the top-left corner, each line cleared to
+    its end, and whatever the previous frame had below cleared too."""
+    start = "\x1b[2J\x1b[H" if first else "\x1b[H"
+    return start + "".join(line + "\x1b[K\n" for line in text.split("\n")) + "\x1b[J"
 
 
 @cli.command()
@@ -38,32 +90,44 @@ def status(out_dir: Path, as_json: bool) -> None:
     "--keys",
     multiple=True,
     metavar="KEY[,KEY...]",
-    help="Cancel only these jobs (repeatable). Default: every job in flight.",
+    help="Cancel only these jobs (repeatable): a key, or its start as file names show it.",
 )
 @click.option(
-    "--pending",
-    "include_pending",
-    is_flag=True,
-    help="Also cancel jobs not submitted yet, so a resumed run skips them.",
+    "--rows",
+    metavar="ROWS",
+    help="Cancel only the jobs of these input rows, e.g. 3,7-9.",
 )
+@click.option(
+    "--in-flight",
+    is_flag=True,
+    help="Only jobs at the provider; leave jobs not submitted yet for a later run.",
+)
+@click.option("--pending", is_flag=True, hidden=True)  # the default now; kept for old scripts
 @click.option("--provider", help="Provider preset (default: the one the run used).")
 @click.option("--base-url", help="Queue API base URL (default: the one the run used).")
 @click.option("--auth-scheme", type=click.Choice(["key", "bearer"]), help="Authorization scheme.")
 @click.option("--api-key-env", metavar="NAME", help="Environment variable holding the API key.")
 @click.option("--api-key-file", type=click.Path(path_type=Path), help="File holding the API key.")
+@click.option("-v", "--verbose", is_flag=True, help="Also print one line per job.")
 @handle_errors
 def cancel(
     out_dir: Path,
     keys: tuple[str, ...],
-    include_pending: bool,
+    rows: str | None,
+    in_flight: bool,
+    pending: bool,
     provider: str | None,
     base_url: str | None,
     auth_scheme: str | None,
     api_key_env: str | None,
     api_key_file: Path | None,
+    verbose: bool,
 ) -> None:
-    """Cancel the jobs of DIR at the provider; they end 'cancelled' and are not resubmitted."""
-    from batchgen.folder.cancel import cancel_folder
+    """Stop the batch in DIR: cancel its jobs at the provider and mark the jobs not submitted
+    yet cancelled, so no run (a live one included) submits them. Cancelled jobs are not
+    resubmitted unless a run is given --retry-cancelled."""
+    from batchgen.folder.cancel import cancel_folder, summary
+    from batchgen.folder.choose import parse_rows
 
     wanted = [k for item in keys for k in item.replace(",", " ").split()] or None
     overrides = {
@@ -75,30 +139,40 @@ def cancel(
     outcomes = cancel_folder(
         out_dir,
         keys=wanted,
-        include_pending=include_pending,
+        rows=parse_rows(rows) if rows is not None else None,
+        include_pending=not in_flight,
         overrides=overrides,
         api_key_file=api_key_file,
     )
-    for o in outcomes:
-        click.echo(f"row {o.row} {o.key}: {o.before} -> {o.after} ({o.answer})")
-    cancelled = sum(o.after == "cancelled" and o.before != "cancelled" for o in outcomes)
-    click.echo(
-        f"{cancelled} cancelled, {len(outcomes) - cancelled} left as they were"
-        if outcomes
-        else "nothing to cancel"
-    )
+    if verbose:
+        for o in outcomes:
+            click.echo(f"row {o.row} {o.key}: {o.before} -> {o.after} ({o.answer})")
+    if not outcomes:
+        click.echo("nothing to cancel")
+    else:
+        click.echo(f"{out_dir}: {_jobs(len(outcomes))}")
+        for kind, n in summary(outcomes):
+            click.echo(f"  {n} {kind}")
     if not all(o.ok for o in outcomes):
         sys.exit(EXIT_FAILED)
 
 
+def _jobs(n: int) -> str:
+    return f"{n:,} job{'s' if n != 1 else ''}"
+
+
 @cli.command()
 @_FOLDER
+@click.option("--open", "open_it", is_flag=True, help="Open it in the default web browser.")
 @handle_errors
-def report(out_dir: Path) -> None:
+def report(out_dir: Path, open_it: bool) -> None:
     """Write DIR/report.html: a summary and a gallery of the batch, viewable offline."""
     from batchgen.folder.report import write_report
 
-    click.echo(write_report(out_dir))
+    path = write_report(out_dir)
+    click.echo(path)
+    if open_it and not webbrowser.open(path.as_uri()):
+        click.echo("no web browser could be started; open the file above yourself", err=True)
 
 
 @cli.command()

@@ -1,4 +1,4 @@
-"""``batchgen cancel``: cancel a batch's jobs at the provider and record each answer.
+"""``batchgen cancel``: stop a batch: cancel its jobs at the provider and record each answer.
 
 Jobs in flight (``queued``, ``running``, and ``cancelling`` from an earlier attempt) get a
 ``PUT .../requests/{id}/cancel``. What the provider answers decides the job's state:
@@ -12,30 +12,37 @@ Jobs in flight (``queued``, ``running``, and ``cancelling`` from an earlier atte
 - anything else: ``cancelling`` (asked, answer unclear); the next run asks again.
 - an error (no answer, after retries): left as it is, and reported.
 
+``pending`` jobs are marked ``cancelled`` here (unless ``include_pending`` is off: ``cancel
+--in-flight``), so neither a live run nor a resumed one submits them: the run reads a job's
+row again just before its POST and leaves it alone when another process moved it. A job
+caught ``submitting`` (its POST on the way) is read again until the run records its request
+id, and then cancelled at the provider; one still ``submitting`` after ``settle`` seconds is
+cancelled here only, like a ``submit_uncertain`` job, which has no request id to cancel:
+the outcome says a job may exist at the provider.
+
 A run may be live beside the command: every change names the state the job was read in, and
 a job the run moved meanwhile (a pending job it just submitted, say) is read again and
-cancelled from its new state, or reported when there is nothing left to cancel.
-
-A ``submit_uncertain`` job has no request id to cancel: it is marked ``cancelled`` locally and
-the outcome says a job may exist at the provider. ``pending`` jobs are cancelled locally only
-when asked (``include_pending``), so a resumed run does not submit them. A later run does not
-resubmit cancelled jobs unless told to (``run --retry-cancelled``). Each answer is kept in the
-job's ``error`` and returned as a ``CancelOutcome``; the manifest is rewritten after.
+cancelled from its new state, or reported when there is nothing left to cancel. A later run
+does not resubmit cancelled jobs unless told to (``run --retry-cancelled``). Each answer is
+kept in the job's ``error`` and returned as a ``CancelOutcome``; ``summary`` counts them by
+answer. The manifest is rewritten after.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
 
 from batchgen.api.providers import Connection, connect
-from batchgen.errors import ApiError, FatalError, JobChanged, LedgerError, UsageError
+from batchgen.errors import ApiError, FatalError, JobChanged
+from batchgen.folder.choose import check_rows, resolve_keys
 from batchgen.folder.status import open_ledger
 from batchgen.ledger.manifest import write_manifest
 from batchgen.ledger.states import JobRow, JobStatus
@@ -46,9 +53,13 @@ from batchgen.plan.settings import RunSettings
 S = JobStatus
 AT_PROVIDER = frozenset({S.QUEUED, S.RUNNING, S.CANCELLING})
 LOCAL_ONLY = frozenset({S.SUBMIT_UNCERTAIN})
-CANCELLABLE = AT_PROVIDER | LOCAL_ONLY | {S.PENDING}
+IN_FLIGHT = AT_PROVIDER | LOCAL_ONLY | {S.SUBMITTING}
+CANCELLABLE = IN_FLIGHT | {S.PENDING}
 # Reads of a job a live run keeps moving; it moves each job a few times at most.
 _TRIES = 5
+SETTLE_S = 10.0  # how long a job caught submitting may take to get its request id
+_LOOK_S = 0.05  # between reads of such a job
+NO_REQUEST_ID = "no request id: cancelled here only"
 
 
 class Canceller(Protocol):
@@ -71,20 +82,31 @@ class CancelOutcome:
 
 
 def select(
-    ledger: Ledger, keys: Iterable[str] | None = None, *, include_pending: bool = False
+    ledger: Ledger,
+    keys: Iterable[str] | None = None,
+    *,
+    rows: set[int] | None = None,
+    include_pending: bool = True,
 ) -> tuple[list[JobRow], list[CancelOutcome]]:
-    """The jobs to cancel, and outcomes for named keys that have nothing to cancel."""
-    wanted = set(AT_PROVIDER | LOCAL_ONLY)
-    if include_pending or keys is not None:  # a pending job named by key is cancelled too
-        wanted.add(S.PENDING)
-    if keys is None:
+    """The jobs to cancel, and outcomes for named jobs that have nothing to cancel.
+
+    Without ``keys`` or ``rows``: every job not yet at an end (only those in flight when
+    ``include_pending`` is off). ``keys`` are key prefixes (see ``choose.resolve_keys``),
+    ``rows`` input rows (the jobs of rows still in the input); named jobs are cancelled
+    whatever their state, pending included, and the others reported as they are.
+    """
+    wanted = set(CANCELLABLE if include_pending or keys or rows else IN_FLIGHT)
+    if keys is None and rows is None:
         return ledger.jobs(wanted), []
+    everything = ledger.jobs()
+    named = set(resolve_keys((job.key for job in everything), keys or ()))
+    if rows is not None:
+        check_rows(rows, {job.row for job in everything if job.in_input})
+        named.update(job.key for job in everything if job.in_input and job.row in rows)
     jobs, skipped = [], []
-    for key in dict.fromkeys(keys):
-        try:
-            job = ledger.get(key)
-        except LedgerError:
-            raise UsageError(f"no job with key {key!r} in {ledger.path.parent}") from None
+    for job in everything:
+        if job.key not in named:
+            continue
         if job.status in wanted:
             jobs.append(job)
         else:
@@ -98,26 +120,47 @@ async def cancel_jobs(
     jobs: list[JobRow],
     *,
     concurrency: int = 8,
+    settle: float = SETTLE_S,
+    pause: Callable[[float], Awaitable[object]] = asyncio.sleep,
 ) -> list[CancelOutcome]:
     """Cancel ``jobs`` (from ``select``), at most ``concurrency`` requests at a time.
 
     ``client_for(endpoint_id)`` gives the client of each job's endpoint. A FatalError (bad
     key, no permission) stops at once and is raised; jobs not yet answered stay as they were.
+    A job caught ``submitting`` is read again every ``pause`` until a run records its request
+    id, for ``settle`` seconds at most.
     """
     gate = asyncio.Semaphore(concurrency)
 
     async def one(job: JobRow) -> CancelOutcome:
+        if job.status is S.SUBMITTING:
+            job = await _settled(ledger, job, settle, pause)
         async with gate:
-            return await _cancel_one(ledger, client_for(job.endpoint), job)
+            return await _cancel_one(ledger, lambda: client_for(job.endpoint), job)
 
     return list(await asyncio.gather(*(one(job) for job in jobs)))
 
 
-async def _cancel_one(ledger: Ledger, client: Canceller, job: JobRow) -> CancelOutcome:
+async def _settled(
+    ledger: Ledger, job: JobRow, settle: float, pause: Callable[[float], Awaitable[object]]
+) -> JobRow:
+    """``job`` read again until it leaves ``submitting``, or ``settle`` seconds of pauses."""
+    waited = 0.0
+    while job.status is S.SUBMITTING and waited < settle:
+        await pause(_LOOK_S)
+        waited += _LOOK_S
+        job = ledger.get(job.key)
+    return job
+
+
+async def _cancel_one(
+    ledger: Ledger, client: Callable[[], Canceller], job: JobRow
+) -> CancelOutcome:
     first = job
     for _ in range(_TRIES):
         try:
-            return await _cancel_from(ledger, client, job)
+            outcome = await _cancel_from(ledger, client, job)
+            return replace(outcome, before=first.status.value)
         except JobChanged:
             job = ledger.get(job.key)
             if job.status not in CANCELLABLE:
@@ -125,8 +168,11 @@ async def _cancel_one(ledger: Ledger, client: Canceller, job: JobRow) -> CancelO
     return _outcome(first, job.status, f"nothing to cancel: the run moved it to {job.status}")
 
 
-async def _cancel_from(ledger: Ledger, client: Canceller, job: JobRow) -> CancelOutcome:
-    """Cancel ``job`` as read; JobChanged when a run moved it since."""
+async def _cancel_from(
+    ledger: Ledger, client: Callable[[], Canceller], job: JobRow
+) -> CancelOutcome:
+    """Cancel ``job`` as read; JobChanged when a run moved it since. ``client()`` is asked
+    for only when a request is sent."""
     if job.status is S.PENDING:
         ledger.transition(
             job.key,
@@ -136,6 +182,9 @@ async def _cancel_from(ledger: Ledger, client: Canceller, job: JobRow) -> Cancel
             error_type="cancelled",
         )
         return _outcome(job, S.CANCELLED, "not submitted")
+    if job.status is S.SUBMITTING:  # its POST has gone on for ``settle``: never confirmed
+        ledger.transition(job.key, S.SUBMIT_UNCERTAIN, expect=job.status)
+        job = ledger.get(job.key)
     if job.status in LOCAL_ONLY or not job.request_id:
         note = (
             "cancelled by user; its submit was never confirmed, so a job may exist at the "
@@ -144,9 +193,9 @@ async def _cancel_from(ledger: Ledger, client: Canceller, job: JobRow) -> Cancel
         ledger.transition(
             job.key, S.CANCELLED, expect=job.status, error=note, error_type="cancelled"
         )
-        return _outcome(job, S.CANCELLED, "no request id: cancelled here only")
+        return _outcome(job, S.CANCELLED, NO_REQUEST_ID)
     try:
-        word = await client.cancel(job.request_id)
+        word = await client().cancel(job.request_id)
     except FatalError:
         raise
     except ApiError as exc:
@@ -182,6 +231,39 @@ def _outcome(job: JobRow, after: JobStatus, answer: str, *, ok: bool = True) -> 
     )
 
 
+def summary(outcomes: Iterable[CancelOutcome]) -> list[tuple[str, int]]:
+    """How many jobs got each kind of answer, most first: ``[("cancelled at the provider",
+    4), ...]``."""
+    counts = Counter(_kind(o) for o in outcomes)
+    return sorted(counts.items(), key=lambda item: -item[1])
+
+
+def _kind(o: CancelOutcome) -> str:
+    if not o.ok:
+        return "not cancelled: no answer from the provider (left as they were; try again)"
+    if o.answer.startswith("nothing to cancel"):
+        return f"nothing to cancel: {o.after}"
+    if o.answer == NO_REQUEST_ID:
+        return (
+            "cancelled here only: their submit was never confirmed, so a job may exist at "
+            "the provider"
+        )
+    if o.before == S.PENDING and o.after == S.CANCELLED:
+        return "cancelled before submit"
+    if o.answer == "CANCELLATION_REQUESTED":
+        if o.after == S.CANCELLED:
+            return "cancelled at the provider"
+        return (
+            "stopping at the provider (they were running): left cancelling, a run follows "
+            "them until the provider says how they ended"
+        )
+    if o.answer == "NOT_FOUND":
+        return "unknown to the provider: cancelled"
+    if o.answer == "ALREADY_COMPLETED":
+        return "already completed at the provider: a run collects their videos"
+    return f"provider answered {o.answer}: left cancelling, the next run asks again"
+
+
 def connection_for(
     ledger: Ledger, overrides: dict[str, Any] | None = None, api_key_file: Path | None = None
 ) -> Connection:
@@ -211,7 +293,8 @@ def cancel_folder(
     out_dir: Path,
     *,
     keys: Iterable[str] | None = None,
-    include_pending: bool = False,
+    rows: set[int] | None = None,
+    include_pending: bool = True,
     overrides: dict[str, Any] | None = None,
     api_key_file: Path | None = None,
     timeout: float = 60.0,
@@ -221,23 +304,26 @@ def cancel_folder(
     from batchgen.api.client import QueueClient
 
     with open_ledger(out_dir, readonly=False) as ledger:
-        jobs, skipped = select(ledger, keys, include_pending=include_pending)
-        remote = any(job.status in AT_PROVIDER and job.request_id for job in jobs)
-        connection = connection_for(ledger, overrides, api_key_file) if remote else None
-        base_url = connection.base_url if connection else ""
-        authorization = connection.authorization if connection else None
+        jobs, skipped = select(ledger, keys, rows=rows, include_pending=include_pending)
+        # Known at once when a job needs a request (a missing key stops before anything is
+        # touched); else only if a live run submits a job meanwhile.
+        found: list[Connection] = []
+        if any(job.status in AT_PROVIDER | {S.SUBMITTING} for job in jobs):
+            found.append(connection_for(ledger, overrides, api_key_file))
 
         async def main() -> list[CancelOutcome]:
             async with aiohttp.ClientSession() as session:
                 clients: dict[str, Canceller] = {}
 
                 def client_for(endpoint_id: str) -> Canceller:
+                    if not found:
+                        found.append(connection_for(ledger, overrides, api_key_file))
                     if endpoint_id not in clients:
                         clients[endpoint_id] = QueueClient(
                             session,
-                            base_url=base_url,
+                            base_url=found[0].base_url,
                             endpoint=resolve(endpoint_id),
-                            authorization=authorization,
+                            authorization=found[0].authorization,
                             timeout=timeout,
                         )
                     return clients[endpoint_id]

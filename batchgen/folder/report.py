@@ -1,9 +1,13 @@
 """``DIR/report.html``: one self-contained page to look through a batch, offline.
 
-A summary (counts, spend, a latency histogram drawn here as inline SVG, failures grouped by
-error) and a gallery with a playable ``<video>`` per done job (its ``src`` the video's path
-relative to the folder), status badges and error text for the others, and filters by status,
-parameter and prompt text. The page skeleton, CSS and script live in ``report_page``.
+The header names the endpoint, when the last run started and ended and how long it took
+(``run.json``), and the parameters every job shares, once. A summary (counts, spend, a latency
+histogram drawn here as inline SVG, failures grouped by error, each group a filter) and a
+gallery with a playable ``<video>`` per done job (its ``src`` the video's path relative to the
+folder), status badges and error text for the others, badges for jobs that may have been
+submitted twice or whose row left the input, and filters by status, failure, flag, parameter
+and prompt text. The filters live in the URL's fragment (``report.html#status=failed``), so a
+filtered view can be linked. The page skeleton, CSS and script live in ``report_page``.
 
 Everything from user data is escaped: text put in the HTML by ``html.escape``, the gallery's
 data as JSON with ``<``, ``>`` and ``&`` written as ``\\u`` escapes, so no prompt can close the
@@ -16,6 +20,7 @@ import html
 import json
 import math
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -34,8 +39,9 @@ _COLOURS = {
 
 
 def write_report(out_dir: Path, *, now: float | None = None) -> Path:
-    """Write ``DIR/report.html`` (atomically) from the folder's ledger; returns its path."""
-    out_dir = Path(out_dir)
+    """Write ``DIR/report.html`` (atomically) from the folder's ledger; returns its absolute
+    path."""
+    out_dir = Path(out_dir).absolute()
     now = time.time() if now is None else now
     with open_ledger(out_dir) as ledger:
         jobs = ledger.jobs()
@@ -43,39 +49,104 @@ def write_report(out_dir: Path, *, now: float | None = None) -> Path:
         plan = ledger.meta("plan") or {}
     status = summarize(jobs, folder=out_dir.name, endpoint=plan.get("endpoint"), now=now)
     path = out_dir / "report.html"
-    atomic_write(path, render_report(manifest, status, now=now))
+    atomic_write(path, render_report(manifest, status, now=now, run=read_run_json(out_dir)))
     return path
 
 
-def render_report(manifest: Manifest, status: Status, *, now: float) -> str:
-    """The whole page as text."""
+def read_run_json(out_dir: Path) -> dict[str, Any]:
+    """``DIR/run.json`` as a mapping; empty when it is missing or unreadable."""
+    try:
+        info = json.loads((Path(out_dir) / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def render_report(
+    manifest: Manifest, status: Status, *, now: float, run: dict[str, Any] | None = None
+) -> str:
+    """The whole page as text; ``run`` is ``run.json``'s content, for the run's times."""
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(now))
-    subtitle = f"{status.endpoint or 'unknown endpoint'} · {status.total:,} jobs · {when}"
+    subtitle = f"{status.endpoint or 'unknown endpoint'} · {status.total:,} jobs · report of {when}"
     latencies = [
         r["latency_s"]
         for r in manifest.records
         if r["status"] == "done" and r["latency_s"] is not None
     ]
-    summary = _summary_panel(status, latencies) + _latency_panel(latencies, status)
+    summary = _summary_panel(status, manifest) + _latency_panel(latencies, status)
+    common = common_values(manifest)
+    shared = " · ".join(f"{name}: {value}" for name, value in common.items())
     return PAGE.format(
         title=html.escape(f"batchgen report: {status.folder}"),
         subtitle=html.escape(subtitle),
+        run=html.escape(run_times(run or {})),
+        common=html.escape(f"Same for every job: {shared}" if shared else ""),
         summary=summary,
         css=CSS,
         js=JS,
-        data=gallery_json(manifest, status),
+        data=gallery_json(manifest, status, common),
     )
 
 
-def gallery_json(manifest: Manifest, status: Status) -> str:
-    """The gallery's data, safe to place inside a ``<script>`` element."""
+def run_times(run: dict[str, Any]) -> str:
+    """``run started 2025-01-31 12:00:00 UTC · ended 12:14:02 UTC · took 14m02s``, from
+    ``run.json`` (the last run of the folder); empty when it has no start."""
+    started, finished = _instant(run.get("started_at")), _instant(run.get("finished_at"))
+    if started is None:
+        return ""
+    text = f"run started {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(started))}"
+    if finished is None:
+        return text + " · not finished (still running, or stopped without a word)"
+    same_day = time.gmtime(started)[:3] == time.gmtime(finished)[:3]
+    end = time.strftime(
+        "%H:%M:%S UTC" if same_day else "%Y-%m-%d %H:%M:%S UTC", time.gmtime(finished)
+    )
+    text += f" · ended {end} · took {duration(max(0.0, finished - started))}"
+    outcome = run.get("outcome")
+    return text + (f" · outcome: {outcome}" if isinstance(outcome, str) and outcome else "")
+
+
+def _instant(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def common_values(manifest: Manifest) -> dict[str, str]:
+    """Parameters and input columns (not the prompt) that hold one same value in every job."""
+    if not manifest.records:
+        return {}
+    common = {}
+    for column in [*manifest.params, *manifest.inputs]:
+        if column == "prompt":
+            continue
+        if any(r[column] is None for r in manifest.records):
+            continue
+        labels = {_label(r[column]) for r in manifest.records}
+        if len(labels) == 1:
+            common[column] = labels.pop()
+    return common
+
+
+def gallery_json(manifest: Manifest, status: Status, common: dict[str, str] | None = None) -> str:
+    """The gallery's data, safe to place inside a ``<script>`` element. Columns in ``common``
+    are left off the cards (the header shows them once)."""
+    common = common_values(manifest) if common is None else common
     shown = [*manifest.inputs, *manifest.params]
+    group_of = {group.error: i for i, group in enumerate(status.failures)}
     jobs = []
     for record in manifest.records:
         values = {c: _label(record[c]) for c in shown if record[c] is not None}
-        params = [(c, values[c]) for c in manifest.params if c != "prompt" and c in values]
-        params += [(c, values[c]) for c in manifest.inputs if c in values]
+        params = [
+            (c, values[c])
+            for c in [*manifest.params, *manifest.inputs]
+            if c != "prompt" and c in values and c not in common
+        ]
         prompt = values.get("prompt", "")
+        failed = record["status"] == "failed"
         jobs.append(
             {
                 "row": record["row"],
@@ -86,6 +157,9 @@ def gallery_json(manifest: Manifest, status: Status) -> str:
                 "params": params,
                 "values": values,
                 "error": record["error"],
+                "fail": group_of.get(failure_text(record["error"])) if failed else None,
+                "dup": bool(record["possibly_duplicate"]),
+                "orphan": not record["in_input"],
                 "attempts": record["attempts"],
                 "video": quote(record["video_path"]) if record["video_path"] else None,
                 "latency": None if record["latency_s"] is None else duration(record["latency_s"]),
@@ -101,7 +175,17 @@ def gallery_json(manifest: Manifest, status: Status) -> str:
         if 1 < len(distinct) <= MAX_FILTER_VALUES:
             filters.append({"name": column, "values": distinct})
     present = [name for name, n in status.counts.items() if n]
-    data = {"jobs": jobs, "filters": filters, "statuses": present, "counts": status.counts}
+    flags = {
+        "dup": sum(j["dup"] for j in jobs),
+        "orphan": sum(j["orphan"] for j in jobs),
+    }
+    data = {
+        "jobs": jobs,
+        "filters": filters,
+        "statuses": present,
+        "counts": status.counts,
+        "flags": flags,
+    }
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
@@ -123,7 +207,12 @@ def _natural(text: str) -> tuple[int, float, str]:
         return (1, 0.0, text)
 
 
-def _summary_panel(status: Status, latencies: list[float]) -> str:
+def _summary_panel(status: Status, manifest: Manifest) -> str:
+    latencies = [
+        r["latency_s"]
+        for r in manifest.records
+        if r["status"] == "done" and r["latency_s"] is not None
+    ]
     counts = status.counts
     busy = sum(
         n for name, n in counts.items() if name not in ("done", "failed", "cancelled", "pending")
@@ -144,6 +233,11 @@ def _summary_panel(status: Status, latencies: list[float]) -> str:
             ("median latency", duration(percentile(latencies, 50))),
             ("p90 latency", duration(percentile(latencies, 90))),
         ]
+    duplicates = sum(bool(r["possibly_duplicate"]) for r in manifest.records)
+    if duplicates:
+        tiles.append(("possibly duplicate", f"{duplicates:,}"))
+    if status.not_in_input:
+        tiles.append(("no longer in the input", f"{status.not_in_input:,}"))
     out = ['<div class="panel"><h2>Summary</h2><div class="tiles">']
     out += [f'<div class="tile"><b>{html.escape(v)}</b><span>{k}</span></div>' for k, v in tiles]
     out.append('</div><div class="bar">')
@@ -172,10 +266,11 @@ def _latency_panel(latencies: list[float], status: Status) -> str:
     out.append(latency_svg(latencies) if latencies else '<p class="sub">No job is done yet.</p>')
     if status.failures:
         out.append('<table class="fail"><tbody>')
-        for group in status.failures[:10]:
+        for i, group in enumerate(status.failures[:10]):
             kind = f" [{group.error_type}]" if group.error_type else ""
             out.append(
-                f'<tr><td class="n">{group.count:,}×</td>'
+                f'<tr data-fail="{i}" tabindex="0" title="show these jobs">'
+                f'<td class="n">{group.count:,}×</td>'
                 f"<td>{html.escape(group.error[:300] + kind)}</td></tr>"
             )
         if len(status.failures) > 10:
@@ -186,6 +281,11 @@ def _latency_panel(latencies: list[float], status: Status) -> str:
         out.append("</tbody></table>")
     out.append("</div>")
     return "".join(out)
+
+
+def failure_text(error: str | None) -> str:
+    """The text failures are grouped by (as ``status`` groups them)."""
+    return (error or "").strip() or "(no error message)"
 
 
 def percentile(values: list[float], pct: float) -> float:

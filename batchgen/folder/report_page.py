@@ -44,7 +44,9 @@ table.fail td.n { text-align:right; font-variant-numeric:tabular-nums; width:3em
   display:flex; flex-wrap:wrap; gap:8px; align-items:center; border-bottom:1px solid var(--line); }
 .chip { border:1px solid var(--line); background:var(--card); color:var(--ink); border-radius:999px;
   padding:4px 10px; font:inherit; font-size:12px; cursor:pointer; }
-.chip[aria-pressed=false] { opacity:.45; text-decoration:line-through; }
+.chip[aria-pressed=true] { background:var(--accent); border-color:var(--accent); color:#fff; }
+table.fail tr[data-fail] { cursor:pointer; }
+table.fail tr[data-fail]:hover, table.fail tr[aria-pressed=true] { background:var(--bg); }
 .filters select, .filters input { font:inherit; font-size:12px; padding:4px 6px;
   border:1px solid var(--line); border-radius:6px; background:var(--card); color:var(--ink); }
 .filters input { min-width:200px; }
@@ -64,7 +66,7 @@ table.fail td.n { text-align:right; font-variant-numeric:tabular-nums; width:3em
 .badge { color:#fff; border-radius:4px; padding:1px 6px; font-size:11px; font-weight:600; }
 .b-done { background:var(--done); } .b-failed { background:var(--failed); }
 .b-cancelled { background:var(--cancelled); } .b-pending { background:var(--pending); }
-.b-busy { background:var(--busy); }
+.b-busy { background:var(--busy); } .b-flag { background:#b54708; }
 .prompt { margin:0; display:-webkit-box; -webkit-line-clamp:4; -webkit-box-orient:vertical;
   overflow:hidden; overflow-wrap:anywhere; }
 .prompt.open { -webkit-line-clamp:unset; }
@@ -90,7 +92,7 @@ JS = """
   const grid = document.getElementById('grid');
   const more = document.getElementById('more');
   const shown = document.getElementById('shown');
-  const state = { status: new Set(DATA.statuses), filters: {}, q: '' };
+  const state = { status: '', fail: null, flag: '', filters: {}, q: '' };
   let list = DATA.jobs, done = 0;
 
   const el = (tag, cls, text) => {
@@ -100,6 +102,7 @@ JS = """
     return node;
   };
   const badge = (s) => 'badge b-' + (BUSY.has(s) ? 'busy' : s);
+  const FLAGS = { dup: 'possibly duplicate', orphan: 'no longer in the input' };
 
   function card(job) {
     const node = el('article', 'card');
@@ -114,8 +117,11 @@ JS = """
     }
     const body = el('div', 'body');
     const head = el('div', 'head');
-    head.append(el('span', badge(job.status), job.status), el('span', null, 'row ' + job.row),
-                el('span', 'key', job.key));
+    head.append(el('span', badge(job.status), job.status));
+    for (const flag of Object.keys(FLAGS)) {
+      if (job[flag]) head.append(el('span', 'badge b-flag', FLAGS[flag]));
+    }
+    head.append(el('span', null, 'row ' + job.row), el('span', 'key', job.key));
     const prompt = el('p', 'prompt', job.prompt);
     prompt.title = 'click to expand';
     prompt.addEventListener('click', () => prompt.classList.toggle('open'));
@@ -140,8 +146,13 @@ JS = """
     return node;
   }
 
+  const filtering = () => Boolean(state.status || state.fail !== null || state.flag || state.q ||
+    Object.values(state.filters).some((v) => v !== ''));
+
   function matches(job) {
-    if (!state.status.has(job.status)) return false;
+    if (state.status && job.status !== state.status) return false;
+    if (state.fail !== null && job.fail !== state.fail) return false;
+    if (state.flag && !job[state.flag]) return false;
     for (const [name, value] of Object.entries(state.filters)) {
       if (value !== '' && job.values[name] !== value) return false;
     }
@@ -154,31 +165,93 @@ JS = """
     for (let i = done; i < end; i++) batch.append(card(list[i]));
     grid.append(batch);
     done = end;
-    shown.textContent = 'showing ' + done.toLocaleString() + ' of ' +
-      list.length.toLocaleString() + ' jobs';
     more.hidden = done >= list.length;
     if (!list.length) grid.append(el('div', 'empty', 'No job matches these filters.'));
   }
 
-  function apply() {
+  // The filters live in the fragment (#status=failed&fail=0&flag=dup&q=sea&p.duration=5),
+  // so a filtered view can be linked, reloaded, or opened straight from a test.
+  function toHash() {
+    const params = new URLSearchParams();
+    if (state.status) params.set('status', state.status);
+    if (state.fail !== null) params.set('fail', String(state.fail));
+    if (state.flag) params.set('flag', state.flag);
+    if (state.q) params.set('q', state.q);
+    for (const [name, value] of Object.entries(state.filters)) {
+      if (value !== '') params.set('p.' + name, value);
+    }
+    const hash = params.toString();
+    try {
+      history.replaceState(null, '', hash ? '#' + hash : location.pathname + location.search);
+    } catch (e) { /* some browsers refuse on file: URLs; the view still filters */ }
+  }
+
+  function fromHash() {
+    const params = new URLSearchParams(location.hash.slice(1));
+    state.status = DATA.statuses.includes(params.get('status')) ? params.get('status') : '';
+    const fail = Number.parseInt(params.get('fail') || '', 10);
+    state.fail = Number.isInteger(fail) ? fail : null;
+    state.flag = FLAGS[params.get('flag')] ? params.get('flag') : '';
+    state.q = (params.get('q') || '').toLowerCase();
+    state.filters = {};
+    for (const f of DATA.filters) state.filters[f.name] = params.get('p.' + f.name) || '';
+  }
+
+  const bar = document.getElementById('filters');
+  const chips = [];
+  const chip = (label, pressed, onClick) => {
+    const node = el('button', 'chip', label);
+    node.type = 'button';
+    node.addEventListener('click', onClick);
+    chips.push([node, pressed]);
+    bar.append(node);
+  };
+  const selects = [];
+  const search = el('input');
+
+  function apply(write = true) {
+    for (const [node, pressed] of chips) node.setAttribute('aria-pressed', String(pressed()));
+    for (const [select, name] of selects) select.value = state.filters[name] || '';
+    if (search.value.toLowerCase() !== state.q) search.value = state.q;
+    for (const row of document.querySelectorAll('tr[data-fail]')) {
+      row.setAttribute('aria-pressed', String(Number(row.dataset.fail) === state.fail));
+    }
     list = DATA.jobs.filter(matches);
     grid.replaceChildren();
     done = 0;
     renderMore();
+    shown.textContent = filtering()
+      ? 'showing ' + list.length.toLocaleString() + ' of ' + DATA.jobs.length.toLocaleString() +
+        ' jobs'
+      : DATA.jobs.length.toLocaleString() + ' jobs';
+    clear.hidden = !filtering();
+    if (write) toHash();
   }
 
-  const bar = document.getElementById('filters');
   for (const s of DATA.statuses) {
-    const chip = el('button', 'chip', s + ' ' + DATA.counts[s].toLocaleString());
-    chip.type = 'button';
-    chip.setAttribute('aria-pressed', 'true');
-    chip.addEventListener('click', () => {
-      const on = !state.status.has(s);
-      if (on) state.status.add(s); else state.status.delete(s);
-      chip.setAttribute('aria-pressed', String(on));
+    chip(s + ' ' + DATA.counts[s].toLocaleString(), () => state.status === s, () => {
+      state.status = state.status === s ? '' : s;
+      state.fail = null;
       apply();
     });
-    bar.append(chip);
+  }
+  for (const [flag, label] of Object.entries(FLAGS)) {
+    if (!DATA.flags[flag]) continue;
+    chip(label + ' ' + DATA.flags[flag].toLocaleString(), () => state.flag === flag, () => {
+      state.flag = state.flag === flag ? '' : flag;
+      apply();
+    });
+  }
+  for (const row of document.querySelectorAll('tr[data-fail]')) {
+    const pick = () => {
+      const i = Number(row.dataset.fail);
+      state.fail = state.fail === i ? null : i;
+      state.status = state.fail === null ? '' : 'failed';
+      apply();
+      bar.scrollIntoView({ block: 'start' });
+    };
+    row.addEventListener('click', pick);
+    row.addEventListener('keydown', (e) => { if (e.key === 'Enter') pick(); });
   }
   for (const f of DATA.filters) {
     const select = el('select');
@@ -186,19 +259,28 @@ JS = """
     select.append(new Option(f.name + ': any', ''));
     for (const v of f.values) select.append(new Option(f.name + ': ' + v, v));
     select.addEventListener('change', () => { state.filters[f.name] = select.value; apply(); });
+    selects.push([select, f.name]);
     bar.append(select);
   }
-  const search = el('input');
+  const clear = el('button', 'chip', 'clear filters');
+  clear.type = 'button';
+  clear.addEventListener('click', () => {
+    Object.assign(state, { status: '', fail: null, flag: '', q: '' });
+    for (const name of Object.keys(state.filters)) state.filters[name] = '';
+    apply();
+  });
   search.type = 'search'; search.placeholder = 'search prompts';
   search.addEventListener('input', () => { state.q = search.value.toLowerCase(); apply(); });
-  bar.append(search, shown);
+  bar.append(search, clear, shown);
   more.addEventListener('click', renderMore);
   if ('IntersectionObserver' in window) {
     new IntersectionObserver((entries) => {
       if (entries.some((e) => e.isIntersecting)) renderMore();
     }, { rootMargin: '600px' }).observe(more);
   }
-  apply();
+  window.addEventListener('hashchange', () => { fromHash(); apply(false); });
+  fromHash();
+  apply(false);
 })();
 """
 
@@ -214,6 +296,8 @@ PAGE = """<!doctype html>
 <header>
 <h1>{title}</h1>
 <div class="sub">{subtitle}</div>
+<div class="sub" id="run">{run}</div>
+<div class="sub" id="common">{common}</div>
 </header>
 <main>
 <section class="summary">{summary}</section>

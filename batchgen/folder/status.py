@@ -1,7 +1,9 @@
 """Where a batch stands: counts, spend, jobs in flight and failures, read from its ledger.
 
 ``read_status`` opens the ledger read-only, so it is safe while a run is writing to it (SQLite
-WAL lets readers in beside the writer). ``render`` turns the result into text for a terminal.
+WAL lets readers in beside the writer): each call reads the jobs' states as they are at that
+moment (``as_of``), and says whether a run is live on the folder (``live_run``). ``render``
+turns the result into text for a terminal.
 
 Money is the endpoint's list price of each job, defined once in ``batchgen.ledger.money``:
 *spent* (the provider ran it to an output) and *committed* (submitted and not known to be
@@ -14,6 +16,9 @@ provider holds is followed to its end by the next run.
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
@@ -21,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from batchgen.errors import UsageError
+from batchgen.ledger.lock import LOCK_NAME
 from batchgen.ledger.money import committed, tally
 from batchgen.ledger.states import IN_FLIGHT, JobRow, JobStatus
 from batchgen.ledger.store import LEDGER_NAME, Ledger
@@ -80,6 +86,8 @@ class Status:
     not_in_input: int  # jobs whose row was edited or deleted since they were planned
     in_flight: list[InFlight]
     failures: list[FailureGroup]
+    as_of: float = 0.0  # Unix seconds: when the ledger was read
+    live_run: str | None = None  # "PID 12 on host, since ...": a run is going on the folder
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (what ``batchgen status --json`` prints)."""
@@ -104,10 +112,50 @@ def read_status(out_dir: Path, *, now: float | None = None) -> Status:
         folder=str(out_dir),
         endpoint=plan.get("endpoint"),
         now=time.time() if now is None else now,
+        live_run=live_run(out_dir),
     )
 
 
-def summarize(jobs: list[JobRow], *, folder: str, endpoint: str | None, now: float) -> Status:
+def live_run(out_dir: Path) -> str | None:
+    """Who runs ``out_dir`` now ("PID 12 on host, since 2025-01-31T12:00:00+00:00"), or None.
+
+    Read without taking the lock (a reader must never make a starting run think the folder
+    busy): the lock file names its last holder, who is live when its process exists on this
+    host and ``run.json`` has no end yet.
+    """
+    folder = Path(out_dir)
+    holder = _json_file(folder / LOCK_NAME)
+    run = _json_file(folder / "run.json")
+    pid = holder.get("pid")
+    if not isinstance(pid, int) or holder.get("host") != socket.gethostname():
+        return None
+    if run.get("finished_at") is not None or not run.get("started_at"):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except OSError:
+        pass  # it exists, owned by another user
+    return f"PID {pid} on {holder['host']}, since {holder.get('started_at', '?')}"
+
+
+def _json_file(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def summarize(
+    jobs: list[JobRow],
+    *,
+    folder: str,
+    endpoint: str | None,
+    now: float,
+    live_run: str | None = None,
+) -> Status:
     """The status of ``jobs``: counts, spend, in-flight jobs (oldest first), failures."""
     counts = Counter(job.status for job in jobs)
     money = tally(jobs)
@@ -145,6 +193,8 @@ def summarize(jobs: list[JobRow], *, folder: str, endpoint: str | None, now: flo
         not_in_input=sum(not job.in_input for job in jobs),
         in_flight=flying,
         failures=_failures(jobs),
+        as_of=now,
+        live_run=live_run,
     )
 
 
@@ -179,7 +229,9 @@ def render(status: Status, *, limit: int = 15) -> str:
     lines = [
         f"{status.folder}: {status.total} job{'s' if status.total != 1 else ''}"
         + (f" on {status.endpoint}" if status.endpoint else "")
+        + f", as of {time.strftime('%H:%M:%S', time.localtime(status.as_of))}"
     ]
+    lines.append(f"run going: {status.live_run}" if status.live_run else "no run is going")
     shown = [f"{name} {n}" for name, n in status.counts.items() if n]
     lines.append("  " + (" · ".join(shown) or "no jobs"))
     unknown = (

@@ -66,8 +66,8 @@ async def test_each_answer_decides_the_state(tmp_path: Path) -> None:
             f"req-{d}": "REFUSED",
         }
     )
-    answers = await cancel_all(folder, provider)
-    assert set(answers) == {a, b, c, d}  # e is pending: not in flight, not asked
+    answers = await cancel_all(folder, provider, include_pending=False)
+    assert set(answers) == {a, b, c, d}  # e is pending: not in flight (--in-flight)
     get = folder.ledger.get
     assert get(a).status is S.CANCELLED
     assert get(a).error == "cancelled by user"
@@ -106,7 +106,7 @@ async def test_errors_leave_the_job_and_fatal_stops(tmp_path: Path) -> None:
     folder = make_folder(tmp_path, PROMPTS)
     a = folder.keys[0]
     folder.queued(a)
-    jobs, _ = select(folder.ledger)
+    jobs, _ = select(folder.ledger, include_pending=False)
     provider = FakeProvider({f"req-{a}": RetryableError("503 from the ingress")})
     (outcome,) = await cancel_jobs(folder.ledger, lambda _e: provider, jobs)
     assert not outcome.ok
@@ -166,13 +166,14 @@ async def test_uncertain_submit_is_cancelled_here_only(tmp_path: Path) -> None:
     assert "may exist at the provider" in (job.error or "")
 
 
-async def test_pending_jobs_only_when_asked(tmp_path: Path) -> None:
-    """Pending jobs are cancelled with include_pending or when named; never sent anywhere."""
+async def test_pending_jobs_are_cancelled_unless_in_flight_only(tmp_path: Path) -> None:
+    """Pending jobs are cancelled by default, and when named under --in-flight; never sent."""
     folder = make_folder(tmp_path, PROMPTS)
     a, b, *_ = folder.keys
-    assert await cancel_all(folder, FakeProvider({})) == {}
-    assert await cancel_all(folder, FakeProvider({}), keys=[a]) == {a: "not submitted"}
-    answers = await cancel_all(folder, FakeProvider({}), include_pending=True)
+    assert await cancel_all(folder, FakeProvider({}), include_pending=False) == {}
+    named = await cancel_all(folder, FakeProvider({}), keys=[a], include_pending=False)
+    assert named == {a: "not submitted"}
+    answers = await cancel_all(folder, FakeProvider({}))
     assert len(answers) == 4
     assert b in answers
     assert all(folder.ledger.get(k).status is S.CANCELLED for k in folder.keys)
@@ -182,7 +183,7 @@ def test_named_keys_unknown_or_final(tmp_path: Path) -> None:
     """An unknown key is a usage error; a finished job named by key is reported, not touched."""
     folder = make_folder(tmp_path, PROMPTS)
     folder.done(folder.keys[0])
-    with pytest.raises(UsageError, match="no job with key 'nope'"):
+    with pytest.raises(UsageError, match="no job has a key starting 'nope'"):
         select(folder.ledger, ["nope"])
     jobs, skipped = select(folder.ledger, [folder.keys[0]])
     assert jobs == []
@@ -228,7 +229,7 @@ async def test_cancel_queued_running_done_and_unknown_on_emulator(
             endpoint=resolve(KLING),
             authorization=AUTH["Authorization"],
         )
-        jobs, _ = select(folder.ledger)
+        jobs, _ = select(folder.ledger, include_pending=False)
         outcomes = await cancel_jobs(folder.ledger, lambda _e: client, jobs)
         assert {o.key: o.answer for o in outcomes} == {
             a: "CANCELLATION_REQUESTED",
@@ -245,8 +246,9 @@ async def test_cancel_queued_running_done_and_unknown_on_emulator(
 
 
 def test_cli_cancel_against_emulator_in_a_thread(tmp_path: Path) -> None:
-    """`batchgen cancel DIR --keys K --provider mock --base-url URL` cancels that job only,
-    prints each outcome and rewrites the manifest."""
+    """`batchgen cancel DIR --keys K8 --in-flight --provider mock --base-url URL` cancels
+    that job only (named by its file-name prefix), prints a summary (each job with -v) and
+    rewrites the manifest."""
     folder = make_folder(tmp_path, PROMPTS)
     a, b, *_ = folder.keys
     with MockServer.start_in_thread(fast_config(latency=FOREVER, max_in_progress=1)) as mock:
@@ -269,7 +271,9 @@ def test_cli_cancel_against_emulator_in_a_thread(tmp_path: Path) -> None:
                 "cancel",
                 str(folder.path),
                 "--keys",
-                b,
+                b[:8],
+                "--in-flight",
+                "-v",
                 "--provider",
                 "mock",
                 "--base-url",
@@ -280,7 +284,7 @@ def test_cli_cancel_against_emulator_in_a_thread(tmp_path: Path) -> None:
     assert sum(cancels.values()) == 1
     assert result.exit_code == 0, result.output
     assert f"{b}: queued -> cancelled (CANCELLATION_REQUESTED)" in result.output
-    assert "1 cancelled" in result.output
+    assert "  1 cancelled at the provider\n" in result.output
     assert folder.ledger.get(a).status is S.QUEUED
     assert folder.ledger.get(b).status is S.CANCELLED
     rows = [json.loads(x) for x in (folder.path / "manifest.jsonl").read_text().splitlines()]
@@ -288,11 +292,14 @@ def test_cli_cancel_against_emulator_in_a_thread(tmp_path: Path) -> None:
 
 
 def test_cli_cancel_with_nothing_in_flight(tmp_path: Path) -> None:
-    """With no job in flight, cancel says so, needs no API key and exits 0."""
+    """With no job in flight, cancel needs no API key: it cancels the pending jobs, says how
+    many, and exits 0; then there is nothing left to cancel."""
     folder = make_folder(tmp_path, PROMPTS)
-    result = CliRunner().invoke(cli, ["cancel", str(folder.path)])
-    assert result.exit_code == 0, result.output
-    assert "nothing to cancel" in result.output
+    first = CliRunner().invoke(cli, ["cancel", str(folder.path)], env={"FAL_KEY": None})
+    assert first.exit_code == 0, first.output
+    assert first.output == f"{folder.path}: 5 jobs\n  5 cancelled before submit\n"
+    again = CliRunner().invoke(cli, ["cancel", str(folder.path)], env={"FAL_KEY": None})
+    assert (again.exit_code, again.output) == (0, "nothing to cancel\n")
 
 
 async def test_cancel_beside_a_live_run(tmp_path: Path) -> None:

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import pytest
 import runs
 from click.testing import CliRunner
 from folders import T0, Folder, make_folder
+from headless import Browser
 
+import batchgen
 from batchgen.cli import cli
 from batchgen.folder.report import histogram, latency_svg, percentile, write_report
 from batchgen.mock import MockServer
 
+REPO = Path(batchgen.__file__).resolve().parent.parent
 EVIL = '</script><script>alert(1)</script><img src=x onerror="alert(2)">'
 
 
@@ -155,12 +161,105 @@ def test_two_thousand_jobs_stay_small_and_paged(tmp_path: Path) -> None:
     assert "const PAGE = 48;" in page
 
 
-def test_cli_report_prints_the_path(tmp_path: Path) -> None:
-    """`batchgen report DIR` writes DIR/report.html and prints where."""
+def test_cli_report_prints_the_absolute_path(tmp_path: Path, monkeypatch: Any) -> None:
+    """`batchgen report DIR` writes DIR/report.html and prints its absolute path, also for a
+    relative DIR."""
     folder = make_folder(tmp_path, "prompt\na\n")
-    result = CliRunner().invoke(cli, ["report", str(folder.path)])
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["report", "out"])
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == str(folder.path / "report.html")
+    assert result.output == f"{folder.path / 'report.html'}\n"
+    assert Path(result.output.strip()).is_absolute()
+
+
+def test_cli_report_open_hands_the_page_to_the_browser(tmp_path: Path) -> None:
+    """`report --open` opens the page in the default browser ($BROWSER here: a script that
+    records what it was given) and still prints the path."""
+    folder = make_folder(tmp_path, "prompt\na\n")
+    folder.ledger.close()
+    seen = tmp_path / "seen.txt"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" >> "{seen}"\n', encoding="utf-8")
+    browser.chmod(0o755)
+    env = {**os.environ, "BROWSER": str(browser), "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "batchgen", "report", str(folder.path), "--open"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    page = folder.path / "report.html"
+    assert done.stdout == f"{page}\n"
+    assert seen.read_text(encoding="utf-8") == f"{page.as_uri()}\n"
+
+
+def test_same_parameters_are_shown_once_in_the_header(tmp_path: Path) -> None:
+    """Parameters every job shares are named once in the header and left off the cards;
+    those that differ stay on each card."""
+    folder = sample(tmp_path)
+    page = write_report(folder.path, now=T0).read_text(encoding="utf-8")
+    header = page[page.index('<div class="sub" id="common">') :].split("</div>", 1)[0]
+    assert "Same for every job: aspect_ratio: 16:9" in header
+    assert "cfg_scale: 0.5" in header
+    assert "duration" not in header
+    params = gallery(page)["jobs"][0]["params"]
+    assert ["duration", "5"] in params
+    assert not [p for p in params if p[0] in ("aspect_ratio", "cfg_scale")]
+
+
+def test_header_shows_when_the_run_started_ended_and_took(tmp_path: Path) -> None:
+    """run.json's start and end are in the header with the time taken; an unfinished run
+    says so; no run.json, no line."""
+    folder = sample(tmp_path)
+    assert '<div class="sub" id="run"></div>' in write_report(folder.path, now=T0).read_text()
+    run = {"started_at": "2025-01-31T12:00:00Z", "finished_at": None, "outcome": None}
+    (folder.path / "run.json").write_text(json.dumps(run), encoding="utf-8")
+    page = write_report(folder.path, now=T0).read_text(encoding="utf-8")
+    assert "run started 2025-01-31 12:00:00 UTC · not finished" in page
+    run.update(finished_at="2025-01-31T12:14:02Z", outcome="failed")
+    (folder.path / "run.json").write_text(json.dumps(run), encoding="utf-8")
+    page = write_report(folder.path, now=T0).read_text(encoding="utf-8")
+    assert (
+        "run started 2025-01-31 12:00:00 UTC · ended 12:14:02 UTC · took 14m02s · outcome: failed"
+        in page
+    )
+    run.update(finished_at="2025-02-01T01:00:00Z")
+    (folder.path / "run.json").write_text(json.dumps(run), encoding="utf-8")
+    assert "ended 2025-02-01 01:00:00 UTC · took 13h00m" in write_report(folder.path).read_text()
+
+
+def test_possible_duplicates_and_orphans_are_flagged(tmp_path: Path) -> None:
+    """Jobs flagged possibly_duplicate, and jobs whose row left the input, carry a flag for a
+    badge and a filter, and are counted in the summary."""
+    folder = sample(tmp_path)
+    k = folder.keys
+    folder.ledger.update(k[1], possibly_duplicate=True)
+    folder.ledger.sync(folder.plan.jobs[:-1], folder.plan.endpoint.id)  # the last row left
+    page = write_report(folder.path, now=T0).read_text(encoding="utf-8")
+    data = gallery(page)
+    assert [j["dup"] for j in data["jobs"]].count(True) == 1
+    assert data["jobs"][1]["dup"] is True
+    orphans = [j["key"] for j in data["jobs"] if j["orphan"]]
+    assert orphans == [k[-1]]
+    assert data["flags"] == {"dup": 1, "orphan": 1}
+    assert "<b>1</b><span>possibly duplicate</span>" in page
+    assert "<b>1</b><span>no longer in the input</span>" in page
+    assert "b-flag" in page
+
+
+def test_failure_groups_are_filters(tmp_path: Path) -> None:
+    """Each row of the failures table names its group, and each failed job its group."""
+    folder = sample(tmp_path)
+    folder.failed(folder.keys[5], "Runner disconnected", error_type="runner_disconnected")
+    folder.failed(folder.keys[6], "Runner disconnected", error_type="runner_disconnected")
+    page = write_report(folder.path, now=T0).read_text(encoding="utf-8")
+    assert '<tr data-fail="0" tabindex="0"' in page
+    assert '<tr data-fail="1" tabindex="0"' in page
+    fails = {j["row"]: j["fail"] for j in gallery(page)["jobs"] if j["status"] == "failed"}
+    assert fails == {4: 1, 6: 0, 7: 0}
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -191,11 +290,82 @@ def test_headless_chromium_renders_the_first_page_of_cards(tmp_path: Path) -> No
     dom = chromium(tmp_path, "--dump-dom", page.as_uri()).stdout
     assert dom.count('<article class="card">') == 48
     assert dom.count("<video") == 40
-    assert "showing 48 of 2,000 jobs" in dom
+    assert '<span id="shown">2,000 jobs</span>' in dom  # no filter: no "showing 48 of"
     assert 'aria-label="duration"' in dom
     shot = tmp_path / "shot.png"
     chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,900", page.as_uri())
     assert shot.stat().st_size > 10_000
+
+
+def sixty(tmp_path: Path) -> Path:
+    """A report of 60 jobs: 40 done, 15 failed in two groups (10 and 5), 5 pending."""
+    rows = "".join(f"shot {i},{5 if i % 2 else 10}\n" for i in range(60))
+    folder = make_folder(tmp_path, "prompt,duration\n" + rows)
+    for i, key in enumerate(folder.keys):
+        if i < 40:
+            folder.done(key, latency=90 + i)
+        elif i < 50:
+            folder.failed(key, "Runner disconnected", error_type="runner_disconnected")
+        elif i < 55:
+            folder.failed(key, "content policy", error_type="content_policy_violation")
+    return write_report(folder.path, now=T0)
+
+
+# What the page shows: the pressed chips, the status of each card, and the count line.
+VIEW = """(() => ({
+  pressed: [...document.querySelectorAll('#filters .chip[aria-pressed=true]')]
+    .map((c) => c.textContent),
+  cards: [...document.querySelectorAll('#grid .card .head .badge:first-child')]
+    .map((b) => b.textContent),
+  shown: document.getElementById('shown').textContent,
+  hash: location.hash,
+}))()"""
+
+
+def click(selector: str, text: str = "") -> str:
+    """Script that clicks the first element matching ``selector`` whose text starts so."""
+    return (
+        f"[...document.querySelectorAll({json.dumps(selector)})]"
+        f".find((e) => e.textContent.startsWith({json.dumps(text)})).click()"
+    )
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary")
+def test_clicking_a_status_chip_shows_that_status(tmp_path: Path) -> None:
+    """In a real browser, clicking `failed 15` shows the 15 failures and only them; clicking
+    it again shows every job; a failure group shows its jobs; the URL names the filter."""
+    page = sixty(tmp_path)
+    assert CHROMIUM is not None
+    with Browser(CHROMIUM, tmp_path / "profile") as browser:
+        browser.open(page.as_uri())
+        assert browser.evaluate(VIEW)["shown"] == "60 jobs"
+        browser.evaluate(click("#filters .chip", "failed "))
+        view = browser.evaluate(VIEW)
+        assert view["pressed"] == ["failed 15"]
+        assert view["cards"] == ["failed"] * 15
+        assert view["shown"] == "showing 15 of 60 jobs"
+        assert view["hash"] == "#status=failed"
+        browser.evaluate(click("#filters .chip", "failed "))
+        view = browser.evaluate(VIEW)
+        assert (view["pressed"], view["shown"], len(view["cards"])) == ([], "60 jobs", 48)
+        browser.evaluate(click("tr[data-fail]", "5×"))
+        view = browser.evaluate(VIEW)
+        assert view["cards"] == ["failed"] * 5
+        assert view["shown"] == "showing 5 of 60 jobs"
+        browser.evaluate(click("#filters .chip", "pending "))
+        view = browser.evaluate(VIEW)
+        assert (view["pressed"], view["cards"]) == (["pending 5"], ["pending"] * 5)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary")
+def test_a_filter_in_the_url_is_applied_on_load(tmp_path: Path) -> None:
+    """report.html#status=failed opens showing the failures only."""
+    page = sixty(tmp_path)
+    dom = chromium(tmp_path, "--dump-dom", page.as_uri() + "#status=failed").stdout
+    assert dom.count('<article class="card">') == 15
+    assert dom.count('<span class="badge b-failed">failed</span>') == 15
+    assert "showing 15 of 60 jobs" in dom
+    assert '<button class="chip" type="button" aria-pressed="true">failed 15</button>' in dom
 
 
 async def test_report_of_a_real_run_points_at_its_videos(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -158,7 +159,8 @@ def test_cli_status_json_and_text(tmp_path: Path) -> None:
 
 
 async def test_status_during_a_live_run(tmp_path: Path) -> None:
-    """While a run holds jobs in flight, status reads its ledger: in flight, pending, money."""
+    """While a run holds jobs in flight, status reads its ledger: in flight, pending, money,
+    and the run going on the folder (which is gone once the run has ended)."""
     out = tmp_path / "out"
     plan = runs.plan_for(runs.prompts(tmp_path, 6), out, concurrency=3)
     watch = SubmitWatch(3)
@@ -170,6 +172,10 @@ async def test_status_during_a_live_run(tmp_path: Path) -> None:
         status = read_status(out)
         runner.abort()
         await task
+    assert status.live_run is not None
+    assert status.live_run.startswith(f"PID {os.getpid()} on ")
+    assert f"run going: {status.live_run}" in render(status)
+    assert read_status(out).live_run is None
     assert len(status.in_flight) == 3
     assert {f.status for f in status.in_flight} <= {"queued", "running"}
     assert all(f.request_id for f in status.in_flight)
