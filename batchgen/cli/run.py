@@ -96,12 +96,15 @@ def run_options(func: F) -> F:
             ),
             click.option(
                 "--retry-failed",
-                is_flag=True,
+                type=click.Choice(["retryable", "all"]),
+                is_flag=False,
+                flag_value="retryable",
+                default=None,
                 help=(
-                    "Run this folder's failed jobs again: one whose video could not be "
-                    "written (disk full...) is downloaded again, not submitted; any other is "
-                    "submitted anew with a fresh --max-attempts budget (its attempts count "
-                    "restarts; old request ids stay in the ledger)."
+                    "Run this folder's failed jobs again: those a new try can mend (transient "
+                    "errors, timeouts, downloads), or 'all', refusals by validation or "
+                    "content policy too. A paid video is downloaded again, not submitted; "
+                    "others get a fresh --max-attempts budget (attempts keep counting)."
                 ),
             ),
             click.option(
@@ -182,7 +185,7 @@ def run(
     output: Path | None,
     api_key_file: Path | None,
     mock: bool,
-    retry_failed: bool,
+    retry_failed: str | None,
     retry_cancelled: bool,
     progress: str,
     time_scale: float | None,
@@ -242,17 +245,22 @@ def run(
     }
     scale = time_scale if time_scale is not None else (MOCK_TIME_SCALE if mock else 1.0)
     timing = Timing(scale=scale)
-    retry = {"retry_failed": retry_failed, "retry_cancelled": retry_cancelled}
+    retry = {"retry_failed": retry_failed or False, "retry_cancelled": retry_cancelled}
     result = asyncio.run(_run(plan, resume, timing, mock, api_key_file, progress, retry))
+    # The run is over: a late Ctrl-C has nothing left to stop, and must not cut the last words.
+    with contextlib.suppress(ValueError):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     code = {"done": 0, "failed": EXIT_FAILED, "fatal": EXIT_FATAL, "interrupted": EXIT_INTERRUPTED}[
         result.outcome
     ]
-    if result.outcome == "interrupted":
+    steps = [f"  {step}" for step in result.next_steps]
+    if result.outcome == "interrupted":  # the last line says how to resume
         again = f"batchgen run --out {shlex.quote(str(plan.output_dir))}"
-        click.echo(f"interrupted: {result.message}; resume with: {again}", err=True)
+        lines = [*steps, f"interrupted: {result.message}; resume with: {again}"]
     else:
         prefix = "fatal: " if result.outcome == "fatal" else ""
-        click.echo(f"{prefix}{result.message}; output in {plan.output_dir}", err=True)
+        lines = [f"{prefix}{result.message}; output in {plan.output_dir}", *steps]
+    click.echo("\n".join(lines), err=True)
     if code:
         sys.exit(code)
 
@@ -264,7 +272,7 @@ async def _run(
     mock: bool,
     api_key_file: Path | None,
     progress: str,
-    retry: dict[str, bool],
+    retry: dict[str, Any],
 ) -> Any:
     """Run with signal handlers: Ctrl-C once drains, twice (or SIGTERM, SIGHUP) stops now."""
 

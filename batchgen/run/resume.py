@@ -16,12 +16,25 @@ from typing import Any
 
 from batchgen.api.providers import Connection
 from batchgen.errors import UsageError
+from batchgen.ledger.money import UNBILLED_ERRORS
 from batchgen.ledger.states import IN_FLIGHT, JobRow, JobStatus
 from batchgen.ledger.store import LEDGER_NAME, Ledger
-from batchgen.run.download import DISK, DOWNLOAD, VIDEO_REFUSED, looks_whole
+from batchgen.run.download import DISK, DOWNLOAD, VIDEO_GONE, VIDEO_REFUSED, looks_whole
 from batchgen.run.progress import Reporter
 
 S = JobStatus
+# Failures that a new try can mend: transient, timed out, forgotten by the provider, or a
+# download that went wrong. Any other failure (error_type None or the provider's own word:
+# validation, content policy) is a refusal: sent again only with --retry-failed all.
+RETRYABLE = UNBILLED_ERRORS | {
+    "timeout",
+    "unknown_request",
+    "submit_uncertain",
+    DOWNLOAD,
+    DISK,
+    VIDEO_GONE,
+    VIDEO_REFUSED,
+}
 # Jobs the provider may hold, by a request id or by a submit whose answer was lost.
 AT_PROVIDER = (S.SUBMITTING, S.SUBMIT_UNCERTAIN, S.QUEUED, S.RUNNING, S.COMPLETED, S.CANCELLING)
 
@@ -66,14 +79,29 @@ def recheck_done(ledger: Ledger, rows: list[JobRow], out: Path, reporter: Report
     return checked
 
 
+def retryable(row: JobRow) -> bool:
+    """True for a failed job that a new try may well finish (see ``RETRYABLE``)."""
+    return row.status is S.FAILED and row.error_type in RETRYABLE
+
+
 def reopen(
-    ledger: Ledger, rows: list[JobRow], retry: set[JobStatus], reporter: Reporter
+    ledger: Ledger,
+    rows: list[JobRow],
+    retry: set[JobStatus],
+    reporter: Reporter,
+    *,
+    refused_too: bool = False,
 ) -> list[JobRow]:
     """Put failed jobs whose paid video is still to fetch back in line, and the failed or
-    cancelled jobs asked for (``retry``; see ``batchgen.run.runner.Runner``)."""
+    cancelled jobs asked for (``retry``; see ``batchgen.run.runner.Runner``): of the failed,
+    only the retryable ones unless ``refused_too``."""
     reopened: list[JobRow] = []
-    fetch = asked = 0
+    fetch = asked = refused = 0
     for row in rows:
+        if row.status is S.FAILED and S.FAILED in retry and not (refused_too or retryable(row)):
+            refused += 1
+            reopened.append(row)
+            continue
         if refetch(row, retry):
             fetch += 1
             row = ledger.transition(
@@ -98,6 +126,11 @@ def reopen(
     if asked:
         what = " and ".join(sorted(str(status) for status in retry))
         reporter.note(f"{asked} {what} job(s) to run again")
+    if refused:
+        reporter.note(
+            f"{refused} failed job(s) were refused by the provider (validation, content "
+            "policy) and stay failed: --retry-failed all sends them again"
+        )
     return reopened
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shlex
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -45,7 +46,14 @@ from batchgen.run.download import (
 from batchgen.run.engine import Engine
 from batchgen.run.polling import PollPolicy
 from batchgen.run.progress import Reporter
-from batchgen.run.resume import check_origin, recheck_done, reopen, to_drive, videos_in
+from batchgen.run.resume import (
+    check_origin,
+    recheck_done,
+    reopen,
+    retryable,
+    to_drive,
+    videos_in,
+)
 from batchgen.run.timing import Timing
 from batchgen.version import __version__
 
@@ -67,6 +75,7 @@ class RunResult:
     orphaned: list[str] = field(default_factory=list)
     held_by_cost: int = 0
     not_submitted: int = 0
+    next_steps: list[str] = field(default_factory=list)  # what to do now, each a line
 
 
 def limiter_for(rate: float) -> AsyncLimiter:
@@ -88,12 +97,13 @@ class Runner:
 
     A failed job whose video is paid for and whose download failed (file host down, disk full)
     is downloaded again from its recorded URL by every run. ``retry_failed`` puts the folder's
-    other failed jobs back in line: one whose video was refused (too big...) is downloaded
-    again, any other (the file host said the video is gone, the job itself failed) is
-    submitted anew. ``retry_cancelled`` submits cancelled jobs anew. A job submitted anew gets
-    a fresh ``--max-attempts`` budget (``retry_from``), while ``attempts`` keeps counting
-    every submit, and every request id it was ever given stays in the ledger's history
-    (``Ledger.requests``).
+    other retryable failed jobs back in line (``batchgen.run.resume.RETRYABLE``: transient,
+    timed out, download), and with ``retry_failed="all"`` the refused ones too (validation,
+    content policy): one whose video was refused (too big...) is downloaded again, any other
+    (the file host said the video is gone, the job itself failed) is submitted anew.
+    ``retry_cancelled`` submits cancelled jobs anew. A job submitted anew gets a fresh ``--max-
+    attempts`` budget (``retry_from``), while ``attempts`` keeps counting every submit, and
+    every request id it was ever given stays in the ledger's history (``Ledger.requests``).
     """
 
     def __init__(
@@ -104,7 +114,7 @@ class Runner:
         timing: Timing | None = None,
         reporter: Reporter | None = None,
         resume: dict[str, Any] | None = None,
-        retry_failed: bool = False,
+        retry_failed: bool | str = False,
         retry_cancelled: bool = False,
     ) -> None:
         if plan.settings.max_cost is not None and plan.estimated_cost is None:
@@ -117,6 +127,7 @@ class Runner:
         self.reporter = reporter or Reporter()
         self._resume = resume
         self._retry = {S.FAILED} if retry_failed else set()
+        self._refused_too = retry_failed == "all"
         if retry_cancelled:
             self._retry.add(S.CANCELLED)
         self._engine: Engine | None = None
@@ -152,7 +163,7 @@ class Runner:
             if records is not None:
                 orphaned = self._rebuild(ledger, records)
             rows = recheck_done(ledger, to_drive(ledger), out, self.reporter)
-            rows = reopen(ledger, rows, self._retry, self.reporter)
+            rows = reopen(ledger, rows, self._retry, self.reporter, refused_too=self._refused_too)
             self._report_start(rows)
             # Keys and statuses only from here on: rows hold payloads (100k jobs: ~100 MB).
             todo = [(row.key, row.status) for row in rows if not row.status.final]
@@ -362,6 +373,7 @@ class Runner:
             outcome = "interrupted"
         else:
             outcome = "done" if done == total else "failed"
+        parts.append(f"spent ${engine.spent:,.2f} (committed ${engine.committed:,.2f})")
         return RunResult(
             outcome,
             counts,
@@ -372,7 +384,39 @@ class Runner:
             orphaned,
             engine.held_by_cost,
             engine.not_submitted,
+            self._next_steps(ledger, in_input, engine),
         )
+
+    def _next_steps(
+        self, ledger: Ledger, in_input: dict[JobStatus, int], engine: Engine
+    ) -> list[str]:
+        """What the user can do now, with the command to type."""
+        out = shlex.quote(str(self.plan.output_dir))
+        again = f"batchgen run --out {out}"
+        steps = []
+        at_provider = sum(in_input[s] for s in (S.QUEUED, S.RUNNING, S.COMPLETED, S.CANCELLING))
+        if at_provider and (self._aborted or engine.fatal or engine.stopped):
+            steps.append(
+                f"{at_provider} job(s) still at the provider (billed if they run): "
+                f"batchgen cancel {out} to stop them, or {again} to collect them"
+            )
+        waiting = in_input[S.PENDING] + in_input[S.SUBMIT_UNCERTAIN] + in_input[S.SUBMITTING]
+        if waiting and engine.stopped:  # an interrupt's own last line says how to resume
+            steps.append(f"{waiting} not submitted (stopped): resume with {again}")
+        elif engine.held_by_cost:
+            steps.append(f"{engine.held_by_cost} held by --max-cost: raise it and run {again}")
+        failed = [row for row in ledger.jobs([S.FAILED]) if row.in_input]
+        if failed:
+            retry = sum(map(retryable, failed))
+            refused = len(failed) - retry
+            if retry:
+                steps.append(f"{len(failed)} failed ({retry} retryable): {again} --retry-failed")
+            if refused:
+                steps.append(
+                    f"{refused} refused by the provider (validation, content policy): fix "
+                    f"those rows, or {again} --retry-failed all"
+                )
+        return steps
 
     def _info(self, started: float, result: RunResult | None) -> dict[str, Any]:
         plan = self.plan

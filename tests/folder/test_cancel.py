@@ -349,7 +349,7 @@ async def test_provider_cancel_ends_cancelled_not_failed(tmp_path: Path) -> None
         finally:
             runner.abort()
         stats = server.stats()
-    assert result.message == "0 of 3 done; 3 cancelled"
+    assert result.message.startswith("0 of 3 done; 3 cancelled; spent $")
     assert sorted(stats["submits_by_payload"].values()) == [1, 1, 1]
     for job in runs.rows(out):
         assert job.status is S.CANCELLED
@@ -382,4 +382,4 @@ async def test_unclear_user_cancel_is_asked_again_by_the_next_run(tmp_path: Path
     first, second = runs.rows(out)
     assert (first.status, first.error) == (S.CANCELLED, "cancelled by user")
     assert second.status is S.DONE
-    assert result.message == "1 of 2 done; 1 cancelled"
+    assert result.message.startswith("1 of 2 done; 1 cancelled; spent $")

@@ -61,7 +61,7 @@ async def test_a_live_run_beside_cancel_submits_nothing_more(tmp_path: Path) -> 
     assert sum(stats["submits_by_payload"].values()) == 2
     assert watch.seen == 2
     assert [job.status for job in runs.rows(out)] == [S.CANCELLED] * 6
-    assert result.message == "0 of 6 done; 6 cancelled"
+    assert result.message.startswith("0 of 6 done; 6 cancelled; spent $")
     counts = dict(summary(outcomes))
     assert counts["cancelled before submit"] == 4
     assert sum(counts.values()) == 6
@@ -81,7 +81,7 @@ async def test_pending_job_is_never_submitted_after_cancel(tmp_path: Path) -> No
         result = await runs.run(plan, server)
         stats = server.stats()
     assert stats["submits_by_payload"] == {}
-    assert result.message == "0 of 3 done; 3 cancelled"
+    assert result.message.startswith("0 of 3 done; 3 cancelled; spent $")
 
 
 async def test_job_caught_submitting_is_cancelled_when_its_request_id_is_known(

@@ -44,7 +44,7 @@ async def test_one_unwritable_video_fails_only_its_job(tmp_path: Path) -> None:
     async with MockServer(mock_config()) as server:
         result = await run(plan, server)
     assert result.outcome == "failed"
-    assert result.message == "5 of 6 done; 1 failed"
+    assert result.message.startswith("5 of 6 done; 1 failed; spent $")
     for job in rows(out):
         if job.key != blocked.key:
             assert job.status is S.DONE

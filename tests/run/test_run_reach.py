@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from runs import FAST, assert_all_verified, mock_config, plan_for, prompts, rows, run
+from test_run_resume import until
 
 from batchgen.ledger.states import JobStatus
 from batchgen.mock import MockServer
@@ -40,6 +41,10 @@ async def test_api_never_reached_stops_within_the_limit(tmp_path: Path) -> None:
     assert {job.possibly_duplicate for job in rows(out)} == {False}
 
 
+def answered(out: Path) -> int:
+    return sum(job.request_id is not None for job in rows(out))
+
+
 class Cable:
     """A TCP forwarder to ``target`` on a fixed loopback port that can be unplugged."""
 
@@ -57,6 +62,9 @@ class Cable:
         for writer in list(self._pipes):
             writer.close()
         await self._server.wait_closed()
+        for writer in list(self._pipes):
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
@@ -83,17 +91,15 @@ async def test_api_that_answered_is_waited_for(tmp_path: Path) -> None:
         cable = Cable(server.port)
         await cable.plug()
         task = asyncio.create_task(run(plan, f"http://127.0.0.1:{cable.port}", reporter=reporter))
-        for _ in range(2000):  # bounded: until some jobs are submitted
-            if sum(server.stats()["submits_by_payload"].values()) >= 4:
-                break
-            await asyncio.sleep(0.005)
+        # Until the run has had answers (request ids recorded), then the host goes away.
+        await until(lambda: (out / "batchgen.db").exists() and answered(out) >= 4)
         await cable.unplug()
-        for _ in range(2000):
-            if any("waiting for the API" in note for note in reporter.notes):
-                break
-            await asyncio.sleep(0.005)
+        await until(lambda: any("waiting for the API" in note for note in reporter.notes))
         await cable.plug()
-        result = await asyncio.wait_for(task, 30)
+        try:
+            result = await asyncio.wait_for(task, 30)
+        finally:
+            await cable.unplug()
         stats = server.stats()
     assert result.outcome == "done", result.message
     assert_all_verified(out, stats)

@@ -69,16 +69,36 @@ async def test_resume_leaves_failed_and_cancelled_jobs(tmp_path: Path) -> None:
     assert result.outcome == "failed"
 
 
-async def test_retry_failed_resubmits_only_failed_jobs(tmp_path: Path) -> None:
-    """`run --retry-failed` (the policy word gone): failed jobs get new request ids and end
-    done, their attempts counting both payments (a fresh budget from retry_from); done and
-    cancelled jobs are untouched."""
+async def test_retry_failed_leaves_refusals_unless_all(tmp_path: Path) -> None:
+    """Jobs refused by the content policy stay failed on `--retry-failed` (a new try would be
+    refused, and billed, again), with a line saying `--retry-failed all` sends them."""
+    async with MockServer(mock_config(policy_word=WORD)) as server:
+        plan, before = await first_run(tmp_path, server)
+        args = cli_args(Path(plan.input_path), Path(plan.output_dir), server.base_url)[3:]
+        result = await asyncio.to_thread(
+            CliRunner().invoke, cli, [*args, "--retry-failed"], env=subprocess_env()
+        )
+        assert "2 failed job(s) were refused by the provider" in result.output
+        # The next step, said after the final line: fix the rows, or send them all again.
+        assert (
+            "2 refused by the provider (validation, content policy): fix those rows, or "
+            f"batchgen run --out {plan.output_dir} --retry-failed all" in result.output
+        )
+        assert result.exit_code == 1, result.output
+        for job in rows(Path(plan.output_dir)):
+            assert_untouched(job, before[job.key], server)
+
+
+async def test_retry_failed_all_resubmits_only_failed_jobs(tmp_path: Path) -> None:
+    """`run --retry-failed all` (the policy word gone): failed jobs get new request ids and
+    end done, their attempts counting both payments (a fresh budget from retry_from); done
+    and cancelled jobs are untouched."""
     async with MockServer(mock_config(policy_word=WORD)) as server:
         plan, before = await first_run(tmp_path, server)
         server.config.policy_word = None
         args = cli_args(Path(plan.input_path), Path(plan.output_dir), server.base_url)[3:]
         result = await asyncio.to_thread(
-            CliRunner().invoke, cli, [*args, "--retry-failed"], env=subprocess_env()
+            CliRunner().invoke, cli, [*args, "--retry-failed", "all"], env=subprocess_env()
         )
         assert "2 failed job(s) to run again" in result.output
         assert "8 of 10 done; 2 cancelled" in result.output
