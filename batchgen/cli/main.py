@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from batchgen.errors import BatchgenError, FatalError, InputError, UsageError
+from batchgen.plan.text import counted
 from batchgen.version import __version__
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -119,6 +120,20 @@ def plan_options(func: F) -> F:
                 help="Your own endpoint spec file (YAML).",
             ),
             click.option("--filename", help="File name template, e.g. '{row:04d}-{slug}'."),
+            click.option(
+                "--sheet",
+                metavar="NAME",
+                help="The sheet of an XLSX to read (default: the first with a prompt column).",
+            ),
+            click.option(
+                "--extra-columns",
+                type=click.Choice(["error", "ok"], case_sensitive=False),
+                help=(
+                    "A column that looks like a misspelt parameter (cfg, neg prompt): an error, "
+                    "or ok to keep it as a note, never sent."
+                ),
+                show_default="error, or the job spec's extra_columns",
+            ),
         ]
     ):
         func = option(func)
@@ -136,6 +151,8 @@ def plan(
     endpoint: str | None,
     endpoint_spec: Path | None,
     filename: str | None,
+    sheet: str | None,
+    extra_columns: str | None,
     output: Path | None,
     as_json: bool,
 ) -> None:
@@ -151,6 +168,8 @@ def plan(
         sets=parse_sets(sets),
         output=output,
         filename=filename,
+        sheet=sheet,
+        extra_columns=extra_columns,
     )
     if as_json:
         click.echo(json.dumps(result.summary(), indent=2, ensure_ascii=False))
@@ -158,11 +177,11 @@ def plan(
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(f"endpoint: {result.endpoint.id}")
-    click.echo(f"input:    {result.input_path} ({result.records} records)")
+    click.echo(f"input:    {result.input_path} ({counted(result.records, 'record')})")
     click.echo(f"jobs:     {len(result.jobs)}")
     for group in result.breakdown():
         label = ", ".join(f"{k}={v}" for k, v in group.items() if k not in ("jobs", "cost_usd"))
-        jobs = f"{group['jobs']} job{'s' if group['jobs'] != 1 else ''}"
+        jobs = counted(group["jobs"], "job")
         click.echo(f"  {label or 'all'}: {jobs}, {_usd(group['cost_usd'])}")
     click.echo(f"estimated cost: {_usd(result.estimated_cost)}")
     click.echo(f"output:   {result.output_dir}")

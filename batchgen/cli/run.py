@@ -179,6 +179,8 @@ def run(
     endpoint: str | None,
     endpoint_spec: Path | None,
     filename: str | None,
+    sheet: str | None,
+    extra_columns: str | None,
     output: Path | None,
     api_key_file: Path | None,
     mock: bool,
@@ -214,6 +216,8 @@ def run(
         endpoint_spec = endpoint_spec or (Path(spec_file) if spec_file else None)
         filename = filename or stored.get("filename")
         set_values = set_values or dict(stored.get("sets") or {})
+        sheet = sheet or stored.get("sheet")
+        extra_columns = extra_columns or stored.get("extra_columns")
         overrides = {**(stored.get("options") or {}), **overrides}
         # A --mock run resumes on a fresh emulator: it knows none of the earlier request ids,
         # so jobs in flight fail as unknown (--retry-failed submits them again).
@@ -228,6 +232,8 @@ def run(
         output=output,
         filename=filename,
         run=overrides,
+        sheet=sheet,
+        extra_columns=extra_columns,
     )
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)
@@ -237,6 +243,8 @@ def run(
         "endpoint_spec": str(endpoint_spec.resolve()) if endpoint_spec else None,
         "filename": filename,
         "sets": set_values,
+        "sheet": sheet,
+        "extra_columns": extra_columns,
         "options": overrides,
         "mock": mock,
     }
