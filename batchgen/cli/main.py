@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 import click
 
 from batchgen.errors import BatchgenError, FatalError, InputError, UsageError
-from batchgen.plan.text import counted
 from batchgen.version import __version__
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -126,6 +125,14 @@ def plan_options(func: F) -> F:
                 help="The sheet of an XLSX to read (default: the first with a prompt column).",
             ),
             click.option(
+                "--add",
+                is_flag=True,
+                help=(
+                    "Add to the default folder out/NAME even though it holds the run of "
+                    "another input file."
+                ),
+            ),
+            click.option(
                 "--extra-columns",
                 type=click.Choice(["error", "ok"], case_sensitive=False),
                 help=(
@@ -143,6 +150,7 @@ def plan_options(func: F) -> F:
 @cli.command()
 @plan_options
 @click.option("--out", "output", type=click.Path(path_type=Path), help="Output folder.")
+@click.option("--jobs", "list_jobs", is_flag=True, help="List every job: row, key, file, price.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as a JSON object.")
 @handle_errors
 def plan(
@@ -153,10 +161,18 @@ def plan(
     filename: str | None,
     sheet: str | None,
     extra_columns: str | None,
+    add: bool,
     output: Path | None,
+    list_jobs: bool,
     as_json: bool,
 ) -> None:
-    """Validate TARGET (a prompt file or job spec) and print jobs and cost. Sends nothing."""
+    """Validate TARGET (a prompt file or job spec) and print jobs and cost. Sends nothing.
+
+    With an output folder that holds a run, also says how many jobs are done there, new, or
+    left over.
+    """
+    from batchgen.cli.outfolder import check_default_folder, folder_counts
+    from batchgen.cli.planview import echo_jobs, echo_summary, job_rows
     from batchgen.plan.build import build_plan
 
     if target is None:
@@ -171,21 +187,17 @@ def plan(
         sheet=sheet,
         extra_columns=extra_columns,
     )
+    check_default_folder(result, add)
+    counts = folder_counts(result)
     if as_json:
-        click.echo(json.dumps(result.summary(), indent=2, ensure_ascii=False))
+        data = {**result.summary(), "folder": counts}
+        if list_jobs:
+            data["job_list"] = job_rows(result)
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
-    click.echo(f"endpoint: {result.endpoint.id}")
-    click.echo(f"input:    {result.input_path} ({counted(result.records, 'record')})")
-    click.echo(f"jobs:     {len(result.jobs)}")
-    for group in result.breakdown():
-        label = ", ".join(f"{k}={v}" for k, v in group.items() if k not in ("jobs", "cost_usd"))
-        jobs = counted(group["jobs"], "job")
-        click.echo(f"  {label or 'all'}: {jobs}, {_usd(group['cost_usd'])}")
-    click.echo(f"estimated cost: {_usd(result.estimated_cost)}")
-    click.echo(f"output:   {result.output_dir}")
-
-
-def _usd(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:,.2f}"
+    if list_jobs:
+        echo_jobs(result)
+        click.echo()
+    echo_summary(result, counts)

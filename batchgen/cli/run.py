@@ -181,6 +181,7 @@ def run(
     filename: str | None,
     sheet: str | None,
     extra_columns: str | None,
+    add: bool,
     output: Path | None,
     api_key_file: Path | None,
     mock: bool,
@@ -197,6 +198,7 @@ def run(
     are unless --retry-failed / --retry-cancelled.
     """
 
+    from batchgen.cli.outfolder import check_default_folder
     from batchgen.plan.build import build_plan
     from batchgen.run.resume import stored_run
     from batchgen.run.timing import Timing
@@ -235,6 +237,7 @@ def run(
         sheet=sheet,
         extra_columns=extra_columns,
     )
+    check_default_folder(plan, add)
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)
     resume = {
