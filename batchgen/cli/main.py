@@ -57,10 +57,16 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
+    invoke_without_command=True,
+)
 @click.version_option(__version__, prog_name="batchgen")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Run a spreadsheet of prompts as video-generation jobs on a fal-style queue API."""
+    if ctx.invoked_subcommand is None:  # plain `batchgen`: the help, and success
+        click.echo(ctx.get_help())
 
 
 @cli.command()
