@@ -57,10 +57,16 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
+    invoke_without_command=True,
+)
 @click.version_option(__version__, prog_name="batchgen")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Run a spreadsheet of prompts as video-generation jobs on a fal-style queue API."""
+    if ctx.invoked_subcommand is None:  # plain `batchgen`: the help, and success
+        click.echo(ctx.get_help())
 
 
 @cli.command()
@@ -119,6 +125,28 @@ def plan_options(func: F) -> F:
                 help="Your own endpoint spec file (YAML).",
             ),
             click.option("--filename", help="File name template, e.g. '{row:04d}-{slug}'."),
+            click.option(
+                "--sheet",
+                metavar="NAME",
+                help="The sheet of an XLSX to read (default: the first with a prompt column).",
+            ),
+            click.option(
+                "--add",
+                is_flag=True,
+                help=(
+                    "Add to the default folder out/NAME even though it holds the run of "
+                    "another input file."
+                ),
+            ),
+            click.option(
+                "--extra-columns",
+                type=click.Choice(["error", "ok"], case_sensitive=False),
+                help=(
+                    "A column that looks like a misspelt parameter (cfg, neg prompt): an error, "
+                    "or ok to keep it as a note, never sent."
+                ),
+                show_default="error, or the job spec's extra_columns",
+            ),
         ]
     ):
         func = option(func)
@@ -128,6 +156,7 @@ def plan_options(func: F) -> F:
 @cli.command()
 @plan_options
 @click.option("--out", "output", type=click.Path(path_type=Path), help="Output folder.")
+@click.option("--jobs", "list_jobs", is_flag=True, help="List every job: row, key, file, price.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as a JSON object.")
 @handle_errors
 def plan(
@@ -136,10 +165,20 @@ def plan(
     endpoint: str | None,
     endpoint_spec: Path | None,
     filename: str | None,
+    sheet: str | None,
+    extra_columns: str | None,
+    add: bool,
     output: Path | None,
+    list_jobs: bool,
     as_json: bool,
 ) -> None:
-    """Validate TARGET (a prompt file or job spec) and print jobs and cost. Sends nothing."""
+    """Validate TARGET (a prompt file or job spec) and print jobs and cost. Sends nothing.
+
+    With an output folder that holds a run, also says how many jobs are done there, new, or
+    left over.
+    """
+    from batchgen.cli.outfolder import check_default_folder, folder_counts
+    from batchgen.cli.planview import echo_jobs, echo_summary, job_rows
     from batchgen.plan.build import build_plan
 
     if target is None:
@@ -151,22 +190,20 @@ def plan(
         sets=parse_sets(sets),
         output=output,
         filename=filename,
+        sheet=sheet,
+        extra_columns=extra_columns,
     )
+    check_default_folder(result, add)
+    counts = folder_counts(result)
     if as_json:
-        click.echo(json.dumps(result.summary(), indent=2, ensure_ascii=False))
+        data = {**result.summary(), "folder": counts}
+        if list_jobs:
+            data["job_list"] = job_rows(result)
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
-    click.echo(f"endpoint: {result.endpoint.id}")
-    click.echo(f"input:    {result.input_path} ({result.records} records)")
-    click.echo(f"jobs:     {len(result.jobs)}")
-    for group in result.breakdown():
-        label = ", ".join(f"{k}={v}" for k, v in group.items() if k not in ("jobs", "cost_usd"))
-        jobs = f"{group['jobs']} job{'s' if group['jobs'] != 1 else ''}"
-        click.echo(f"  {label or 'all'}: {jobs}, {_usd(group['cost_usd'])}")
-    click.echo(f"estimated cost: {_usd(result.estimated_cost)}")
-    click.echo(f"output:   {result.output_dir}")
-
-
-def _usd(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:,.2f}"
+    if list_jobs:
+        echo_jobs(result)
+        click.echo()
+    echo_summary(result, counts)

@@ -31,6 +31,7 @@ from batchgen.cli.main import (
     plan_options,
 )
 from batchgen.errors import UsageError
+from batchgen.plan.settings import RunSettings
 
 _RUN_SETTINGS = (
     "provider",
@@ -50,6 +51,13 @@ _RUN_SETTINGS = (
     "download_concurrency",
     "max_file_bytes",
 )
+
+
+def _default(name: str) -> str:
+    """A run setting's default, as --help shows it (the job spec's run: overrides it)."""
+    return str(getattr(RunSettings(), name))
+
+
 # The --mock demo: Kling's ~110 s jobs take ~2 s, four at a time.
 MOCK_TIME_SCALE = 0.02
 MOCK_IN_PROGRESS = 4
@@ -65,15 +73,27 @@ def run_options(func: F) -> F:
                 type=click.Path(path_type=Path),
                 help="Output folder (alone: resume the run in that folder).",
             ),
-            click.option("--provider", help="Provider preset: fal, quickrouter or mock."),
-            click.option("--base-url", help="Queue API base URL (overrides the preset)."),
+            click.option(
+                "--provider",
+                help="Provider preset: fal, quickrouter or mock.",
+                show_default=_default("provider"),
+            ),
+            click.option(
+                "--base-url",
+                help="Queue API base URL (overrides the preset).",
+                show_default="the provider's",
+            ),
             click.option(
                 "--auth-scheme",
                 type=click.Choice(["key", "bearer"]),
                 help="Authorization scheme: 'Key <k>' or 'Bearer <k>'.",
+                show_default="the provider's",
             ),
             click.option(
-                "--api-key-env", metavar="NAME", help="Environment variable with the key."
+                "--api-key-env",
+                metavar="NAME",
+                help="Environment variable with the key.",
+                show_default="the provider's",
             ),
             click.option(
                 "--follow",
@@ -83,6 +103,7 @@ def run_options(func: F) -> F:
                     "(a proxy with only a result route); auto: status until it answers 404/405. "
                     "Default: the provider's."
                 ),
+                show_default="the provider's",
             ),
             click.option(
                 "--api-key-file",
@@ -112,47 +133,76 @@ def run_options(func: F) -> F:
                 is_flag=True,
                 help="Submit this folder's cancelled jobs anew (attempts restart as above).",
             ),
-            click.option("--concurrency", type=int, help="Jobs in flight at the provider."),
-            click.option("--rate", type=float, help="HTTP requests per second to the API."),
+            click.option(
+                "--concurrency",
+                type=int,
+                help="Jobs in flight at the provider.",
+                show_default=_default("concurrency"),
+            ),
+            click.option(
+                "--rate",
+                type=float,
+                help="HTTP requests per second to the API.",
+                show_default=_default("rate"),
+            ),
             click.option(
                 "--max-cost",
                 type=float,
                 metavar="USD",
                 help="Never submit past this estimated spend for the output folder.",
+                show_default="no limit",
             ),
             click.option(
-                "--max-attempts", type=int, help="Submits per job in all (transient errors)."
+                "--max-attempts",
+                type=int,
+                help="Submits per job in all (transient errors).",
+                show_default=_default("max_attempts"),
             ),
             click.option(
                 "--job-timeout",
                 type=float,
                 metavar="SECONDS",
                 help="Cancel and fail a job this long after its submit.",
+                show_default=_default("job_timeout"),
             ),
             click.option(
                 "--poll",
                 type=click.Choice(["adaptive", "stream"]),
                 help="Poll status adaptively, or follow its event stream.",
+                show_default=_default("poll"),
             ),
             click.option(
                 "--expect-latency",
                 type=float,
                 metavar="SECONDS",
                 help="Expected seconds from submit to done (first status look).",
+                show_default="the endpoint's typical latency",
             ),
             click.option(
                 "--max-poll-interval",
                 type=float,
                 metavar="SECONDS",
                 help="Longest wait between two status looks.",
+                show_default=_default("max_poll_interval"),
             ),
             click.option(
                 "--on-uncertain-submit",
                 type=click.Choice(["retry", "fail"]),
                 help="A submit whose answer was lost: send again (flagged) or fail.",
+                show_default=_default("on_uncertain_submit"),
             ),
-            click.option("--download-concurrency", type=int, help="Parallel downloads."),
-            click.option("--max-file-bytes", type=int, help="Refuse video files larger than this."),
+            click.option(
+                "--download-concurrency",
+                type=int,
+                help="Parallel downloads.",
+                show_default=_default("download_concurrency"),
+            ),
+            click.option(
+                "--max-file-bytes",
+                type=int,
+                help="Refuse video files larger than this.",
+                show_default="no limit",
+            ),
             click.option(
                 "--progress",
                 type=click.Choice(["auto", "bars", "lines", "none"]),
@@ -182,6 +232,9 @@ def run(
     endpoint: str | None,
     endpoint_spec: Path | None,
     filename: str | None,
+    sheet: str | None,
+    extra_columns: str | None,
+    add: bool,
     output: Path | None,
     api_key_file: Path | None,
     mock: bool,
@@ -198,6 +251,7 @@ def run(
     are unless --retry-failed / --retry-cancelled.
     """
 
+    from batchgen.cli.outfolder import check_default_folder
     from batchgen.plan.build import build_plan
     from batchgen.run.resume import stored_run
     from batchgen.run.timing import Timing
@@ -217,6 +271,8 @@ def run(
         endpoint_spec = endpoint_spec or (Path(spec_file) if spec_file else None)
         filename = filename or stored.get("filename")
         set_values = set_values or dict(stored.get("sets") or {})
+        sheet = sheet or stored.get("sheet")
+        extra_columns = extra_columns or stored.get("extra_columns")
         overrides = {**(stored.get("options") or {}), **overrides}
         # A --mock run resumes on a fresh emulator: it knows none of the earlier request ids,
         # so jobs in flight fail as unknown (--retry-failed submits them again).
@@ -231,7 +287,10 @@ def run(
         output=output,
         filename=filename,
         run=overrides,
+        sheet=sheet,
+        extra_columns=extra_columns,
     )
+    check_default_folder(plan, add)
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)
     resume = {
@@ -240,6 +299,8 @@ def run(
         "endpoint_spec": str(endpoint_spec.resolve()) if endpoint_spec else None,
         "filename": filename,
         "sets": set_values,
+        "sheet": sheet,
+        "extra_columns": extra_columns,
         "options": overrides,
         "mock": mock,
     }

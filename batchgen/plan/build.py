@@ -11,7 +11,6 @@ order. Identical jobs (two rows asking the very same thing) are one job.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from batchgen.errors import InputError, Problem
+from batchgen.plan.columns import sort_columns
 from batchgen.plan.defaults import MAX_JOBS, checked_defaults, checked_matrix
 from batchgen.plan.endpoint import DEFAULT_ENDPOINT, EndpointSpec, resolve
 from batchgen.plan.files import not_a_file
@@ -27,18 +27,7 @@ from batchgen.plan.jobspec import JobSpec, load_jobspec, looks_like_spec
 from batchgen.plan.naming import DEFAULT_TEMPLATE, Namer, check_template, slug
 from batchgen.plan.outdir import output_problem
 from batchgen.plan.settings import RunSettings
-
-# Column names people write for a parameter, beyond what fuzzy matching finds.
-_ALIASES = {
-    "cfg": "cfg_scale",
-    "guidance": "cfg_scale",
-    "aspect": "aspect_ratio",
-    "ratio": "aspect_ratio",
-    "length": "duration",
-    "seconds": "duration",
-    "negative": "negative_prompt",
-    "neg_prompt": "negative_prompt",
-}
+from batchgen.plan.text import counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +58,8 @@ class Plan:
     filename_template: str
     records: int = 0
     warnings: list[str] = field(default_factory=list)
+    # True when no --out and no spec ``output`` named the folder: it is out/<input name>.
+    default_output: bool = False
 
     @property
     def estimated_cost(self) -> float | None:
@@ -146,25 +137,6 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _norm(name: str) -> str:
-    return name.strip().lower()
-
-
-def _suggest(column: str, params: list[str]) -> str | None:
-    """The parameter a column name probably meant, or None."""
-    word = _norm(column).replace(" ", "_").replace("-", "_")
-    if word in params:
-        return word
-    if word in _ALIASES and _ALIASES[word] in params:
-        return _ALIASES[word]
-    if len(word) >= 3:
-        prefixed = [p for p in params if p.startswith(word) or word.startswith(p)]
-        if len(prefixed) == 1:
-            return prefixed[0]
-    close = difflib.get_close_matches(word, params, n=1, cutoff=0.75)
-    return close[0] if close else None
-
-
 def build_plan(
     target: str | Path,
     *,
@@ -174,8 +146,14 @@ def build_plan(
     output: str | Path | None = None,
     filename: str | None = None,
     run: dict[str, Any] | None = None,
+    sheet: str | None = None,
+    extra_columns: str | None = None,
 ) -> Plan:
-    """Plan every job of ``target`` (a prompt file or a job spec); CLI options override."""
+    """Plan every job of ``target`` (a prompt file or a job spec); CLI options override.
+
+    ``sheet`` names the sheet of an XLSX input; ``extra_columns="ok"`` keeps columns that look
+    like misspelt parameters as notes instead of refusing them (see ``columns``).
+    """
     target = Path(target)
     spec = (
         load_jobspec(target) if looks_like_spec(target) else JobSpec(path=str(target), input=target)
@@ -186,10 +164,13 @@ def build_plan(
     folder = _folder_problems(spec, output, out_dir)
     try:
         plan = _plan(target, spec, input_path, out_dir, endpoint, endpoint_spec, filename, run)
-        table = plan_table(spec, target)
+        plan.default_output = not output and spec.output is None
+        table = plan_table(spec, target, sheet or spec.sheet)
         plan.records = len(table.records)
         plan.input_sha256 = file_sha256(input_path if spec.rows is None else target)
-        _expand(plan, spec, table, sets or {})
+        plan.warnings.extend(table.notes)
+        extra_ok = (extra_columns or spec.extra_columns or "error").lower() == "ok"
+        _expand(plan, spec, table, sets or {}, extra_ok)
     except InputError as exc:
         raise InputError([*exc.problems, *folder]) from None
     if folder:
@@ -197,8 +178,8 @@ def build_plan(
     return plan
 
 
-def plan_table(spec: JobSpec, target: Path) -> Table:
-    """The rows of a plan: the spec's own, or its prompt file's."""
+def plan_table(spec: JobSpec, target: Path, sheet: str | None = None) -> Table:
+    """The rows of a plan: the spec's own, or its prompt file's (``sheet`` of an XLSX)."""
     if spec.rows is not None:
         return spec.rows
     if spec.input is not None and spec.input != target:
@@ -217,7 +198,7 @@ def plan_table(spec: JobSpec, target: Path) -> Table:
                 "input",
                 "field",
             )
-    return read_table(spec.input or target)
+    return read_table(spec.input or target, sheet=sheet)
 
 
 def _folder_problems(spec: JobSpec, output: str | Path | None, out_dir: Path) -> list[Problem]:
@@ -268,41 +249,19 @@ def _plan(
     return plan
 
 
-def _expand(plan: Plan, spec: JobSpec, table: Table, sets: dict[str, str]) -> None:
+def _expand(plan: Plan, spec: JobSpec, table: Table, sets: dict[str, str], extra_ok: bool) -> None:
     """Check every row and give the plan its jobs; InputError with every problem found."""
     ep = plan.endpoint
-    params = list(ep.params)
     problems: list[Problem] = []
 
     # Which file column feeds which parameter; the rest are the input's own columns.
-    column_param: dict[str, str] = {}
-    for column in table.columns:
-        name = _norm(column)
-        if ep.passthrough or name in ep.params:
-            if name in column_param.values():
-                problems.append(
-                    Problem(
-                        table.path,
-                        table.header_line,
-                        column,
-                        f"a second column for parameter {name!r}",
-                    )
-                )
-            column_param[column] = name
-        else:
-            plan.extra_columns.append(column)
-            guess = _suggest(column, params)
-            if guess:
-                plan.warnings.append(
-                    f"{table.path}: column {column!r} is not a parameter of {ep.id} and is not "
-                    f"sent; did you mean {guess!r}?"
-                )
-    given = {_norm(name) for name in (*spec.defaults, *sets, *spec.matrix)}
+    columns = sort_columns(table, ep, extra_ok, problems)
+    column_param = columns.params
+    plan.extra_columns.extend(columns.extra)
+    named = (*spec.defaults, *sets, *spec.matrix)
+    given = {ep.lookup(name) or name.strip().lower() for name in named}
     if "prompt" not in column_param.values() and "prompt" not in given:
-        found = ", ".join(repr(c) for c in table.columns) or "none"
-        raise InputError.one(
-            table.path, f"no 'prompt' column (columns found: {found})", table.header_line
-        )
+        raise InputError.one(table.path, _no_prompt(table), table.header_line)
 
     if not table.records:
         problems.append(
@@ -317,8 +276,9 @@ def _expand(plan: Plan, spec: JobSpec, table: Table, sets: dict[str, str]) -> No
         key = "repeat" if spec.repeat > 1 else "matrix" if spec.matrix else None
         raise InputError.one(
             spec.path if key else table.path,
-            f"this plan would make {total:,} jobs ({len(table.records):,} records x "
-            f"{len(combos):,} matrix combinations x {spec.repeat:,} repeats), more than "
+            f"this plan would make {total:,} jobs ({counted(len(table.records), 'record')} x "
+            f"{counted(len(combos), 'matrix combination')} x {counted(spec.repeat, 'repeat')}), "
+            "more than "
             f"the {MAX_JOBS:,} one plan may hold; split the batch",
             spec.lines.get(key, 1) if key else None,
             key,
@@ -371,6 +331,23 @@ def _expand(plan: Plan, spec: JobSpec, table: Table, sets: dict[str, str]) -> No
         raise InputError(problems)
 
 
+def _no_prompt(table: Table) -> str:
+    """Why a table has no prompt column, and what to do about it."""
+    found = ", ".join(repr(c) for c in table.columns) or "none"
+    message = f"no 'prompt' column (columns found: {found})"
+    if table.header_is_prose:
+        message += (
+            "; the first row reads like a prompt, not a header: add a first row naming "
+            "the columns (prompt, ...)"
+        )
+    if table.sheet is not None:
+        message += f"; sheet {table.sheet!r} was read"
+        if table.other_sheets:
+            others = ", ".join(repr(n) for n in table.other_sheets)
+            message += f" (other sheets: {others}; choose one with --sheet NAME)"
+    return message
+
+
 def _at_record(
     path: str, record: Record, column_param: dict[str, str], param: str, message: str
 ) -> Problem:
@@ -388,7 +365,7 @@ def _name(
     extra: dict[str, Any],
     problems: list[Problem],
 ) -> str:
-    fields = {_norm(k): ("" if v is None else v) for k, v in extra.items()}
+    fields = {k: ("" if v is None else v) for k, v in extra.items()}
     fields.update(payload)
     fields.update(
         row=row, repeat=repeat, key=key, key8=key[:8], slug=slug(str(payload.get("prompt", "")))

@@ -37,7 +37,8 @@ def checked_defaults(
                 if origin == "defaults"
                 else ("--set", None, name)
             )
-            param = ep.params.get(_norm(name))
+            key = ep.lookup(name) or _norm(name)
+            param = ep.params.get(key)
             if not ep.passthrough and param is None:
                 problems.append(
                     Problem(
@@ -53,7 +54,7 @@ def checked_defaults(
                     problems.append(Problem(*where, _BLANK_REQUIRED, "field"))
                 continue
             try:
-                defaults[_norm(name)] = param.coerce(value) if param else value
+                defaults[key] = param.coerce(value) if param else value
             except ValueError as exc:
                 problems.append(Problem(*where, str(exc), "field"))
     return defaults
@@ -65,7 +66,8 @@ def checked_matrix(
     """Every combination of the matrix's values (``[{}]`` for none); problems appended."""
     axes: list[list[tuple[str, Any]]] = []
     for name, values in spec.matrix.items():
-        param = ep.params.get(_norm(name))
+        key = ep.lookup(name) or _norm(name)
+        param = ep.params.get(key)
         line = spec.lines.get(f"matrix.{name}", 1)
         if not ep.passthrough and param is None:
             problems.append(
@@ -82,7 +84,7 @@ def checked_matrix(
                 )
                 continue
             try:
-                axis.append((_norm(name), param.coerce(value) if param else value))
+                axis.append((key, param.coerce(value) if param else value))
             except ValueError as exc:
                 problems.append(Problem(spec.path, line, f"matrix.{name}", str(exc), "field"))
         axes.append(axis)

@@ -17,7 +17,7 @@ from typing import Any
 
 from batchgen.errors import InputError
 from batchgen.plan.files import read_text
-from batchgen.plan.text import is_blank, shown
+from batchgen.plan.text import fold, is_blank, shown
 from batchgen.plan.yamlload import load_yaml
 
 _TYPES = ("string", "number", "integer", "boolean")
@@ -37,6 +37,7 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
     max_length: int | None = None
+    description: str = ""
 
     def coerce(self, value: Any) -> Any:
         """Return ``value`` as this field's type, or raise ValueError saying why it cannot be."""
@@ -157,6 +158,14 @@ class EndpointSpec:
         keep = 3 if parts[0] in ("workflows", "comfy") else 2
         return "/".join(parts[:keep])
 
+    def lookup(self, name: str) -> str | None:
+        """The parameter a column or field name means, compared loosely (``Aspect Ratio``,
+        ``aspect-ratio`` and ``ASPECT_RATIO`` all mean ``aspect_ratio``), or None."""
+        if name in self.params:
+            return name
+        folded = fold(name)
+        return next((p for p in self.params if fold(p) == folded), None)
+
     def check(self, values: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         """Coerce ``values`` (missing = use default) into the payload to send.
 
@@ -220,6 +229,7 @@ def parse_spec(text: str, source: str) -> EndpointSpec:
             minimum=raw.get("minimum"),
             maximum=raw.get("maximum"),
             max_length=raw.get("max_length"),
+            description=str(raw.get("description") or "").strip(),
         )
     price = data.get("price") or {}
     return EndpointSpec(

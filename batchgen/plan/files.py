@@ -72,23 +72,32 @@ def open_regular(path: Path, name: str, line: int | None = None) -> io.BufferedR
 
 
 def text_lines(
-    name: str, handle: io.BufferedReader, max_line: int = MAX_LINE_CHARS
+    name: str,
+    handle: io.BufferedReader,
+    max_line: int = MAX_LINE_CHARS,
+    encoding: str = "utf-8-sig",
 ) -> Iterator[tuple[int, str]]:
-    """The lines of a UTF-8 file (BOM or not), each with its 1-based number and line end.
+    """The lines of a text file, each with its 1-based number and line end.
 
+    UTF-8 (BOM or not) unless ``encoding`` says otherwise (see ``encodings.sniff_encoding``).
     Lines end at ``\\n``, ``\\r\\n`` or ``\\r``, as spreadsheets write them. Raises InputError
-    at the first line with a NUL byte, a byte that is not UTF-8, or more than ``max_line``
-    characters; memory stays within a few lines whatever the file holds.
+    at the first line with a NUL byte, a byte that is not in the encoding, or more than
+    ``max_line`` characters; memory stays within a few lines whatever the file holds.
     """
-    if handle.peek(2)[:2] in (b"\xff\xfe", b"\xfe\xff"):
+    utf8 = encoding == "utf-8-sig"
+    if utf8 and handle.peek(2)[:2] in (b"\xff\xfe", b"\xfe\xff"):
         raise InputError.one(name, "this is UTF-16 text; save it as UTF-8", 1)
+    errors = "surrogateescape" if utf8 else "strict"
     # Closing the wrapper closes ``handle`` too, which its owner's ``with`` allows.
-    with io.TextIOWrapper(
-        handle, encoding="utf-8-sig", errors="surrogateescape", newline=""
-    ) as text:
+    with io.TextIOWrapper(handle, encoding=encoding, errors=errors, newline="") as text:
         number = 0
         while True:
-            line = text.readline(max_line + 2)  # room for "\r\n" after a line of max_line
+            try:
+                line = text.readline(max_line + 2)  # room for "\r\n" after a line of max_line
+            except UnicodeDecodeError:
+                raise InputError.one(
+                    name, f"not valid {encoding.upper()} text; save it as UTF-8", number + 1
+                ) from None
             if not line:
                 return
             number += 1
@@ -101,7 +110,7 @@ def text_lines(
                 )
             if "\x00" in line:
                 raise InputError.one(name, "a NUL byte: this is a binary file, not text", number)
-            bad = _UNDECODABLE.search(line)
+            bad = _UNDECODABLE.search(line) if utf8 else None
             if bad is not None:
                 byte = ord(bad.group()) - 0xDC00
                 raise InputError.one(

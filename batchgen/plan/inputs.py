@@ -1,4 +1,4 @@
-"""Reading prompt rows from CSV, TSV, XLSX, YAML and JSONL, each record with its line.
+"""Reading prompt rows from CSV, TSV, TXT, XLSX, YAML and JSONL, each record with its line.
 
 ``read_table(path)`` returns a ``Table``: the column names as the file spells them and one
 ``Record`` per data record, with the line where the user finds it (the file line for CSV, YAML
@@ -10,12 +10,8 @@ Completely blank records are skipped and do not count as records. Any malformed 
 
 from __future__ import annotations
 
-import csv
-import datetime
-import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +19,8 @@ import yaml
 
 from batchgen.errors import InputError, Problem
 from batchgen.plan.files import MAX_LINE_CHARS, not_a_file, open_regular, text_lines
+from batchgen.plan.sheets import read_sheet_text, read_xlsx
+from batchgen.plan.table import Record, Table, clean
 from batchgen.plan.text import is_blank, unicode_problem
 from batchgen.plan.yamlload import Loader, yaml_problem
 
@@ -32,6 +30,7 @@ SUFFIXES = {
     ".csv": "csv",
     ".tsv": "tsv",
     ".tab": "tsv",
+    ".txt": "txt",
     ".xlsx": "xlsx",
     ".yaml": "yaml",
     ".yml": "yaml",
@@ -40,34 +39,13 @@ SUFFIXES = {
 }
 
 
-@dataclass(slots=True)
-class Record:
-    """One data record: where it is, and its cells by column name (blank = ``None``)."""
-
-    line: int
-    values: dict[str, Any]
-    # Per-column lines where they differ from ``line`` (YAML mappings span several lines).
-    lines: dict[str, int] = field(default_factory=dict)
-
-    def line_of(self, column: str) -> int:
-        return self.lines.get(column, self.line)
-
-
-@dataclass(slots=True)
-class Table:
-    """The records of one input, with its columns in the order the file first shows them."""
-
-    path: str
-    columns: list[str]
-    records: list[Record]
-    # Where the column names are: the header row, or the first record of YAML and JSONL.
-    header_line: int = 1
-
-
-def read_table(path: str | Path, *, max_line: int = MAX_LINE_CHARS) -> Table:
+def read_table(
+    path: str | Path, *, max_line: int = MAX_LINE_CHARS, sheet: str | None = None
+) -> Table:
     """Read an input file, choosing the format by its extension.
 
-    ``max_line`` bounds the characters of one line of a text file (see ``files``).
+    ``max_line`` bounds the characters of one line of a text file (see ``files``); ``sheet``
+    names the sheet of an XLSX to read (see ``sheets``).
     """
     path = Path(path)
     name = str(path)
@@ -76,147 +54,15 @@ def read_table(path: str | Path, *, max_line: int = MAX_LINE_CHARS) -> Table:
     if kind is None and reason is None:
         known = ", ".join(sorted(SUFFIXES))
         raise InputError.one(name, f"unknown file type {path.suffix!r}; batchgen reads {known}")
+    if kind in ("csv", "tsv", "txt"):
+        return read_sheet_text(path, name, kind, max_line)
     with open_regular(path, name) as handle:
         if kind == "xlsx":
-            return _read_xlsx(name, handle.read())
+            return read_xlsx(name, handle.read(), sheet)
         lines = text_lines(name, handle, max_line)
-        if kind in ("csv", "tsv"):
-            return _read_delimited(name, lines, "," if kind == "csv" else "\t")
         if kind == "yaml":
             return read_yaml_rows(name, "".join(text for _, text in lines))
         return _read_jsonl(name, lines)
-
-
-def _blank(value: Any) -> bool:
-    return is_blank(value)
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, str):
-        return None if is_blank(value) else value.strip()
-    if isinstance(value, datetime.date | datetime.time):
-        return value.isoformat()  # spreadsheet date cells: keep them JSON-friendly
-    return value
-
-
-def _header(name: str, cells: list[Any], line: int) -> list[str]:
-    """Column names from a header row; unnamed columns get ``column_N``."""
-    columns: list[str] = []
-    seen: dict[str, int] = {}
-    problems = []
-    for index, cell in enumerate(cells, start=1):
-        label = "" if cell is None else str(cell).strip()
-        label = label or f"column_{index}"
-        folded = label.lower()
-        if folded in seen:
-            problems.append(
-                Problem(
-                    name,
-                    line,
-                    label,
-                    f"appears twice in the header (columns {seen[folded]} and {index})",
-                )
-            )
-        seen[folded] = index
-        columns.append(label)
-    if problems:
-        raise InputError(problems)
-    return columns
-
-
-def _records_from_rows(name: str, rows: Iterator[tuple[int, list[Any]]], unit: str) -> Table:
-    """Turn (line, cells) rows, the first non-blank being the header, into a Table."""
-    columns: list[str] | None = None
-    header_line = 1
-    records: list[Record] = []
-    problems: list[Problem] = []
-    for line, cells in rows:
-        if all(_blank(c) for c in cells):
-            continue
-        if columns is None:
-            # Spreadsheets pad rows with empty trailing cells; a header has no use for them.
-            while cells and _blank(cells[-1]):
-                cells = cells[:-1]
-            columns = _header(name, cells, line)
-            header_line = line
-            continue
-        if len(cells) > len(columns):
-            extra = cells[len(columns) :]
-            if not all(_blank(c) for c in extra):
-                problems.append(
-                    Problem(
-                        name,
-                        line,
-                        None,
-                        f"this {unit} has {len(cells)} cells but the header "
-                        f"has {len(columns)} columns",
-                    )
-                )
-                continue
-        values = {
-            col: _clean(cells[i]) if i < len(cells) else None for i, col in enumerate(columns)
-        }
-        records.append(Record(line, values))
-    if problems:
-        raise InputError(problems)
-    if columns is None:
-        raise InputError.one(name, "the file is empty: no header row and no data", 1)
-    return Table(name, columns, records, header_line)
-
-
-def _read_delimited(name: str, lines: Iterator[tuple[int, str]], delimiter: str) -> Table:
-    # csv's own cell limit (131,072 characters) stays: it bounds a quoted cell across lines.
-    reader = csv.reader((text for _, text in lines), delimiter=delimiter, strict=True)
-
-    def rows() -> Iterator[tuple[int, list[Any]]]:
-        start = 1
-        while True:
-            try:
-                cells = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                message = str(exc)
-                if "unexpected end of data" in message:
-                    message = "a quoted cell that starts in this record is never closed"
-                elif "field larger than field limit" in message:
-                    message = (
-                        f"a cell in this record is longer than {csv.field_size_limit():,} "
-                        "characters (a quote never closed?)"
-                    )
-                else:
-                    message = f"malformed CSV: {message}"
-                raise InputError.one(name, message, start) from None
-            yield start, cells
-            start = reader.line_num + 1
-
-    return _records_from_rows(name, rows(), "row")
-
-
-def _read_xlsx(name: str, data: bytes) -> Table:
-    try:
-        import openpyxl
-    except ImportError:
-        raise InputError.one(
-            name, "reading .xlsx needs openpyxl: pip install 'batchgen[xlsx]'"
-        ) from None
-    try:
-        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many unrelated types for a damaged file
-        raise InputError.one(
-            name, f"not a readable .xlsx workbook ({exc.__class__.__name__})", 1
-        ) from None
-    try:
-        sheet = book.worksheets[0]
-        first = sheet.min_row or 1
-        table = _records_from_rows(
-            name,
-            ((first + i, list(row)) for i, row in enumerate(sheet.iter_rows(values_only=True))),
-            "sheet row",
-        )
-    finally:
-        book.close()
-    return table
 
 
 def read_yaml_rows(name: str, text: str) -> Table:
@@ -281,9 +127,9 @@ class _Columns:
                 if wrong:
                     problems.append(Problem(self.name, key_line, key, wrong))
             column = self.spelling.setdefault(folded, key)
-            values[column] = _clean(value)
+            values[column] = clean(value)
             lines[column] = key_line
-        if len(problems) > before or all(_blank(v) for v in values.values()):
+        if len(problems) > before or all(is_blank(v) for v in values.values()):
             return None
         return Record(line, values, lines)
 

@@ -8,6 +8,8 @@
     repeat: 2
     output: ../out/demo            # relative to this file
     filename: "{row:04d}-{slug}-{key8}"
+    sheet: Prompts                 # an XLSX's sheet (default: the first with a prompt column)
+    extra_columns: ok              # keep columns that look like misspelt parameters as notes
     run: {concurrency: 8, rate: 10, max_cost: 25}
 
 Every problem is reported with the spec's file and line.
@@ -35,6 +37,7 @@ SHAPES = {
     "endpoint_spec": "path",
     "provider": "text",
     "input": "path",
+    "sheet": "text",
     "rows": "rows",
     "defaults": "values",
     "matrix": "lists",
@@ -42,7 +45,10 @@ SHAPES = {
     "output": "path",
     "filename": "text",
     "run": "values",
+    "extra_columns": "text",
 }
+# What a column that looks like a misspelt parameter is: an error, or ok (kept as a note).
+EXTRA_COLUMNS = ("error", "ok")
 KEYS = tuple(SHAPES)
 WANTED = {
     "text": "a non-empty text",
@@ -65,12 +71,14 @@ class JobSpec:
     endpoint: str | None = None
     endpoint_spec: Path | None = None
     input: Path | None = None
+    sheet: str | None = None
     rows: Table | None = None
     defaults: dict[str, Any] = field(default_factory=dict)
     matrix: dict[str, list[Any]] = field(default_factory=dict)
     repeat: int = 1
     output: Path | None = None
     filename: str | None = None
+    extra_columns: str | None = None
     run: RunSettings = field(default_factory=RunSettings)
     # Lines of keys, for reporting: "defaults.duration" -> 7.
     lines: dict[str, int] = field(default_factory=dict)
@@ -275,6 +283,11 @@ def _build(spec: JobSpec, base: Path, data: dict[str, Any], problems: list[Probl
 
     spec.endpoint = data.get("endpoint")
     spec.filename = data.get("filename")
+    spec.sheet = data.get("sheet")
+    extra = data.get("extra_columns")
+    if extra is not None and extra.lower() not in EXTRA_COLUMNS:
+        bad("extra_columns", f"{shown(extra)} is not one of: {', '.join(EXTRA_COLUMNS)}")
+    spec.extra_columns = extra.lower() if extra is not None else None
     for key in ("input", "output", "endpoint_spec"):
         if key in data:
             setattr(spec, key, (base / data[key]).resolve())

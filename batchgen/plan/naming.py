@@ -1,7 +1,8 @@
 """File names for videos: from a template, always safe and unique inside the output folder.
 
 Template fields: ``row``, ``repeat``, ``key`` (16 hex), ``key8``, ``slug`` (of the prompt), every
-parameter sent and every input column (by lower-case name). Whatever the row data, the result has
+parameter sent and every input column, matched as columns are (``{ID}`` and ``{id}`` are the
+column ``id``; ``{shot_no}`` the column ``Shot No``). Whatever the row data, the result has
 no path separators, no ``..``, no control characters, no invisible format characters (bidi
 overrides such as U+202E that make ``evil\u202egpm.exe`` look like ``evilexe.mpg``, zero-width
 spaces, BOMs), only valid Unicode, a bounded length and ends in ``.mp4``.
@@ -15,6 +16,7 @@ import unicodedata
 from typing import Any
 
 from batchgen.errors import InputError
+from batchgen.plan.text import fold
 
 DEFAULT_TEMPLATE = "{row:05d}-{slug}-{key8}"
 MAX_STEM = 120
@@ -80,6 +82,17 @@ def _visible(ch: str) -> str:
     return "_" if category in _REPLACED else "" if category in _DROPPED else ch
 
 
+class _Fields(dict[str, Any]):
+    """Template fields by name; a name not spelt exactly is matched as columns are."""
+
+    def __missing__(self, name: str) -> Any:
+        folded = fold(name)
+        found = [k for k in self if fold(k) == folded]
+        if not found:
+            raise KeyError(name)
+        return self[found[-1]]  # the last given wins, as in ``dict.update``
+
+
 class Namer:
     """Gives each job a unique, safe ``.mp4`` name from one template."""
 
@@ -92,7 +105,7 @@ class Namer:
     def name(self, fields: dict[str, Any]) -> str:
         """The file name for one job. Raises KeyError for a field the template names but
         ``fields`` lacks, ValueError for a format spec that does not fit the value."""
-        stem = safe_name(self.template.format_map(fields))
+        stem = safe_name(self.template.format_map(_Fields(fields)))
         candidate = f"{stem}.mp4"
         if candidate.lower() in self._taken:
             candidate = f"{stem[: MAX_STEM - 17]}-{fields['key']}.mp4"

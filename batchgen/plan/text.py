@@ -3,6 +3,8 @@
 ``is_blank``: only whitespace and invisible characters (a cell of spaces, a zero-width space, a
 stray BOM) is no text at all. ``shown``: a value quoted for a message, cut short so that a huge
 cell never becomes a huge message. ``unicode_problem``: text that cannot be written as UTF-8.
+``fold``: a column name as it is compared (``Aspect Ratio`` is ``aspect_ratio``). ``counted``:
+``1 record``, ``2 records``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ SHOWN_CHARS = 60
 # controls (Cc) and line/paragraph separators, besides ordinary whitespace.
 INVISIBLE = frozenset({"Cf", "Cc", "Zl", "Zp", "Zs"})
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_SEPARATORS = re.compile(r"[\s_\-]+")
 
 
 def is_blank(value: Any) -> bool:
@@ -50,3 +53,13 @@ def unicode_problem(text: str) -> str | None:
         f"contains \\u{ord(found.group()):04x}, half of a UTF-16 pair and not a character; "
         "fix the escape that wrote it"
     )
+
+
+def fold(name: str) -> str:
+    """A name as names are compared: case, spaces, hyphens and underscores do not count."""
+    return _SEPARATORS.sub("", name).casefold()
+
+
+def counted(number: int, word: str, plural: str | None = None) -> str:
+    """``1 record``, ``2 records``, ``1,000 records``: the word singular only for one."""
+    return f"{number:,} {word if number == 1 else plural or word + 's'}"

@@ -32,7 +32,8 @@ CORPUS: dict[str, tuple[bytes, int, str]] = {
     "whitespace_only.csv": (b"  \r\n\r\n", 1, "empty"),
     "no_prompt_column.csv": (b"id,text\n1,a cat\n", 1, "no 'prompt' column"),
     "binary.csv": (b"prompt\n\x00\x01\x02\xff", 2, "binary"),
-    "latin1.csv": (b"prompt\nok\ncaf\xe9\n", 3, "not UTF-8"),
+    # UTF-8 in one place and not in another: two exports pasted together, not cp1252.
+    "mixed_encodings.csv": ("prompt\ncafé\n".encode() + b"caf\xe9\n", 3, "not UTF-8"),
     "too_many_cells.csv": (b"prompt,duration\na,5\nb,5,oops\n", 3, "3 cells"),
     "duplicate_header.csv": (b"prompt,Prompt\na,b\n", 1, "appears twice"),
     "bad_enum.csv": (b"prompt,duration\na,5\nb,7\n", 3, "'7' is not one of the allowed"),
@@ -159,7 +160,7 @@ CORPUS: dict[str, tuple[bytes, int, str]] = {
     "all_rows_blank.csv": (b'prompt,duration\n,\n" ",\n', 1, "no rows to run"),
     # Bytes and lines reported where they are.
     "nul_in_row.csv": (b"prompt\nok\nbad\x00cell\n", 3, "a NUL byte"),
-    "utf16.csv": ("prompt\na\n".encode("utf-16"), 1, "UTF-16"),
+    "utf16.jsonl": ('{"prompt": "a"}\n'.encode("utf-16"), 1, "UTF-16"),
     "long_cell_across_lines.csv": (
         b'prompt\na\n"' + b"y" * 1000 + b"\n" * 140 + b"y" * 1000 * 130 + b'"\n',
         3,
@@ -270,12 +271,12 @@ def test_damaged_xlsx_is_a_clear_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "phrase"), [("missing.csv", "no such file"), ("prompts.txt", "unknown file type")]
+    ("name", "phrase"), [("missing.csv", "no such file"), ("prompts.doc", "unknown file type")]
 )
 def test_missing_or_unknown_file_is_named(tmp_path: Path, name: str, phrase: str) -> None:
     """A missing file or an unknown extension is named with a clear reason."""
     path = tmp_path / name
-    if name.endswith(".txt"):
+    if name.endswith(".doc"):
         path.write_text("prompt\na\n")
     code, output = _invoke(path)
     assert code == 2

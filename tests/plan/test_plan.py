@@ -65,22 +65,27 @@ def test_identical_rows_are_one_job_with_a_warning(tmp_path: Path) -> None:
     assert any("row 3 asks the same as row 1" in w for w in plan.warnings)
 
 
-def test_extra_columns_are_kept_not_sent_and_misspellings_warned(tmp_path: Path) -> None:
-    """Non-parameter columns are kept for the manifest; near-misses get a warning."""
-    path = write(tmp_path / "p.csv", "id,prompt,cfg,aspect,negative prompt,notes\n7,a,1,x,y,z\n")
-    plan = build_plan(path)
-    assert plan.extra_columns == ["id", "cfg", "aspect", "negative prompt", "notes"]
-    job = plan.jobs[0]
-    assert job.extra == {"id": "7", "cfg": "1", "aspect": "x", "negative prompt": "y", "notes": "z"}
-    assert "cfg" not in job.payload
-    assert "id" not in job.payload
-    text = "\n".join(plan.warnings)
-    assert "'cfg' is not a parameter" in text
-    assert "did you mean 'cfg_scale'" in text
+def test_extra_columns_are_kept_not_sent_and_misspellings_refused(tmp_path: Path) -> None:
+    """Non-parameter columns are kept for the manifest; near-misses are errors, unless ok."""
+    path = write(tmp_path / "p.csv", "id,prompt,cfg,aspect,neg prompt,notes\n7,a,1,x,y,z\n")
+    with pytest.raises(InputError) as caught:
+        build_plan(path)
+    text = str(caught.value)
+    assert f"{path}:1: column 'cfg': is not a parameter of" in text
+    assert "did you mean 'cfg_scale'? Rename the column, or keep it as a note" in text
+    assert "column 'aspect': " in text
     assert "did you mean 'aspect_ratio'" in text
     assert "did you mean 'negative_prompt'" in text
     assert "'notes'" not in text
     assert "'id'" not in text
+    plan = build_plan(path, extra_columns="ok")
+    assert plan.extra_columns == ["id", "cfg", "aspect", "neg prompt", "notes"]
+    job = plan.jobs[0]
+    assert job.extra == {"id": "7", "cfg": "1", "aspect": "x", "neg prompt": "y", "notes": "z"}
+    assert "cfg" not in job.payload
+    assert "id" not in job.payload
+    assert job.payload["cfg_scale"] == 0.5
+    assert plan.warnings == []
 
 
 def test_row_is_position_among_data_records(tmp_path: Path) -> None:

@@ -1,0 +1,69 @@
+"""What an output folder already holds, for ``plan`` and ``run``; read-only, never written.
+
+``folder_counts``: of a plan's jobs, how many the folder has done, holds unfinished, or lacks
+(new), and how many of its jobs the plan no longer has (left over). ``check_default_folder``:
+the default folder ``out/<input name>`` is never shared by unrelated batches. It refuses a plan
+whose folder was not named (no ``--out``, no spec ``output``) when that folder holds the run
+of another input file (another path, and other content). The same path with changed content is
+an edited input, which a folder resumes by design.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from typing import Any
+
+from batchgen.errors import UsageError
+from batchgen.ledger.states import JobStatus
+from batchgen.ledger.store import LEDGER_NAME, Ledger
+from batchgen.plan.build import Plan
+
+
+def folder_counts(plan: Plan) -> dict[str, int] | None:
+    """``done``, ``unfinished``, ``new`` and ``left_over`` for the plan's folder, or None when
+    the folder has no ledger yet."""
+    path = plan.output_dir / LEDGER_NAME
+    if not path.is_file():
+        return None
+    with Ledger(path, readonly=True) as ledger:
+        statuses = {job.key: job.status for job in ledger.iter_jobs()}
+    keys = {job.key for job in plan.jobs}
+    done = sum(1 for key in keys if statuses.get(key) is JobStatus.DONE)
+    held = sum(1 for key in keys if key in statuses)
+    return {
+        "done": done,
+        "unfinished": held - done,
+        "new": len(keys) - held,
+        "left_over": len(statuses.keys() - keys),
+    }
+
+
+def _same_file(stored: str, current: str) -> bool:
+    if os.path.abspath(stored) == os.path.abspath(current):
+        return True
+    try:
+        return os.path.samefile(stored, current)
+    except OSError:
+        return False
+
+
+def check_default_folder(plan: Plan, add: bool) -> None:
+    """Raise UsageError when the plan's unnamed default folder holds another input's run."""
+    path = plan.output_dir / LEDGER_NAME
+    if add or not plan.default_output or not path.is_file():
+        return
+    with Ledger(path, readonly=True) as ledger:
+        meta: Any = ledger.meta("plan")
+    if not isinstance(meta, dict) or not isinstance(meta.get("input_path"), str):
+        return
+    if _same_file(meta["input_path"], plan.input_path):
+        return
+    if meta.get("input_sha256") == plan.input_sha256:
+        return  # the same file moved or copied: the same batch
+    folder = shlex.quote(str(plan.output_dir))
+    raise UsageError(
+        f"{plan.output_dir} holds the run of another input, {meta['input_path']}, not "
+        f"{plan.input_path}; nothing was sent. Give this batch its own folder with --out DIR, "
+        f"or add it to that one with --out {folder} (or --add)"
+    )

@@ -1,0 +1,89 @@
+"""How ``batchgen plan`` shows a plan: the summary, the jobs table, the folder's state."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from batchgen.plan.build import Plan
+from batchgen.plan.text import counted
+
+# Longest value shown in the jobs table (``--json`` has every value whole).
+SHOWN = 40
+
+
+def usd(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:,.2f}"
+
+
+def job_rows(plan: Plan) -> list[dict[str, Any]]:
+    """The expanded jobs, as ``plan --jobs --json`` lists them."""
+    return [
+        {
+            "row": job.row,
+            "line": job.line,
+            "repeat": job.repeat,
+            "key": job.key,
+            "filename": job.filename,
+            "cost_usd": job.cost_usd,
+            "payload": job.payload,
+            "extra": job.extra,
+        }
+        for job in plan.jobs
+    ]
+
+
+def _short(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > SHOWN:
+        return value[: SHOWN - 1] + "…"
+    return value
+
+
+def echo_jobs(plan: Plan) -> None:
+    """The jobs as a table: row, key, price, file name, payload (long values cut)."""
+    rows = [
+        (
+            str(job.row),
+            job.key,
+            usd(job.cost_usd),
+            job.filename,
+            json.dumps({k: _short(v) for k, v in job.payload.items()}, ensure_ascii=False),
+        )
+        for job in plan.jobs
+    ]
+    header = ("row", "key", "price", "file", "payload")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    for cells in [header, *rows]:
+        left = [
+            cells[0].rjust(widths[0]),
+            *(c.ljust(w) for c, w in zip(cells[1:4], widths[1:], strict=True)),
+        ]
+        click.echo("  ".join([*left, cells[4]]).rstrip())
+
+
+def folder_line(counts: dict[str, int] | None) -> str | None:
+    """What the output folder already holds of the plan, in words."""
+    if counts is None:
+        return None
+    parts = [f"{counts['done']:,} done"]
+    if counts["unfinished"]:
+        parts.append(f"{counts['unfinished']:,} there, not done")
+    parts.append(f"{counts['new']:,} new")
+    parts.append(f"{counts['left_over']:,} left over (no longer in the input)")
+    return ", ".join(parts)
+
+
+def echo_summary(plan: Plan, counts: dict[str, int] | None) -> None:
+    click.echo(f"endpoint: {plan.endpoint.id}")
+    click.echo(f"input:    {plan.input_path} ({counted(plan.records, 'record')})")
+    click.echo(f"jobs:     {len(plan.jobs):,}")
+    for group in plan.breakdown():
+        label = ", ".join(f"{k}={v}" for k, v in group.items() if k not in ("jobs", "cost_usd"))
+        click.echo(f"  {label or 'all'}: {counted(group['jobs'], 'job')}, {usd(group['cost_usd'])}")
+    click.echo(f"estimated cost: {usd(plan.estimated_cost)}")
+    click.echo(f"output:   {plan.output_dir}")
+    line = folder_line(counts)
+    if line is not None:
+        click.echo(f"  in the folder: {line}")

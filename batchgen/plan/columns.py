@@ -1,0 +1,94 @@
+"""Which column of an input feeds which parameter of the endpoint; never silently.
+
+A column is a parameter when its name matches one loosely: case, spaces, hyphens and
+underscores do not count (``Aspect Ratio``, ``aspect-ratio`` and ``ASPECT_RATIO`` are all
+``aspect_ratio``). Any other column is the input's own (``id``, ``notes``): kept for the
+manifest, never sent. A column that still looks like a parameter (``cfg``, ``neg prompt``) is
+an error naming the parameter it probably meant, since running with the default instead of the
+value the user wrote spends money on the wrong thing; ``extra_columns="ok"`` keeps such columns
+as plain notes.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+from batchgen.errors import Problem
+from batchgen.plan.endpoint import EndpointSpec
+from batchgen.plan.table import Table
+from batchgen.plan.text import fold
+
+# Column names people write for a parameter, beyond what fuzzy matching finds (folded).
+_ALIASES = {
+    "cfg": "cfg_scale",
+    "guidance": "cfg_scale",
+    "aspect": "aspect_ratio",
+    "ratio": "aspect_ratio",
+    "length": "duration",
+    "seconds": "duration",
+    "negative": "negative_prompt",
+    "neg": "negative_prompt",
+    "negprompt": "negative_prompt",
+}
+
+
+@dataclass(slots=True)
+class Columns:
+    """The input's columns sorted out: parameter columns and the input's own."""
+
+    params: dict[str, str] = field(default_factory=dict)  # column -> parameter
+    extra: list[str] = field(default_factory=list)
+
+
+def suggest(column: str, params: list[str]) -> str | None:
+    """The parameter a column name probably meant, or None."""
+    word = fold(column)
+    folded = {fold(p): p for p in params}
+    if word in folded:
+        return folded[word]
+    if word in _ALIASES and _ALIASES[word] in params:
+        return _ALIASES[word]
+    if len(word) >= 3:
+        prefixed = [p for f, p in folded.items() if f.startswith(word) or word.startswith(f)]
+        if len(prefixed) == 1:
+            return prefixed[0]
+    close = difflib.get_close_matches(word, list(folded), n=1, cutoff=0.75)
+    return folded[close[0]] if close else None
+
+
+def sort_columns(
+    table: Table, ep: EndpointSpec, extra_ok: bool, problems: list[Problem]
+) -> Columns:
+    """Sort ``table``'s columns; problems (two columns for one parameter, a column that looks
+    like a misspelt parameter unless ``extra_ok``) are appended to ``problems``."""
+    out = Columns()
+    params = list(ep.params)
+    for column in table.columns:
+        name = column.strip().lower() if ep.passthrough else ep.lookup(column)
+        if name is None:
+            out.extra.append(column)
+            guess = None if extra_ok else suggest(column, params)
+            if guess:
+                problems.append(
+                    Problem(
+                        table.path,
+                        table.header_line,
+                        column,
+                        f"is not a parameter of {ep.id}; did you mean {guess!r}? Rename the "
+                        "column, or keep it as a note with --extra-columns ok",
+                    )
+                )
+            continue
+        first = next((c for c, p in out.params.items() if p == name), None)
+        if first is not None:
+            problems.append(
+                Problem(
+                    table.path,
+                    table.header_line,
+                    column,
+                    f"a second column for parameter {name!r} (the first is {first!r})",
+                )
+            )
+        out.params[column] = name
+    return out
