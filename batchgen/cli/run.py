@@ -116,6 +116,12 @@ def run_options(func: F) -> F:
                 help="Run against an emulator started in-process (no key, no network).",
             ),
             click.option(
+                "--yes",
+                "-y",
+                is_flag=True,
+                help="Do not ask before spending (never asked when stdin is not a terminal).",
+            ),
+            click.option(
                 "--retry-failed",
                 type=click.Choice(["retryable", "all"]),
                 is_flag=False,
@@ -242,6 +248,7 @@ def run(
     retry_cancelled: bool,
     progress: str,
     time_scale: float | None,
+    yes: bool,
     **options: Any,
 ) -> None:
     """Run TARGET (a prompt file or job spec): submit, poll, download, write the manifest.
@@ -293,6 +300,9 @@ def run(
     check_default_folder(plan, add)
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)
+    if not _go_ahead(plan, ask=not yes and sys.stdin.isatty()):
+        click.echo("nothing was sent", err=True)
+        return
     resume = {
         "target": str(target.resolve()),
         "endpoint": endpoint,
@@ -324,6 +334,19 @@ def run(
     click.echo("\n".join(lines), err=True)
     if code:
         sys.exit(code)
+
+
+def _go_ahead(plan: Any, *, ask: bool) -> bool:
+    """Show what the run will submit, cost and take, and ask on a terminal (not for the free
+    emulator); a --max-cost that covers only part of it is warned about either way."""
+    from batchgen.cli.preview import preview
+
+    shown = preview(plan)
+    lines = shown.lines(plan)
+    ask = ask and shown.to_submit > 0 and plan.settings.provider != "mock"
+    for line in lines if ask else [line for line in lines if line.startswith("warning:")]:
+        click.echo(line, err=True)
+    return not ask or click.confirm("Continue?", default=True, err=True)
 
 
 async def _run(

@@ -7,6 +7,11 @@ the first look end soon after it), then back off in proportion to how long the j
 taken (a job late by a minute will not be done in the next 100 ms), never waiting more than
 ``max_interval``.
 
+Until a job of this run has finished, the likely time is only a guess (the endpoint's typical
+latency), and a provider may be far faster: looks start early and double (``min_interval``,
+then twice the time elapsed), never past the guess, so a fast provider is seen at once and a
+slow one costs a few looks for the first jobs only.
+
 The likely time is learned from the completions of this run. A completion seen at a look is
 only known to lie between the previous look and this one, so each job contributes the middle
 of that interval. That estimate can move *down* as well as up: had we used the time we saw it
@@ -22,11 +27,11 @@ from collections import deque
 class PollPolicy:
     """Delays between status looks for one run. Pure arithmetic: no clock, no I/O.
 
-    ``seed`` is the latency expected before any job completed (the endpoint spec's typical
-    latency, or ``--expect-latency``); ``None`` means unknown, and the first look comes after
-    ``min_interval``. Looks aim at the ``quantile`` of the learned completion times, then at
-    each of ``ladder``; past them, ``growth`` is the fraction of the elapsed time waited.
-    ``window`` bounds how many recent completions are remembered.
+    ``seed`` is the latency guessed before any job completed (the endpoint spec's typical
+    latency, or ``--expect-latency``), ``None`` when unknown; until a job completes, looks start
+    at ``min_interval`` and double, never past the seed. Looks aim at the ``quantile`` of the
+    learned completion times, then at each of ``ladder``; past them, ``growth`` is the fraction
+    of the elapsed time waited. ``window`` bounds how many recent completions are remembered.
     """
 
     __slots__ = (
@@ -82,11 +87,19 @@ class PollPolicy:
     def delay(self, elapsed: float) -> float:
         """Seconds to wait before the next look at a job submitted ``elapsed`` seconds ago."""
         elapsed = max(elapsed, 0.0)
+        if not self._sorted:  # nothing learned yet: look early, doubling, up to the guess
+            if self.seed is None:
+                wait = elapsed
+            elif self.seed > elapsed:
+                wait = min(elapsed, self.seed - elapsed)
+            else:
+                wait = self.growth * elapsed
+            return min(self.max_interval, max(self.min_interval, wait))
         wait = self.growth * elapsed
         expected = self.expected
         if expected is not None and expected > elapsed:
             wait = expected - elapsed
-        elif self._sorted:
+        else:
             later = [t for t in map(self._at, self.ladder) if t > elapsed]
             if later:
                 wait = min(later) - elapsed

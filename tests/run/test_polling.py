@@ -7,24 +7,23 @@ import pytest
 from batchgen.run.polling import PollPolicy
 
 
-def test_first_look_at_the_seed() -> None:
-    """Before any completion, the first look comes at the seed latency."""
-    assert PollPolicy(110.0, max_interval=300).delay(0.0) == 110.0
+def test_before_any_completion_looks_start_early_and_double_up_to_the_seed() -> None:
+    """The seed is only a guess until a job completes (a provider may be far faster): looks
+    start at min_interval and double, never past the seed."""
+    policy = PollPolicy(110.0, min_interval=0.5, max_interval=300)
+    assert [policy.delay(t) for t in (0.0, 1.0, 8.0, 64.0, 100.0)] == [0.5, 1.0, 8.0, 46.0, 10.0]
 
 
-def test_first_look_never_beyond_the_max_interval() -> None:
-    """A long expected latency still gets a look every max_interval."""
-    assert PollPolicy(110.0, max_interval=30).delay(0.0) == 30.0
+def test_looks_never_further_apart_than_the_max_interval() -> None:
+    """A long guessed latency still gets a look every max_interval."""
     assert PollPolicy(110.0, max_interval=30).delay(60.0) == 30.0
+    assert PollPolicy(None, max_interval=30).delay(400.0) == 30.0
 
 
-def test_unknown_seed_looks_early_then_backs_off() -> None:
-    """With no seed: min_interval first, then a quarter of the elapsed time."""
+def test_unknown_seed_looks_early_then_doubles() -> None:
+    """With no seed: min_interval first, then as long again as the time elapsed."""
     policy = PollPolicy(None, min_interval=0.5, max_interval=30)
-    assert policy.delay(0.0) == 0.5
-    assert policy.delay(1.0) == 0.5
-    assert policy.delay(8.0) == 2.0
-    assert policy.delay(400.0) == 30.0
+    assert [policy.delay(t) for t in (0.0, 1.0, 8.0)] == [0.5, 1.0, 8.0]
 
 
 def test_after_a_miss_the_wait_grows_with_elapsed_time() -> None:
@@ -32,11 +31,17 @@ def test_after_a_miss_the_wait_grows_with_elapsed_time() -> None:
     policy = PollPolicy(10.0, max_interval=30)
     assert policy.delay(10.0) == 2.5
     assert policy.delay(20.0) == 5.0
+    policy.observe(0.0, 10.0)  # learned: the same after a completion
+    assert policy.delay(20.0) == 5.0
 
 
 def test_resumed_job_looks_at_the_remaining_expected_time() -> None:
-    """A job seen 4 s after submit, expected at 10 s, is looked at again 6 s later."""
-    assert PollPolicy(10.0).delay(4.0) == 6.0
+    """Once latency is learned, a job seen 4 s after submit, expected at 10 s, is looked at
+    again 6 s later."""
+    policy = PollPolicy(10.0)
+    for _ in range(3):
+        policy.observe(9.0, 11.0)
+    assert policy.delay(4.0) == 6.0
 
 
 def test_learns_a_shorter_latency() -> None:

@@ -71,6 +71,7 @@ async def test_ledger_lost_with_jobs_in_flight_follows_them(tmp_path: Path) -> N
         runner = Runner(plan, connection(server), timing=FAST)
         task = asyncio.create_task(runner.run())
         await until(lambda: sum(server.stats()["submits_by_payload"].values()) == 8)
+        await until(lambda: all(job.request_id for job in rows(out)))  # every answer recorded
         runner.abort()
         await task
         assert {r["status"] for r in manifest(out)} <= {"queued", "running", "done"}
