@@ -13,6 +13,7 @@ written to ``run.json``, the log and the ledger). The error messages never quote
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import ipaddress
 import os
@@ -118,8 +119,10 @@ def connect(
     presets = load_presets()
     preset = presets.get(settings.provider)
     if preset is None:
+        close = difflib.get_close_matches(settings.provider, presets, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         raise UsageError(
-            f"unknown provider {settings.provider!r}; known: " + ", ".join(sorted(presets))
+            f"unknown provider {settings.provider!r}; {hint}known: " + ", ".join(sorted(presets))
         )
     for given in (base_url, settings.base_url):  # an overridden one is still written to disk
         if given is not None:

@@ -78,9 +78,9 @@ def _mock_fault_options(func: F) -> F:
 )
 @click.option(
     "--time-scale",
-    default=1.0,
+    default=0.01,
     show_default=True,
-    help="Multiply every emulated duration (0.001: a 110 s job takes 0.11 s).",
+    help="Multiply every emulated duration (0.01: a 110 s job takes 1.1 s; 1: real time).",
 )
 @click.option(
     "--keepalive",
@@ -174,6 +174,7 @@ def mock(
 
     def ready(base_url: str) -> None:
         click.echo(f"batchgen mock serving on {base_url} (Ctrl-C to stop)", err=True)
+        click.echo(f"  {config.summary()}", err=True)
 
     try:
         serve(config, host=host, port=port, ssl_context=context, on_ready=ready)

@@ -116,6 +116,14 @@ def run_options(func: F) -> F:
                 help="Run against an emulator started in-process (no key, no network).",
             ),
             click.option(
+                "--mock-time-scale",
+                type=float,
+                help=(
+                    "Speed of the --mock emulator, implying --mock "
+                    f"[default: {MOCK_TIME_SCALE}: a 110 s job takes {110 * MOCK_TIME_SCALE:g} s]."
+                ),
+            ),
+            click.option(
                 "--yes",
                 "-y",
                 is_flag=True,
@@ -248,6 +256,7 @@ def run(
     retry_cancelled: bool,
     progress: str,
     time_scale: float | None,
+    mock_time_scale: float | None,
     yes: bool,
     **options: Any,
 ) -> None:
@@ -284,6 +293,7 @@ def run(
         # A --mock run resumes on a fresh emulator: it knows none of the earlier request ids,
         # so jobs in flight fail as unknown (--retry-failed submits them again).
         mock = mock or (bool(stored.get("mock")) and "base_url" not in overrides)
+    mock = mock or mock_time_scale is not None
     if mock:
         overrides["provider"] = "mock"
     plan = build_plan(
@@ -314,6 +324,8 @@ def run(
         "options": overrides,
         "mock": mock,
     }
+    if mock_time_scale is not None and time_scale is None:
+        time_scale = mock_time_scale
     scale = time_scale if time_scale is not None else (MOCK_TIME_SCALE if mock else 1.0)
     timing = Timing(scale=scale)
     retry = {"retry_failed": retry_failed or False, "retry_cancelled": retry_cancelled}

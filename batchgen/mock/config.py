@@ -146,6 +146,27 @@ class MockConfig:
         for name, value in values.items():
             setattr(self, name, value)
 
+    def summary(self) -> str:
+        """The settings a user trying a batch wants to know, on one line."""
+        seconds = self.scaled(self.latency)
+        keys = f"{len(self.api_keys)} key(s)" if self.api_keys else "any key"
+        faults = [
+            f"{name.removeprefix('fault_').replace('_', '-')} {getattr(self, name):.0%}"
+            for name in FAULT_FIELDS
+            if getattr(self, name)
+        ]
+        parts = [
+            f"jobs ~{seconds:.3g} s ({self.latency:g} s x time scale {self.time_scale:g})",
+            f"{self.max_in_progress} running per key",
+            f"auth {self.auth_scheme}, {keys}",
+            "faults: " + (", ".join(faults) if faults else "none"),
+        ]
+        if not self.status_route:
+            parts.append("no status route")
+        if self.seed is not None:
+            parts.append(f"seed {self.seed}")
+        return "; ".join(parts)
+
     def describe(self) -> dict[str, object]:
         """The settings as plain JSON-able values (endpoint specs by id only)."""
         out: dict[str, object] = {}

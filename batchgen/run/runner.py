@@ -164,6 +164,8 @@ class Runner:
                 orphaned = self._rebuild(ledger, records)
             rows = recheck_done(ledger, to_drive(ledger), out, self.reporter)
             rows = reopen(ledger, rows, self._retry, self.reporter, refused_too=self._refused_too)
+            money = tally(ledger.iter_jobs())
+            self.reporter.money(money.committed, money.spent)
             self._report_start(rows)
             # Keys and statuses only from here on: rows hold payloads (100k jobs: ~100 MB).
             todo = [(row.key, row.status) for row in rows if not row.status.final]

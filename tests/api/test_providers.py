@@ -158,3 +158,9 @@ def test_redact_and_public_hide_credentials() -> None:
     assert redact("https://h.example/p@th") == "https://h.example/p@th"
     conn = Connection("fal", "https://a:pw@h.example", "key", "FAL_KEY", "k")
     assert conn.public()["base_url"] == "https://***@h.example"
+
+
+def test_unknown_provider_gets_a_did_you_mean() -> None:
+    """A misspelt provider is refused with the preset it most likely meant."""
+    with pytest.raises(UsageError, match="did you mean 'quickrouter'"):
+        connect(RunSettings(provider="quikrouter"), environ={"QUICKROUTER_API_KEY": "k"})

@@ -171,3 +171,12 @@ async def test_raising_the_cap_live_starts_waiters_at_the_next_submit() -> None:
     assert [j.state for j in jobs] == [RUNNING, RUNNING, RUNNING]
     assert (late.state, queue.position(late)) == (QUEUED, 0)
     queue.close()
+
+
+def test_config_summary_names_what_a_user_tries() -> None:
+    """The emulator's start line names its speed, cap, auth, faults and seed."""
+    config = MockConfig(time_scale=0.01, fault_429=0.1, seed=1, status_route=False)
+    assert config.summary() == (
+        "jobs ~1.1 s (110 s x time scale 0.01); 2 running per key; auth any, any key; "
+        "faults: 429 10%; no status route; seed 1"
+    )
