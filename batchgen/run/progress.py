@@ -174,7 +174,7 @@ class BarReporter(Reporter):
             total=sum(states.values()),
             initial=sum(states.get(s, 0) for s in _FINISHED),  # a resume starts where it is
             position=0,
-            bar_format="{desc}{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} {postfix}",
+            bar_format="{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} {desc}",
             **common,
         )
         self._line = tqdm(total=0, position=1, bar_format="{desc}", **common)
@@ -202,7 +202,7 @@ class BarReporter(Reporter):
         if self._bar is None:
             return
         self._bar.n = self.finished
-        self._bar.set_postfix_str(self.times(), refresh=False)
+        self._bar.set_description_str(self.times(), refresh=False)
         self._bar.refresh()
         self._line.set_description_str(self.status_line(self._width()), refresh=False)
         self._line.refresh()
