@@ -38,7 +38,8 @@ def emulator(*args: str) -> Iterator[str]:
     """Start ``batchgen mock`` with ``args`` on a free port; yield its base URL."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "batchgen", "mock", "--port", "0", *args],
+        # Real time unless the caller says otherwise (the CLI's default is 0.01, for trying).
+        [sys.executable, "-m", "batchgen", "mock", "--port", "0", "--time-scale", "1", *args],
         stderr=subprocess.PIPE,
         text=True,
         env=env,

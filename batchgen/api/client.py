@@ -455,6 +455,8 @@ class QueueClient:
             if retry >= self._backoff.attempts and not waiting:  # a blip is waited out
                 raise error
             await self._sleep(self._backoff.delay(retry, error.retry_after))
+            if stop is not None and stop():  # asked to stop while waiting: send nothing more
+                raise error
 
 
 def _is_status(data: Any) -> bool:

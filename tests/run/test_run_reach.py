@@ -8,13 +8,23 @@ import socket
 from dataclasses import replace
 from pathlib import Path
 
-from runs import FAST, assert_all_verified, mock_config, plan_for, prompts, rows, run
+from runs import (
+    FAST,
+    assert_all_verified,
+    connection,
+    mock_config,
+    plan_for,
+    prompts,
+    rows,
+    run,
+)
 from test_run_resume import until
 
 from batchgen.ledger.states import JobStatus
 from batchgen.mock import MockServer
 from batchgen.mock.stats import payload_digest
 from batchgen.run.progress import Reporter
+from batchgen.run.runner import Runner
 
 S = JobStatus
 
@@ -108,3 +118,32 @@ async def test_api_that_answered_is_waited_for(tmp_path: Path) -> None:
         assert (
             stats["submits_by_payload"][payload_digest(job.payload)] == 1 or job.possibly_duplicate
         )
+
+
+async def test_first_ctrl_c_stops_submits_waiting_for_the_api(tmp_path: Path) -> None:
+    """While the API is out of reach, the first Ctrl-C (drain) stops the submits that wait for
+    it: once the API is back, the jobs in flight finish and nothing more is sent."""
+    out = tmp_path / "out"
+    plan = plan_for(prompts(tmp_path, 12), out, concurrency=4)
+    reporter = Reporter()
+    async with MockServer(mock_config(latency=60.0, max_in_progress=2)) as server:
+        cable = Cable(server.port)
+        await cable.plug()
+        base = connection(f"http://127.0.0.1:{cable.port}")
+        runner = Runner(plan, base, timing=FAST, reporter=reporter)
+        task = asyncio.create_task(runner.run())
+        await until(lambda: (out / "batchgen.db").exists() and answered(out) >= 2)
+        await cable.unplug()
+        await until(lambda: any("waiting for the API" in note for note in reporter.notes))
+        runner.drain()
+        sent = sum(server.stats()["submits_by_payload"].values())
+        await cable.plug()
+        try:
+            result = await asyncio.wait_for(task, 30)
+        finally:
+            await cable.unplug()
+        assert sum(server.stats()["submits_by_payload"].values()) == sent
+    assert result.outcome == "interrupted"
+    statuses = [job.status for job in rows(out)]
+    assert S.SUBMITTING not in statuses
+    assert statuses.count(S.PENDING) >= 12 - 4
