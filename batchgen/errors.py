@@ -24,6 +24,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+# The error_types of a job failure (fal's ``error_type``) that are transient: submitting the job
+# again may well succeed, and fal bills none of them (its 5xx family). batchgen.api.classify
+# retries them; batchgen.ledger.money counts them unbilled.
+TRANSIENT_ERROR_TYPES = frozenset(
+    {
+        "request_timeout",
+        "startup_timeout",
+        "runner_scheduling_failure",
+        "runner_connection_timeout",
+        "runner_disconnected",
+        "runner_connection_refused",
+        "runner_connection_error",
+        "runner_incomplete_response",
+        "runner_server_error",
+        "internal_error",
+    }
+)
+# batchgen's own error_type for a job that failed with a 5xx and no error_type of its own.
+SERVER_ERROR = "server_error"
+
 
 class BatchgenError(Exception):
     """Base of every error batchgen raises on purpose; ``str()`` is the user-facing message."""

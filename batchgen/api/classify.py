@@ -12,23 +12,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from batchgen.api.backoff import parse_retry_after
-from batchgen.errors import ApiError, FatalError, PermanentError, RetryableError
+from batchgen.errors import (
+    SERVER_ERROR,
+    TRANSIENT_ERROR_TYPES,
+    ApiError,
+    FatalError,
+    PermanentError,
+    RetryableError,
+)
 
 # error_types after which submitting the same job again may well succeed.
-TRANSIENT = frozenset(
-    {
-        "request_timeout",
-        "startup_timeout",
-        "runner_scheduling_failure",
-        "runner_connection_timeout",
-        "runner_disconnected",
-        "runner_connection_refused",
-        "runner_connection_error",
-        "runner_incomplete_response",
-        "runner_server_error",
-        "internal_error",
-    }
-)
+TRANSIENT = TRANSIENT_ERROR_TYPES
 CANCELLED = frozenset({"client_disconnected", "client_cancelled"})
 UNKNOWN_REQUEST = "unknown_request"  # batchgen's own: a 404 for a request id we hold
 # batchgen's own: a submit went out and a job may exist, but we hold no request id for it.
@@ -103,7 +97,7 @@ def job_failure(
     if error_type and error_type in TRANSIENT:
         return RetryableError(message, status=status, error_type=error_type)
     if error_type is None and status is not None and status >= 500:
-        return RetryableError(message, status=status, error_type="server_error")
+        return RetryableError(message, status=status, error_type=SERVER_ERROR)
     return PermanentError(message, status=status, error_type=error_type)
 
 

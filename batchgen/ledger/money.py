@@ -22,26 +22,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from batchgen.errors import SERVER_ERROR, TRANSIENT_ERROR_TYPES
 from batchgen.ledger.states import IN_FLIGHT, JobRow, JobStatus
 
 S = JobStatus
-# error_types of job failures fal does not bill (its 5xx family; batchgen.api.classify's
-# TRANSIENT plus its "server_error" for an untyped 5xx: a test keeps the two in step).
-UNBILLED_ERRORS = frozenset(
-    {
-        "request_timeout",
-        "startup_timeout",
-        "runner_scheduling_failure",
-        "runner_connection_timeout",
-        "runner_disconnected",
-        "runner_connection_refused",
-        "runner_connection_error",
-        "runner_incomplete_response",
-        "runner_server_error",
-        "internal_error",
-        "server_error",
-    }
-)
+# error_types of job failures fal does not bill: its 5xx family.
+UNBILLED_ERRORS = TRANSIENT_ERROR_TYPES | {SERVER_ERROR}
 _RAN = frozenset({S.DONE, S.DOWNLOADING})
 
 
