@@ -124,6 +124,15 @@ def run_options(func: F) -> F:
                 ),
             ),
             click.option(
+                "--on-finish",
+                metavar="CMD",
+                help=(
+                    "Run CMD (a shell command) when the run ends, for a notification; it gets "
+                    "BATCHGEN_OUTCOME, BATCHGEN_MESSAGE, BATCHGEN_OUT, BATCHGEN_DONE, "
+                    "BATCHGEN_FAILED, BATCHGEN_SPENT_USD in its environment (not the API key)."
+                ),
+            ),
+            click.option(
                 "--yes",
                 "-y",
                 is_flag=True,
@@ -257,6 +266,7 @@ def run(
     progress: str,
     time_scale: float | None,
     mock_time_scale: float | None,
+    on_finish: str | None,
     yes: bool,
     **options: Any,
 ) -> None:
@@ -344,8 +354,39 @@ def run(
         prefix = "fatal: " if result.outcome == "fatal" else ""
         lines = [f"{prefix}{result.message}; output in {plan.output_dir}", *steps]
     click.echo("\n".join(lines), err=True)
+    if on_finish:
+        _on_finish(on_finish, plan, result)
     if code:
         sys.exit(code)
+
+
+def _on_finish(command: str, plan: Any, result: Any) -> None:
+    """Run the user's --on-finish command with the outcome in its environment; its failure
+    is reported, never the run's."""
+    import subprocess
+
+    from batchgen.api.providers import load_presets
+
+    env = dict(os.environ)
+    preset = load_presets().get(plan.settings.provider)
+    for name in {plan.settings.api_key_env, preset.api_key_env if preset else None}:
+        if name:
+            env.pop(name, None)  # the key goes to its own host only
+    env.update(
+        BATCHGEN_OUTCOME=result.outcome,
+        BATCHGEN_MESSAGE=result.message,
+        BATCHGEN_OUT=str(plan.output_dir),
+        BATCHGEN_DONE=str(result.counts.get("done", 0)),
+        BATCHGEN_FAILED=str(result.counts.get("failed", 0)),
+        BATCHGEN_SPENT_USD=f"{result.spent_usd:.2f}",
+    )
+    try:
+        done = subprocess.run(command, shell=True, env=env, check=False, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        click.echo(f"warning: --on-finish {command!r} did not run: {exc}", err=True)
+        return
+    if done.returncode:
+        click.echo(f"warning: --on-finish {command!r} exited {done.returncode}", err=True)
 
 
 def _go_ahead(plan: Any, *, ask: bool) -> bool:

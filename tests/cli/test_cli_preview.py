@@ -103,3 +103,29 @@ async def test_yes_or_no_terminal_runs_without_asking(tmp_path: Path) -> None:
     assert (
         "warning: --max-cost $1.00 covers about 2 of these 3 job(s) ($1.40 in all)" in done.stderr
     )
+
+
+def test_on_finish_runs_a_command_with_the_outcome_and_no_key(tmp_path: Path) -> None:
+    """--on-finish runs the user's command when the run ends, with the outcome, counts and
+    spend in its environment, and without the API key's variable."""
+    seen = tmp_path / "seen.txt"
+    command = [
+        *args(tmp_path, "unused")[:5],
+        "--out",
+        str(tmp_path / "out"),
+        "--mock",
+        "--mock-time-scale",
+        "0.001",
+        "--on-finish",
+        f"env > {seen}",
+    ]
+    done = subprocess.run(
+        command, env=subprocess_env(), capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    env = dict(line.split("=", 1) for line in seen.read_text().splitlines() if "=" in line)
+    assert env["BATCHGEN_OUTCOME"] == "done"
+    assert (env["BATCHGEN_DONE"], env["BATCHGEN_FAILED"]) == ("3", "0")
+    assert env["BATCHGEN_SPENT_USD"] == "1.40"
+    assert env["BATCHGEN_OUT"] == str(tmp_path / "out")
+    assert "BATCHGEN_MOCK_KEY" not in env
