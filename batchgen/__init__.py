@@ -19,7 +19,8 @@ from batchgen.ledger.states import JobStatus
 from batchgen.ledger.store import Ledger
 from batchgen.mock import MockConfig, MockServer
 from batchgen.plan.build import Plan, build_plan
-from batchgen.run.runner import Runner, RunResult
+from batchgen.run.outcome import RunResult
+from batchgen.run.runner import Runner
 from batchgen.run.timing import Timing
 from batchgen.version import __version__
 

@@ -20,7 +20,8 @@ from batchgen.ledger.states import JobRow
 from batchgen.ledger.store import Ledger
 from batchgen.mock import MockConfig, MockServer
 from batchgen.plan.build import Plan, build_plan
-from batchgen.run.runner import Runner, RunResult
+from batchgen.run.outcome import RunResult
+from batchgen.run.runner import Runner
 from batchgen.run.timing import Timing
 
 REPO = Path(__file__).resolve().parent.parent

@@ -17,11 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shlex
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,38 +42,16 @@ from batchgen.run.download import (
     file_session,
 )
 from batchgen.run.engine import Engine
+from batchgen.run.outcome import RunResult, run_result
 from batchgen.run.polling import PollPolicy
 from batchgen.run.progress import Reporter
-from batchgen.run.resume import (
-    check_origin,
-    recheck_done,
-    reopen,
-    retryable,
-    to_drive,
-    videos_in,
-)
+from batchgen.run.resume import check_origin, recheck_done, reopen, to_drive, videos_in
 from batchgen.run.timing import Timing
 from batchgen.version import __version__
 
 S = JobStatus
 log = logging.getLogger("batchgen.run")
 LOG_NAME = "batchgen.log"
-
-
-@dataclass(slots=True)
-class RunResult:
-    """How a run ended. ``outcome``: done, failed, fatal or interrupted."""
-
-    outcome: str
-    counts: dict[str, int]
-    total: int
-    spent_usd: float
-    committed_usd: float
-    message: str
-    orphaned: list[str] = field(default_factory=list)
-    held_by_cost: int = 0
-    not_submitted: int = 0
-    next_steps: list[str] = field(default_factory=list)  # what to do now, each a line
 
 
 def limiter_for(rate: float) -> AsyncLimiter:
@@ -350,75 +326,8 @@ class Runner:
             wait = max(self.timing.manifest_every, 9 * took)
 
     def _result(self, ledger: Ledger, engine: Engine, orphaned: list[str]) -> RunResult:
-        in_input = ledger.counts()
-        counts = {str(k): v for k, v in in_input.items() if v}
-        for key in orphaned:  # usually none: cheaper than reading every row again
-            in_input[ledger.get(key).status] -= 1
-        total = sum(in_input.values())
-        done, failed = in_input[S.DONE], in_input[S.FAILED]
-        parts = [f"{done} of {total} done"]
-        if failed:
-            parts.append(f"{failed} failed")
-        if in_input[S.CANCELLED]:
-            parts.append(f"{in_input[S.CANCELLED]} cancelled")
-        if engine.held_by_cost:
-            parts.append(f"{engine.held_by_cost} not submitted (--max-cost reached)")
-        if engine.not_submitted:
-            parts.append(f"{engine.not_submitted} not submitted (the API kept refusing)")
-        if engine.fatal is not None:
-            outcome = "fatal"
-            parts.insert(0, str(engine.fatal))
-        elif engine.stopped is not None:
-            outcome = "failed"
-            parts.insert(0, engine.stopped)
-        elif self._aborted or self._drained:
-            outcome = "interrupted"
-        else:
-            outcome = "done" if done == total else "failed"
-        parts.append(f"spent ${engine.spent:,.2f} (committed ${engine.committed:,.2f})")
-        return RunResult(
-            outcome,
-            counts,
-            total,
-            engine.spent,
-            engine.committed,
-            "; ".join(parts),
-            orphaned,
-            engine.held_by_cost,
-            engine.not_submitted,
-            self._next_steps(ledger, in_input, engine),
-        )
-
-    def _next_steps(
-        self, ledger: Ledger, in_input: dict[JobStatus, int], engine: Engine
-    ) -> list[str]:
-        """What the user can do now, with the command to type."""
-        out = shlex.quote(str(self.plan.output_dir))
-        again = f"batchgen run --out {out}"
-        steps = []
-        at_provider = sum(in_input[s] for s in (S.QUEUED, S.RUNNING, S.COMPLETED, S.CANCELLING))
-        if at_provider and (self._aborted or engine.fatal or engine.stopped):
-            steps.append(
-                f"{at_provider} job(s) still at the provider (billed if they run): "
-                f"batchgen cancel {out} to stop them, or {again} to collect them"
-            )
-        waiting = in_input[S.PENDING] + in_input[S.SUBMIT_UNCERTAIN] + in_input[S.SUBMITTING]
-        if waiting and engine.stopped:  # an interrupt's own last line says how to resume
-            steps.append(f"{waiting} not submitted (stopped): resume with {again}")
-        elif engine.held_by_cost:
-            steps.append(f"{engine.held_by_cost} held by --max-cost: raise it and run {again}")
-        failed = [row for row in ledger.jobs([S.FAILED]) if row.in_input]
-        if failed:
-            retry = sum(map(retryable, failed))
-            refused = len(failed) - retry
-            if retry:
-                steps.append(f"{len(failed)} failed ({retry} retryable): {again} --retry-failed")
-            if refused:
-                steps.append(
-                    f"{refused} refused by the provider (validation, content policy): fix "
-                    f"those rows, or {again} --retry-failed all"
-                )
-        return steps
+        stopped = self._aborted or self._drained
+        return run_result(ledger, engine, orphaned, self.plan.output_dir, stopped, self._aborted)
 
     def _info(self, started: float, result: RunResult | None) -> dict[str, Any]:
         plan = self.plan

@@ -1,0 +1,121 @@
+"""How a run ended: its outcome, a one-line message, counts, money, and what to do next.
+
+``run_result`` reads the ledger's counts (the input's jobs only, not those left over from an
+earlier input) and what the engine saw. ``next_steps`` turns them into lines that each end with
+the command to type: resume, ``--retry-failed`` (``all`` for refusals), ``batchgen cancel``.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from batchgen.ledger.states import JobStatus
+from batchgen.ledger.store import Ledger
+from batchgen.run.engine import Engine
+from batchgen.run.resume import retryable
+
+S = JobStatus
+
+
+@dataclass(slots=True)
+class RunResult:
+    """How a run ended. ``outcome``: done, failed, fatal or interrupted."""
+
+    outcome: str
+    counts: dict[str, int]
+    total: int
+    spent_usd: float
+    committed_usd: float
+    message: str
+    orphaned: list[str] = field(default_factory=list)
+    held_by_cost: int = 0
+    not_submitted: int = 0
+    next_steps: list[str] = field(default_factory=list)  # what to do now, each a line
+
+
+def run_result(
+    ledger: Ledger,
+    engine: Engine,
+    orphaned: list[str],
+    folder: str | Path,
+    interrupted: bool,
+    aborted: bool,
+) -> RunResult:
+    """How the run ended, from the ledger and the engine: outcome, one-line message, counts,
+    money and the next steps. ``interrupted``: Ctrl-C or a signal; ``aborted``: stopped now."""
+    in_input = ledger.counts()
+    counts = {str(k): v for k, v in in_input.items() if v}
+    for key in orphaned:  # usually none: cheaper than reading every row again
+        in_input[ledger.get(key).status] -= 1
+    total = sum(in_input.values())
+    done, failed = in_input[S.DONE], in_input[S.FAILED]
+    parts = [f"{done} of {total} done"]
+    if failed:
+        parts.append(f"{failed} failed")
+    if in_input[S.CANCELLED]:
+        parts.append(f"{in_input[S.CANCELLED]} cancelled")
+    if engine.held_by_cost:
+        parts.append(f"{engine.held_by_cost} not submitted (--max-cost reached)")
+    if engine.not_submitted:
+        parts.append(f"{engine.not_submitted} not submitted (the API kept refusing)")
+    if engine.fatal is not None:
+        outcome = "fatal"
+        parts.insert(0, str(engine.fatal))
+    elif engine.stopped is not None:
+        outcome = "failed"
+        parts.insert(0, engine.stopped)
+    elif interrupted:
+        outcome = "interrupted"
+    else:
+        outcome = "done" if done == total else "failed"
+    parts.append(f"spent ${engine.spent:,.2f} (committed ${engine.committed:,.2f})")
+    return RunResult(
+        outcome,
+        counts,
+        total,
+        engine.spent,
+        engine.committed,
+        "; ".join(parts),
+        orphaned,
+        engine.held_by_cost,
+        engine.not_submitted,
+        next_steps(ledger, in_input, engine, folder, aborted),
+    )
+
+
+def next_steps(
+    ledger: Ledger,
+    in_input: dict[JobStatus, int],
+    engine: Engine,
+    folder: str | Path,
+    aborted: bool,
+) -> list[str]:
+    """What the user can do now, with the command to type."""
+    out = shlex.quote(str(folder))
+    again = f"batchgen run --out {out}"
+    steps = []
+    at_provider = sum(in_input[s] for s in (S.QUEUED, S.RUNNING, S.COMPLETED, S.CANCELLING))
+    if at_provider and (aborted or engine.fatal or engine.stopped):
+        steps.append(
+            f"{at_provider} job(s) still at the provider (billed if they run): "
+            f"batchgen cancel {out} to stop them, or {again} to collect them"
+        )
+    waiting = in_input[S.PENDING] + in_input[S.SUBMIT_UNCERTAIN] + in_input[S.SUBMITTING]
+    if waiting and engine.stopped:  # an interrupt's own last line says how to resume
+        steps.append(f"{waiting} not submitted (stopped): resume with {again}")
+    elif engine.held_by_cost:
+        steps.append(f"{engine.held_by_cost} held by --max-cost: raise it and run {again}")
+    failed = [row for row in ledger.jobs([S.FAILED]) if row.in_input]
+    if failed:
+        retry = sum(map(retryable, failed))
+        refused = len(failed) - retry
+        if retry:
+            steps.append(f"{len(failed)} failed ({retry} retryable): {again} --retry-failed")
+        if refused:
+            steps.append(
+                f"{refused} refused by the provider (validation, content policy): fix "
+                f"those rows, or {again} --retry-failed all"
+            )
+    return steps
