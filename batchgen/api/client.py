@@ -200,10 +200,12 @@ class QueueClient:
         payload: dict[str, Any],
         *,
         before_send: Callable[[], None] | None = None,
+        not_sent: Callable[[], None] | None = None,
         stop: Callable[[], bool] | None = None,
     ) -> Submitted:
         """Create a job. ``before_send`` runs right before each attempt's POST leaves; once
-        ``stop()`` is true a failed attempt is not tried again.
+        ``stop()`` is true a failed attempt is not tried again; ``not_sent`` runs when an
+        attempt's connection failed before anything was sent.
 
         Raises AmbiguousSubmit when the answer was lost after the POST went out (the caller
         may send it again, flagged), and ProtocolError (error_type ``submit_uncertain``) for a
@@ -211,7 +213,13 @@ class QueueClient:
         """
         url = f"{self._base}/{self.endpoint.id}"
         answer = await self._call(
-            "POST", url, "submit", body=payload, before_send=before_send, stop=stop
+            "POST",
+            url,
+            "submit",
+            body=payload,
+            before_send=before_send,
+            not_sent=not_sent,
+            stop=stop,
         )
         data = answer.object()
         request_id = _request_id_of(answer)
@@ -390,6 +398,7 @@ class QueueClient:
         accept: tuple[int, ...] = (),
         pending_ok: bool = False,
         stop: Callable[[], bool] | None = None,
+        not_sent: Callable[[], None] | None = None,
     ) -> Answer:
         retry = 0
         while True:
@@ -413,6 +422,8 @@ class QueueClient:
             except _NOT_SENT as exc:
                 _log(method, url, "not-connected", request_id, started)
                 error = RetryableError(f"{route}: cannot connect: {_describe(exc)}")
+                if not_sent is not None:
+                    not_sent()
                 waiting = self._reach.cannot_connect(self._base, _describe(exc))
             except (aiohttp.ClientError, TimeoutError) as exc:
                 _log(method, url, "lost", request_id, started)

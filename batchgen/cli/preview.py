@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
+import click
+
+from batchgen.api.providers import load_presets
 from batchgen.ledger.money import committed, tally
 from batchgen.ledger.states import JobStatus
 from batchgen.ledger.store import LEDGER_NAME, Ledger
 from batchgen.plan.build import Plan
 from batchgen.run.progress import clock_text
+from batchgen.run.resume import refetch, retryable
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,11 +34,12 @@ class Preview:
     cost: float | None  # list price of those, None when a price is unknown
     committed: float  # what the folder has committed already
     seconds: float | None  # a rough duration, None without a latency
+    api: str  # the provider and the base URL the jobs go to
 
     def lines(self, plan: Plan) -> list[str]:
         """The preview as lines for a terminal, with a warning if --max-cost cuts it short."""
         settings = plan.settings
-        head = f"about to run {self.jobs} job(s) on {plan.endpoint.id}"
+        head = f"about to run {self.jobs} job(s) on {plan.endpoint.id} via {self.api}"
         if self.done:
             head += f" ({self.done} done already)"
         lines = [head]
@@ -58,8 +64,12 @@ class Preview:
         return lines
 
 
-def preview(plan: Plan) -> Preview:
-    """What running ``plan`` in its folder would submit (see the module docstring)."""
+def preview(
+    plan: Plan, *, retry: frozenset[JobStatus] = frozenset(), all_failed: bool = False
+) -> Preview:
+    """What running ``plan`` in its folder would submit (see the module docstring); ``retry``
+    the statuses put back in line (--retry-failed, --retry-cancelled), ``all_failed`` for
+    --retry-failed all."""
     held = {}
     spent_before = 0.0
     path = plan.output_dir / LEDGER_NAME
@@ -68,15 +78,23 @@ def preview(plan: Plan) -> Preview:
             rows = ledger.jobs()
         held = {row.key: row for row in rows}
         spent_before = tally(rows).committed
-    to_submit = [
-        job
-        for job in plan.jobs
-        if job.key not in held
-        or (held[job.key].status is JobStatus.PENDING and not committed(held[job.key]))
-    ]
+
+    def submits(key: str) -> bool:
+        row = held.get(key)
+        if row is None:
+            return True
+        if row.status is JobStatus.PENDING:
+            return not committed(row)
+        if row.status not in retry or refetch(row, set(retry)):
+            return False  # a paid video is fetched again, not paid again
+        return row.status is not JobStatus.FAILED or all_failed or retryable(row)
+
+    to_submit = [job for job in plan.jobs if submits(job.key)]
     prices = [job.cost_usd for job in to_submit]
     cost = None if any(p is None for p in prices) else round(sum(p or 0.0 for p in prices), 6)
     latency = plan.settings.expect_latency or plan.endpoint.typical_latency_s
+    preset = load_presets().get(plan.settings.provider)
+    base = plan.settings.base_url or (preset.base_url if preset else "?")
     waves = math.ceil(len(to_submit) / max(1, plan.settings.concurrency))
     return Preview(
         jobs=len(plan.jobs),
@@ -87,4 +105,16 @@ def preview(plan: Plan) -> Preview:
         cost=cost,
         committed=spent_before,
         seconds=None if latency is None else waves * latency,
+        api=f"{plan.settings.provider} ({base})",
     )
+
+
+def go_ahead(plan: Any, retry: set[Any], all_failed: bool, *, ask: bool) -> bool:
+    """Show what the run will submit, cost and take, and ask on a terminal (not for the free
+    emulator); a --max-cost that covers only part of it is warned about either way."""
+    shown = preview(plan, retry=frozenset(retry), all_failed=all_failed)
+    lines = shown.lines(plan)
+    ask = ask and shown.to_submit > 0 and plan.settings.provider != "mock"
+    for line in lines if ask else [line for line in lines if line.startswith("warning:")]:
+        click.echo(line, err=True)
+    return not ask or click.confirm("Continue?", default=True, err=True)

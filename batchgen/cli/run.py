@@ -277,7 +277,10 @@ def run(
     are unless --retry-failed / --retry-cancelled.
     """
 
+    from batchgen.cli.finish import run_on_finish
     from batchgen.cli.outfolder import check_default_folder
+    from batchgen.cli.preview import go_ahead
+    from batchgen.ledger.states import JobStatus
     from batchgen.plan.build import build_plan
     from batchgen.run.resume import stored_run
     from batchgen.run.timing import Timing
@@ -320,7 +323,10 @@ def run(
     check_default_folder(plan, add)
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)
-    if not _go_ahead(plan, ask=not yes and sys.stdin.isatty()):
+    asked = {JobStatus.FAILED} if retry_failed else set()
+    if retry_cancelled:
+        asked.add(JobStatus.CANCELLED)
+    if not go_ahead(plan, asked, retry_failed == "all", ask=not yes and sys.stdin.isatty()):
         click.echo("nothing was sent", err=True)
         return
     resume = {
@@ -355,51 +361,9 @@ def run(
         lines = [f"{prefix}{result.message}; output in {plan.output_dir}", *steps]
     click.echo("\n".join(lines), err=True)
     if on_finish:
-        _on_finish(on_finish, plan, result)
+        run_on_finish(on_finish, plan, result)
     if code:
         sys.exit(code)
-
-
-def _on_finish(command: str, plan: Any, result: Any) -> None:
-    """Run the user's --on-finish command with the outcome in its environment; its failure
-    is reported, never the run's."""
-    import subprocess
-
-    from batchgen.api.providers import load_presets
-
-    env = dict(os.environ)
-    preset = load_presets().get(plan.settings.provider)
-    for name in {plan.settings.api_key_env, preset.api_key_env if preset else None}:
-        if name:
-            env.pop(name, None)  # the key goes to its own host only
-    env.update(
-        BATCHGEN_OUTCOME=result.outcome,
-        BATCHGEN_MESSAGE=result.message,
-        BATCHGEN_OUT=str(plan.output_dir),
-        BATCHGEN_DONE=str(result.counts.get("done", 0)),
-        BATCHGEN_FAILED=str(result.counts.get("failed", 0)),
-        BATCHGEN_SPENT_USD=f"{result.spent_usd:.2f}",
-    )
-    try:
-        done = subprocess.run(command, shell=True, env=env, check=False, timeout=300)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        click.echo(f"warning: --on-finish {command!r} did not run: {exc}", err=True)
-        return
-    if done.returncode:
-        click.echo(f"warning: --on-finish {command!r} exited {done.returncode}", err=True)
-
-
-def _go_ahead(plan: Any, *, ask: bool) -> bool:
-    """Show what the run will submit, cost and take, and ask on a terminal (not for the free
-    emulator); a --max-cost that covers only part of it is warned about either way."""
-    from batchgen.cli.preview import preview
-
-    shown = preview(plan)
-    lines = shown.lines(plan)
-    ask = ask and shown.to_submit > 0 and plan.settings.provider != "mock"
-    for line in lines if ask else [line for line in lines if line.startswith("warning:")]:
-        click.echo(line, err=True)
-    return not ask or click.confirm("Continue?", default=True, err=True)
 
 
 async def _run(

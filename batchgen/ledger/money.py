@@ -13,8 +13,10 @@ rows, so they agree to the cent on the same folder:
   or cancel while running). Known unbilled, and so not committed: never submitted; ended by a
   5xx-type failure (fal bills no 5xx; ``UNBILLED_ERRORS``); cancelled before it started.
 
-Both only go up while a run moves jobs forward; a job that ends unbilled (given up after
-transient failures, cancelled in the queue) leaves ``committed``.
+``spent`` only goes up. ``committed`` goes down only when a job turns out unbilled: it gave up
+after 5xx failures, a submit was refused, or it was cancelled in the queue. A failed job put
+back in line by ``--retry-failed`` keeps its last error until it is sent again, so an attempt
+that may have been billed stays committed.
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ def committed(row: JobRow) -> bool:
     """True when ``row``'s job was submitted and is not known to be unbilled."""
     if spent(row) or row.status in IN_FLIGHT:
         return True
-    if row.status is S.PENDING:  # submitted in this budget: on its way to be submitted again
-        return row.attempts > row.retry_from and row.in_input
+    if row.status is S.PENDING:  # to be submitted again: retried, or reopened after a failure
+        if not row.in_input or row.attempts == 0:
+            return False
+        return row.attempts > row.retry_from or row.error_type not in UNBILLED_ERRORS
     if row.attempts == 0:
         return False  # never submitted
     if row.status is S.CANCELLED:

@@ -159,9 +159,13 @@ class Engine(Follower):
         except BaseExceptionGroup as group:
             fatal = [e for e in group.exceptions if isinstance(e, FatalError)]
             ledger = [e for e in group.exceptions if isinstance(e, DiskError)]
+            lost = [e for e in group.exceptions if isinstance(e, Unreachable)]
             if fatal:
                 self.fatal = fatal[0]
                 log.error("fatal: %s", self.fatal)
+            elif lost:  # a wrong URL or no network: stop at once (nothing is half-sent)
+                self._stopped = str(lost[0])
+                log.error("%s", lost[0])
             elif ledger:  # the ledger cannot be written: stop, as nothing can be recorded
                 self._stopped = (
                     f"stopped: {ledger[0]}; nothing is lost: free some space (or fix the "
@@ -188,12 +192,6 @@ class Engine(Follower):
                 try:
                     if not await self._step(job):
                         break
-                except Unreachable as exc:  # a wrong URL or no network: stop submitting
-                    if self._stopped is None:
-                        self._stopped = str(exc)
-                        log.error("%s", exc)
-                    self.drain()
-                    break
                 except JobChanged as exc:
                     seen, job.row = job.row, self._ledger.get(job.row.key)
                     self._account(seen, job.row)
@@ -293,9 +291,19 @@ class Engine(Follower):
                 )
                 sent = True
 
+        def not_sent() -> None:
+            nonlocal sent
+            if sent:  # the connection failed before a byte left: back to where it was
+                back = S.SUBMIT_UNCERTAIN if row.status is S.SUBMIT_UNCERTAIN else S.PENDING
+                self._move(job, back, attempts=row.attempts, error=row.error)
+                sent = False
+
         try:
             answer = await self._client.submit(
-                row.payload, before_send=before_send, stop=lambda: self._draining
+                row.payload,
+                before_send=before_send,
+                not_sent=not_sent,
+                stop=lambda: self._draining,
             )
         except AmbiguousSubmit as exc:
             self._move(job, S.SUBMIT_UNCERTAIN, error=f"submit uncertain: {exc}")

@@ -64,6 +64,13 @@ class Reporter:
         self._started = self._clock()
         self._changed()
 
+    def recount(self, states: Mapping[JobStatus, int]) -> None:
+        """The run's jobs by state read again from the ledger (another process, such as
+        ``batchgen cancel``, may have moved jobs this run never touched)."""
+        self.states = Counter(states)
+        self.total = sum(self.states.values())
+        self._changed()
+
     def moved(self, before: JobStatus, after: JobStatus) -> None:
         """A job of the run moved from ``before`` to ``after``."""
         if before is after:

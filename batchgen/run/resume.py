@@ -117,8 +117,8 @@ def reopen(
                 request_id=None,
                 # A submit whose answer was lost may have created a job already.
                 possibly_duplicate=row.possibly_duplicate or row.error_type == "submit_uncertain",
-                error=None,
-                error_type=None,
+                # error and error_type stay until it is sent again: the last attempt's outcome
+                # (and what it may have cost) is still the truth until then.
             )
         reopened.append(row)
     if fetch:

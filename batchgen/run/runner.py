@@ -153,6 +153,7 @@ class Runner:
             engine = await self._drive(ledger, todo, out)
             # Other processes (batchgen cancel) may have moved jobs this run never touched.
             engine.count_money(tally(ledger.iter_jobs()))
+            self.reporter.recount(Counter(row.status for row in to_drive(ledger)))
             result = self._result(ledger, engine, orphaned)
             try:
                 with _writing(out, "manifest.csv"):

@@ -129,3 +129,28 @@ def test_on_finish_runs_a_command_with_the_outcome_and_no_key(tmp_path: Path) ->
     assert env["BATCHGEN_SPENT_USD"] == "1.40"
     assert env["BATCHGEN_OUT"] == str(tmp_path / "out")
     assert "BATCHGEN_MOCK_KEY" not in env
+
+
+async def test_retry_failed_asks_before_paying_again(tmp_path: Path) -> None:
+    """`--retry-failed all` on a terminal counts the failed jobs it would send again, names
+    where they go, and asks; 'n' sends nothing."""
+    async with MockServer(mock_config(policy_word="kite")) as server:
+        first = await asyncio.to_thread(
+            subprocess.run,
+            args(tmp_path, server.base_url),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            env=subprocess_env(FAL_KEY=KEY),
+            timeout=60,
+        )
+        assert first.returncode == 1, first.stderr  # the kite was refused
+        before = server.stats()["requests"]["submit"]
+        command = [*args(tmp_path, server.base_url), "--retry-failed", "all"]
+        code, output = await asyncio.to_thread(on_a_terminal, command, b"n\n")
+        assert server.stats()["requests"]["submit"] == before
+        base = server.base_url
+    assert code == 0, output
+    assert f"via fal ({base})" in output
+    assert "1 to submit, estimated $0.35 at list price" in output
+    assert "nothing was sent" in output

@@ -117,3 +117,11 @@ def test_bar_reporter_on_a_fake_terminal() -> None:
 def test_clock_text() -> None:
     """Durations read as m:ss, or h:mm:ss past an hour."""
     assert [clock_text(s) for s in (0, 65, 3725)] == ["0:00", "1:05", "1:02:05"]
+
+
+def test_recount_replaces_the_counts_read_from_the_ledger() -> None:
+    """Counts read again from the ledger (jobs another process cancelled) replace the old."""
+    reporter = Reporter()
+    reporter.start(RESUMED)
+    reporter.recount({S.DONE: 40, S.CANCELLED: 15, S.QUEUED: 3, S.RUNNING: 2})
+    assert (reporter.total, reporter.finished, reporter.figures()["waiting"]) == (60, 55, 0)
