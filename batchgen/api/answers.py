@@ -5,13 +5,15 @@ must neither buffer the first nor mistake the second for a status: ``read_answer
 ``limit`` bytes (announced by ``Content-Length``, or counted as they arrive, after any
 decompression) and says the answer is incomplete; ``Answer.object`` is the body as a JSON object
 or None; ``Misreads`` counts a job's unreadable answers in a row; ``excerpt`` quotes the start
-of a body on one printable line, for error messages.
+of a body on one printable line, for error messages; ``log_request`` writes one request's line
+to the run's request log (the path only: no query, no header).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -131,3 +133,28 @@ def size_text(limit: int) -> str:
     """``16 MiB`` for a whole number of MiB, else ``1000 bytes``."""
     mib = 1024 * 1024
     return f"{limit // mib} MiB" if limit % mib == 0 else f"{limit} bytes"
+
+
+def request_id_of(answer: Answer) -> str | None:
+    """The ``request_id`` an answer names, or None."""
+    data = answer.object()
+    rid = data.get("request_id") if data is not None else None
+    return rid if isinstance(rid, str) and rid.strip() else None
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as ``Type: text`` for messages."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def log_request(
+    method: str, url: str, status: int | str, request_id: str | None, started: float
+) -> None:
+    """One line in the run's request log: method, path (no query, no header), outcome, time."""
+    if log.isEnabledFor(logging.INFO):
+        # The path only: queries may carry signed tokens, and no header is ever logged.
+        path = url.split("?", 1)[0].split("://", 1)[-1]
+        path = path[path.find("/") :] if "/" in path else "/"
+        ms = (time.perf_counter() - started) * 1000
+        log.info("%s %s %s request_id=%s %.0fms", method, path, status, request_id or "-", ms)

@@ -51,7 +51,17 @@ from urllib.parse import quote
 
 import aiohttp
 
-from batchgen.api.answers import MAX_BODY, Answer, Misreads, excerpt, read_answer, size_text
+from batchgen.api.answers import (
+    MAX_BODY,
+    Answer,
+    Misreads,
+    describe,
+    excerpt,
+    log_request,
+    read_answer,
+    request_id_of,
+    size_text,
+)
 from batchgen.api.backoff import Backoff
 from batchgen.api.classify import (
     SUBMIT_UNCERTAIN,
@@ -222,7 +232,7 @@ class QueueClient:
             stop=stop,
         )
         data = answer.object()
-        request_id = _request_id_of(answer)
+        request_id = request_id_of(answer)
         if data is None or request_id is None:
             raise ProtocolError(
                 f"submit answered {answer.status} without a request_id: {excerpt(answer.body)}",
@@ -359,7 +369,7 @@ class QueueClient:
                 allow_redirects=False,
                 timeout=timeout,
             ) as resp:
-                _log("GET", url, resp.status, request_id, started)
+                log_request("GET", url, resp.status, request_id, started)
                 body = b"" if resp.status < 300 else (await read_answer(resp, self._max_body)).body
                 error = classify(
                     resp.status, resp.headers, body, route="stream", request_id=request_id
@@ -377,7 +387,7 @@ class QueueClient:
                 if data:
                     yield Status.parse(json.loads(b"\n".join(data)))
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise RetryableError(f"status stream broke: {_describe(exc)}") from None
+            raise RetryableError(f"status stream broke: {describe(exc)}") from None
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -420,22 +430,22 @@ class QueueClient:
                 ) as resp:
                     answer = await read_answer(resp, self._max_body)
             except _NOT_SENT as exc:
-                _log(method, url, "not-connected", request_id, started)
-                error = RetryableError(f"{route}: cannot connect: {_describe(exc)}")
+                log_request(method, url, "not-connected", request_id, started)
+                error = RetryableError(f"{route}: cannot connect: {describe(exc)}")
                 if not_sent is not None:
                     not_sent()
-                waiting = self._reach.cannot_connect(self._base, _describe(exc))
+                waiting = self._reach.cannot_connect(self._base, describe(exc))
             except (aiohttp.ClientError, TimeoutError) as exc:
-                _log(method, url, "lost", request_id, started)
+                log_request(method, url, "lost", request_id, started)
                 if route == "submit":
-                    raise AmbiguousSubmit(f"submit sent, answer lost: {_describe(exc)}") from None
-                error = RetryableError(f"{route}: {_describe(exc)}")
+                    raise AmbiguousSubmit(f"submit sent, answer lost: {describe(exc)}") from None
+                error = RetryableError(f"{route}: {describe(exc)}")
             else:
                 self._reach.answer()
                 rid = request_id or answer.headers.get("x-fal-request-id")
                 if rid is None and route == "submit" and answer.status < 300:
-                    rid = _request_id_of(answer)
-                _log(method, url, answer.status, rid, started)
+                    rid = request_id_of(answer)
+                log_request(method, url, answer.status, rid, started)
                 if not answer.complete and answer.status < 300:  # a submit's may have made a job
                     raise ProtocolError(
                         f"{route} answered {answer.status} with more than "
@@ -465,7 +475,9 @@ class QueueClient:
             retry += 1
             if retry >= self._backoff.attempts and not waiting:  # a blip is waited out
                 raise error
-            await self._sleep(self._backoff.delay(retry, error.retry_after))
+            left = self._reach.time_left()  # never past the moment to give up
+            delay = self._backoff.delay(retry, error.retry_after)
+            await self._sleep(delay if left is None else min(delay, left))
             if stop is not None and stop():  # asked to stop while waiting: send nothing more
                 raise error
 
@@ -477,23 +489,3 @@ def _is_status(data: Any) -> bool:
 
 def _pending_status(data: Any) -> Status:
     return Status.parse(data) if _is_status(data) else Status(NOT_READY)
-
-
-def _request_id_of(answer: Answer) -> str | None:
-    data = answer.object()
-    rid = data.get("request_id") if data is not None else None
-    return rid if isinstance(rid, str) and rid.strip() else None
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _log(method: str, url: str, status: int | str, request_id: str | None, started: float) -> None:
-    if log.isEnabledFor(logging.INFO):
-        # The path only: queries may carry signed tokens, and no header is ever logged.
-        path = url.split("?", 1)[0].split("://", 1)[-1]
-        path = path[path.find("/") :] if "/" in path else "/"
-        ms = (time.perf_counter() - started) * 1000
-        log.info("%s %s %s request_id=%s %.0fms", method, path, status, request_id or "-", ms)

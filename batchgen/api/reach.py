@@ -33,7 +33,7 @@ class Reach:
     def __init__(
         self,
         *,
-        give_up_after: float = 30.0,
+        give_up_after: float = 25.0,
         notify: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -57,6 +57,13 @@ class Reach:
             gone = self._wall() - self.down_since
             self.down_since = None
             self._say(f"the API answers again (it was out of reach for {gone:.0f} s)")
+
+    def time_left(self) -> float | None:
+        """Seconds until a never-answered API is given up on (None once it has answered):
+        a retry should not sleep past it."""
+        if self._answered or self._first_failure is None:
+            return None
+        return max(0.0, self.give_up_after - (self._clock() - self._first_failure))
 
     def cannot_connect(self, origin: str, reason: str) -> bool:
         """A connection to ``origin`` failed before anything was sent. Raises Unreachable when

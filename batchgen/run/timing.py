@@ -29,7 +29,7 @@ class Timing:
     download_read_timeout: float = 60.0  # real seconds, not scaled
     manifest_every: float = 5.0  # real seconds, not scaled
     progress_every: float = 1.0  # real seconds between redraws of the progress clock
-    unreachable_after: float = 30.0  # real seconds: an API never reached stops the run
+    unreachable_after: float = 25.0  # real seconds: an API never reached stops the run
     backoff: Backoff = field(default_factory=Backoff)
     download_backoff: Backoff = field(default_factory=lambda: Backoff(attempts=5))
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
