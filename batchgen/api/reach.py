@@ -59,8 +59,9 @@ class Reach:
             self._say(f"the API answers again (it was out of reach for {gone:.0f} s)")
 
     def time_left(self) -> float | None:
-        """Seconds until a never-answered API is given up on (None once it has answered):
-        a retry should not sleep past it."""
+        """Seconds until a never-answered API is given up on (None once it has answered; 0
+        once given up, so every waiting retry gives up at once too): a retry should not sleep
+        past it."""
         if self._answered or self._first_failure is None:
             return None
         return max(0.0, self.give_up_after - (self._clock() - self._first_failure))

@@ -192,6 +192,12 @@ class Engine(Follower):
                 try:
                     if not await self._step(job):
                         break
+                except Unreachable as exc:  # a wrong URL or no network: submit nothing more
+                    if self._stopped is None:  # every other request gives up at once too
+                        self._stopped = str(exc)
+                        log.error("%s", exc)
+                    self.drain()
+                    break
                 except JobChanged as exc:
                     seen, job.row = job.row, self._ledger.get(job.row.key)
                     self._account(seen, job.row)

@@ -49,6 +49,7 @@ async def test_api_never_reached_stops_within_the_limit(tmp_path: Path) -> None:
     assert "nothing was sent" in result.message
     assert {job.status for job in rows(out)} == {S.PENDING}
     assert {job.possibly_duplicate for job in rows(out)} == {False}
+    assert result.committed_usd == 0.0
 
 
 def answered(out: Path) -> int:
