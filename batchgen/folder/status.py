@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 from collections import Counter, defaultdict
@@ -32,6 +33,7 @@ from batchgen.ledger.states import IN_FLIGHT, JobRow, JobStatus
 from batchgen.ledger.store import LEDGER_NAME, Ledger
 
 S = JobStatus
+_REQUEST_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 # The order counts are shown in: outcomes first, then work under way, then work not started.
 ORDER = (
     S.DONE,
@@ -204,10 +206,13 @@ def _age(job: JobRow, now: float) -> float | None:
 
 
 def _failures(jobs: list[JobRow]) -> list[FailureGroup]:
+    """Failed jobs grouped by message; the request id a message names is left out of the
+    grouping (each job's own is in its row), so "request X is unknown" groups as one."""
     groups: dict[str, list[JobRow]] = defaultdict(list)
     for job in jobs:
         if job.status is S.FAILED:
-            groups[(job.error or "").strip() or "(no error message)"].append(job)
+            message = (job.error or "").strip() or "(no error message)"
+            groups[_REQUEST_ID.sub("<id>", message)].append(job)
     out = []
     for error, members in groups.items():
         types = Counter(j.error_type for j in members if j.error_type)

@@ -106,7 +106,9 @@ def next_steps(
     if waiting and engine.stopped:  # an interrupt's own last line says how to resume
         steps.append(f"{waiting} not submitted (stopped): resume with {again}")
     elif engine.held_by_cost:
-        steps.append(f"{engine.held_by_cost} held by --max-cost: raise it and run {again}")
+        steps.append(
+            f"{engine.held_by_cost} held by --max-cost: {again} --max-cost USD, with a higher USD"
+        )
     failed = [row for row in ledger.jobs([S.FAILED]) if row.in_input]
     if failed:
         retry = sum(map(retryable, failed))

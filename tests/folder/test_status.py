@@ -184,3 +184,21 @@ async def test_status_during_a_live_run(tmp_path: Path) -> None:
     assert plan.estimated_cost is not None
     assert status.committed_usd + status.remaining_usd == pytest.approx(plan.estimated_cost)
     assert status.committed_usd == pytest.approx(plan.estimated_cost / 2)  # 3 of 6 in flight
+
+
+def test_unknown_requests_group_as_one_failure(tmp_path: Path) -> None:
+    """Messages that differ only by the request id they name are one failure group."""
+    folder = make_folder(tmp_path, FIVE)
+    a, b, *_ = folder.keys
+    for key, rid in (
+        (a, "7a1e0c52-0000-4000-8000-000000000000"),
+        (b, "8b2f1d63-1111-4000-8000-00000000000a"),
+    ):
+        folder.failed(
+            key,
+            f"request {rid} is unknown to the provider (expired?)",
+            error_type="unknown_request",
+        )
+    [group] = read_status(folder.path, now=T0 + 100).failures
+    assert (group.error, group.count) == ("request <id> is unknown to the provider (expired?)", 2)
+    assert group.rows == [1, 2]
