@@ -159,13 +159,9 @@ class Engine(Follower):
         except BaseExceptionGroup as group:
             fatal = [e for e in group.exceptions if isinstance(e, FatalError)]
             ledger = [e for e in group.exceptions if isinstance(e, DiskError)]
-            lost = [e for e in group.exceptions if isinstance(e, Unreachable)]
             if fatal:
                 self.fatal = fatal[0]
                 log.error("fatal: %s", self.fatal)
-            elif lost:  # a wrong URL or no network: stop at once (nothing is half-sent)
-                self._stopped = str(lost[0])
-                log.error("%s", lost[0])
             elif ledger:  # the ledger cannot be written: stop, as nothing can be recorded
                 self._stopped = (
                     f"stopped: {ledger[0]}; nothing is lost: free some space (or fix the "

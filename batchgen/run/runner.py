@@ -32,7 +32,7 @@ from batchgen.api.reach import Reach
 from batchgen.errors import DiskError, UsageError
 from batchgen.ledger.lock import folder_lock
 from batchgen.ledger.manifest import iso_utc, remove_stale_temps, write_manifest, write_run_json
-from batchgen.ledger.money import tally
+from batchgen.ledger.money import Money, tally
 from batchgen.ledger.rebuild import MANIFEST, lost_ledger, restored
 from batchgen.ledger.states import JobRow, JobStatus
 from batchgen.ledger.store import LEDGER_NAME, Ledger
@@ -150,7 +150,7 @@ class Runner:
             with _writing(out, "run.json"):
                 write_run_json(out, self._info(started, None))
             log.info("run started: %d jobs, %s", total, self.connection.public())
-            engine = await self._drive(ledger, todo, out)
+            engine = await self._drive(ledger, todo, out, money)
             # Other processes (batchgen cancel) may have moved jobs this run never touched.
             engine.count_money(tally(ledger.iter_jobs()))
             self.reporter.recount(Counter(row.status for row in to_drive(ledger)))
@@ -235,7 +235,9 @@ class Runner:
             concurrency=plan.settings.concurrency,
         )
 
-    async def _drive(self, ledger: Ledger, todo: list[tuple[str, JobStatus]], out: Path) -> Engine:
+    async def _drive(
+        self, ledger: Ledger, todo: list[tuple[str, JobStatus]], out: Path, money: Money
+    ) -> Engine:
         plan, timing = self.plan, self.timing
         connector = aiohttp.TCPConnector(limit=0)
         async with (
@@ -285,7 +287,7 @@ class Runner:
             stop = asyncio.Event()
             ticker = asyncio.create_task(self._manifest_ticker(ledger.path, out, stop))
             clock = asyncio.create_task(self._clock_ticker(stop))
-            engine.count_money(tally(ledger.iter_jobs()))
+            engine.count_money(money)  # read at the start; nothing moved a job since
             self._task = asyncio.create_task(engine.run(todo))
             try:
                 await self._task
