@@ -22,6 +22,7 @@ from batchgen.plan.columns import sort_columns
 from batchgen.plan.defaults import MAX_JOBS, checked_defaults, checked_matrix
 from batchgen.plan.endpoint import DEFAULT_ENDPOINT, EndpointSpec, resolve
 from batchgen.plan.files import not_a_file
+from batchgen.plan.inputfiles import InputFile
 from batchgen.plan.inputs import Record, Table, read_table
 from batchgen.plan.jobspec import JobSpec, load_jobspec, looks_like_spec
 from batchgen.plan.naming import DEFAULT_TEMPLATE, Namer, check_template, slug
@@ -42,6 +43,11 @@ class Job:
     extra: dict[str, Any]
     filename: str
     cost_usd: float | None
+    # The endpoint id this job runs on (a plan may compare several).
+    endpoint: str = ""
+    # Local files behind ``type: file`` parameters; the payload holds ``sha256:<hex>`` for
+    # each, replaced by the uploaded URL (or a data: URI) when the job is submitted.
+    files: tuple[InputFile, ...] = ()
 
 
 @dataclass(slots=True)
@@ -322,6 +328,7 @@ def _expand(plan: Plan, spec: JobSpec, table: Table, sets: dict[str, str], extra
                         extra=extra,
                         filename=name,
                         cost_usd=ep.cost(payload),
+                        endpoint=ep.id,
                     )
                 )
         if len(problems) > 1000:

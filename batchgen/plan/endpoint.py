@@ -20,7 +20,11 @@ from batchgen.plan.files import read_text
 from batchgen.plan.text import fold, is_blank, shown
 from batchgen.plan.yamlload import load_yaml
 
-_TYPES = ("string", "number", "integer", "boolean")
+_TYPES = ("string", "number", "integer", "boolean", "file")
+# Media kinds a ``type: file`` parameter may accept (checked by magic bytes, see plan.inputfiles).
+MEDIA_KINDS = ("image", "video", "audio")
+# Where a spec gives no size limit for a file, the provider answers beyond this (50 MB).
+DEFAULT_MAX_BYTES = 50_000_000
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
 
@@ -38,9 +42,24 @@ class Param:
     maximum: float | None = None
     max_length: int | None = None
     description: str = ""
+    # ``type: file`` only: the media kinds taken and the largest file, in bytes.
+    accept: tuple[str, ...] = ()
+    max_bytes: int | None = None
+    # Other names a column may use for this parameter (``image_url`` for ``start_image_url``).
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def is_file(self) -> bool:
+        """True for a file input: a URL, a ``data:`` URI or a local path in a cell."""
+        return self.type == "file"
 
     def coerce(self, value: Any) -> Any:
-        """Return ``value`` as this field's type, or raise ValueError saying why it cannot be."""
+        """Return ``value`` as this field's type, or raise ValueError saying why it cannot be.
+
+        A file's value is kept as text here; which file it names is ``plan.inputfiles``' job.
+        """
+        if self.is_file:
+            return _as_string(value).strip()
         if self.type == "string":
             value = _as_string(value)
             if self.enum is not None and value not in self.enum:
@@ -164,7 +183,14 @@ class EndpointSpec:
         if name in self.params:
             return name
         folded = fold(name)
-        return next((p for p in self.params if fold(p) == folded), None)
+        return next(
+            (
+                p
+                for p, param in self.params.items()
+                if fold(p) == folded or any(fold(a) == folded for a in param.aliases)
+            ),
+            None,
+        )
 
     def check(self, values: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         """Coerce ``values`` (missing = use default) into the payload to send.
@@ -220,6 +246,10 @@ def parse_spec(text: str, source: str) -> EndpointSpec:
         if raw.get("type", "string") not in _TYPES:
             raise InputError.one(source, f"parameter {name!r}: type must be one of {_TYPES}")
         enum = raw.get("enum")
+        accept = tuple(raw.get("accept") or (MEDIA_KINDS if raw.get("type") == "file" else ()))
+        if any(kind not in MEDIA_KINDS for kind in accept):
+            raise InputError.one(source, f"parameter {name!r}: accept must be among {MEDIA_KINDS}")
+        max_mb = raw.get("max_mb")
         params[name] = Param(
             name=name,
             type=raw.get("type", "string"),
@@ -230,6 +260,15 @@ def parse_spec(text: str, source: str) -> EndpointSpec:
             maximum=raw.get("maximum"),
             max_length=raw.get("max_length"),
             description=str(raw.get("description") or "").strip(),
+            accept=accept,
+            max_bytes=(
+                int(float(max_mb) * 1_000_000)
+                if max_mb is not None
+                else DEFAULT_MAX_BYTES
+                if raw.get("type") == "file"
+                else None
+            ),
+            aliases=tuple(str(a) for a in raw.get("aliases") or ()),
         )
     price = data.get("price") or {}
     return EndpointSpec(
