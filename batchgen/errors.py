@@ -43,6 +43,9 @@ TRANSIENT_ERROR_TYPES = frozenset(
 )
 # batchgen's own error_type for a job that failed with a 5xx and no error_type of its own.
 SERVER_ERROR = "server_error"
+# batchgen's own error_type for a job whose local input file could not be made a URL (the
+# upload failed, the file went missing or changed): that attempt was never submitted.
+UPLOAD_ERROR = "upload"
 
 
 class BatchgenError(Exception):

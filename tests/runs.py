@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from batchgen.api.backoff import Backoff
-from batchgen.api.providers import Connection
+from batchgen.api.providers import Connection, Storage
 from batchgen.ledger.states import JobRow
 from batchgen.ledger.store import Ledger
 from batchgen.mock import MockConfig, MockServer
@@ -83,8 +83,10 @@ def plan_for(source: Path, out: Path, **settings: Any) -> Plan:
 
 
 def connection(server: MockServer | str, key: str = KEY, follow: str = "status") -> Connection:
+    """The mock preset's connection: the API, and its storage, at ``server``."""
     base = server if isinstance(server, str) else server.base_url
-    return Connection("mock", base, "key", "BATCHGEN_MOCK_KEY", key, follow=follow)
+    storage = Storage("fal", base, "BATCHGEN_MOCK_KEY", key)
+    return Connection("mock", base, "key", "BATCHGEN_MOCK_KEY", key, follow=follow, storage=storage)
 
 
 async def run(

@@ -32,6 +32,9 @@ from batchgen.plan.settings import AUTH_SCHEMES, RunSettings
 
 # The emulator accepts any key; a fixed one spares the demo from setting a variable.
 MOCK_KEY = "mock-key"
+# fal's storage host, and the variable ``--upload fal`` reads its key from.
+FAL_STORAGE = "https://rest.fal.ai"
+FAL_KEY_ENV = "FAL_KEY"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,24 @@ class Preset:
     auth_scheme: str
     api_key_env: str
     follow: str = "status"
+    storage: str = "data"  # where local input files go: fal storage, or data: URIs
+    storage_base_url: str | None = None  # fal storage's host; None: the API's base URL
+
+
+@dataclass(frozen=True, slots=True)
+class Storage:
+    """Where a run's local input files go: ``fal`` storage at ``base_url`` (the token asked
+    with ``api_key``), or ``data``: inline data: URIs. ``api_key`` never appears in ``repr``."""
+
+    mode: str = "data"
+    base_url: str | None = None
+    api_key_env: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+
+    def public(self) -> dict[str, Any]:
+        """What may be written to disk: no key."""
+        base = None if self.base_url is None else redact(self.base_url)
+        return {"mode": self.mode, "base_url": base, "api_key_env": self.api_key_env}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +79,7 @@ class Connection:
     # Whose request ids this connection can follow; the base URL unless set (an emulator
     # started in-process names itself, as it forgets every id when it stops).
     label: str | None = None
+    storage: Storage = field(default_factory=Storage)
 
     @property
     def origin(self) -> str:
@@ -87,6 +109,7 @@ class Connection:
             "auth_scheme": self.auth_scheme,
             "api_key_env": self.api_key_env,
             "follow": self.follow,
+            "storage": self.storage.public(),
         }
 
 
@@ -100,6 +123,8 @@ def load_presets() -> dict[str, Preset]:
             str(v["auth_scheme"]),
             str(v["api_key_env"]),
             str(v.get("follow", "status")),
+            str(v.get("storage", "data")),
+            v.get("storage_base_url"),
         )
         for name, v in data.items()
     }
@@ -113,6 +138,11 @@ def connect(
     base_url: str | None = None,
 ) -> Connection:
     """Resolve the connection of ``settings``; ``base_url`` (e.g. a started emulator's) wins.
+
+    Its storage: ``--upload data`` sends local files inline; ``--upload fal`` uploads them to
+    fal storage with the key in ``FAL_KEY``, whatever the provider; otherwise the preset's
+    (fal: its storage with the same key; the emulator: its own; quickrouter: none, data
+    URIs). ``--storage-base-url`` names the storage host.
 
     Raises UsageError for an unknown provider, a bad URL or a missing key.
     """
@@ -142,7 +172,43 @@ def connect(
             "(or pass --api-key-env NAME, or --api-key-file FILE)"
         )
     follow = settings.follow or preset.follow
-    return Connection(settings.provider, url, scheme, key_env, key, warnings, follow)
+    storage, more = _storage(settings, preset, url, key_env, key, environ)
+    return Connection(
+        settings.provider,
+        url,
+        scheme,
+        key_env,
+        key,
+        (*warnings, *more),
+        follow,
+        storage=storage,
+    )
+
+
+def _storage(
+    settings: RunSettings,
+    preset: Preset,
+    api_url: str,
+    key_env: str,
+    key: str,
+    environ: Mapping[str, str] | None,
+) -> tuple[Storage, list[str]]:
+    """Where local input files go, and warnings about it (see ``connect``)."""
+    if (settings.upload or preset.storage) != "fal":
+        return Storage(), []
+    if settings.upload == "fal":
+        key_env = FAL_KEY_ENV
+        found = _read_key(key_env, None, os.environ if environ is None else environ)
+        if found is None:
+            raise UsageError(
+                f"--upload fal needs a fal key: set the environment variable {key_env} "
+                "(or use --upload data to send files of a few MB inline)"
+            )
+        key, base = found, settings.storage_base_url or FAL_STORAGE
+    else:
+        base = settings.storage_base_url or preset.storage_base_url or api_url
+    warnings = check_base_url(base)
+    return Storage("fal", base.rstrip("/"), key_env, key), warnings
 
 
 def check_base_url(url: str) -> list[str]:

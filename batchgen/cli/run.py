@@ -50,6 +50,8 @@ _RUN_SETTINGS = (
     "on_uncertain_submit",
     "download_concurrency",
     "max_file_bytes",
+    "upload",
+    "storage_base_url",
 )
 
 
@@ -104,6 +106,21 @@ def run_options(func: F) -> F:
                     "Default: the provider's."
                 ),
                 show_default="the provider's",
+            ),
+            click.option(
+                "--upload",
+                type=click.Choice(["fal", "data"]),
+                help=(
+                    "Where local input files go: fal storage (key in FAL_KEY), or inline as "
+                    "data: URIs of a few MB."
+                ),
+                show_default="the provider's: fal and mock upload, quickrouter inlines",
+            ),
+            click.option(
+                "--storage-base-url",
+                metavar="URL",
+                help="fal storage host for uploads.",
+                show_default="https://rest.fal.ai; the emulator's own for mock",
             ),
             click.option(
                 "--api-key-file",

@@ -5,7 +5,10 @@ fsync, ``os.replace``), so a reader never sees half a manifest. Lines follow inp
 process killed mid-write leaves its temp file (``.manifest.csv.1a2b3c4d.tmp``) behind;
 ``remove_stale_temps`` clears them when the next run starts.
 
-Columns, in order: ``row``, ``key``, the input's own columns, the parameters sent, then ``status
+Columns, in order: ``row``, ``key``, the input's own columns, the parameters sent (a file
+parameter ``P`` holds the URL its last submit sent, a data URI described as ``data:<mime>;base64
+(N bytes)``, or the planned ``sha256:<hex>`` before any submit; ``P.path`` and ``P.sha256`` of
+its local file follow it), then ``status
 error error_type request_id attempts possibly_duplicate in_input video_path video_url bytes sha256
 price_usd cost_usd submitted_at completed_at latency_s``. ``in_input`` is false for a job whose row
 left the input (edited or deleted) after it was submitted: it is still listed, with its video. An
@@ -39,7 +42,7 @@ import secrets
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -69,6 +72,7 @@ TAIL = (
 )
 _TRIGGERS = frozenset("=+-@\t\r")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_FILE_PARTS = ("path", "sha256")
 _TEMP = re.compile(r"\..+\.[0-9a-f]{8}\.tmp")  # what atomic_open names its temp files
 # A live writer touches its temp file all the time; one untouched this long has no writer.
 STALE_AFTER = 60.0
@@ -83,6 +87,8 @@ class Manifest:
     records: list[dict[str, Any]]
     inputs: dict[str, str]  # manifest column -> the input column it holds
     params: dict[str, str]  # manifest column -> the parameter it holds
+    # manifest column -> the file parameter and what of its local file it holds (path, sha256)
+    files: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 # -- atomic files ----------------------------------------------------------------------------
@@ -164,16 +170,29 @@ def build_manifest(ledger: Ledger, out_dir: Path, jobs: list[JobRow] | None = No
     """Every job of ``ledger`` (or ``jobs``, read from it already) as a manifest record, with
     the column layout described above."""
     jobs = ledger.jobs() if jobs is None else jobs
-    columns, inputs, sent = _layout(ledger, jobs)
+    layout = _layout(ledger, jobs)
     root = Path(out_dir).resolve()
-    records = [_record(job, inputs, sent, root) for job in jobs]
-    return Manifest(columns=columns, records=records, inputs=inputs, params=sent)
+    records = [_record(job, layout, root) for job in jobs]
+    return Manifest(
+        columns=layout.columns,
+        records=records,
+        inputs=layout.inputs,
+        params=layout.params,
+        files=layout.files,
+    )
 
 
-def _layout(
-    ledger: Ledger, jobs: Iterable[JobRow]
-) -> tuple[list[str], dict[str, str], dict[str, str]]:
-    """Columns, input columns and parameter columns; from the run's plan, else from ``jobs``."""
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    columns: list[str]
+    inputs: dict[str, str]  # column -> input column
+    params: dict[str, str]  # column -> parameter
+    files: dict[str, tuple[str, str]]  # column -> (parameter, "path" or "sha256")
+
+
+def _layout(ledger: Ledger, jobs: Iterable[JobRow]) -> _Layout:
+    """The columns, from the run's plan, else from ``jobs``; a file parameter's ``.path`` and
+    ``.sha256`` columns follow its own."""
     plan = ledger.meta("plan") or {}
     extra = plan.get("extra_columns")
     params = plan.get("param_columns")
@@ -185,10 +204,21 @@ def _layout(
             params_seen.update(dict.fromkeys(job.payload))
         extra = list(extra_seen) if extra is None else extra
         params = list(params_seen) if params is None else params
+    with_files = set(ledger.file_params())
     taken = set(LEAD) | set(TAIL)
     inputs = {_free(name, "input.", taken): name for name in extra}
-    sent = {_free(name, "param.", taken): name for name in params}
-    return [*LEAD, *inputs, *sent, *TAIL], inputs, sent
+    sent: dict[str, str] = {}
+    files: dict[str, tuple[str, str]] = {}
+    columns = [*LEAD, *inputs]
+    for name in params:
+        column = _free(name, "param.", taken)
+        sent[column] = name
+        columns.append(column)
+        if name in with_files:
+            for part in _FILE_PARTS:
+                files[_free(f"{column}.{part}", "param.", taken)] = (name, part)
+                columns.append(f"{column}.{part}")
+    return _Layout([*columns, *TAIL], inputs, sent, files)
 
 
 def _free(name: str, prefix: str, taken: set[str]) -> str:
@@ -198,14 +228,15 @@ def _free(name: str, prefix: str, taken: set[str]) -> str:
     return name
 
 
-def _record(
-    job: JobRow, inputs: dict[str, str], params: dict[str, str], root: Path
-) -> dict[str, Any]:
+def _record(job: JobRow, layout: _Layout, root: Path) -> dict[str, Any]:
     record: dict[str, Any] = {"row": job.row, "key": job.key}
-    for column, name in inputs.items():
+    for column, name in layout.inputs.items():
         record[column] = job.extra.get(name)
-    for column, name in params.items():
-        record[column] = job.payload.get(name)
+    for column, name in layout.params.items():
+        # A file parameter shows what its last submit sent (the URL), else what was planned.
+        record[column] = job.sent.get(name, job.payload.get(name))
+    for column, (name, part) in layout.files.items():
+        record[column] = job.files.get(name, {}).get(part)
     latency = None
     if job.submitted_at is not None and job.completed_at is not None:
         latency = round(job.completed_at - job.submitted_at, 3)
@@ -256,7 +287,8 @@ def write_manifest(ledger: Ledger, out_dir: Path) -> None:
     jobs (the run rewrites the manifest now and then, beside 100,000 jobs in flight).
     """
     out = Path(out_dir)
-    columns, inputs, sent = _layout(ledger, ledger.iter_jobs())
+    layout = _layout(ledger, ledger.iter_jobs())
+    columns = layout.columns
     root = out.resolve()
     dumps = json.JSONEncoder(ensure_ascii=False).encode
     with (
@@ -266,7 +298,7 @@ def write_manifest(ledger: Ledger, out_dir: Path) -> None:
         writer = csv.writer(table, lineterminator="\r\n")
         writer.writerow([spreadsheet_cell(c) for c in columns])
         for job in ledger.iter_jobs():
-            record = _record(job, inputs, sent, root)
+            record = _record(job, layout, root)
             writer.writerow([spreadsheet_cell(record[c]) for c in columns])
             lines.write(dumps(record) + "\n")
 

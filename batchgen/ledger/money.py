@@ -11,7 +11,8 @@ rows, so they agree to the cent on the same folder:
   the provider (or maybe: a submit whose answer was lost), being submitted again after a
   transient failure, or ended in a way fal may still bill (a refusal after GPU time, a timeout
   or cancel while running). Known unbilled, and so not committed: never submitted; ended by a
-  5xx-type failure (fal bills no 5xx; ``UNBILLED_ERRORS``); cancelled before it started.
+  5xx-type failure (fal bills no 5xx; ``UNBILLED_ERRORS``) or by a failed upload of its input
+  file (not submitted); cancelled before it started.
 
 ``spent`` only goes up. ``committed`` goes down only when a job turns out unbilled: it gave up
 after 5xx failures, a submit was refused, or it was cancelled in the queue. A failed job put
@@ -24,12 +25,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from batchgen.errors import SERVER_ERROR, TRANSIENT_ERROR_TYPES
+from batchgen.errors import SERVER_ERROR, TRANSIENT_ERROR_TYPES, UPLOAD_ERROR
 from batchgen.ledger.states import IN_FLIGHT, JobRow, JobStatus
 
 S = JobStatus
-# error_types of job failures fal does not bill: its 5xx family.
-UNBILLED_ERRORS = TRANSIENT_ERROR_TYPES | {SERVER_ERROR}
+# error_types of job failures fal does not bill: its 5xx family, and a failed upload (the
+# attempt was never submitted).
+UNBILLED_ERRORS = TRANSIENT_ERROR_TYPES | {SERVER_ERROR, UPLOAD_ERROR}
 _RAN = frozenset({S.DONE, S.DOWNLOADING})
 
 

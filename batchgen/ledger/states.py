@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -91,6 +91,7 @@ FIELDS = (
     "origin",
     "key_id",
     "retry_from",
+    "sent",
 )
 
 
@@ -127,3 +128,8 @@ class JobRow:
     retry_from: int  # ``attempts`` when --retry-failed last reopened it: its budget starts there
     updated_at: float
     in_input: bool
+    # Local input files: parameter -> {path, sha256, size, mime}, as the input named them last.
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # What the last submit sent for each file parameter: the uploaded URL, or a data: URI
+    # described as ``data:<mime>;base64 (N bytes)`` (never the URI itself).
+    sent: dict[str, str] = field(default_factory=dict)

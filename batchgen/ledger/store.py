@@ -23,7 +23,9 @@ from typing import Any
 from urllib.parse import quote
 
 from batchgen.errors import BatchgenError, DiskError, JobChanged, LedgerError, UsageError
+from batchgen.ledger.migrations import MIGRATIONS
 from batchgen.ledger.states import FIELDS, TRANSITIONS, JobRow, JobStatus
+from batchgen.ledger.uploads import UploadCache
 
 LEDGER_NAME = "batchgen.db"
 
@@ -37,83 +39,11 @@ class SyncReport:
     orphaned: list[str]
 
 
-def _v1(db: sqlite3.Connection) -> None:
-    # Statement by statement: executescript() would COMMIT the migration's open transaction.
-    _script(
-        db,
-        """
-        CREATE TABLE jobs (
-            key TEXT PRIMARY KEY,
-            position INTEGER NOT NULL,
-            row INTEGER NOT NULL,
-            line INTEGER,
-            repeat INTEGER NOT NULL,
-            endpoint TEXT NOT NULL,
-            payload TEXT NOT NULL,
-            extra TEXT NOT NULL,
-            filename TEXT NOT NULL,
-            status TEXT NOT NULL,
-            request_id TEXT,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            possibly_duplicate INTEGER NOT NULL DEFAULT 0,
-            queue_position INTEGER,
-            video_url TEXT,
-            video_path TEXT,
-            bytes INTEGER,
-            sha256 TEXT,
-            cost_usd REAL,
-            error TEXT,
-            error_type TEXT,
-            submitted_at REAL,
-            started_at REAL,
-            completed_at REAL,
-            updated_at REAL NOT NULL,
-            in_input INTEGER NOT NULL DEFAULT 1
-        );
-        CREATE INDEX jobs_status ON jobs (status);
-        CREATE INDEX jobs_position ON jobs (position);
-        -- Every request id a job was ever given, for provenance and for cancelling.
-        CREATE TABLE requests (
-            key TEXT NOT NULL REFERENCES jobs (key),
-            request_id TEXT NOT NULL,
-            attempt INTEGER NOT NULL,
-            submitted_at REAL NOT NULL,
-            PRIMARY KEY (key, request_id)
-        );
-        CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-    """,
-    )
+class Ledger(UploadCache):
+    """The jobs of one output folder (and the files uploaded for them, see ``UploadCache``).
+    Each method commits before it returns."""
 
-
-def _script(db: sqlite3.Connection, sql: str) -> None:
-    for statement in sql.split(";"):
-        if statement.strip():
-            db.execute(statement)
-
-
-def _v2(db: sqlite3.Connection) -> None:
-    # Request ids belong to the host (and key) that issued them; attempts stay cumulative.
-    _script(
-        db,
-        """
-        ALTER TABLE jobs ADD COLUMN origin TEXT;
-        ALTER TABLE jobs ADD COLUMN key_id TEXT;
-        ALTER TABLE jobs ADD COLUMN retry_from INTEGER NOT NULL DEFAULT 0;
-        ALTER TABLE requests ADD COLUMN origin TEXT;
-        ALTER TABLE requests ADD COLUMN key_id TEXT;
-        CREATE INDEX jobs_filename ON jobs (filename);
-    """,
-    )
-
-
-# Ordered; the ledger's user_version says how many have run. Append, never edit.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
-
-
-class Ledger:
-    """The jobs of one output folder. Each method commits before it returns."""
-
-    __slots__ = ("_clock", "_db", "path")
+    __slots__ = ("_clock", "_columns", "_db", "path")
 
     def __init__(
         self, path: str | Path, *, readonly: bool = False, clock: Callable[[], float] = time.time
@@ -147,6 +77,10 @@ class Ledger:
                 self._db.close()
                 raise self._failure(exc) from None
             self._migrate()
+        # A folder an older batchgen wrote is read as it is (only a writer migrates it): the
+        # columns it does not have yet read as NULL.
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(jobs)")}
+        self._columns = ", ".join(name if name in have else f"NULL AS {name}" for name in _NAMES)
 
     def _not_a_ledger(self, why: str) -> UsageError:
         return UsageError(
@@ -224,12 +158,22 @@ class Ledger:
             taken = {name.lower() for _, name in held} | {name.lower() for name in occupied}
             db.execute("UPDATE jobs SET in_input = 0")
             for position, job in enumerate(jobs):
+                files = _files_json(job)
                 if job.key in known:
                     kept += 1
                     db.execute(
                         "UPDATE jobs SET in_input = 1, position = ?, row = ?, line = ?, "
-                        "extra = ?, filename = COALESCE(filename, ?) WHERE key = ?",
-                        (position, job.row, job.line, _json(job.extra), job.filename, job.key),
+                        "extra = ?, filename = COALESCE(filename, ?), "
+                        "files = COALESCE(?, files) WHERE key = ?",
+                        (
+                            position,
+                            job.row,
+                            job.line,
+                            _json(job.extra),
+                            job.filename,
+                            files,
+                            job.key,
+                        ),
                     )
                     continue
                 added += 1
@@ -237,8 +181,8 @@ class Ledger:
                 taken.add(filename.lower())
                 db.execute(
                     "INSERT INTO jobs (key, position, row, line, repeat, endpoint, payload, "
-                    "extra, filename, status, cost_usd, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "extra, filename, status, cost_usd, updated_at, files) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         job.key,
                         position,
@@ -252,6 +196,7 @@ class Ledger:
                         JobStatus.PENDING.value,
                         job.cost_usd,
                         now,
+                        files,
                     ),
                 )
             orphaned = [
@@ -318,7 +263,8 @@ class Ledger:
         return cursor
 
     def get(self, key: str) -> JobRow:
-        row = self._plain().execute(f"SELECT {_COLUMNS} FROM jobs WHERE key = ?", (key,)).fetchone()
+        sql = f"SELECT {self._columns} FROM jobs WHERE key = ?"
+        row = self._plain().execute(sql, (key,)).fetchone()
         if row is None:
             raise LedgerError(f"no job with key {key!r} in {self.path}")
         return _row(row)
@@ -327,7 +273,7 @@ class Ledger:
         self, statuses: Iterable[JobStatus] | None = None, *, in_input_only: bool = False
     ) -> list[JobRow]:
         """Jobs in input order, optionally only those in ``statuses``."""
-        sql, args = f"SELECT {_COLUMNS} FROM jobs", []
+        sql, args = f"SELECT {self._columns} FROM jobs", []
         where = []
         if statuses is not None:
             wanted = [s.value for s in statuses]
@@ -344,7 +290,7 @@ class Ledger:
 
         One SELECT, so what it yields is one consistent snapshot of the ledger.
         """
-        for row in self._plain().execute(f"SELECT {_COLUMNS} FROM jobs ORDER BY position"):
+        for row in self._plain().execute(f"SELECT {self._columns} FROM jobs ORDER BY position"):
             yield _row(row)
 
     def counts(self) -> dict[JobStatus, int]:
@@ -362,6 +308,18 @@ class Ledger:
             for r in self._db.execute(
                 "SELECT request_id FROM requests WHERE key = ? ORDER BY rowid",
                 (key,),
+            )
+        ]
+
+    def file_params(self) -> list[str]:
+        """The parameters some job names a local file for, in input order."""
+        if "NULL AS files" in self._columns:  # a folder an older batchgen wrote
+            return []
+        return [
+            r[0]
+            for r in self._db.execute(
+                "SELECT f.key FROM jobs, json_each(jobs.files) AS f "
+                "WHERE jobs.files IS NOT NULL GROUP BY f.key ORDER BY MIN(jobs.position)"
             )
         ]
 
@@ -413,6 +371,8 @@ class Ledger:
         if unknown:
             raise LedgerError(f"unknown ledger fields: {', '.join(sorted(unknown))}")
         fields = {**fields, "updated_at": self._clock()}
+        if "sent" in fields:
+            fields["sent"] = _json(fields["sent"]) if fields["sent"] else None
         db.execute(
             f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in fields)} WHERE key = ?",
             [*fields.values(), key],
@@ -449,16 +409,37 @@ def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-_COLUMNS = ", ".join(f.name for f in fields(JobRow))
+def _files_json(job: Any) -> str | None:
+    """A plan job's local files (``plan.inputfiles.InputFile``) as the ledger keeps them."""
+    files = getattr(job, "files", ())
+    if not files:
+        return None
+    return _json({f.param: {k: getattr(f, k) for k in _FILE_FIELDS} for f in files})
+
+
+_FILE_FIELDS = ("path", "sha256", "size", "mime")
+
+
+_NAMES = [f.name for f in fields(JobRow)]
 _STATUS = {s.value: s for s in JobStatus}
+_AT = {name: i for i, name in enumerate(_NAMES)}
+_PAYLOAD, _EXTRA, _STATE = _AT["payload"], _AT["extra"], _AT["status"]
+_DUPLICATE, _IN_INPUT, _FILES, _SENT = (
+    _AT["possibly_duplicate"],
+    _AT["in_input"],
+    _AT["files"],
+    _AT["sent"],
+)
 
 
 def _row(row: tuple[Any, ...]) -> JobRow:
-    """A JobRow from a ``SELECT {_COLUMNS}`` tuple (positional: this is the hot read path)."""
+    """A JobRow from a ``SELECT`` of every column (positional: this is the hot read path)."""
     values = list(row)
-    values[6] = json.loads(values[6])  # payload
-    values[7] = json.loads(values[7])  # extra
-    values[9] = _STATUS[values[9]]
-    values[12] = bool(values[12])  # possibly_duplicate
-    values[-1] = bool(values[-1])  # in_input
+    values[_PAYLOAD] = json.loads(values[_PAYLOAD])
+    values[_EXTRA] = json.loads(values[_EXTRA])
+    values[_STATE] = _STATUS[values[_STATE]]
+    values[_DUPLICATE] = bool(values[_DUPLICATE])
+    values[_IN_INPUT] = bool(values[_IN_INPUT])
+    values[_FILES] = json.loads(values[_FILES]) if values[_FILES] else {}
+    values[_SENT] = json.loads(values[_SENT]) if values[_SENT] else {}
     return JobRow(*values)

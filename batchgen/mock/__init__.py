@@ -2,7 +2,8 @@
 
 It speaks the protocol of ``shared/fal-queue-protocol.md`` over real HTTP: submit, status
 (polled or streamed), result and cancel, a per-key concurrency cap with honest queue
-positions, scaled latencies, real MP4 outputs on a public file route, and seeded faults.
+positions, scaled latencies, real MP4 outputs on a public file route, fal's storage routes
+(uploads served back; models refuse file URLs it did not serve), and seeded faults.
 
     async with MockServer(MockConfig(time_scale=0.001)) as server:
         ...  # talk to server.base_url, then assert on server.stats()

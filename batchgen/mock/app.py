@@ -1,8 +1,9 @@
 """The aiohttp application: fal's routes behind an "ingress" that injects faults and checks keys.
 
-Order on an API request (submit, status, stream, result, cancel), as on the real path:
-ingress faults (slow, reset, 503, 429) first, then the Authorization check, then the route.
-``/files/...`` and ``/_mock/...`` skip both.
+Order on an API request (submit, status, stream, result, cancel, and the storage routes), as
+on the real path: ingress faults (slow, reset, 503, 429) first, then the Authorization check
+(the API key; a storage token on uploads; none on the older upload's PUT), then the route.
+Downloads (``GET /files/...``) and ``/_mock/...`` skip both.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from batchgen.errors import UsageError
-from batchgen.mock import routes
+from batchgen.mock import routes, storage_routes
 from batchgen.mock.config import MockConfig
 from batchgen.mock.emulator import EMULATOR, Emulator, answer
 from batchgen.mock.faults import ApiFault
@@ -22,6 +23,8 @@ from batchgen.mock.files import serve_file
 
 Handler = Callable[[web.Request, Emulator, str], Awaitable[web.StreamResponse]]
 Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Who is asking: (the key, or "", and None) or ("", why not).
+Check = Callable[[web.Request, Emulator], tuple[str, str | None]]
 
 _SCHEMES = {"any": ("key", "bearer"), "key": ("key",), "bearer": ("bearer",)}
 _INGRESS_503 = (
@@ -69,8 +72,20 @@ def _hang_up(request: web.Request, emu: Emulator, route: str, label: str) -> web
     return web.Response(status=204)
 
 
-def api_route(route: str, handler: Handler) -> Route:
-    """Wrap ``handler`` with ingress faults, auth and per-route statistics."""
+def api_key(request: web.Request, emu: Emulator) -> tuple[str, str | None]:
+    return authenticate(request.headers.get("Authorization"), emu.config)
+
+
+def storage_token(request: web.Request, emu: Emulator) -> tuple[str, str | None]:
+    return "", emu.storage.token_problem(request.headers.get("Authorization"))
+
+
+def anyone(request: web.Request, emu: Emulator) -> tuple[str, str | None]:
+    return "", None
+
+
+def api_route(route: str, handler: Handler, check: Check = api_key) -> Route:
+    """Wrap ``handler`` with ingress faults, auth (``check``) and per-route statistics."""
 
     async def serve(request: web.Request) -> web.StreamResponse:
         emu = request.app[EMULATOR]
@@ -87,7 +102,7 @@ def api_route(route: str, handler: Handler) -> Route:
             emu.stats.faults[fault.value] += 1
             response = _ingress_answer(fault, emu.config)
         else:
-            key, problem = authenticate(request.headers.get("Authorization"), emu.config)
+            key, problem = check(request, emu)
             if problem is not None:
                 response = answer({"detail": problem}, 401)
             else:
@@ -135,6 +150,22 @@ async def _shutdown(app: web.Application) -> None:
     app[EMULATOR].queue.close()
 
 
+def _storage_routes(add: web.UrlDispatcher) -> None:
+    """fal's storage routes (see ``storage_routes``), before the submit route takes any POST."""
+    s = storage_routes
+    add.add_post("/storage/auth/token", api_route("storage_token", s.token))
+    add.add_post("/storage/upload/initiate", api_route("storage_initiate", s.initiate))
+    add.add_put("/storage/put/{upload_id}", api_route("storage_put", s.put, anyone))
+    add.add_post("/files/upload", api_route("storage_upload", s.upload, storage_token))
+    add.add_post(
+        "/files/upload/multipart", api_route("storage_multipart", s.multipart, storage_token)
+    )
+    multipart = "/files/up/{file_id}/{name}/multipart/{upload_id}"
+    add.add_put(multipart + "/{part}", api_route("storage_part", s.part, storage_token))
+    add.add_post(multipart + "/complete", api_route("storage_complete", s.complete, storage_token))
+    add.add_get("/files/up/{file_id}/{name}", s.serve_upload)
+
+
 def make_app(config: MockConfig) -> web.Application:
     """The emulator as an aiohttp application; ``app[EMULATOR]`` is its state."""
     app = web.Application()
@@ -145,6 +176,7 @@ def make_app(config: MockConfig) -> web.Application:
     add.add_post("/_mock/config", _set_config)
     add.add_post("/_mock/reset", _reset)
     add.add_get("/files/{request_id}/{name}", serve_file)
+    _storage_routes(add)
     requests = "/{owner_app:.+}/requests/{request_id}"
     add.add_get(requests + "/status/stream", api_route("stream", routes.stream))
     add.add_get(requests + "/status", api_route("status", routes.status))

@@ -55,6 +55,9 @@ class MockConfig:
     file downloads short; ``fault_file_503`` answers file downloads 503 (set it to 1 for a CDN
     outage). ``file_ttl`` (``None``: forever) is how long a video stays on the file route after
     completion; after it the file answers 404, gone for good.
+
+    Storage: a token lives ``storage_token_ttl``; a model refuses (422 at result) a data: URI
+    that decodes to more than ``data_uri_max_bytes``.
     """
 
     auth_scheme: str = "any"
@@ -72,6 +75,8 @@ class MockConfig:
     envelope_base_url: str | None = None
     policy_word: str | None = None
     status_route: bool = True
+    storage_token_ttl: float = 3600.0
+    data_uri_max_bytes: int = 8 * 1024 * 1024
     seed: int | None = None
     retry_after: float = 1.0
     slow_delay: float = 10.0
@@ -109,6 +114,10 @@ class MockConfig:
             problems.append("latency_jitter must be between 0 and 1")
         if self.video_bytes < 0:
             problems.append("video_bytes must not be negative")
+        if self.data_uri_max_bytes < 0:
+            problems.append("data_uri_max_bytes must not be negative")
+        if self.storage_token_ttl <= 0:
+            problems.append("storage_token_ttl must be above 0")
         for name in ("latency", "queue_delay", "retry_after", "slow_delay"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must not be negative")

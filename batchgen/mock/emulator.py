@@ -11,18 +11,21 @@ from batchgen.mock.config import MockConfig
 from batchgen.mock.faults import Faults
 from batchgen.mock.queue import JobQueue
 from batchgen.mock.stats import Stats
+from batchgen.mock.storage import Storage
 
 
 class Emulator:
-    """Live config, the job queue, the fault dice and the statistics of one mock server."""
+    """Live config, the job queue, the storage, the fault dice and the statistics of one mock
+    server."""
 
-    __slots__ = ("config", "faults", "queue", "stats")
+    __slots__ = ("config", "faults", "queue", "stats", "storage")
 
     def __init__(self, config: MockConfig) -> None:
         config.check()
         self.config = config
         self.faults = Faults(config)
         self.queue = JobQueue(config)
+        self.storage = Storage(config)
         self.stats = Stats()
 
     def __repr__(self) -> str:
@@ -33,8 +36,9 @@ class Emulator:
         return self.stats.snapshot({str(state): n for state, n in self.queue.counts.items()})
 
     def reset(self) -> None:
-        """Forget every job and counter and start the fault sequences again."""
+        """Forget every job, upload and counter and start the fault sequences again."""
         self.queue.clear()
+        self.storage = Storage(self.config)
         self.stats = Stats()
         self.faults.reseed()
 

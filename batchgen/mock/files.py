@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -50,6 +51,36 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, min(end, size)
 
 
+@dataclass(frozen=True, slots=True)
+class Ranged:
+    """The head of a file answer: the whole file (200) or the range asked (206)."""
+
+    response: web.StreamResponse
+    start: int
+    end: int
+
+    @property
+    def status(self) -> int:
+        return self.response.status
+
+
+def ranged(request: web.Request, size: int, content_type: str) -> Ranged | web.Response:
+    """The head of an answer serving ``size`` bytes, or of the range asked; a 416 answer
+    for a range past the end."""
+    try:
+        span = parse_range(request.headers.get("Range"), size)
+    except RangeNotSatisfiable:
+        return web.Response(status=416, headers={"Content-Range": f"bytes */{size}"})
+    start, end = span if span is not None else (0, size)
+    response = web.StreamResponse(status=200 if span is None else 206)
+    response.headers["Content-Type"] = content_type
+    response.content_length = end - start
+    response.headers["Accept-Ranges"] = "bytes"
+    if span is not None:
+        response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    return Ranged(response, start, end)
+
+
 async def _sha256(emu: Emulator, request_id: str, video: mp4.VideoFile) -> str:
     known = emu.stats.known_hash(request_id, video.size)
     if known is None:
@@ -84,22 +115,14 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
         emu.stats.record("file", 503)
         return answer({"detail": "Service Unavailable"}, 503)
     video = mp4.video_file(request_id, emu.config.video_bytes)
-    try:
-        span = parse_range(request.headers.get("Range"), video.size)
-    except RangeNotSatisfiable:
-        emu.stats.record("file", 416)
-        return web.Response(status=416, headers={"Content-Range": f"bytes */{video.size}"})
-    start, end = span if span is not None else (0, video.size)
+    head = ranged(request, video.size, "video/mp4")
+    emu.stats.record("file", head.status)
+    if not isinstance(head, Ranged):
+        return head
+    response, start, end = head.response, head.start, head.end
     # Hash while streaming: a large file's first byte should not wait for its digest.
     digest = asyncio.create_task(_sha256(emu, request_id, video))
     truncate = emu.faults.truncate()
-    response = web.StreamResponse(status=200 if span is None else 206)
-    response.content_type = "video/mp4"
-    response.content_length = end - start
-    response.headers["Accept-Ranges"] = "bytes"
-    if span is not None:
-        response.headers["Content-Range"] = f"bytes {start}-{end - 1}/{video.size}"
-    emu.stats.record("file", response.status)
     sent = 0
     if request.method == "HEAD":
         await digest

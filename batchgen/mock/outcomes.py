@@ -76,8 +76,11 @@ def infrastructure(error_type: str, *, timeout_type: str | None = None) -> Failu
     )
 
 
-def validation(problems: list[tuple[str, str]]) -> Failure:
-    """The 422 of input that fails the endpoint spec, in FastAPI's ``detail`` list shape."""
+def validation(
+    problems: list[tuple[str, str]], files: list[tuple[str, str, str]] | None = None
+) -> Failure:
+    """The 422 of input that fails the endpoint spec, or whose files (``(field, message,
+    type)``) the model could not fetch, in FastAPI's ``detail`` list shape."""
     detail = [
         {
             "loc": ["body", name],
@@ -86,6 +89,7 @@ def validation(problems: list[tuple[str, str]]) -> Failure:
         }
         for name, message in problems
     ]
+    detail += [{"loc": ["body", name], "msg": msg, "type": kind} for name, msg, kind in files or []]
     return Failure(http_status=422, detail=detail, retryable=False)
 
 

@@ -100,7 +100,10 @@ def status_body(job: Job, emu: Emulator, base: str, with_logs: bool) -> dict[str
 
 
 def _plan(
-    emu: Emulator, values: dict[str, Any], problems: list[tuple[str, str]]
+    emu: Emulator,
+    values: dict[str, Any],
+    problems: list[tuple[str, str]],
+    files: list[tuple[str, str, str]],
 ) -> tuple[float, outcomes.Failure | None]:
     """Draw a job's real running time and its fate; every submit draws the same numbers."""
     running = emu.faults.running_time()
@@ -108,8 +111,8 @@ def _plan(
     planned = None
     word = emu.config.policy_word
     prompt = values.get("prompt")
-    if problems:
-        planned = outcomes.validation(problems)
+    if problems or files:
+        planned = outcomes.validation(problems, files)
     elif word and isinstance(prompt, str) and word.lower() in prompt.lower():
         planned = outcomes.content_policy()
     elif job_fault is not None:
@@ -139,7 +142,9 @@ async def submit(request: web.Request, emu: Emulator, key: str) -> web.Response:
         return answer({"detail": "X-Fal-Request-Timeout must be a number of seconds"}, 400)
     emu.stats.submits_by_payload[payload_digest(values)] += 1
     payload, problems = spec.check(values)
-    running, planned = _plan(emu, values, problems)
+    # A model fetches its file inputs when it runs: one it cannot fails the job at result.
+    files = emu.storage.refused(spec, values, emu.queue)
+    running, planned = _plan(emu, values, problems, files)
     units = 1
     rule = spec.price.per_second
     if rule is not None and not problems:

@@ -22,8 +22,11 @@ class Stats:
     """Counters of one emulator.
 
     ``requests[route][code]``: answers by route (``submit``, ``status``, ``stream``,
-    ``result``, ``cancel``, ``file``) and status code, or ``"reset"`` / ``"dropped"`` for
-    connections closed without an answer. ``faults[kind]``: faults injected.
+    ``result``, ``cancel``, ``file``, ``storage_*``, ``upload_file``) and status code, or
+    ``"reset"`` / ``"dropped"`` for connections closed without an answer. ``faults[kind]``:
+    faults injected. ``uploads[sha256]``: finished uploads of that content (``count``,
+    ``size``, and ``via`` simple, multipart or initiate); ``upload_bytes``: every byte the
+    upload routes received, finished or not.
     """
 
     __slots__ = (
@@ -34,6 +37,8 @@ class Stats:
         "requests",
         "status_requests",
         "submits_by_payload",
+        "upload_bytes",
+        "uploads",
     )
 
     def __init__(self) -> None:
@@ -44,6 +49,8 @@ class Stats:
         self.file_auth: list[str] = []
         self.files: dict[str, dict[str, Any]] = {}
         self._file_hashes: dict[str, str] = {}
+        self.uploads: dict[str, dict[str, Any]] = {}
+        self.upload_bytes = 0
 
     def record(self, route: str, code: int | str) -> None:
         self.requests[route][str(code)] += 1
@@ -64,6 +71,12 @@ class Stats:
         if not full:
             entry["truncated"] += 1
 
+    def record_upload(self, sha256: str, size: int, via: str) -> None:
+        """A finished upload of ``size`` bytes with that digest, by ``via``."""
+        entry = self.uploads.setdefault(sha256, {"count": 0, "size": size, "via": {}})
+        entry["count"] += 1
+        entry["via"][via] = entry["via"].get(via, 0) + 1
+
     def known_hash(self, request_id: str, size: int) -> str | None:
         return self._file_hashes.get(f"{request_id}:{size}")
 
@@ -83,5 +96,9 @@ class Stats:
                 "values": list(self.file_auth),
             },
             "files": {rid: dict(entry) for rid, entry in self.files.items()},
+            "uploads": {
+                sha: {**entry, "via": dict(entry["via"])} for sha, entry in self.uploads.items()
+            },
+            "upload_bytes": self.upload_bytes,
             "jobs": dict(jobs),
         }

@@ -19,6 +19,8 @@ UNCERTAIN = ("retry", "fail")
 AUTH_SCHEMES = ("key", "bearer")
 # How jobs are followed (see batchgen.api.client): status looks, result polling, or found out.
 FOLLOW_MODES = ("status", "result", "auto")
+# How local input files reach the provider: fal storage (a URL), or inline data: URIs.
+UPLOAD_MODES = ("fal", "data")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,8 @@ class RunSettings:
     on_uncertain_submit: str = "retry"
     download_concurrency: int = 4
     max_file_bytes: int | None = None
+    upload: str | None = None  # None: the provider preset's storage
+    storage_base_url: str | None = None  # None: the preset's (fal: https://rest.fal.ai)
 
     def merged(
         self,
@@ -96,6 +100,7 @@ def _check(name: str, value: Any) -> Any:
         "on_uncertain_submit": UNCERTAIN,
         "auth_scheme": AUTH_SCHEMES,
         "follow": FOLLOW_MODES,
+        "upload": UPLOAD_MODES,
     }
     if name in choices:
         text = str(value).strip().lower()

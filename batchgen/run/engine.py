@@ -42,7 +42,7 @@ from batchgen.errors import (
     Unreachable,
 )
 from batchgen.ledger.money import committed
-from batchgen.ledger.states import JobStatus
+from batchgen.ledger.states import JobRow, JobStatus
 from batchgen.ledger.store import Ledger
 from batchgen.plan.settings import RunSettings
 from batchgen.run.download import Downloader, part_path, video_of
@@ -52,6 +52,8 @@ from batchgen.run.jobs import Job
 from batchgen.run.polling import PollPolicy
 from batchgen.run.progress import Reporter
 from batchgen.run.timing import Timing
+from batchgen.run.uploads import Uploads
+from batchgen.run.uploads import failure as upload_failure
 
 S = JobStatus
 log = logging.getLogger("batchgen.run")
@@ -73,6 +75,7 @@ class Engine(Follower):
         out_dir: Path,
         origin: str = "",
         key_id: str | None = None,
+        uploads: Uploads | None = None,
     ) -> None:
         super().__init__(
             ledger=ledger,
@@ -85,6 +88,7 @@ class Engine(Follower):
         )
         self._downloader = downloader
         self._origin, self._key_id = origin, key_id
+        self._uploads = uploads
         self._pool = DownloadPool(
             ledger=ledger,
             downloader=downloader,
@@ -259,17 +263,18 @@ class Engine(Follower):
             job.holding = True
         # A job submitted again after a transient failure is committed already.
         cost = 0.0 if committed(row) else (row.cost_usd or 0.0)
-        total = self.committed + self._reserved + cost
-        if settings.max_cost is not None and total > settings.max_cost + 1e-9:
-            self._ledger.update(
-                row.key,
-                error=(
-                    f"not submitted: it would take the committed spend to ${total:,.2f}, "
-                    f"above --max-cost ${settings.max_cost:,.2f}"
-                ),
-            )
-            self.held_by_cost += 1
+        if self._over_cost(row, cost):
             return False
+        payload, files_sent = row.payload, dict[str, str]()
+        if row.files and self._uploads is not None:  # local files: uploaded (or inline) first
+            try:
+                payload, files_sent = await self._uploads.payload(row)
+            except (RetryableError, PermanentError) as exc:
+                message, error_type, flags = upload_failure(row, exc)
+                self._fail(job, message, error_type, **flags)
+                return False
+            if self._draining or self._over_cost(row, cost):  # others spent meanwhile
+                return False
         duplicate = row.possibly_duplicate or row.status is S.SUBMIT_UNCERTAIN
         sent = False
         held = cost  # held for this job while it waits for the rate limiter
@@ -290,6 +295,7 @@ class Engine(Follower):
                     request_id=None,
                     error=None,
                     error_type=None,
+                    sent=files_sent,
                 )
                 sent = True
 
@@ -302,7 +308,7 @@ class Engine(Follower):
 
         try:
             answer = await self._client.submit(
-                row.payload,
+                payload,
                 before_send=before_send,
                 not_sent=not_sent,
                 stop=lambda: self._draining,
@@ -347,6 +353,23 @@ class Engine(Follower):
         job.learn = True
         if target is S.COMPLETED:
             await self._finished(job, answer.status)
+        return True
+
+    def _over_cost(self, row: JobRow, cost: float) -> bool:
+        """True (and the job held, saying why) when ``cost`` would take the committed spend
+        above ``--max-cost``."""
+        limit = self._settings.max_cost
+        total = self.committed + self._reserved + cost
+        if limit is None or total <= limit + 1e-9:
+            return False
+        self._ledger.update(
+            row.key,
+            error=(
+                f"not submitted: it would take the committed spend to ${total:,.2f}, "
+                f"above --max-cost ${limit:,.2f}"
+            ),
+        )
+        self.held_by_cost += 1
         return True
 
     async def _collect(self, job: Job) -> None:

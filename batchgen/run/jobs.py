@@ -27,6 +27,7 @@ from batchgen.run.limits import Slots
 from batchgen.run.polling import PollPolicy
 from batchgen.run.progress import Reporter
 from batchgen.run.timing import Timing
+from batchgen.run.uploads import FILE_REFUSED, Uploads
 
 S = JobStatus
 log = logging.getLogger("batchgen.run")
@@ -61,6 +62,7 @@ class JobBook:
         self._settings, self._timing, self._policy = settings, timing, policy
         self._reporter, self._out = reporter, out_dir
         self._slots = Slots(settings.concurrency)
+        self._uploads: Uploads | None = None  # the run's local input files, if it has any
         # The folder's money (batchgen.ledger.money), kept up to date move by move.
         self.committed = self.spent = 0.0
 
@@ -83,6 +85,8 @@ class JobBook:
                 self._move(job, S.PENDING, error=str(exc), error_type=exc.error_type)
                 return
             return self._fail(job, f"{exc} (after {job.row.attempts} attempts)", exc.error_type)
+        if self._uploads is not None and self._uploads.refused(job.row, exc):
+            return self._fail(job, str(exc), FILE_REFUSED)  # --retry-failed uploads it again
         self._fail(job, str(exc), exc.error_type)
 
     def _move(self, job: Job, status: JobStatus, **fields: Any) -> None:

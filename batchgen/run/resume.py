@@ -21,15 +21,18 @@ from batchgen.ledger.states import IN_FLIGHT, JobRow, JobStatus
 from batchgen.ledger.store import LEDGER_NAME, Ledger
 from batchgen.run.download import DISK, DOWNLOAD, VIDEO_GONE, VIDEO_REFUSED, looks_whole
 from batchgen.run.progress import Reporter
+from batchgen.run.uploads import FILE_REFUSED
 
 S = JobStatus
-# Failures that a new try can mend: transient, timed out, forgotten by the provider, or a
-# download that went wrong. Any other failure (error_type None or the provider's own word:
+# Failures that a new try can mend: transient, timed out, forgotten by the provider, an
+# input file not sent or refused (uploaded again), or a download that went wrong. Any other
+# failure (error_type None or the provider's own word:
 # validation, content policy) is a refusal: sent again only with --retry-failed all.
 RETRYABLE = UNBILLED_ERRORS | {
     "timeout",
     "unknown_request",
     "submit_uncertain",
+    FILE_REFUSED,
     DOWNLOAD,
     DISK,
     VIDEO_GONE,

@@ -47,6 +47,7 @@ from batchgen.run.polling import PollPolicy
 from batchgen.run.progress import Reporter
 from batchgen.run.resume import check_origin, recheck_done, reopen, to_drive, videos_in
 from batchgen.run.timing import Timing
+from batchgen.run.uploads import Uploads, check_files
 from batchgen.version import __version__
 
 S = JobStatus
@@ -98,6 +99,7 @@ class Runner:
                 "--max-cost needs a known price per job, and this endpoint's "
                 "price is unknown (give an --endpoint-spec with a price)"
             )
+        check_files(plan.jobs, connection.storage)  # files a data: URI cannot carry
         self.plan, self.connection = plan, connection
         self.timing = timing or Timing()
         self.reporter = reporter or Reporter()
@@ -279,6 +281,7 @@ class Runner:
                 out_dir=out,
                 origin=self.connection.origin,
                 key_id=self.connection.key_id,
+                uploads=Uploads.open(ledger, self.connection.storage, api, timing),
             )
             if self._drained:
                 engine.drain()

@@ -30,6 +30,9 @@ class Timing:
     manifest_every: float = 5.0  # real seconds, not scaled
     progress_every: float = 1.0  # real seconds between redraws of the progress clock
     unreachable_after: float = 25.0  # real seconds: an API never reached stops the run
+    # Real seconds an uploaded input file is reused before it is uploaded again: under the 7
+    # days fal storage keeps a file at least.
+    upload_retention: float = 6 * 86400.0
     backoff: Backoff = field(default_factory=Backoff)
     download_backoff: Backoff = field(default_factory=lambda: Backoff(attempts=5))
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from batchgen.api.providers import MOCK_KEY, Connection, connect, load_presets, redact
+from batchgen.api.providers import (
+    MOCK_KEY,
+    Connection,
+    Storage,
+    connect,
+    load_presets,
+    redact,
+)
 from batchgen.errors import UsageError
 from batchgen.plan.settings import RunSettings
 
@@ -164,3 +171,38 @@ def test_unknown_provider_gets_a_did_you_mean() -> None:
     """A misspelt provider is refused with the preset it most likely meant."""
     with pytest.raises(UsageError, match="did you mean 'quickrouter'"):
         connect(RunSettings(provider="quikrouter"), environ={"QUICKROUTER_API_KEY": "k"})
+
+
+def test_each_preset_names_its_storage() -> None:
+    """fal uploads to fal storage with the same key, the emulator to itself, quickrouter
+    inlines data URIs; the storage's key is never shown or written."""
+    fal = connect(RunSettings(), environ={"FAL_KEY": "id:secret"})
+    assert fal.storage == Storage("fal", "https://rest.fal.ai", "FAL_KEY", "id:secret")
+    mock = connect(RunSettings(provider="mock"), base_url="http://127.0.0.1:9999")
+    assert mock.storage == Storage("fal", "http://127.0.0.1:9999", "BATCHGEN_MOCK_KEY", MOCK_KEY)
+    router = connect(RunSettings(provider="quickrouter"), environ={"QUICKROUTER_API_KEY": "t"})
+    assert router.storage == Storage("data")
+    assert "id:secret" not in repr(fal) + str(fal.public())
+    assert fal.public()["storage"] == {
+        "mode": "fal",
+        "base_url": "https://rest.fal.ai",
+        "api_key_env": "FAL_KEY",
+    }
+
+
+def test_upload_flags_override_the_presets_storage() -> None:
+    """--upload fal takes FAL_KEY whatever the provider (refused without it); --upload data
+    inlines; --storage-base-url names the host."""
+    environ = {"QUICKROUTER_API_KEY": "t", "FAL_KEY": "fk"}
+    settings = RunSettings(provider="quickrouter", upload="fal")
+    assert connect(settings, environ=environ).storage == Storage(
+        "fal", "https://rest.fal.ai", "FAL_KEY", "fk"
+    )
+    moved = RunSettings(provider="fal", storage_base_url="https://storage.example/")
+    assert connect(moved, environ=environ).storage.base_url == "https://storage.example"
+    inline = RunSettings(provider="fal", upload="data")
+    assert connect(inline, environ=environ).storage == Storage("data")
+    with pytest.raises(UsageError, match=r"--upload fal needs a fal key: set .* FAL_KEY"):
+        connect(settings, environ={"QUICKROUTER_API_KEY": "t"})
+    with pytest.raises(UsageError, match="user name or password"):
+        connect(RunSettings(storage_base_url="https://u:p@x.example"), environ=environ)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from batchgen.errors import DiskError, JobChanged, LedgerError
+from batchgen.ledger.migrations import MIGRATIONS
 from batchgen.ledger.states import TRANSITIONS, JobStatus
 from batchgen.ledger.store import Ledger
 from batchgen.plan.build import Plan, build_plan
@@ -163,3 +165,29 @@ def test_readonly_on_a_folder_without_ledger(tmp_path: Path) -> None:
     """Opening a folder that holds no ledger says so plainly."""
     with pytest.raises(LedgerError, match="is this a batchgen output folder"):
         Ledger.in_folder(tmp_path, readonly=True)
+
+
+def test_a_folder_an_older_batchgen_wrote_is_read_and_brought_up_to_date(
+    tmp_path: Path,
+) -> None:
+    """A v2 ledger reads (read-only) with no files, and a writer migrates it to hold them."""
+    path = tmp_path / "batchgen.db"
+    db = sqlite3.connect(path)
+    for number, migration in enumerate(MIGRATIONS[:2], start=1):
+        migration(db)
+        db.execute(f"PRAGMA user_version={number}")
+    db.execute(
+        "INSERT INTO jobs (key, position, row, repeat, endpoint, payload, extra, filename, "
+        "status, updated_at) VALUES ('k', 0, 1, 0, 'e', '{}', '{}', 'k.mp4', 'pending', 0)"
+    )
+    db.commit()
+    db.close()
+    with Ledger(path, readonly=True) as old:
+        (row,) = old.jobs()
+        assert (row.files, row.sent, old.file_params()) == ({}, {}, [])
+    with Ledger(path) as ledger:
+        ledger.update("k", sent={"image_url": "https://cdn.example/a.png"})
+        assert ledger.get("k").sent == {"image_url": "https://cdn.example/a.png"}
+        assert ledger.record_upload("ab", "https://rest.example", "https://cdn/a", 3).size == 3
+        assert ledger.stale_upload("https://cdn/a") == 1
+        assert ledger.upload("ab", "https://rest.example") is None
