@@ -19,8 +19,9 @@ Redirects are never followed, and the request log holds paths only: neither is e
 
 Every call is retried like the queue client's: 408, 409, 429 (``Retry-After`` honoured), 5xx
 and transport errors, with backoff. A 401/403 (or 404) on the token call is a FatalError: the
-key may not use this storage, and no upload of the run would succeed. A 401/403 on an upload
-gets one fresh token. A file that reads short while it is sent fails at once.
+key may not use this storage, and no upload of the run would succeed; a storage never reached
+for ``Reach.give_up_after`` seconds is Unreachable (a wrong ``--storage-base-url``). A 401/403
+on an upload gets one fresh token. A file that reads short while it is sent fails at once.
 
 ``data_uri`` is the way for a provider without storage: the bytes inline, up to
 ``DATA_URI_MAX_BYTES``.
@@ -44,7 +45,15 @@ import aiohttp
 from batchgen.api.answers import MAX_BODY, Answer, describe, excerpt, log_request, read_answer
 from batchgen.api.backoff import Backoff
 from batchgen.api.classify import classify
-from batchgen.errors import ApiError, FatalError, PermanentError, ProtocolError, RetryableError
+from batchgen.api.reach import Reach
+from batchgen.errors import (
+    ApiError,
+    FatalError,
+    PermanentError,
+    ProtocolError,
+    RetryableError,
+    Unreachable,
+)
 
 MIB = 1024 * 1024
 MULTIPART_THRESHOLD = 100 * MIB
@@ -59,6 +68,8 @@ STORAGE_TYPE = "fal-cdn-v3"
 # An upload may take the request timeout plus its bytes at this rate (a slow uplink).
 MIN_UPLOAD_RATE = 100_000
 _CHUNK = 256 * 1024
+# Transport failures that happen before a byte of the request left.
+_NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +129,7 @@ class StorageClient:
         "_max_body",
         "_part_concurrency",
         "_part_size",
+        "_reach",
         "_session",
         "_sleep",
         "_threshold",
@@ -141,8 +153,10 @@ class StorageClient:
         multipart_threshold: int = MULTIPART_THRESHOLD,
         part_concurrency: int = PART_CONCURRENCY,
         max_body: int = MAX_BODY,
+        reach: Reach | None = None,
     ) -> None:
         self._session = session
+        self._reach = reach or Reach()
         self._base = base_url.rstrip("/")
         self._key = api_key
         self._backoff = backoff or Backoff()
@@ -265,12 +279,17 @@ class StorageClient:
                     timeout=timeout,
                 ) as resp:
                     answer = await read_answer(resp, self._max_body)
+            except _NOT_SENT as exc:
+                log_request(method, url, "not-connected", None, started)
+                self._never_reached(url, describe(exc))
+                error = RetryableError(f"storage {route}: cannot connect: {describe(exc)}")
             except (aiohttp.ClientError, TimeoutError) as exc:
                 log_request(method, url, "lost", None, started)
                 if body is not None and body.problem is not None:
                     raise PermanentError(body.problem) from None
                 error = RetryableError(f"storage {route}: {describe(exc)}")
             else:
+                self._reach.answer()
                 log_request(method, url, answer.status, None, started)
                 if answer.status in (401, 403) and route != "token" and not renewed:
                     renewed = True  # the token may have expired early: one fresh one
@@ -285,7 +304,20 @@ class StorageClient:
             retry += 1
             if retry >= self._backoff.attempts:
                 raise error
-            await self._sleep(self._backoff.delay(retry, error.retry_after))
+            left = self._reach.time_left()  # never past the moment to give up
+            delay = self._backoff.delay(retry, error.retry_after)
+            await self._sleep(delay if left is None else min(delay, left))
+
+    def _never_reached(self, url: str, reason: str) -> None:
+        """Unreachable when the storage has never answered for too long."""
+        try:
+            self._reach.cannot_connect(_origin(url), reason)
+        except Unreachable:
+            raise Unreachable(
+                f"cannot reach the storage at {_origin(url)}: {reason} (no answer for "
+                f"{self._reach.give_up_after:g} s); nothing was uploaded. Check "
+                "--storage-base-url and the network (or --upload data), then run again"
+            ) from None
 
     def _token_for(self, url: str) -> StorageToken:
         """The token, for a URL on its ``base_url``'s origin only."""

@@ -14,7 +14,8 @@ reference replaced, and what to record as sent:
 A file is checked against the sha256 it was planned with before it is sent: one changed or
 gone since fails its job. An upload that fails after its retries fails only its job, which
 was not submitted and cost nothing (``failure``: error_type ``upload``; ``--retry-failed``
-tries again); a storage that refuses the key raises FatalError and the run stops.
+tries again); a storage that refuses the key raises FatalError, one never reached
+Unreachable, and the run stops.
 
 ``refused`` reads a job's failure: a 422 naming a file parameter, or the URL sent for it,
 marks that upload stale and the job ``file_refused``, which ``--retry-failed`` retries with a
@@ -35,6 +36,7 @@ from typing import Any
 import aiohttp
 
 from batchgen.api.providers import Storage
+from batchgen.api.reach import Reach
 from batchgen.api.storage import (
     DATA_URI_MAX_BYTES,
     MIB,
@@ -100,6 +102,7 @@ class Uploads:
                 sleep=timing.sleep,
                 timeout=timing.request_timeout,
                 clock=timing.wall,
+                reach=Reach(give_up_after=timing.unreachable_after),
             )
         return cls(ledger, storage, client, timing=timing)
 

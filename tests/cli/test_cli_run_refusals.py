@@ -72,3 +72,18 @@ def test_base_url_with_credentials_exits_2_and_is_written_nowhere(tmp_path: Path
         )
         assert "hunter2" not in result.output
         assert files_holding(tmp_path, b"hunter2") == [spec.name]
+
+
+def test_upload_fal_without_fal_key_exits_2(tmp_path: Path) -> None:
+    """--upload fal with no FAL_KEY: exit 2 naming the variable, nothing sent."""
+    source, out = prompts(tmp_path, 1), tmp_path / "out"
+    args = ["run", str(source), "--provider", "quickrouter", "--base-url", "http://127.0.0.1:9"]
+    result = CliRunner().invoke(
+        cli,
+        [*args, "--upload", "fal", "--out", str(out), *FAST],
+        env={"QUICKROUTER_API_KEY": "t", "FAL_KEY": ""},
+    )
+    assert result.exit_code == 2, result.output
+    assert "error: --upload fal needs a fal key: set the environment variable FAL_KEY" in (
+        result.output
+    )

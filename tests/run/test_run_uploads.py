@@ -3,6 +3,7 @@ multipart for large files, data URIs without storage, and every way an upload ca
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import hashlib
@@ -13,6 +14,7 @@ import pytest
 from aiohttp import web
 from runs import FAST, KEY, SETTINGS, connection, manifest, mock_config, rows, run
 from scripted import scripted
+from test_run_reach import closed_port
 
 from batchgen.api.providers import Storage, connect
 from batchgen.errors import InputError
@@ -290,3 +292,22 @@ async def test_neither_the_key_nor_a_token_is_written_to_the_folder(tmp_path: Pa
         assert held == []
     assert "FAL_KEY" in (out / "run.json").read_text()  # the variable's name, not its value
     assert hashlib.sha256(secret.encode()).hexdigest()[:8] not in (out / "run.json").read_text()
+
+
+async def test_a_storage_never_reached_stops_the_run_fast(tmp_path: Path) -> None:
+    """A storage host that never answers (a wrong --storage-base-url) stops the run within
+    the limit, naming it; every job is left pending, nothing submitted."""
+    out = tmp_path / "out"
+    plan = image_plan(tmp_path, out, [image(tmp_path, f"{i}.png") for i in range(5)])
+    nowhere = f"http://127.0.0.1:{closed_port()}"
+    timing = dataclasses.replace(FAST, unreachable_after=0.2)
+    async with emulator(plan) as server:
+        lost = dataclasses.replace(
+            connection(server), storage=Storage("fal", nowhere, "FAL_KEY", KEY)
+        )
+        result = await asyncio.wait_for(Runner(plan, lost, timing=timing).run(), 10)
+        stats = server.stats()
+    assert result.outcome == "failed"
+    assert result.message.startswith(f"cannot reach the storage at {nowhere}: ")
+    assert {job.status for job in rows(out)} == {S.PENDING}
+    assert "submit" not in stats["requests"]
