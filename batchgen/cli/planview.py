@@ -76,7 +76,7 @@ def folder_line(counts: dict[str, int] | None) -> str | None:
 
 
 def echo_summary(plan: Plan, counts: dict[str, int] | None) -> None:
-    click.echo(f"endpoint: {plan.endpoint.id}")
+    click.echo(f"endpoint: {plan.endpoint_label}")
     click.echo(f"input:    {plan.input_path} ({counted(plan.records, 'record')})")
     click.echo(f"jobs:     {len(plan.jobs):,}")
     for group in plan.breakdown():

@@ -5,11 +5,11 @@ fsync, ``os.replace``), so a reader never sees half a manifest. Lines follow inp
 process killed mid-write leaves its temp file (``.manifest.csv.1a2b3c4d.tmp``) behind;
 ``remove_stale_temps`` clears them when the next run starts.
 
-Columns, in order: ``row``, ``key``, the input's own columns, the parameters sent, then ``status
-error error_type request_id attempts possibly_duplicate in_input video_path video_url bytes sha256
-price_usd cost_usd submitted_at completed_at latency_s``. ``in_input`` is false for a job whose row
-left the input (edited or deleted) after it was submitted: it is still listed, with its video. An
-input column whose name is one of ours is written as ``input.<name>`` (a parameter as
+Columns, in order: ``row``, ``key``, ``endpoint``, the input's own columns, the parameters sent,
+then ``status error error_type request_id attempts possibly_duplicate in_input video_path video_url
+bytes sha256 price_usd cost_usd submitted_at completed_at latency_s``. ``in_input`` is false for a
+job whose row left the input (edited or deleted) after it was submitted: it is still listed, with
+its video. An input column whose name is one of ours is written as ``input.<name>`` (a parameter as
 ``param.<name>``): our columns keep their meaning whatever the spreadsheet holds. ``video_path``
 (relative to ``DIR``) is set for ``done`` jobs only; times are ISO 8601 UTC; ``price_usd`` is the
 job's list price and ``cost_usd`` what it spent (its price once the provider ran it, else 0:
@@ -48,7 +48,7 @@ from batchgen.ledger.money import share
 from batchgen.ledger.states import JobRow, JobStatus
 from batchgen.ledger.store import Ledger
 
-LEAD = ("row", "key")
+LEAD = ("row", "key", "endpoint")
 TAIL = (
     "status",
     "error",
@@ -201,7 +201,7 @@ def _free(name: str, prefix: str, taken: set[str]) -> str:
 def _record(
     job: JobRow, inputs: dict[str, str], params: dict[str, str], root: Path
 ) -> dict[str, Any]:
-    record: dict[str, Any] = {"row": job.row, "key": job.key}
+    record: dict[str, Any] = {"row": job.row, "key": job.key, "endpoint": job.endpoint}
     for column, name in inputs.items():
         record[column] = job.extra.get(name)
     for column, name in params.items():

@@ -206,9 +206,11 @@ class Ledger:
     # -- plan ----------------------------------------------------------------------------
 
     def sync(
-        self, jobs: Iterable[Any], endpoint: str, *, occupied: Iterable[str] = ()
+        self, jobs: Iterable[Any], endpoint: str = "", *, occupied: Iterable[str] = ()
     ) -> SyncReport:
         """Add the plan's jobs (``plan.Job``) not yet known; keep the known ones as they are.
+
+        Each job runs on its own ``endpoint`` (``endpoint`` here is for jobs without one).
 
         Keys in the ledger but not in ``jobs`` are left untouched, flagged ``in_input=0``.
         The input order becomes the ledger's order (``position``). A file name is reserved
@@ -245,7 +247,7 @@ class Ledger:
                         job.row,
                         job.line,
                         job.repeat,
-                        endpoint,
+                        getattr(job, "endpoint", "") or endpoint,
                         _json(job.payload),
                         _json(job.extra),
                         filename,
@@ -264,12 +266,13 @@ class Ledger:
         self,
         states: Iterable[dict[str, Any]],
         endpoint: str,
-        orphans: dict[str, tuple[int, dict[str, Any]]],
+        orphans: dict[str, tuple[int, dict[str, Any], str | None]],
     ) -> int:
         """Put back the state of jobs a lost ledger held (see ``batchgen.ledger.rebuild``).
 
         ``states`` are ``restored()`` field sets; a key the plan did not add is inserted from
-        ``orphans`` (its row and payload), as no longer in the input. This writes states as
+        ``orphans`` (its row, payload and endpoint, else ``endpoint``), as no longer in the
+        input. This writes states as
         they were, not as moves: it is the one place ``TRANSITIONS`` does not apply. Returns
         how many jobs were restored.
         """
@@ -283,7 +286,7 @@ class Ledger:
                 if key not in known:
                     if key not in orphans:
                         continue
-                    row, payload = orphans[key]
+                    row, payload, its_endpoint = orphans[key]
                     position += 1
                     db.execute(
                         "INSERT INTO jobs (key, position, row, repeat, endpoint, payload, extra, "
@@ -293,7 +296,7 @@ class Ledger:
                             key,
                             position,
                             row,
-                            endpoint,
+                            its_endpoint or endpoint,
                             _json(payload),
                             f"restored-{key}.mp4",
                             JobStatus.PENDING.value,

@@ -138,6 +138,7 @@ async def submit(request: web.Request, emu: Emulator, key: str) -> web.Response:
     except ValueError:
         return answer({"detail": "X-Fal-Request-Timeout must be a number of seconds"}, 400)
     emu.stats.submits_by_payload[payload_digest(values)] += 1
+    emu.stats.submits_by_endpoint[spec.id] += 1
     payload, problems = spec.check(values)
     running, planned = _plan(emu, values, problems)
     units = 1

@@ -19,13 +19,14 @@ from typing import Any
 
 from batchgen.errors import InputError, Problem
 from batchgen.plan.columns import sort_columns
-from batchgen.plan.defaults import MAX_JOBS, checked_defaults, checked_matrix
-from batchgen.plan.endpoint import DEFAULT_ENDPOINT, EndpointSpec, resolve
+from batchgen.plan.defaults import MAX_JOBS
+from batchgen.plan.endpoint import DEFAULT_ENDPOINT, EndpointSpec, load_spec_file, resolve
 from batchgen.plan.files import not_a_file
 from batchgen.plan.inputfiles import InputFile
 from batchgen.plan.inputs import Record, Table, read_table
 from batchgen.plan.jobspec import JobSpec, load_jobspec, looks_like_spec
-from batchgen.plan.naming import DEFAULT_TEMPLATE, Namer, check_template, slug
+from batchgen.plan.mix import check_values, mix_of
+from batchgen.plan.naming import DEFAULT_TEMPLATE, Namer, check_template, model_slug, slug
 from batchgen.plan.outdir import output_problem
 from batchgen.plan.settings import RunSettings
 from batchgen.plan.text import counted
@@ -66,33 +67,74 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     # True when no --out and no spec ``output`` named the folder: it is out/<input name>.
     default_output: bool = False
+    # Every endpoint a job runs on, by id, in first-use order (``endpoint`` is the first).
+    endpoints: dict[str, EndpointSpec] = field(default_factory=dict)
+    # The endpoint a user's spec file (--endpoint-spec) describes, if one was given.
+    described: EndpointSpec | None = None
 
     @property
     def estimated_cost(self) -> float | None:
         """Total estimated spend in USD, or None when any job's price is unknown."""
         return _total(self.jobs)
 
+    @property
+    def params(self) -> list[str]:
+        """Every parameter a job of the plan may send, in spec order (payload order for
+        endpoints without a spec)."""
+        names: dict[str, None] = {}
+        for ep in self.endpoints.values() or [self.endpoint]:
+            if not ep.passthrough:
+                names.update(dict.fromkeys(ep.params))
+        if any(ep.passthrough for ep in self.endpoints.values() or [self.endpoint]):
+            for job in self.jobs:
+                names.update(dict.fromkeys(job.payload))
+        return list(names)
+
+    @property
+    def endpoint_label(self) -> str:
+        """The endpoint's id, or ``3 endpoints (a, b, c)`` for a comparison."""
+        if len(self.endpoints) <= 1:
+            return self.endpoint.id
+        return f"{len(self.endpoints)} endpoints ({', '.join(self.endpoints)})"
+
+    @property
+    def typical_latency_s(self) -> float | None:
+        """The shortest typical latency of the plan's endpoints (a first look aims at it)."""
+        known = [
+            ep.typical_latency_s
+            for ep in self.endpoints.values() or [self.endpoint]
+            if ep.typical_latency_s is not None
+        ]
+        return min(known) if known else None
+
     def breakdown(self) -> list[dict[str, Any]]:
-        """Job counts and costs grouped by the parameters that drive the price."""
-        drivers = self.endpoint.price.drivers if not self.endpoint.passthrough else ()
-        groups: dict[tuple[Any, ...], list[Job]] = {}
+        """Job counts and costs grouped by endpoint (when several) and by the parameters that
+        drive each endpoint's price."""
+        several = len(self.endpoints) > 1
+        groups: dict[tuple[str, tuple[tuple[str, Any], ...]], list[Job]] = {}
         for job in self.jobs:
-            groups.setdefault(tuple(job.payload.get(d) for d in drivers), []).append(job)
+            ep = self.endpoints.get(job.endpoint, self.endpoint)
+            drivers = ep.price.drivers if not ep.passthrough else ()
+            values = tuple((d, job.payload.get(d)) for d in drivers)
+            groups.setdefault((job.endpoint, values), []).append(job)
+        order = list(self.endpoints)
         out = []
-        for values, jobs in sorted(groups.items(), key=lambda kv: _sort_key(kv[0])):
-            out.append(
-                {
-                    **dict(zip(drivers, values, strict=True)),
-                    "jobs": len(jobs),
-                    "cost_usd": _total(jobs),
-                }
-            )
+        for (endpoint, values), jobs in sorted(
+            groups.items(),
+            key=lambda kv: (
+                order.index(kv[0][0]) if kv[0][0] in order else len(order),
+                _sort_key(tuple(v for _, v in kv[0][1])),
+            ),
+        ):
+            head = {"endpoint": endpoint} if several else {}
+            out.append({**head, **dict(values), "jobs": len(jobs), "cost_usd": _total(jobs)})
         return out
 
     def summary(self) -> dict[str, Any]:
         """What ``batchgen plan --json`` prints."""
         return {
             "endpoint": self.endpoint.id,
+            "endpoints": list(self.endpoints) or [self.endpoint.id],
             "input": self.input_path,
             "records": self.records,
             "jobs": len(self.jobs),
@@ -230,7 +272,15 @@ def _plan(
     run: dict[str, Any] | None,
 ) -> Plan:
     """The plan's frame, before its jobs: endpoint, settings, template, folder."""
-    ep = resolve(endpoint or spec.endpoint or DEFAULT_ENDPOINT, endpoint_spec or spec.endpoint_spec)
+    # A spec file describes its own endpoint: the plan's, unless another is named; either way
+    # rows may name it in an endpoint column or the matrix.
+    spec_path = endpoint_spec or spec.endpoint_spec
+    described = load_spec_file(spec_path) if spec_path is not None else None
+    wanted = (endpoint or spec.endpoint or "").strip("/")
+    if described is not None and wanted in ("", described.id):
+        ep = described
+    else:
+        ep = resolve(wanted or DEFAULT_ENDPOINT)
     settings = spec.run.merged(run or {}, "command line")
     template = filename or spec.filename or DEFAULT_TEMPLATE
     if filename:
@@ -246,6 +296,7 @@ def _plan(
         output_dir=out_dir,
         settings=settings,
         filename_template=template,
+        described=described,
     )
     if ep.passthrough:
         plan.warnings.append(
@@ -257,33 +308,45 @@ def _plan(
 
 def _expand(plan: Plan, spec: JobSpec, table: Table, sets: dict[str, str], extra_ok: bool) -> None:
     """Check every row and give the plan its jobs; InputError with every problem found."""
-    ep = plan.endpoint
     problems: list[Problem] = []
+    mix = mix_of(spec, table, plan.endpoint, problems, plan.described)
+    assert mix.union is not None
+    union = mix.union
 
     # Which file column feeds which parameter; the rest are the input's own columns.
-    columns = sort_columns(table, ep, extra_ok, problems)
-    column_param = columns.params
+    columns = sort_columns(table, union, extra_ok, problems, skip=mix.column)
     plan.extra_columns.extend(columns.extra)
-    named = (*spec.defaults, *sets, *spec.matrix)
-    given = {ep.lookup(name) or name.strip().lower() for name in named}
-    if "prompt" not in column_param.values() and "prompt" not in given:
+    named = (
+        *spec.defaults,
+        *sets,
+        *spec.matrix,
+        *(k for v in spec.per_endpoint.values() for k in v),
+    )
+    given = {union.lookup(name) or name.strip().lower() for name in named}
+    if "prompt" not in columns.params.values() and "prompt" not in given:
         raise InputError.one(table.path, _no_prompt(table), table.header_line)
 
     if not table.records:
         problems.append(
             Problem(table.path, table.header_line, None, "no rows to run: every row is blank")
         )
-    defaults = checked_defaults(spec, sets, ep, problems)
-    combos = checked_matrix(spec, ep, problems)
+    check_values(mix, spec, sets, problems)
     if problems:
         raise InputError(problems)
-    total = len(table.records) * len(combos) * spec.repeat
+    plan.endpoints = dict(mix.specs)
+    plan.endpoint = next(iter(mix.specs.values()))
+    per_row = (
+        sum(len(mix.combos[i]) for i in mix.axis)
+        if mix.axis
+        else max(len(c) for c in mix.combos.values())
+    )
+    total = len(table.records) * per_row * spec.repeat
     if total > MAX_JOBS:
         key = "repeat" if spec.repeat > 1 else "matrix" if spec.matrix else None
         raise InputError.one(
             spec.path if key else table.path,
             f"this plan would make {total:,} jobs ({counted(len(table.records), 'record')} x "
-            f"{counted(len(combos), 'matrix combination')} x {counted(spec.repeat, 'repeat')}), "
+            f"{counted(per_row, 'matrix combination')} x {counted(spec.repeat, 'repeat')}), "
             "more than "
             f"the {MAX_JOBS:,} one plan may hold; split the batch",
             spec.lines.get(key, 1) if key else None,
@@ -291,51 +354,76 @@ def _expand(plan: Plan, spec: JobSpec, table: Table, sets: dict[str, str], extra
             "field",
         )
 
+    # Each endpoint's own reading of the parameter columns (its names, its aliases).
+    column_params = {
+        ident: {
+            c: p
+            for c, name in columns.params.items()
+            if (p := name if ep.passthrough else ep.lookup(name) or ep.lookup(c)) is not None
+        }
+        for ident, ep in mix.specs.items()
+    }
     namer = Namer(plan.filename_template)
     seen: dict[str, int] = {}
+    same = 0
     for row, record in enumerate(table.records, start=1):
-        cells = {
-            column_param[c]: v
-            for c, v in record.values.items()
-            if c in column_param and v is not None
-        }
         extra = {c: record.values.get(c) for c in plan.extra_columns}
-        for combo in combos:
-            payload, row_problems = ep.check({**defaults, **cells, **combo})
-            if row_problems:
-                problems.extend(
-                    _at_record(table.path, record, column_param, name, message)
-                    for name, message in row_problems
-                )
-                break  # the other combos of this row would repeat the same problems
-            for repeat in range(spec.repeat):
-                key = job_key(ep.id, payload, repeat)
-                if key in seen:
-                    plan.warnings.append(
-                        f"{table.path}:{record.line}: row {row} asks the same "
-                        f"as row {seen[key]}; it is run once"
+        for ep in mix.endpoints_of(record.values):
+            column_param = column_params[ep.id]
+            cells = {
+                column_param[c]: v
+                for c, v in record.values.items()
+                if c in column_param and v is not None
+            }
+            for combo in mix.combos[ep.id]:
+                payload, row_problems = ep.check({**mix.defaults[ep.id], **cells, **combo})
+                if row_problems:
+                    on = f" (on {ep.id})" if mix.several else ""
+                    problems.extend(
+                        _at_record(table.path, record, column_param, name, message + on)
+                        for name, message in row_problems
                     )
-                    continue
-                seen[key] = row
-                name = _name(namer, spec, row, repeat, key, payload, extra, problems)
-                plan.jobs.append(
-                    Job(
-                        key=key,
-                        row=row,
-                        line=record.line,
-                        repeat=repeat,
-                        payload=payload,
-                        extra=extra,
-                        filename=name,
-                        cost_usd=ep.cost(payload),
-                        endpoint=ep.id,
+                    break  # the other combos of this row would repeat the same problems
+                for repeat in range(spec.repeat):
+                    key = job_key(ep.id, payload, repeat)
+                    if key in seen:
+                        if seen[key] == row:  # matrix values this endpoint does not take
+                            same += 1
+                        else:
+                            plan.warnings.append(
+                                f"{table.path}:{record.line}: row {row} asks the same "
+                                f"as row {seen[key]}; it is run once"
+                            )
+                        continue
+                    seen[key] = row
+                    name = _name(namer, spec, row, repeat, key, payload, extra, ep, problems)
+                    plan.jobs.append(
+                        Job(
+                            key=key,
+                            row=row,
+                            line=record.line,
+                            repeat=repeat,
+                            payload=payload,
+                            extra=extra,
+                            filename=name,
+                            cost_usd=ep.cost(payload),
+                            endpoint=ep.id,
+                        )
                     )
-                )
         if len(problems) > 1000:
             problems.append(Problem(table.path, None, None, "stopped after 1000 problems"))
             break
     if problems:
         raise InputError(problems)
+    if plan.described is not None and plan.described.id not in plan.endpoints:
+        plan.warnings.append(
+            f"the endpoint spec for {plan.described.id!r} is not used: no row runs on it"
+        )
+    if same:
+        plan.warnings.append(
+            f"{counted(same, 'job')} of the matrix asked the same as another of its row (an "
+            "endpoint without that parameter); each is run once"
+        )
 
 
 def _no_prompt(table: Table) -> str:
@@ -370,12 +458,19 @@ def _name(
     key: str,
     payload: dict[str, Any],
     extra: dict[str, Any],
+    ep: EndpointSpec,
     problems: list[Problem],
 ) -> str:
     fields = {k: ("" if v is None else v) for k, v in extra.items()}
     fields.update(payload)
     fields.update(
-        row=row, repeat=repeat, key=key, key8=key[:8], slug=slug(str(payload.get("prompt", "")))
+        row=row,
+        repeat=repeat,
+        key=key,
+        key8=key[:8],
+        slug=slug(str(payload.get("prompt", ""))),
+        endpoint=slug(ep.id, 80),
+        model=model_slug(ep.id),
     )
     try:
         return namer.name(fields)

@@ -173,9 +173,7 @@ class EndpointSpec:
     @property
     def owner_app(self) -> str:
         """The ``owner/app`` part of the id, on which status, result and cancel live."""
-        parts = self.id.strip("/").split("/")
-        keep = 3 if parts[0] in ("workflows", "comfy") else 2
-        return "/".join(parts[:keep])
+        return owner_app(self.id)
 
     def lookup(self, name: str) -> str | None:
         """The parameter a column or field name means, compared loosely (``Aspect Ratio``,
@@ -223,6 +221,13 @@ class EndpointSpec:
 
     def cost(self, payload: dict[str, Any]) -> float | None:
         return None if self.passthrough else self.price.cost(payload)
+
+
+def owner_app(endpoint_id: str) -> str:
+    """The ``owner/app`` part of an endpoint id (``workflows/`` and ``comfy/`` keep three)."""
+    parts = endpoint_id.strip("/").split("/")
+    keep = 3 if parts[0] in ("workflows", "comfy") else 2
+    return "/".join(parts[:keep])
 
 
 def passthrough(endpoint_id: str) -> EndpointSpec:
