@@ -159,3 +159,39 @@ def test_malformed_price_blocks_name_the_file(tmp_path: Path, block: str, messag
     with pytest.raises(InputError, match=r"bad-price\.yaml: price: ") as caught:
         load_spec_file(path)
     assert message in str(caught.value)
+
+
+def test_plan_breakdown_groups_by_every_price_driver(tmp_path: Path) -> None:
+    """A Veo plan's cost breakdown has one group per duration, resolution and audio setting."""
+    from batchgen.plan.build import build_plan
+
+    rows = tmp_path / "veo.csv"
+    rows.write_text(
+        "prompt,duration,resolution,generate_audio\n"
+        "a,8s,720p,true\nb,8s,720p,yes\nc,4s,4k,false\nd,8s,1080p,true\n"
+    )
+    plan = build_plan(rows, endpoint="fal-ai/veo3.1", output=tmp_path / "out")
+    assert plan.breakdown() == [
+        {
+            "duration": "4s",
+            "resolution": "4k",
+            "generate_audio": False,
+            "jobs": 1,
+            "cost_usd": 1.6,
+        },
+        {
+            "duration": "8s",
+            "resolution": "1080p",
+            "generate_audio": True,
+            "jobs": 1,
+            "cost_usd": 3.2,
+        },
+        {
+            "duration": "8s",
+            "resolution": "720p",
+            "generate_audio": True,
+            "jobs": 2,
+            "cost_usd": 6.4,
+        },
+    ]
+    assert plan.estimated_cost == pytest.approx(11.2)
