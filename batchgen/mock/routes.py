@@ -142,10 +142,13 @@ async def submit(request: web.Request, emu: Emulator, key: str) -> web.Response:
     payload, problems = spec.check(values)
     running, planned = _plan(emu, values, problems)
     units = 1
-    rule = spec.price.per_second
-    if rule is not None and not problems:
-        # Bill in seconds of video where the price is per second (Kling: "5" or "10").
-        units = int(float(payload[rule["parameter"]]))
+    seconds = None if problems else spec.video_seconds(payload)
+    if seconds is not None:
+        # A longer video takes longer: the latency is for a video of the default length.
+        running *= seconds / (spec.default_seconds() or seconds)
+        if spec.price.duration_parameter is not None:
+            # Bill in seconds of video where the price is per second ("5", 8, "8s").
+            units = max(1, round(seconds))
     job = Job(
         emu.faults.request_id(),
         spec.id,
