@@ -3,6 +3,8 @@
 ``build_plan`` reads the rows, applies defaults (spec, then ``--set``), expands the matrix and
 ``repeat``, coerces and validates every payload against the endpoint spec, and names every
 output file. Every problem in every row is collected and raised at once as an ``InputError``.
+A local file named by a ``type: file`` parameter is checked and replaced in the payload by
+``sha256:<hex>`` of its bytes, the file itself kept in ``Job.files`` (see ``fileorigins``).
 
 Each ``Job`` has a stable ``key``: a hash of the endpoint id, the canonical JSON of the exact
 payload and the repeat index, so the same input gives the same keys on any machine, in any row
@@ -11,6 +13,7 @@ order. Identical jobs (two rows asking the very same thing) are one job.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -21,8 +24,10 @@ from batchgen.errors import InputError, Problem
 from batchgen.plan.columns import sort_columns
 from batchgen.plan.defaults import MAX_JOBS, checked_defaults, checked_matrix
 from batchgen.plan.endpoint import DEFAULT_ENDPOINT, EndpointSpec, resolve
+from batchgen.plan.fileorigins import PlanFiles, check_image_column
 from batchgen.plan.files import not_a_file
-from batchgen.plan.inputfiles import InputFile
+from batchgen.plan.imagefolder import input_name, is_image_set
+from batchgen.plan.inputfiles import InputFile, local_files
 from batchgen.plan.inputs import Record, Table, read_table
 from batchgen.plan.jobspec import JobSpec, load_jobspec, looks_like_spec
 from batchgen.plan.naming import DEFAULT_TEMPLATE, Namer, check_template, slug
@@ -37,7 +42,7 @@ class Job:
 
     key: str
     row: int
-    line: int
+    line: int | None  # None for a record with no line (an image of a folder input)
     repeat: int
     payload: dict[str, Any]
     extra: dict[str, Any]
@@ -98,6 +103,7 @@ class Plan:
             "jobs": len(self.jobs),
             "estimated_cost_usd": self.estimated_cost,
             "breakdown": self.breakdown(),
+            "local_files": local_files(f for job in self.jobs for f in job.files),
             "output": str(self.output_dir),
             "warnings": self.warnings,
         }
@@ -165,7 +171,7 @@ def build_plan(
         load_jobspec(target) if looks_like_spec(target) else JobSpec(path=str(target), input=target)
     )
     input_path = spec.input or target
-    out_dir = Path(output) if output else spec.output or Path("out") / input_path.stem
+    out_dir = Path(output) if output else spec.output or Path("out") / input_name(input_path)
     # The folder is checked first and reported with any other problem: nothing is sent either way.
     folder = _folder_problems(spec, output, out_dir)
     try:
@@ -173,7 +179,7 @@ def build_plan(
         plan.default_output = not output and spec.output is None
         table = plan_table(spec, target, sheet or spec.sheet)
         plan.records = len(table.records)
-        plan.input_sha256 = file_sha256(input_path if spec.rows is None else target)
+        plan.input_sha256 = table.digest or file_sha256(input_path if spec.rows is None else target)
         plan.warnings.extend(table.notes)
         extra_ok = (extra_columns or spec.extra_columns or "error").lower() == "ok"
         _expand(plan, spec, table, sets or {}, extra_ok)
@@ -188,7 +194,7 @@ def plan_table(spec: JobSpec, target: Path, sheet: str | None = None) -> Table:
     """The rows of a plan: the spec's own, or its prompt file's (``sheet`` of an XLSX)."""
     if spec.rows is not None:
         return spec.rows
-    if spec.input is not None and spec.input != target:
+    if spec.input is not None and spec.input != target and not is_image_set(spec.input):
         reason = not_a_file(spec.input)
         if reason is not None:
             if reason == "no such file":
@@ -263,6 +269,8 @@ def _expand(plan: Plan, spec: JobSpec, table: Table, sets: dict[str, str], extra
     # Which file column feeds which parameter; the rest are the input's own columns.
     columns = sort_columns(table, ep, extra_ok, problems)
     column_param = columns.params
+    check_image_column(table, column_param, ep)
+    media = PlanFiles(spec, sets, Path(plan.input_path))
     plan.extra_columns.extend(columns.extra)
     named = (*spec.defaults, *sets, *spec.matrix)
     given = {ep.lookup(name) or name.strip().lower() for name in named}
@@ -300,21 +308,21 @@ def _expand(plan: Plan, spec: JobSpec, table: Table, sets: dict[str, str], extra
             if c in column_param and v is not None
         }
         extra = {c: record.values.get(c) for c in plan.extra_columns}
+        at_cell = functools.partial(_at_record, table.path, record, column_param)
         for combo in combos:
             payload, row_problems = ep.check({**defaults, **cells, **combo})
             if row_problems:
-                problems.extend(
-                    _at_record(table.path, record, column_param, name, message)
-                    for name, message in row_problems
-                )
+                problems.extend(at_cell(name, message) for name, message in row_problems)
                 break  # the other combos of this row would repeat the same problems
+            swapped = media.swap(ep, payload, cells, combo, at_cell, problems)
+            if swapped is None:
+                continue
+            payload, files = swapped
             for repeat in range(spec.repeat):
                 key = job_key(ep.id, payload, repeat)
                 if key in seen:
-                    plan.warnings.append(
-                        f"{table.path}:{record.line}: row {row} asks the same "
-                        f"as row {seen[key]}; it is run once"
-                    )
+                    same = f"row {row} asks the same as row {seen[key]}; it is run once"
+                    plan.warnings.append(str(Problem(*record.place(table.path), None, same)))
                     continue
                 seen[key] = row
                 name = _name(namer, spec, row, repeat, key, payload, extra, problems)
@@ -322,13 +330,14 @@ def _expand(plan: Plan, spec: JobSpec, table: Table, sets: dict[str, str], extra
                     Job(
                         key=key,
                         row=row,
-                        line=record.line,
+                        line=record.place(table.path)[1],
                         repeat=repeat,
                         payload=payload,
                         extra=extra,
                         filename=name,
                         cost_usd=ep.cost(payload),
                         endpoint=ep.id,
+                        files=files,
                     )
                 )
         if len(problems) > 1000:
@@ -359,7 +368,7 @@ def _at_record(
     path: str, record: Record, column_param: dict[str, str], param: str, message: str
 ) -> Problem:
     column = next((c for c, p in column_param.items() if p == param), param)
-    return Problem(path, record.line_of(column), column, message)
+    return Problem(*record.place(path, column), column, message)
 
 
 def _name(
