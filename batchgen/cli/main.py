@@ -149,7 +149,8 @@ def plan(
     list_jobs: bool,
     as_json: bool,
 ) -> None:
-    """Validate TARGET (a prompt file or job spec) and print jobs and cost. Sends nothing.
+    """Validate TARGET (a prompt file, a folder or glob of images, or a job spec) and print
+    jobs and cost. Sends nothing.
 
     With an output folder that holds a run, also says how many jobs are done there, new, or
     left over.

@@ -5,25 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from media_files import png
+from mixes import KLING, OTHER, OTHER_SPEC
 
 from batchgen.errors import InputError
 from batchgen.plan.build import build_plan, job_key
-
-KLING = "fal-ai/kling-video/v2.5-turbo/pro/text-to-video"
-OTHER = "fal-ai/testco/fast/text-to-video"
-# A second endpoint, described by a spec file: durations in "8s" form, audio, a flat price.
-OTHER_SPEC = f"""
-id: {OTHER}
-title: Test model
-typical_latency_s: 40
-parameters:
-  prompt: {{type: string, required: true, max_length: 100}}
-  duration: {{type: string, enum: ["4s", "8s"], default: "8s"}}
-  generate_audio: {{type: boolean, default: true}}
-  aspect_ratio: {{type: string, enum: ["16:9", "9:16"], default: "16:9"}}
-price:
-  flat_usd: 0.5
-"""
 
 
 def write(path: Path, text: str) -> Path:
@@ -186,3 +172,33 @@ def test_model_and_endpoint_fill_file_names(tmp_path: Path, other: Path) -> None
         "1-kling-video-v2-5-turbo-pro.mp4",
         "1-testco-fast.mp4",
     ]
+
+
+def test_images_go_to_the_image_endpoints_of_a_comparison(tmp_path: Path) -> None:
+    """One image column feeds Kling 2.5 i2v's image_url and Kling 2.6's start_image_url (an
+    alias) as the same file reference; the text-to-video endpoint gets no image; a per_endpoint
+    file is read relative to the spec."""
+    (tmp_path / "cat.png").write_bytes(png(1))
+    (tmp_path / "end.png").write_bytes(png(2))
+    i2v, v26 = (
+        "fal-ai/kling-video/v2.5-turbo/pro/image-to-video",
+        "fal-ai/kling-video/v2.6/pro/image-to-video",
+    )
+    write(tmp_path / "p.csv", "prompt,image_url\nslow push-in,cat.png\n")
+    spec = write(
+        tmp_path / "spec.yaml",
+        f"input: p.csv\nmatrix:\n  endpoint: [{KLING}, {i2v}, {v26}]\n"
+        f"per_endpoint:\n  {i2v}:\n    tail_image_url: end.png\n",
+    )
+    plan = build_plan(spec)
+    jobs = {j.endpoint: j for j in plan.jobs}
+    assert "image_url" not in jobs[KLING].payload
+    assert jobs[KLING].files == ()
+    cat = jobs[v26].files[0]
+    assert jobs[v26].payload["start_image_url"] == cat.ref
+    assert jobs[i2v].payload["image_url"] == cat.ref
+    assert jobs[i2v].payload["tail_image_url"].startswith("sha256:")
+    assert {f.path for f in jobs[i2v].files} == {
+        str((tmp_path / "cat.png").resolve()),
+        str((tmp_path / "end.png").resolve()),
+    }

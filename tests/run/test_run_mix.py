@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from mixes import KLING, OTHER, OTHER_SPEC
+from runs import SETTINGS, assert_all_verified, manifest, mock_config, rows, run
+
 from batchgen.folder.status import read_status, render
 from batchgen.mock import MockServer
 from batchgen.plan.build import build_plan
 from batchgen.plan.endpoint import builtin_specs, parse_spec
-from tests.plan.test_mix import KLING, OTHER, OTHER_SPEC
-from tests.runs import SETTINGS, assert_all_verified, manifest, mock_config, rows, run
 
 
 def two_endpoints(tmp_path: Path) -> Path:
