@@ -223,6 +223,7 @@
   function lineNode(line, i) {
     const node = el('section', 'line');
     node.dataset.line = line.id;
+    node.dataset.row = line.row;
     const lead = el('div', 'lead');
     const head = el('div', 'head');
     head.append(el('span', null, (line.rows.length > 1 ? 'rows ' : 'row ') + line.rows.join(', ')));

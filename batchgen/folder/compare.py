@@ -12,11 +12,12 @@ Lines group jobs by input row. When no row compares anything but the folder span
 endpoints (an ``endpoint`` column naming one model per row), rows with the same prompt make one
 line instead. Jobs whose row left the input are left out.
 
-Picks (a winner per line, a tie, or none) are kept by the browser, in ``localStorage`` under
-the batch's identity (a digest of its first request id: two folders of the same input never
-mix), and exported as CSV by the page. The page (``report_page.HEAD``, then ``compare.html``,
-``compare.css`` and ``compare.js`` beside this module) draws everything from JSON with
-``textContent`` only, so a prompt holding markup stays text.
+Picks (a winner per line, a tie, or none; a line named by its row and prompt) are kept by the
+browser, in ``localStorage`` under the batch's identity (a digest of its first request id: two
+folders of the same input never mix), and exported as CSV by the page. The page
+(``report_page.HEAD``, then ``compare.html``, ``compare.css`` and ``compare.js`` beside this
+module) draws everything from JSON with ``textContent`` only, so a prompt holding markup stays
+text.
 """
 
 from __future__ import annotations
@@ -191,12 +192,16 @@ def _lines(lines: list[dict[int, Pair]], width: int, skip: set[str]) -> list[dic
             and value is not None
             and all(_fields(job).get(name) == value for job, _ in pairs)
         ]
+        prompt = label(first.payload.get("prompt", ""))
+        # Picks are kept by this id: a row whose prompt changed starts afresh, never inherits
+        # another prompt's pick.
+        check = hashlib.sha256(prompt.encode()).hexdigest()[:8]
         out.append(
             {
-                "id": str(rows[0]),
+                "id": f"{rows[0]}-{check}",
                 "row": rows[0],
                 "rows": rows,
-                "prompt": label(first.payload.get("prompt", "")),
+                "prompt": prompt,
                 "params": params,
                 "cells": [_cell(*cells[i]) if i in cells else None for i in range(width)],
             }

@@ -160,9 +160,9 @@ def test_rows_naming_one_model_each_line_up_by_prompt(tmp_path: Path) -> None:
         "veo3.1 fast aspect_ratio=9:16",
     ]
     lines = data["lines"]
-    assert [(line["prompt"], line["rows"], line["id"]) for line in lines] == [
-        ("sea", [1, 3, 4, 6], "1"),
-        ("fox", [2, 5], "2"),
+    assert [(line["prompt"], line["rows"], line["row"]) for line in lines] == [
+        ("sea", [1, 3, 4, 6], 1),
+        ("fox", [2, 5], 2),
     ]
     assert [c is None for c in lines[1]["cells"]] == [False, True, False, True]
 
@@ -233,7 +233,7 @@ STATE = """(() => ({
   won: [...document.querySelectorAll('.line')].filter((l) => l.dataset.line)
     .map((l) => [...l.querySelectorAll('.cell')].findIndex((c) => c.classList.contains('won'))),
   verdicts: [...document.querySelectorAll('.line .verdict')].map((v) => v.textContent),
-  current: document.querySelector('.line.current').dataset.line,
+  current: document.querySelector('.line.current').dataset.row,
   picked: document.getElementById('picked').textContent,
   score: [...document.querySelectorAll('#score .chip')].map((c) => c.textContent),
 }))()"""
@@ -256,6 +256,8 @@ def test_keys_pick_winners_kept_per_batch_and_exported(tmp_path: Path) -> None:
     assert page is not None
     assert other_page is not None
     identity = batch_identity(folder.ledger.first_request(), folder.ledger.jobs())
+    lines = blob(page.read_text(encoding="utf-8"))["lines"]
+    ids = [line["id"] for line in lines]
     with browser(tmp_path) as b:
         b.open(page.as_uri())
         keys = ["2", "j", "1", "ArrowDown", "1", "t", "j", "n", "k", "ArrowUp", "j", "j", "x", "j"]
@@ -264,7 +266,7 @@ def test_keys_pick_winners_kept_per_batch_and_exported(tmp_path: Path) -> None:
         state = b.evaluate(STATE)
         assert state["stored"] == {
             f"batchgen-compare/{identity}": json.dumps(
-                {"1": "veo3.1 fast", "2": "kling v2.5-turbo pro", "3": "tie"},
+                {ids[0]: "veo3.1 fast", ids[1]: "kling v2.5-turbo pro", ids[2]: "tie"},
                 separators=(",", ":"),
             )
         }
@@ -287,7 +289,6 @@ def test_keys_pick_winners_kept_per_batch_and_exported(tmp_path: Path) -> None:
     raw = saved.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")  # a BOM, as manifest.csv, for Excel
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
-    cells = blob(page.read_text(encoding="utf-8"))["lines"]
     assert rows == [
         ["row", "prompt", "choice", "endpoint", "key", "video_path"],
         [
@@ -295,16 +296,16 @@ def test_keys_pick_winners_kept_per_batch_and_exported(tmp_path: Path) -> None:
             f'\'-{PROMPTS[0]}, "quoted"',  # a formula-like cell defused, as manifest.csv does
             "veo3.1 fast",
             "fal-ai/veo3.1/fast",
-            cells[0]["cells"][1]["key"],
-            cells[0]["cells"][1]["file"],
+            lines[0]["cells"][1]["key"],
+            lines[0]["cells"][1]["file"],
         ],
         [
             "2",
             PROMPTS[1],
             "kling v2.5-turbo pro",
             KLING,
-            cells[1]["cells"][0]["key"],
-            cells[1]["cells"][0]["file"],
+            lines[1]["cells"][0]["key"],
+            lines[1]["cells"][0]["file"],
         ],
         ["3", PROMPTS[2], "tie", "", "", ""],
     ]
@@ -312,7 +313,7 @@ def test_keys_pick_winners_kept_per_batch_and_exported(tmp_path: Path) -> None:
 
 
 # What each video of the first line is doing.
-VIDEOS = """(() => [...document.querySelector('.line[data-line="1"]').querySelectorAll('video')]
+VIDEOS = """(() => [...document.querySelector('.line[data-row="1"]').querySelectorAll('video')]
   .map((v) => ({ paused: v.paused, time: v.currentTime })))()"""
 
 
@@ -338,7 +339,7 @@ def test_a_rows_videos_play_pause_and_seek_together(tmp_path: Path) -> None:
         folder.done(key, content=playable_mp4(key))
     page = write_pages(folder.path, now=T0).compare
     assert page is not None
-    row = "[...document.querySelector('.line[data-line=\"1\"]').querySelectorAll('video')]"
+    row = "[...document.querySelector('.line[data-row=\"1\"]').querySelectorAll('video')]"
     ready = f"{row}.every((v) => v.readyState >= 1)"
     with browser(tmp_path) as b:
         b.open(page.as_uri())
@@ -352,7 +353,21 @@ def test_a_rows_videos_play_pause_and_seek_together(tmp_path: Path) -> None:
         b.evaluate(until(f"{row}.every((v) => Math.abs(v.currentTime - 0.5) < 0.01)"))
         b.press(" ")
         b.evaluate(until(f"{row}.every((v) => !v.paused)"))
-        others = "[...document.querySelector('.line[data-line=\"2\"]').querySelectorAll('video')]"
+        others = "[...document.querySelector('.line[data-row=\"2\"]').querySelectorAll('video')]"
         assert b.evaluate(f"{others}.every((v) => v.paused)")
         b.press(" ")
         b.evaluate(until(f"{row}.every((v) => v.paused)"))
+
+
+def test_a_rows_picks_are_kept_by_row_and_prompt(tmp_path: Path) -> None:
+    """A line's id (what its pick is stored under) names its row and its prompt: a row whose
+    prompt was edited gets a new id, so it never inherits the old prompt's pick."""
+    ids = []
+    for prompts in [PROMPTS, ["a stormy sea", *PROMPTS[1:]]]:
+        folder = make_compare_folder(tmp_path / str(len(ids)), prompts, [KLING, VEO_FAST])
+        page = write_pages(folder.path, now=T0).compare
+        assert page is not None
+        ids.append([line["id"] for line in blob(page.read_text(encoding="utf-8"))["lines"]])
+    assert [i.split("-")[0] for i in ids[0]] == ["1", "2", "3", "4"]
+    assert ids[0][0] != ids[1][0]
+    assert ids[0][1:] == ids[1][1:]
