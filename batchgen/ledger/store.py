@@ -368,6 +368,17 @@ class Ledger:
             )
         ]
 
+    def first_request(self) -> tuple[str, str] | None:
+        """The (key, request id) of the folder's first request at the provider, or None.
+
+        Request ids are never rewritten, so this names the batch for good once anything was
+        sent: two folders of the same input differ here.
+        """
+        row = self._db.execute(
+            "SELECT key, request_id FROM requests ORDER BY rowid LIMIT 1"
+        ).fetchone()
+        return None if row is None else (row[0], row[1])
+
     def meta(self, name: str) -> Any:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
         return None if row is None else json.loads(row[0])
