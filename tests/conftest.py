@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,6 +15,8 @@ from mock_fixtures import fast_config
 from batchgen.mock import MockServer
 
 REPO = Path(__file__).resolve().parent.parent
+# A file root cannot open for reading either: sysfs refuses to read a write-only attribute.
+WRITE_ONLY = Path("/sys/bus/pci/rescan")
 
 
 @pytest.fixture
@@ -73,3 +75,26 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         pytest.skip("filling a real disk needs root to mount a small tmpfs (CI runs as root)")
     with tmpfs(tmp_path / "disk", "size=1m") as path:
         yield path
+
+
+@pytest.fixture
+def unreadable() -> Iterator[Callable[[Path, bytes], Path]]:
+    """Makes a file that exists and is regular but cannot be opened for reading: ``data`` with
+    no permission bits, or as root (who passes them) a link to a write-only sysfs file."""
+    made: list[Path] = []
+
+    def make(path: Path, data: bytes) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() != 0:
+            path.write_bytes(data)
+            path.chmod(0)
+            made.append(path)
+        elif WRITE_ONLY.exists():
+            path.symlink_to(WRITE_ONLY)
+        else:
+            pytest.skip("root reads every file, and this system has no write-only sysfs file")
+        return path
+
+    yield make
+    for path in made:
+        path.chmod(0o644)

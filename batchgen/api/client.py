@@ -45,7 +45,6 @@ import json
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -71,6 +70,7 @@ from batchgen.api.classify import (
     surely_not_created,
 )
 from batchgen.api.reach import Reach
+from batchgen.api.status import NOT_READY, Look, Status, Submitted, is_status, pending_status
 from batchgen.errors import (
     AmbiguousSubmit,
     ApiError,
@@ -80,59 +80,13 @@ from batchgen.errors import (
     RetryableError,
     UsageError,
 )
-from batchgen.plan.endpoint import EndpointSpec
+from batchgen.plan.endpoint import EndpointSpec, owner_app
 from batchgen.plan.settings import FOLLOW_MODES
 
 log = logging.getLogger("batchgen.http")
 
-# The state of a job the result route says is not done, without saying queued or running.
-NOT_READY = "NOT_READY"
-_PENDING_STATES = frozenset({"IN_QUEUE", "IN_PROGRESS"})
 # Transport failures that happen before a byte of the request left: nothing was created.
 _NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
-
-
-@dataclass(frozen=True, slots=True)
-class Status:
-    """A job's state at the provider. ``state`` may be a string batchgen does not know."""
-
-    state: str
-    queue_position: int | None = None
-    error: str | None = None
-    error_type: str | None = None
-
-    @property
-    def done(self) -> bool:
-        return self.state == "COMPLETED"
-
-    @classmethod
-    def parse(cls, data: Any) -> Status:
-        if not isinstance(data, dict) or not isinstance(data.get("status"), str):
-            raise RetryableError(f"unreadable status answer: {str(data)[:200]}")
-        position = data.get("queue_position")
-        error, error_type = data.get("error"), data.get("error_type")
-        return cls(
-            state=data["status"],
-            queue_position=position if isinstance(position, int) else None,
-            error=str(error) if error is not None else None,
-            error_type=str(error_type) if error_type is not None else None,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Look:
-    """One look at a job: its status, and its output when the look read the result route."""
-
-    status: Status
-    output: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Submitted:
-    """The answer to a submit: the request id and the state the job starts in."""
-
-    request_id: str
-    status: Status
 
 
 class QueueClient:
@@ -198,10 +152,12 @@ class QueueClient:
         """How jobs are followed now: ``status``, ``result``, or ``auto`` (status until told)."""
         return self._follow
 
-    def url(self, request_id: str, suffix: str = "") -> str:
-        """``{base}/{owner/app}/requests/{id}{suffix}``: never the envelope's URLs."""
+    def url(self, request_id: str, suffix: str = "", endpoint: str | None = None) -> str:
+        """``{base}/{owner/app}/requests/{id}{suffix}``: never the envelope's URLs.
+        ``endpoint`` is the job's endpoint id when it is not this client's own."""
         rid = quote(request_id, safe="")  # an id from the wire must not add path segments
-        return f"{self._base}/{self.endpoint.owner_app}/requests/{rid}{suffix}"
+        app = owner_app(endpoint) if endpoint else self.endpoint.owner_app
+        return f"{self._base}/{app}/requests/{rid}{suffix}"
 
     # -- the four calls -------------------------------------------------------------------
 
@@ -212,6 +168,7 @@ class QueueClient:
         before_send: Callable[[], None] | None = None,
         not_sent: Callable[[], None] | None = None,
         stop: Callable[[], bool] | None = None,
+        endpoint: str | None = None,
     ) -> Submitted:
         """Create a job. ``before_send`` runs right before each attempt's POST leaves; once
         ``stop()`` is true a failed attempt is not tried again; ``not_sent`` runs when an
@@ -221,7 +178,7 @@ class QueueClient:
         may send it again, flagged), and ProtocolError (error_type ``submit_uncertain``) for a
         2xx without a usable request id: a job may exist, so it must not be sent blindly again.
         """
-        url = f"{self._base}/{self.endpoint.id}"
+        url = f"{self._base}/{(endpoint or self.endpoint.id).strip('/')}"
         answer = await self._call(
             "POST",
             url,
@@ -243,42 +200,42 @@ class QueueClient:
         status = Status.parse(data) if isinstance(data.get("status"), str) else Status("IN_QUEUE")
         return Submitted(request_id, status)
 
-    async def status(self, request_id: str) -> Status:
+    async def status(self, request_id: str, endpoint: str | None = None) -> Status:
         answer = await self._call(
             "GET",
-            self.url(request_id, "/status"),
+            self.url(request_id, "/status", endpoint),
             "status",
             params={"logs": "0"},
             request_id=request_id,
         )
         return Status.parse(self._misreads.check(request_id, "status", answer, status=True))
 
-    async def result(self, request_id: str) -> dict[str, Any]:
+    async def result(self, request_id: str, endpoint: str | None = None) -> dict[str, Any]:
         """The output of a COMPLETED job (a failed job raises its classified error). An
         unreadable answer raises RetryableError however often it comes: the job is paid for,
         so the caller keeps asking for its output rather than give it up."""
-        look = await self._look_result(request_id, pending_ok=False, patient=True)
+        look = await self._look_result(request_id, endpoint, pending_ok=False, patient=True)
         if look.output is None:
             raise RetryableError(f"result of {request_id} is not ready ({look.status.state})")
         return look.output
 
-    async def look(self, request_id: str) -> Look:
+    async def look(self, request_id: str, endpoint: str | None = None) -> Look:
         """Look at a job once, the way this client follows jobs (see the module docstring).
 
         A job that ended in error raises its classified error when the look read the result
         route; FatalError when ``follow`` is ``status`` and the provider has no status route.
         """
         if self._follow == "result":
-            return await self._look_result(request_id)
+            return await self._look_result(request_id, endpoint)
         try:
-            return Look(await self.status(request_id))
+            return Look(await self.status(request_id, endpoint))
         except PermanentError as exc:
             if exc.status not in (404, 405):
                 raise
             refused = exc
         # The status route does not know the job. Unknown only if the result route agrees.
         try:
-            look = await self._look_result(request_id)
+            look = await self._look_result(request_id, endpoint)
         except PermanentError as exc:
             if exc.error_type != UNKNOWN_REQUEST:
                 self._no_status_route(request_id, refused)
@@ -308,56 +265,67 @@ class QueueClient:
             self._notify(message)
 
     async def _look_result(
-        self, request_id: str, *, pending_ok: bool = True, patient: bool = False
+        self,
+        request_id: str,
+        endpoint: str | None = None,
+        *,
+        pending_ok: bool = True,
+        patient: bool = False,
     ) -> Look:
         """Read the result route: the output, or a not-done status (``pending_ok``: at once,
         else "still in progress" is retried with backoff like any transient answer).
         ``patient``: unreadable answers are not counted towards a ProtocolError."""
         answer = await self._call(
-            "GET", self.url(request_id), "result", request_id=request_id, pending_ok=pending_ok
+            "GET",
+            self.url(request_id, "", endpoint),
+            "result",
+            request_id=request_id,
+            pending_ok=pending_ok,
         )
         if answer.status >= 300:  # "still in progress", let through by pending_ok
             return Look(Status(NOT_READY))
         data = self._misreads.check(request_id, "result", answer, count=not patient)
-        if answer.status == 202 or _is_status(data):
-            return Look(_pending_status(data))
+        if answer.status == 202 or is_status(data):
+            return Look(pending_status(data))
         return Look(Status("COMPLETED"), data)
 
-    async def cancel(self, request_id: str) -> str:
+    async def cancel(self, request_id: str, endpoint: str | None = None) -> str:
         """Ask for a job to be cancelled; returns the provider's word for what happened.
 
         ``NOT_FOUND`` only when the result route does not know the job either; a job it knows
         on a provider without a cancel route (404/405) is ``NO_CANCEL_ROUTE``.
         """
-        url = self.url(request_id, "/cancel")
+        url = self.url(request_id, "/cancel", endpoint)
         answer = await self._call(
             "PUT", url, "cancel", request_id=request_id, accept=(400, 404, 405)
         )
         data = answer.object()
         word = data.get("status") if data is not None else None
         if answer.status in (404, 405):
-            return "NO_CANCEL_ROUTE" if await self._known(request_id) else "NOT_FOUND"
+            return "NO_CANCEL_ROUTE" if await self._known(request_id, endpoint) else "NOT_FOUND"
         if answer.status == 400:
             return word if isinstance(word, str) else "REFUSED"
         return word if isinstance(word, str) else "CANCELLATION_REQUESTED"
 
-    async def _known(self, request_id: str) -> bool:
+    async def _known(self, request_id: str, endpoint: str | None) -> bool:
         """False only when the result route says it does not know the job."""
         try:
-            await self._look_result(request_id)
+            await self._look_result(request_id, endpoint)
         except PermanentError as exc:
             return exc.error_type != UNKNOWN_REQUEST
         except RetryableError:
             return True  # no proof that it is gone: assume it is still there
         return True
 
-    async def stream(self, request_id: str, *, silence: float) -> AsyncGenerator[Status, None]:
+    async def stream(
+        self, request_id: str, *, silence: float, endpoint: str | None = None
+    ) -> AsyncGenerator[Status, None]:
         """Statuses pushed by ``/status/stream`` (server-sent events) until it closes.
 
         A silence longer than ``silence`` seconds, or a broken connection, raises
         RetryableError: the caller falls back to polling.
         """
-        url = self.url(request_id, "/status/stream")
+        url = self.url(request_id, "/status/stream", endpoint)
         timeout = aiohttp.ClientTimeout(total=None, connect=30.0, sock_read=silence)
         await self._acquire()
         started = time.perf_counter()
@@ -480,12 +448,3 @@ class QueueClient:
             await self._sleep(delay if left is None else min(delay, left))
             if stop is not None and stop():  # asked to stop while waiting: send nothing more
                 raise error
-
-
-def _is_status(data: Any) -> bool:
-    """A status body where an output was expected (a proxy's result route, not done yet)."""
-    return isinstance(data, dict) and data.get("status") in _PENDING_STATES
-
-
-def _pending_status(data: Any) -> Status:
-    return Status.parse(data) if _is_status(data) else Status(NOT_READY)

@@ -3,7 +3,7 @@
 One module per family of commands; importing them registers them on the group.
 """
 
-from batchgen.cli import folder, mock, run, template
+from batchgen.cli import endpoints, folder, mock, run, template
 from batchgen.cli.main import cli
 
-__all__ = ["cli", "folder", "mock", "run", "template"]
+__all__ = ["cli", "endpoints", "folder", "mock", "run", "template"]

@@ -163,14 +163,19 @@ def _jobs(n: int) -> str:
 
 @cli.command()
 @_FOLDER
-@click.option("--open", "open_it", is_flag=True, help="Open it in the default web browser.")
+@click.option("--open", "open_it", is_flag=True, help="Open the report in the default web browser.")
 @handle_errors
 def report(out_dir: Path, open_it: bool) -> None:
-    """Write DIR/report.html: a summary and a gallery of the batch, viewable offline."""
-    from batchgen.folder.report import write_report
+    """Write DIR/report.html: a summary and a gallery of the batch, viewable offline; and
+    DIR/compare.html, the same prompts side by side, when the batch compares models or
+    matrix variants."""
+    from batchgen.folder.report import write_pages
 
-    path = write_report(out_dir)
+    pages = write_pages(out_dir)
+    path = pages.report
     click.echo(path)
+    if pages.compare is not None:
+        click.echo(pages.compare)
     if open_it and not webbrowser.open(path.as_uri()):
         click.echo("no web browser could be started; open the file above yourself", err=True)
 

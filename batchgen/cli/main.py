@@ -69,29 +69,6 @@ def cli(ctx: click.Context) -> None:
         click.echo(ctx.get_help())
 
 
-@cli.command()
-@handle_errors
-def endpoints() -> None:
-    """List the built-in endpoint specs."""
-    from batchgen.plan.endpoint import builtin_specs
-
-    for spec in builtin_specs().values():
-        click.echo(f"{spec.id}  ({spec.title})")
-        for param in spec.params.values():
-            bits = [param.type]
-            if param.required:
-                bits.append("required")
-            if param.enum is not None:
-                bits.append("one of " + ", ".join(map(str, param.enum)))
-            if param.minimum is not None or param.maximum is not None:
-                bits.append(f"{param.minimum} to {param.maximum}")
-            if param.max_length is not None:
-                bits.append(f"at most {param.max_length} characters")
-            if param.default is not None:
-                bits.append(f"default {param.default!r}")
-            click.echo(f"  {param.name}: {'; '.join(bits)}")
-
-
 def parse_sets(values: tuple[str, ...]) -> dict[str, str]:
     """``--set FIELD=VALUE`` pairs as a mapping."""
     sets = {}
@@ -122,7 +99,7 @@ def plan_options(func: F) -> F:
             click.option(
                 "--endpoint-spec",
                 type=click.Path(path_type=Path),
-                help="Your own endpoint spec file (YAML).",
+                help="Your own endpoint spec: a spec file (YAML) or fal's OpenAPI document (JSON).",
             ),
             click.option("--filename", help="File name template, e.g. '{row:04d}-{slug}'."),
             click.option(
@@ -172,7 +149,8 @@ def plan(
     list_jobs: bool,
     as_json: bool,
 ) -> None:
-    """Validate TARGET (a prompt file or job spec) and print jobs and cost. Sends nothing.
+    """Validate TARGET (a prompt file, a folder or glob of images, or a job spec) and print
+    jobs and cost. Sends nothing.
 
     With an output folder that holds a run, also says how many jobs are done there, new, or
     left over.

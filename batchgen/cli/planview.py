@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 from typing import Any
 
 import click
 
-from batchgen.plan.build import Plan
+from batchgen.plan.build import Job, Plan
+from batchgen.plan.inputfiles import local_files, megabytes
 from batchgen.plan.text import counted
 
 # Longest value shown in the jobs table (``--json`` has every value whole).
@@ -30,6 +33,7 @@ def job_rows(plan: Plan) -> list[dict[str, Any]]:
             "cost_usd": job.cost_usd,
             "payload": job.payload,
             "extra": job.extra,
+            "files": [dataclasses.asdict(f) for f in job.files],
         }
         for job in plan.jobs
     ]
@@ -41,6 +45,11 @@ def _short(value: Any) -> Any:
     return value
 
 
+def _shown_payload(job: Job) -> dict[str, Any]:
+    """The payload with each local file's name in place of its reference (``sha256:...``)."""
+    return {**job.payload, **{f.param: os.path.basename(f.path) for f in job.files}}
+
+
 def echo_jobs(plan: Plan) -> None:
     """The jobs as a table: row, key, price, file name, payload (long values cut)."""
     rows = [
@@ -49,7 +58,7 @@ def echo_jobs(plan: Plan) -> None:
             job.key,
             usd(job.cost_usd),
             job.filename,
-            json.dumps({k: _short(v) for k, v in job.payload.items()}, ensure_ascii=False),
+            json.dumps({k: _short(v) for k, v in _shown_payload(job).items()}, ensure_ascii=False),
         )
         for job in plan.jobs
     ]
@@ -76,13 +85,18 @@ def folder_line(counts: dict[str, int] | None) -> str | None:
 
 
 def echo_summary(plan: Plan, counts: dict[str, int] | None) -> None:
-    click.echo(f"endpoint: {plan.endpoint.id}")
+    click.echo(f"endpoint: {plan.endpoint_label}")
     click.echo(f"input:    {plan.input_path} ({counted(plan.records, 'record')})")
     click.echo(f"jobs:     {len(plan.jobs):,}")
     for group in plan.breakdown():
         label = ", ".join(f"{k}={v}" for k, v in group.items() if k not in ("jobs", "cost_usd"))
         click.echo(f"  {label or 'all'}: {counted(group['jobs'], 'job')}, {usd(group['cost_usd'])}")
     click.echo(f"estimated cost: {usd(plan.estimated_cost)}")
+    files = local_files(f for job in plan.jobs for f in job.files)
+    if files["count"]:
+        total = files["bytes"]
+        size = megabytes(total) if total >= 100_000 else f"{total:,} bytes"
+        click.echo(f"local files: {counted(files['count'], 'file')}, {size}, to upload")
     click.echo(f"output:   {plan.output_dir}")
     line = folder_line(counts)
     if line is not None:

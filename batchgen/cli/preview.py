@@ -39,7 +39,7 @@ class Preview:
     def lines(self, plan: Plan) -> list[str]:
         """The preview as lines for a terminal, with a warning if --max-cost cuts it short."""
         settings = plan.settings
-        head = f"about to run {self.jobs} job(s) on {plan.endpoint.id} via {self.api}"
+        head = f"about to run {self.jobs} job(s) on {plan.endpoint_label} via {self.api}"
         if self.done:
             head += f" ({self.done} done already)"
         lines = [head]
@@ -49,7 +49,7 @@ class Preview:
             + (f" (committed so far: ${self.committed:,.2f})" if self.committed else "")
         )
         if self.seconds is not None:
-            latency = plan.settings.expect_latency or plan.endpoint.typical_latency_s
+            latency = plan.settings.expect_latency or plan.typical_latency_s
             lines.append(
                 f"  estimated time: ~{clock_text(self.seconds)} ({settings.concurrency} at a "
                 f"time, ~{latency:g} s each)"
@@ -92,7 +92,7 @@ def preview(
     to_submit = [job for job in plan.jobs if submits(job.key)]
     prices = [job.cost_usd for job in to_submit]
     cost = None if any(p is None for p in prices) else round(sum(p or 0.0 for p in prices), 6)
-    latency = plan.settings.expect_latency or plan.endpoint.typical_latency_s
+    latency = plan.settings.expect_latency or plan.typical_latency_s
     preset = load_presets().get(plan.settings.provider)
     base = plan.settings.base_url or (preset.base_url if preset else "?")
     waves = math.ceil(len(to_submit) / max(1, plan.settings.concurrency))

@@ -287,7 +287,8 @@ def run(
     yes: bool,
     **options: Any,
 ) -> None:
-    """Run TARGET (a prompt file or job spec): submit, poll, download, write the manifest.
+    """Run TARGET (a prompt file, a folder or glob of images, or a job spec): submit, poll,
+    download, write the manifest.
 
     Run it again (or `batchgen run --out DIR`) to resume: finished jobs are skipped,
     submitted ones polled, never sent twice. Failed and cancelled jobs are left as they

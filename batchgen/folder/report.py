@@ -7,7 +7,9 @@ gallery with a playable ``<video>`` per done job (its ``src`` the video's path r
 folder), status badges and error text for the others, badges for jobs that may have been
 submitted twice or whose row left the input, and filters by status, failure, flag, parameter
 and prompt text. The filters live in the URL's fragment (``report.html#status=failed``), so a
-filtered view can be linked. The page skeleton, CSS and script live in ``report_page``.
+filtered view can be linked. The page skeleton, CSS and script live in ``report_page``. When
+the folder compares models or matrix variants, ``compare.html`` is written too and linked from
+the header (``compare``).
 
 Everything from user data is escaped: text put in the HTML by ``html.escape``, the gallery's
 data as JSON with ``<``, ``>`` and ``&`` written as ``\\u`` escapes, so no prompt can close the
@@ -20,11 +22,20 @@ import html
 import json
 import math
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from batchgen.folder.compare import Comparison, batch_identity, compare_view, render_compare
+from batchgen.folder.pagedata import (
+    common_values,
+    label,
+    natural,
+    same_for_every_job,
+    script_json,
+)
 from batchgen.folder.report_page import CSS, JS, PAGE
 from batchgen.folder.status import ORDER, Status, duration, open_ledger, summarize
 from batchgen.ledger.manifest import Manifest, atomic_write, build_manifest
@@ -38,19 +49,40 @@ _COLOURS = {
 }
 
 
-def write_report(out_dir: Path, *, now: float | None = None) -> Path:
-    """Write ``DIR/report.html`` (atomically) from the folder's ledger; returns its absolute
-    path."""
+@dataclass(frozen=True, slots=True)
+class Pages:
+    """The pages ``write_pages`` wrote: the report, and the comparison when there is one."""
+
+    report: Path
+    compare: Path | None
+
+
+def write_pages(out_dir: Path, *, now: float | None = None) -> Pages:
+    """Write ``DIR/report.html`` and, when the folder's jobs compare models or matrix
+    variants, ``DIR/compare.html`` (see ``compare``), each atomically; their absolute paths."""
     out_dir = Path(out_dir).absolute()
     now = time.time() if now is None else now
     with open_ledger(out_dir) as ledger:
         jobs = ledger.jobs()
         manifest = build_manifest(ledger, out_dir, jobs)
         plan = ledger.meta("plan") or {}
+        first = ledger.first_request()
     status = summarize(jobs, folder=out_dir.name, endpoint=plan.get("endpoint"), now=now)
+    view = compare_view(jobs, manifest)
+    compare = None
+    if view is not None:
+        compare = out_dir / "compare.html"
+        identity = batch_identity(first, jobs)
+        atomic_write(compare, render_compare(view, folder=out_dir.name, identity=identity, now=now))
     path = out_dir / "report.html"
-    atomic_write(path, render_report(manifest, status, now=now, run=read_run_json(out_dir)))
-    return path
+    page = render_report(manifest, status, now=now, run=read_run_json(out_dir), compare=view)
+    atomic_write(path, page)
+    return Pages(report=path, compare=compare)
+
+
+def write_report(out_dir: Path, *, now: float | None = None) -> Path:
+    """``write_pages``, returning the report's absolute path."""
+    return write_pages(out_dir, now=now).report
 
 
 def read_run_json(out_dir: Path) -> dict[str, Any]:
@@ -63,9 +95,15 @@ def read_run_json(out_dir: Path) -> dict[str, Any]:
 
 
 def render_report(
-    manifest: Manifest, status: Status, *, now: float, run: dict[str, Any] | None = None
+    manifest: Manifest,
+    status: Status,
+    *,
+    now: float,
+    run: dict[str, Any] | None = None,
+    compare: Comparison | None = None,
 ) -> str:
-    """The whole page as text; ``run`` is ``run.json``'s content, for the run's times."""
+    """The whole page as text; ``run`` is ``run.json``'s content, for the run's times; with
+    ``compare``, the header links to ``compare.html``."""
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(now))
     subtitle = f"{status.endpoint or 'unknown endpoint'} · {status.total:,} jobs · report of {when}"
     latencies = [
@@ -75,16 +113,26 @@ def render_report(
     ]
     summary = _summary_panel(status, manifest) + _latency_panel(latencies, status)
     common = common_values(manifest)
-    shared = " · ".join(f"{name}: {value}" for name, value in common.items())
     return PAGE.format(
         title=html.escape(f"batchgen report: {status.folder}"),
+        views=_views(compare),
         subtitle=html.escape(subtitle),
         run=html.escape(run_times(run or {})),
-        common=html.escape(f"Same for every job: {shared}" if shared else ""),
+        common=html.escape(same_for_every_job(common)),
         summary=summary,
         css=CSS,
         js=JS,
         data=gallery_json(manifest, status, common),
+    )
+
+
+def _views(compare: Comparison | None) -> str:
+    if compare is None:
+        return ""
+    size = f"{len(compare.lines):,} rows × {len(compare.columns)} columns"
+    return (
+        '<nav class="views"><b>report</b><a href="compare.html" '
+        f'title="{size}">compare side by side</a></nav>'
     )
 
 
@@ -115,22 +163,6 @@ def _instant(value: Any) -> float | None:
         return None
 
 
-def common_values(manifest: Manifest) -> dict[str, str]:
-    """Parameters and input columns (not the prompt) that hold one same value in every job."""
-    if not manifest.records:
-        return {}
-    common = {}
-    for column in [*manifest.params, *manifest.inputs]:
-        if column == "prompt":
-            continue
-        if any(r[column] is None for r in manifest.records):
-            continue
-        labels = {_label(r[column]) for r in manifest.records}
-        if len(labels) == 1:
-            common[column] = labels.pop()
-    return common
-
-
 def gallery_json(manifest: Manifest, status: Status, common: dict[str, str] | None = None) -> str:
     """The gallery's data, safe to place inside a ``<script>`` element. Columns in ``common``
     are left off the cards (the header shows them once)."""
@@ -139,7 +171,7 @@ def gallery_json(manifest: Manifest, status: Status, common: dict[str, str] | No
     group_of = {group.error: i for i, group in enumerate(status.failures)}
     jobs = []
     for record in manifest.records:
-        values = {c: _label(record[c]) for c in shown if record[c] is not None}
+        values = {c: label(record[c]) for c in shown if record[c] is not None}
         params = [
             (c, values[c])
             for c in [*manifest.params, *manifest.inputs]
@@ -169,9 +201,7 @@ def gallery_json(manifest: Manifest, status: Status, common: dict[str, str] | No
     for column in shown:
         if column == "prompt":
             continue
-        distinct = sorted(
-            {j["values"][column] for j in jobs if column in j["values"]}, key=_natural
-        )
+        distinct = sorted({j["values"][column] for j in jobs if column in j["values"]}, key=natural)
         if 1 < len(distinct) <= MAX_FILTER_VALUES:
             filters.append({"name": column, "values": distinct})
     present = [name for name, n in status.counts.items() if n]
@@ -186,25 +216,7 @@ def gallery_json(manifest: Manifest, status: Status, common: dict[str, str] | No
         "counts": status.counts,
         "flags": flags,
     }
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
-def _label(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float):
-        return str(value)
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _natural(text: str) -> tuple[int, float, str]:
-    try:
-        return (0, float(text), text)
-    except ValueError:
-        return (1, 0.0, text)
+    return script_json(data)
 
 
 def _summary_panel(status: Status, manifest: Manifest) -> str:

@@ -16,10 +16,15 @@ CSS = """
 @media (prefers-color-scheme: dark) { :root { --bg:#111318; --card:#1b1e26; --ink:#e6e8ee;
   --mute:#98a2b3; --line:#2b303b; } }
 * { box-sizing: border-box; }
+[hidden] { display:none !important; }
 body { margin:0; background:var(--bg); color:var(--ink);
   font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif; }
 header, main { max-width:1400px; margin:0 auto; padding:16px 24px; }
 header h1 { font-size:20px; margin:8px 0 2px; }
+.views { display:flex; gap:4px; font-size:13px; }
+.views a, .views b { padding:3px 10px; border-radius:6px; border:1px solid var(--line); }
+.views b { background:var(--accent); border-color:var(--accent); color:#fff; }
+.views a { color:var(--ink); background:var(--card); text-decoration:none; }
 .sub { color:var(--mute); font-size:13px; overflow-wrap:anywhere; }
 .summary { display:grid; grid-template-columns:minmax(280px,1fr) minmax(300px,1.2fr); gap:16px; }
 @media (max-width:800px) { .summary { grid-template-columns:1fr; } }
@@ -82,26 +87,32 @@ table.fail tr[data-fail]:hover, table.fail tr[aria-pressed=true] { background:va
 .empty { color:var(--mute); padding:40px; text-align:center; }
 """
 
-JS = """
+# Shared by report.html and compare.html: each page's script follows it.
+HELPERS = """
+const BUSY = new Set(['submitting', 'submit_uncertain', 'queued', 'running', 'completed',
+                      'downloading', 'cancelling']);
+const el = (tag, cls, text) => {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  return node;
+};
+const badge = (s) => 'badge b-' + (BUSY.has(s) ? 'busy' : s);
+"""
+
+JS = (
+    HELPERS
+    + """
 (() => {
   'use strict';
   const DATA = JSON.parse(document.getElementById('jobs').textContent);
   const PAGE = 48;
-  const BUSY = new Set(['submitting', 'submit_uncertain', 'queued', 'running', 'completed',
-                        'downloading', 'cancelling']);
   const grid = document.getElementById('grid');
   const more = document.getElementById('more');
   const shown = document.getElementById('shown');
   const state = { status: '', fail: null, flag: '', filters: {}, q: '' };
   let list = DATA.jobs, done = 0;
 
-  const el = (tag, cls, text) => {
-    const node = document.createElement(tag);
-    if (cls) node.className = cls;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  };
-  const badge = (s) => 'badge b-' + (BUSY.has(s) ? 'busy' : s);
   const FLAGS = { dup: 'possibly duplicate', orphan: 'no longer in the input' };
 
   function card(job) {
@@ -283,8 +294,10 @@ JS = """
   apply(false);
 })();
 """
+)
 
-PAGE = """<!doctype html>
+# Both pages start so; ``{title}`` and ``{css}`` are filled with the rest.
+HEAD = """<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -292,8 +305,13 @@ PAGE = """<!doctype html>
 <title>{title}</title>
 <style>{css}</style>
 </head>
-<body>
+"""
+
+PAGE = (
+    HEAD
+    + """<body>
 <header>
+{views}
 <h1>{title}</h1>
 <div class="sub">{subtitle}</div>
 <div class="sub" id="run">{run}</div>
@@ -312,3 +330,4 @@ PAGE = """<!doctype html>
 </body>
 </html>
 """
+)

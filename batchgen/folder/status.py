@@ -22,7 +22,7 @@ import re
 import socket
 import time
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,8 @@ class Status:
     failures: list[FailureGroup]
     as_of: float = 0.0  # Unix seconds: when the ledger was read
     live_run: str | None = None  # "PID 12 on host, since ...": a run is going on the folder
+    # Per endpoint (a comparison has several): jobs, done, failed, spent_usd.
+    by_endpoint: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (what ``batchgen status --json`` prints)."""
@@ -183,6 +185,9 @@ def summarize(
         if job.status in IN_FLIGHT
     ]
     flying.sort(key=lambda f: -(f.age_s or 0.0))
+    by_endpoint = _by_endpoint(jobs)
+    if len(by_endpoint) > 1:
+        endpoint = f"{len(by_endpoint)} endpoints"
     return Status(
         folder=folder,
         endpoint=endpoint or (jobs[0].endpoint if jobs else None),
@@ -197,7 +202,23 @@ def summarize(
         failures=_failures(jobs),
         as_of=now,
         live_run=live_run,
+        by_endpoint=by_endpoint,
     )
+
+
+def _by_endpoint(jobs: list[JobRow]) -> dict[str, dict[str, Any]]:
+    groups: dict[str, list[JobRow]] = defaultdict(list)
+    for job in jobs:
+        groups[job.endpoint].append(job)
+    return {
+        endpoint: {
+            "jobs": len(members),
+            "done": sum(j.status is S.DONE for j in members),
+            "failed": sum(j.status is S.FAILED for j in members),
+            "spent_usd": tally(members).spent,
+        }
+        for endpoint, members in groups.items()
+    }
 
 
 def _age(job: JobRow, now: float) -> float | None:
@@ -249,6 +270,14 @@ def render(status: Status, *, limit: int = 15) -> str:
     )
     lines.append(f"committed: ${status.committed_usd:,.2f} (submitted, not known to be unbilled)")
     lines.append(f"remaining: ${status.remaining_usd:,.2f} (not yet submitted)")
+    if len(status.by_endpoint) > 1:
+        lines.append("by endpoint:")
+        for endpoint, part in status.by_endpoint.items():
+            lines.append(
+                f"  {endpoint}: {part['done']}/{part['jobs']} done"
+                + (f", {part['failed']} failed" if part["failed"] else "")
+                + f", spent ${part['spent_usd']:,.2f}"
+            )
     if status.not_in_input:
         lines.append(
             f"no longer in the input: {status.not_in_input} (kept; those in flight are "

@@ -5,14 +5,14 @@ fsync, ``os.replace``), so a reader never sees half a manifest. Lines follow inp
 process killed mid-write leaves its temp file (``.manifest.csv.1a2b3c4d.tmp``) behind;
 ``remove_stale_temps`` clears them when the next run starts.
 
-Columns, in order: ``row``, ``key``, the input's own columns, the parameters sent (a file
-parameter ``P`` holds the URL its last submit sent, a data URI described as ``data:<mime>;base64
-(N bytes)``, or the planned ``sha256:<hex>`` before any submit; ``P.path`` and ``P.sha256`` of
-its local file follow it), then ``status
-error error_type request_id attempts possibly_duplicate in_input video_path video_url bytes sha256
-price_usd cost_usd submitted_at completed_at latency_s``. ``in_input`` is false for a job whose row
-left the input (edited or deleted) after it was submitted: it is still listed, with its video. An
-input column whose name is one of ours is written as ``input.<name>`` (a parameter as
+Columns, in order: ``row``, ``key``, ``endpoint``, the input's own columns, the parameters sent
+(a file parameter ``P`` holds the URL its last submit sent, a data URI described as
+``data:<mime>;base64 (N bytes)``, or the planned ``sha256:<hex>`` before any submit; ``P.path``
+and ``P.sha256`` of its local file follow it), then ``status error error_type request_id
+attempts possibly_duplicate in_input video_path video_url bytes sha256 price_usd cost_usd
+submitted_at completed_at latency_s``. ``in_input`` is false for a job whose row left the input
+(edited or deleted) after it was submitted: it is still listed, with its video. An input column
+whose name is one of ours is written as ``input.<name>`` (a parameter as
 ``param.<name>``): our columns keep their meaning whatever the spreadsheet holds. ``video_path``
 (relative to ``DIR``) is set for ``done`` jobs only; times are ISO 8601 UTC; ``price_usd`` is the
 job's list price and ``cost_usd`` what it spent (its price once the provider ran it, else 0:
@@ -51,7 +51,7 @@ from batchgen.ledger.money import share
 from batchgen.ledger.states import JobRow, JobStatus
 from batchgen.ledger.store import Ledger
 
-LEAD = ("row", "key")
+LEAD = ("row", "key", "endpoint")
 TAIL = (
     "status",
     "error",
@@ -229,7 +229,7 @@ def _free(name: str, prefix: str, taken: set[str]) -> str:
 
 
 def _record(job: JobRow, layout: _Layout, root: Path) -> dict[str, Any]:
-    record: dict[str, Any] = {"row": job.row, "key": job.key}
+    record: dict[str, Any] = {"row": job.row, "key": job.key, "endpoint": job.endpoint}
     for column, name in layout.inputs.items():
         record[column] = job.extra.get(name)
     for column, name in layout.params.items():

@@ -140,9 +140,11 @@ class Ledger(UploadCache):
     # -- plan ----------------------------------------------------------------------------
 
     def sync(
-        self, jobs: Iterable[Any], endpoint: str, *, occupied: Iterable[str] = ()
+        self, jobs: Iterable[Any], endpoint: str = "", *, occupied: Iterable[str] = ()
     ) -> SyncReport:
         """Add the plan's jobs (``plan.Job``) not yet known; keep the known ones as they are.
+
+        Each job runs on its own ``endpoint`` (``endpoint`` here is for jobs without one).
 
         Keys in the ledger but not in ``jobs`` are left untouched, flagged ``in_input=0``.
         The input order becomes the ledger's order (``position``). A file name is reserved
@@ -189,7 +191,7 @@ class Ledger(UploadCache):
                         job.row,
                         job.line,
                         job.repeat,
-                        endpoint,
+                        getattr(job, "endpoint", "") or endpoint,
                         _json(job.payload),
                         _json(job.extra),
                         filename,
@@ -209,12 +211,13 @@ class Ledger(UploadCache):
         self,
         states: Iterable[dict[str, Any]],
         endpoint: str,
-        orphans: dict[str, tuple[int, dict[str, Any]]],
+        orphans: dict[str, tuple[int, dict[str, Any], str | None]],
     ) -> int:
         """Put back the state of jobs a lost ledger held (see ``batchgen.ledger.rebuild``).
 
         ``states`` are ``restored()`` field sets; a key the plan did not add is inserted from
-        ``orphans`` (its row and payload), as no longer in the input. This writes states as
+        ``orphans`` (its row, payload and endpoint, else ``endpoint``), as no longer in the
+        input. This writes states as
         they were, not as moves: it is the one place ``TRANSITIONS`` does not apply. Returns
         how many jobs were restored.
         """
@@ -228,7 +231,7 @@ class Ledger(UploadCache):
                 if key not in known:
                     if key not in orphans:
                         continue
-                    row, payload = orphans[key]
+                    row, payload, its_endpoint = orphans[key]
                     position += 1
                     db.execute(
                         "INSERT INTO jobs (key, position, row, repeat, endpoint, payload, extra, "
@@ -238,7 +241,7 @@ class Ledger(UploadCache):
                             key,
                             position,
                             row,
-                            endpoint,
+                            its_endpoint or endpoint,
                             _json(payload),
                             f"restored-{key}.mp4",
                             JobStatus.PENDING.value,
@@ -322,6 +325,17 @@ class Ledger(UploadCache):
                 "WHERE jobs.files IS NOT NULL GROUP BY f.key ORDER BY MIN(jobs.position)"
             )
         ]
+
+    def first_request(self) -> tuple[str, str] | None:
+        """The (key, request id) of the folder's first request at the provider, or None.
+
+        Request ids are never rewritten, so this names the batch for good once anything was
+        sent: two folders of the same input differ here.
+        """
+        row = self._db.execute(
+            "SELECT key, request_id FROM requests ORDER BY rowid LIMIT 1"
+        ).fetchone()
+        return None if row is None else (row[0], row[1])
 
     def meta(self, name: str) -> Any:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()

@@ -57,7 +57,8 @@ class MockConfig:
     completion; after it the file answers 404, gone for good.
 
     Storage: a token lives ``storage_token_ttl``; a model refuses (422 at result) a data: URI
-    that decodes to more than ``data_uri_max_bytes``.
+    that decodes to more than ``data_uri_max_bytes``, and a URL on this server it did not
+    serve; with ``strict_file_urls``, any URL it did not serve (other hosts too).
     """
 
     auth_scheme: str = "any"
@@ -77,6 +78,7 @@ class MockConfig:
     status_route: bool = True
     storage_token_ttl: float = 3600.0
     data_uri_max_bytes: int = 8 * 1024 * 1024
+    strict_file_urls: bool = False
     seed: int | None = None
     retry_after: float = 1.0
     slow_delay: float = 10.0

@@ -55,9 +55,12 @@ def _frames(request_id: str) -> list[bytes]:
     return frames
 
 
-def _moov(samples: list[int], mdat_payload_offset: int, sps: bytes, pps: bytes) -> bytes:
-    width, height = WIDTH_MBS * 16, HEIGHT_MBS * 16
-    delta = _TIMESCALE // FPS
+def _moov(
+    samples: list[int], mdat_payload_offset: int, sps: bytes, pps: bytes, size: tuple[int, int, int]
+) -> bytes:
+    width_mbs, height_mbs, fps = size
+    width, height = width_mbs * 16, height_mbs * 16
+    delta = _TIMESCALE // fps
     duration = delta * len(samples)
     mvhd = full_box(
         b"mvhd", 0, 0,
@@ -100,13 +103,20 @@ def _moov(samples: list[int], mdat_payload_offset: int, sps: bytes, pps: bytes) 
 @functools.lru_cache(maxsize=128)
 def movie(request_id: str) -> bytes:
     """``ftyp`` + ``moov`` + ``mdat`` of the job's video, without the trailing ``free`` box."""
-    sps, pps = h264.sps(WIDTH_MBS, HEIGHT_MBS), h264.pps()
-    samples = [struct.pack(">I", len(nal)) + nal for nal in _frames(request_id)]
+    return encode(_frames(request_id), WIDTH_MBS, HEIGHT_MBS, FPS)
+
+
+def encode(frames: list[bytes], width_mbs: int, height_mbs: int, fps: int) -> bytes:
+    """A whole playable MP4 (``ftyp``, ``moov``, ``mdat``) of ``frames``, each an
+    ``h264.idr_picture`` of ``width_mbs`` x ``height_mbs`` macroblocks, at ``fps``."""
+    sps, pps = h264.sps(width_mbs, height_mbs), h264.pps()
+    samples = [struct.pack(">I", len(nal)) + nal for nal in frames]
     ftyp = box(b"ftyp", b"isom", struct.pack(">I", 512), b"isomiso2avc1mp41")
     sizes = [len(s) for s in samples]
+    size = (width_mbs, height_mbs, fps)
     # stco holds a fixed-width offset, so moov's size is known before the offset is.
-    moov_size = len(_moov(sizes, 0, sps, pps))
-    moov = _moov(sizes, len(ftyp) + moov_size + 8, sps, pps)
+    moov_size = len(_moov(sizes, 0, sps, pps, size))
+    moov = _moov(sizes, len(ftyp) + moov_size + 8, sps, pps, size)
     return ftyp + moov + box(b"mdat", *samples)
 
 

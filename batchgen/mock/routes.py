@@ -14,6 +14,7 @@ import json
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -141,15 +142,24 @@ async def submit(request: web.Request, emu: Emulator, key: str) -> web.Response:
     except ValueError:
         return answer({"detail": "X-Fal-Request-Timeout must be a number of seconds"}, 400)
     emu.stats.submits_by_payload[payload_digest(values)] += 1
+    emu.stats.submits_by_endpoint[spec.id] += 1
     payload, problems = spec.check(values)
     # A model fetches its file inputs when it runs: one it cannot fails the job at result.
-    files = emu.storage.refused(spec, values, emu.queue)
+    own = {
+        urlsplit(base).netloc.lower()
+        for base in (public_base(request, None), emu.config.files_base_url)
+        if base
+    }
+    files = emu.storage.refused(spec, values, emu.queue, own)
     running, planned = _plan(emu, values, problems, files)
     units = 1
-    rule = spec.price.per_second
-    if rule is not None and not problems:
-        # Bill in seconds of video where the price is per second (Kling: "5" or "10").
-        units = int(float(payload[rule["parameter"]]))
+    seconds = None if problems else spec.video_seconds(payload)
+    if seconds is not None:
+        # A longer video takes longer: the latency is for a video of the default length.
+        running *= seconds / (spec.default_seconds() or seconds)
+        if spec.price.duration_parameter is not None:
+            # Bill in seconds of video where the price is per second ("5", 8, "8s").
+            units = max(1, round(seconds))
     job = Job(
         emu.faults.request_id(),
         spec.id,

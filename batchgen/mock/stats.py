@@ -36,6 +36,7 @@ class Stats:
         "files",
         "requests",
         "status_requests",
+        "submits_by_endpoint",
         "submits_by_payload",
         "upload_bytes",
         "uploads",
@@ -45,6 +46,7 @@ class Stats:
         self.requests: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.faults: Counter[str] = Counter()
         self.submits_by_payload: Counter[str] = Counter()
+        self.submits_by_endpoint: Counter[str] = Counter()
         self.status_requests: Counter[str] = Counter()
         self.file_auth: list[str] = []
         self.files: dict[str, dict[str, Any]] = {}
@@ -89,6 +91,7 @@ class Stats:
             "requests": {route: dict(codes) for route, codes in self.requests.items()},
             "faults": dict(self.faults),
             "submits_by_payload": dict(self.submits_by_payload),
+            "submits_by_endpoint": dict(self.submits_by_endpoint),
             "status_requests": dict(self.status_requests),
             "file_auth": {
                 "count": len(self.file_auth),

@@ -5,9 +5,11 @@ asked with the API key, simple and multipart uploads with the token, and the old
 PUT. A finished upload is served back at its ``access_url`` (``/files/up/{id}/{name}``).
 
 ``refused`` is what a model does with its file inputs: it fetches every URL a file parameter
-(``type: file`` in the spec, or any ``*_url`` field) names, so a URL this server did not serve
-(an upload it does not hold, a video it never made) fails, as does a ``data:`` URI that is
-malformed or decodes to more than ``data_uri_max_bytes``.
+(``type: file`` in the spec, or any ``*_url`` field) names. A URL on this server that it did not
+serve (an upload it no longer holds, a video it never made) fails, as does a value that is no
+URL (a local path) and a ``data:`` URI that is malformed or decodes to more than
+``data_uri_max_bytes``. A URL on another host cannot be fetched without a network: it is taken
+as fetchable, unless ``strict_file_urls`` (then only what this server served is).
 """
 
 from __future__ import annotations
@@ -110,9 +112,10 @@ class Storage:
         return secrets.token_hex(12)
 
     def refused(
-        self, spec: EndpointSpec, values: dict[str, Any], queue: JobQueue
+        self, spec: EndpointSpec, values: dict[str, Any], queue: JobQueue, own: set[str]
     ) -> list[tuple[str, str, str]]:
-        """``(field, message, type)`` for each file input a model could not fetch."""
+        """``(field, message, type)`` for each file input a model could not fetch; ``own``
+        are the hosts (``host:port``) this server answers on."""
         problems = []
         for name, value in values.items():
             param = spec.params.get(name)
@@ -120,12 +123,12 @@ class Storage:
                 (param is not None and param.is_file) or name.endswith("_url")
             ):
                 continue
-            problem = self._fetch_problem(value, queue)
+            problem = self._fetch_problem(value, queue, own)
             if problem is not None:
                 problems.append((name, *problem))
         return problems
 
-    def _fetch_problem(self, value: str, queue: JobQueue) -> tuple[str, str] | None:
+    def _fetch_problem(self, value: str, queue: JobQueue, own: set[str]) -> tuple[str, str] | None:
         if value.startswith("data:"):
             match = _DATA_URI.fullmatch(value)
             if match is None or match[2] != ";base64":
@@ -141,6 +144,8 @@ class Storage:
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             return "Input should be a valid URL", "url_parsing"
+        if parts.netloc.lower() not in own and not self._config.strict_file_urls:
+            return None  # another host: a model would fetch it; this server cannot tell
         uploaded = _UPLOADED.fullmatch(parts.path)
         if uploaded is not None and uploaded[1] in self.files:
             return None

@@ -3,6 +3,8 @@
 ``build_plan`` reads the rows, applies defaults (spec, then ``--set``), expands the matrix and
 ``repeat``, coerces and validates every payload against the endpoint spec, and names every
 output file. Every problem in every row is collected and raised at once as an ``InputError``.
+A local file named by a ``type: file`` parameter is checked and replaced in the payload by
+``sha256:<hex>`` of its bytes, the file itself kept in ``Job.files`` (see ``fileorigins``).
 
 Each ``Job`` has a stable ``key``: a hash of the endpoint id, the canonical JSON of the exact
 payload and the repeat index, so the same input gives the same keys on any machine, in any row
@@ -11,128 +13,27 @@ order. Identical jobs (two rows asking the very same thing) are one job.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from batchgen.errors import InputError, Problem
 from batchgen.plan.columns import sort_columns
-from batchgen.plan.defaults import MAX_JOBS, checked_defaults, checked_matrix
-from batchgen.plan.endpoint import DEFAULT_ENDPOINT, EndpointSpec, resolve
+from batchgen.plan.defaults import MAX_JOBS
+from batchgen.plan.endpoint import DEFAULT_ENDPOINT, EndpointSpec, load_spec_file, resolve
+from batchgen.plan.fileorigins import PlanFiles, check_image_column
 from batchgen.plan.files import not_a_file
-from batchgen.plan.inputfiles import InputFile
+from batchgen.plan.imagefolder import input_name, is_image_set
 from batchgen.plan.inputs import Record, Table, read_table
 from batchgen.plan.jobspec import JobSpec, load_jobspec, looks_like_spec
-from batchgen.plan.naming import DEFAULT_TEMPLATE, Namer, check_template, slug
+from batchgen.plan.mix import check_values, mix_of
+from batchgen.plan.model import Job, Plan, job_key
+from batchgen.plan.naming import DEFAULT_TEMPLATE, Namer, check_template, model_slug, slug
 from batchgen.plan.outdir import output_problem
-from batchgen.plan.settings import RunSettings
 from batchgen.plan.text import counted
 
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """One generation to run: what is sent, where it came from, where its video goes."""
-
-    key: str
-    row: int
-    line: int
-    repeat: int
-    payload: dict[str, Any]
-    extra: dict[str, Any]
-    filename: str
-    cost_usd: float | None
-    # The endpoint id this job runs on (a plan may compare several).
-    endpoint: str = ""
-    # Local files behind ``type: file`` parameters; the payload holds ``sha256:<hex>`` for
-    # each, replaced by the uploaded URL (or a data: URI) when the job is submitted.
-    files: tuple[InputFile, ...] = ()
-
-
-@dataclass(slots=True)
-class Plan:
-    """Every job of a batch, in input order, with what is needed to run and report it."""
-
-    endpoint: EndpointSpec
-    jobs: list[Job]
-    input_path: str
-    input_sha256: str
-    extra_columns: list[str]
-    output_dir: Path
-    settings: RunSettings
-    filename_template: str
-    records: int = 0
-    warnings: list[str] = field(default_factory=list)
-    # True when no --out and no spec ``output`` named the folder: it is out/<input name>.
-    default_output: bool = False
-
-    @property
-    def estimated_cost(self) -> float | None:
-        """Total estimated spend in USD, or None when any job's price is unknown."""
-        return _total(self.jobs)
-
-    def breakdown(self) -> list[dict[str, Any]]:
-        """Job counts and costs grouped by the parameters that drive the price."""
-        drivers = self.endpoint.price.drivers if not self.endpoint.passthrough else ()
-        groups: dict[tuple[Any, ...], list[Job]] = {}
-        for job in self.jobs:
-            groups.setdefault(tuple(job.payload.get(d) for d in drivers), []).append(job)
-        out = []
-        for values, jobs in sorted(groups.items(), key=lambda kv: _sort_key(kv[0])):
-            out.append(
-                {
-                    **dict(zip(drivers, values, strict=True)),
-                    "jobs": len(jobs),
-                    "cost_usd": _total(jobs),
-                }
-            )
-        return out
-
-    def summary(self) -> dict[str, Any]:
-        """What ``batchgen plan --json`` prints."""
-        return {
-            "endpoint": self.endpoint.id,
-            "input": self.input_path,
-            "records": self.records,
-            "jobs": len(self.jobs),
-            "estimated_cost_usd": self.estimated_cost,
-            "breakdown": self.breakdown(),
-            "output": str(self.output_dir),
-            "warnings": self.warnings,
-        }
-
-
-def _total(jobs: list[Job]) -> float | None:
-    """The summed price of ``jobs`` in USD, or None when any price is unknown (never 0)."""
-    total = 0.0
-    for job in jobs:
-        if job.cost_usd is None:
-            return None
-        total += job.cost_usd
-    return round(total, 6)
-
-
-def _sort_key(values: tuple[Any, ...]) -> tuple[tuple[int, float, str], ...]:
-    """Numbers in numeric order ("5" before "10"), then text."""
-    keys = []
-    for value in values:
-        try:
-            keys.append((0, float(value), ""))
-        except (TypeError, ValueError):
-            keys.append((1, 0.0, str(value)))
-    return tuple(keys)
-
-
-def canonical_json(payload: dict[str, Any]) -> str:
-    """The one JSON spelling of a payload: sorted keys, no spaces, unicode kept."""
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def job_key(endpoint_id: str, payload: dict[str, Any], repeat: int) -> str:
-    """The stable key of a job (16 hex digits)."""
-    text = f"{endpoint_id}\n{canonical_json(payload)}\n{repeat}"
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+__all__ = ["Job", "Plan", "build_plan", "file_sha256", "job_key", "plan_table"]
 
 
 def file_sha256(path: Path) -> str:
@@ -165,7 +66,7 @@ def build_plan(
         load_jobspec(target) if looks_like_spec(target) else JobSpec(path=str(target), input=target)
     )
     input_path = spec.input or target
-    out_dir = Path(output) if output else spec.output or Path("out") / input_path.stem
+    out_dir = Path(output) if output else spec.output or Path("out") / input_name(input_path)
     # The folder is checked first and reported with any other problem: nothing is sent either way.
     folder = _folder_problems(spec, output, out_dir)
     try:
@@ -173,7 +74,7 @@ def build_plan(
         plan.default_output = not output and spec.output is None
         table = plan_table(spec, target, sheet or spec.sheet)
         plan.records = len(table.records)
-        plan.input_sha256 = file_sha256(input_path if spec.rows is None else target)
+        plan.input_sha256 = table.digest or file_sha256(input_path if spec.rows is None else target)
         plan.warnings.extend(table.notes)
         extra_ok = (extra_columns or spec.extra_columns or "error").lower() == "ok"
         _expand(plan, spec, table, sets or {}, extra_ok)
@@ -188,7 +89,7 @@ def plan_table(spec: JobSpec, target: Path, sheet: str | None = None) -> Table:
     """The rows of a plan: the spec's own, or its prompt file's (``sheet`` of an XLSX)."""
     if spec.rows is not None:
         return spec.rows
-    if spec.input is not None and spec.input != target:
+    if spec.input is not None and spec.input != target and not is_image_set(spec.input):
         reason = not_a_file(spec.input)
         if reason is not None:
             if reason == "no such file":
@@ -230,7 +131,15 @@ def _plan(
     run: dict[str, Any] | None,
 ) -> Plan:
     """The plan's frame, before its jobs: endpoint, settings, template, folder."""
-    ep = resolve(endpoint or spec.endpoint or DEFAULT_ENDPOINT, endpoint_spec or spec.endpoint_spec)
+    # A spec file describes its own endpoint: the plan's, unless another is named; either way
+    # rows may name it in an endpoint column or the matrix.
+    spec_path = endpoint_spec or spec.endpoint_spec
+    described = load_spec_file(spec_path) if spec_path is not None else None
+    wanted = (endpoint or spec.endpoint or "").strip("/")
+    if described is not None and wanted in ("", described.id):
+        ep = described
+    else:
+        ep = resolve(wanted or DEFAULT_ENDPOINT)
     settings = spec.run.merged(run or {}, "command line")
     template = filename or spec.filename or DEFAULT_TEMPLATE
     if filename:
@@ -246,6 +155,7 @@ def _plan(
         output_dir=out_dir,
         settings=settings,
         filename_template=template,
+        described=described,
     )
     if ep.passthrough:
         plan.warnings.append(
@@ -257,33 +167,46 @@ def _plan(
 
 def _expand(plan: Plan, spec: JobSpec, table: Table, sets: dict[str, str], extra_ok: bool) -> None:
     """Check every row and give the plan its jobs; InputError with every problem found."""
-    ep = plan.endpoint
     problems: list[Problem] = []
+    mix = mix_of(spec, table, plan.endpoint, problems, plan.described)
+    assert mix.union is not None
+    union = mix.union
 
     # Which file column feeds which parameter; the rest are the input's own columns.
-    columns = sort_columns(table, ep, extra_ok, problems)
-    column_param = columns.params
+    columns = sort_columns(table, union, extra_ok, problems, skip=mix.column)
+    media = PlanFiles(spec, sets, Path(plan.input_path))
     plan.extra_columns.extend(columns.extra)
-    named = (*spec.defaults, *sets, *spec.matrix)
-    given = {ep.lookup(name) or name.strip().lower() for name in named}
-    if "prompt" not in column_param.values() and "prompt" not in given:
+    named = (
+        *spec.defaults,
+        *sets,
+        *spec.matrix,
+        *(k for v in spec.per_endpoint.values() for k in v),
+    )
+    given = {union.lookup(name) or name.strip().lower() for name in named}
+    if "prompt" not in columns.params.values() and "prompt" not in given:
         raise InputError.one(table.path, _no_prompt(table), table.header_line)
 
     if not table.records:
         problems.append(
             Problem(table.path, table.header_line, None, "no rows to run: every row is blank")
         )
-    defaults = checked_defaults(spec, sets, ep, problems)
-    combos = checked_matrix(spec, ep, problems)
+    check_values(mix, spec, sets, problems)
     if problems:
         raise InputError(problems)
-    total = len(table.records) * len(combos) * spec.repeat
+    plan.endpoints = dict(mix.specs)
+    plan.endpoint = next(iter(mix.specs.values()))
+    per_row = (
+        sum(len(mix.combos[i]) for i in mix.axis)
+        if mix.axis
+        else max(len(c) for c in mix.combos.values())
+    )
+    total = len(table.records) * per_row * spec.repeat
     if total > MAX_JOBS:
         key = "repeat" if spec.repeat > 1 else "matrix" if spec.matrix else None
         raise InputError.one(
             spec.path if key else table.path,
             f"this plan would make {total:,} jobs ({counted(len(table.records), 'record')} x "
-            f"{counted(len(combos), 'matrix combination')} x {counted(spec.repeat, 'repeat')}), "
+            f"{counted(per_row, 'matrix combination')} x {counted(spec.repeat, 'repeat')}), "
             "more than "
             f"the {MAX_JOBS:,} one plan may hold; split the batch",
             spec.lines.get(key, 1) if key else None,
@@ -291,51 +214,81 @@ def _expand(plan: Plan, spec: JobSpec, table: Table, sets: dict[str, str], extra
             "field",
         )
 
+    # Each endpoint's own reading of the parameter columns (its names, its aliases).
+    column_params = {
+        ident: {
+            c: p
+            for c, name in columns.params.items()
+            if (p := name if ep.passthrough else ep.lookup(name) or ep.lookup(c)) is not None
+        }
+        for ident, ep in mix.specs.items()
+    }
+    for ident, ep in mix.specs.items():
+        check_image_column(table, column_params[ident], ep)
     namer = Namer(plan.filename_template)
     seen: dict[str, int] = {}
+    same = 0
     for row, record in enumerate(table.records, start=1):
-        cells = {
-            column_param[c]: v
-            for c, v in record.values.items()
-            if c in column_param and v is not None
-        }
         extra = {c: record.values.get(c) for c in plan.extra_columns}
-        for combo in combos:
-            payload, row_problems = ep.check({**defaults, **cells, **combo})
-            if row_problems:
-                problems.extend(
-                    _at_record(table.path, record, column_param, name, message)
-                    for name, message in row_problems
-                )
-                break  # the other combos of this row would repeat the same problems
-            for repeat in range(spec.repeat):
-                key = job_key(ep.id, payload, repeat)
-                if key in seen:
-                    plan.warnings.append(
-                        f"{table.path}:{record.line}: row {row} asks the same "
-                        f"as row {seen[key]}; it is run once"
-                    )
+        for ep in mix.endpoints_of(record.values):
+            column_param = column_params[ep.id]
+            cells = {
+                column_param[c]: v
+                for c, v in record.values.items()
+                if c in column_param and v is not None
+            }
+            on = f" (on {ep.id})" if mix.several else ""
+            at_cell = functools.partial(_at_record, table.path, record, column_param, on=on)
+            for combo in mix.combos[ep.id]:
+                payload, row_problems = ep.check({**mix.defaults[ep.id], **cells, **combo})
+                if row_problems:
+                    problems.extend(at_cell(name, message) for name, message in row_problems)
+                    break  # the other combos of this row would repeat the same problems
+                swapped = media.swap(ep, payload, cells, combo, at_cell, problems)
+                if swapped is None:
                     continue
-                seen[key] = row
-                name = _name(namer, spec, row, repeat, key, payload, extra, problems)
-                plan.jobs.append(
-                    Job(
-                        key=key,
-                        row=row,
-                        line=record.line,
-                        repeat=repeat,
-                        payload=payload,
-                        extra=extra,
-                        filename=name,
-                        cost_usd=ep.cost(payload),
-                        endpoint=ep.id,
+                payload, files = swapped
+                for repeat in range(spec.repeat):
+                    key = job_key(ep.id, payload, repeat)
+                    if key in seen:
+                        if seen[key] == row:  # matrix values this endpoint does not take
+                            same += 1
+                        else:
+                            again = f"row {row} asks the same as row {seen[key]}; it is run once"
+                            plan.warnings.append(
+                                str(Problem(*record.place(table.path), None, again))
+                            )
+                        continue
+                    seen[key] = row
+                    name = _name(namer, spec, row, repeat, key, payload, extra, ep, problems)
+                    plan.jobs.append(
+                        Job(
+                            key=key,
+                            row=row,
+                            line=record.place(table.path)[1],
+                            repeat=repeat,
+                            payload=payload,
+                            extra=extra,
+                            filename=name,
+                            cost_usd=ep.cost(payload),
+                            endpoint=ep.id,
+                            files=files,
+                        )
                     )
-                )
         if len(problems) > 1000:
             problems.append(Problem(table.path, None, None, "stopped after 1000 problems"))
             break
     if problems:
         raise InputError(problems)
+    if plan.described is not None and plan.described.id not in plan.endpoints:
+        plan.warnings.append(
+            f"the endpoint spec for {plan.described.id!r} is not used: no row runs on it"
+        )
+    if same:
+        plan.warnings.append(
+            f"{counted(same, 'job')} of the matrix asked the same as another of its row (an "
+            "endpoint without that parameter); each is run once"
+        )
 
 
 def _no_prompt(table: Table) -> str:
@@ -356,10 +309,17 @@ def _no_prompt(table: Table) -> str:
 
 
 def _at_record(
-    path: str, record: Record, column_param: dict[str, str], param: str, message: str
+    path: str,
+    record: Record,
+    column_param: dict[str, str],
+    param: str,
+    message: str,
+    *,
+    on: str = "",
 ) -> Problem:
+    """A problem with ``param`` at its cell (``on``: which endpoint, in a comparison)."""
     column = next((c for c, p in column_param.items() if p == param), param)
-    return Problem(path, record.line_of(column), column, message)
+    return Problem(*record.place(path, column), column, message + on)
 
 
 def _name(
@@ -370,12 +330,19 @@ def _name(
     key: str,
     payload: dict[str, Any],
     extra: dict[str, Any],
+    ep: EndpointSpec,
     problems: list[Problem],
 ) -> str:
     fields = {k: ("" if v is None else v) for k, v in extra.items()}
     fields.update(payload)
     fields.update(
-        row=row, repeat=repeat, key=key, key8=key[:8], slug=slug(str(payload.get("prompt", "")))
+        row=row,
+        repeat=repeat,
+        key=key,
+        key8=key[:8],
+        slug=slug(str(payload.get("prompt", ""))),
+        endpoint=slug(ep.id, 80),
+        model=model_slug(ep.id),
     )
     try:
         return namer.name(fields)

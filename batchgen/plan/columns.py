@@ -58,13 +58,20 @@ def suggest(column: str, params: list[str]) -> str | None:
 
 
 def sort_columns(
-    table: Table, ep: EndpointSpec, extra_ok: bool, problems: list[Problem]
+    table: Table,
+    ep: EndpointSpec,
+    extra_ok: bool,
+    problems: list[Problem],
+    skip: str | None = None,
 ) -> Columns:
-    """Sort ``table``'s columns; problems (two columns for one parameter, a column that looks
-    like a misspelt parameter unless ``extra_ok``) are appended to ``problems``."""
+    """Sort ``table``'s columns (but ``skip``, the endpoint column); problems (two columns for
+    one parameter, a column that looks like a misspelt parameter unless ``extra_ok``) are
+    appended to ``problems``."""
     out = Columns()
     params = list(ep.params)
     for column in table.columns:
+        if column == skip:
+            continue
         name = column.strip().lower() if ep.passthrough else ep.lookup(column)
         if name is None:
             out.extra.append(column)

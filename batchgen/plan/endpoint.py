@@ -8,7 +8,9 @@ with no spec is run as *passthrough*: parameters are sent as given and the price
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import math
 from dataclasses import dataclass, field
 from importlib import resources
@@ -17,10 +19,14 @@ from typing import Any
 
 from batchgen.errors import InputError
 from batchgen.plan.files import read_text
+from batchgen.plan.openapi import looks_like_openapi, spec_data_from_openapi
+from batchgen.plan.price import PriceRule, parse_price, seconds_of
 from batchgen.plan.text import fold, is_blank, shown
 from batchgen.plan.yamlload import load_yaml
 
 _TYPES = ("string", "number", "integer", "boolean", "file")
+# What an endpoint makes a video from: text alone, or text and an image (or other file).
+KINDS = ("t2v", "i2v")
 # Media kinds a ``type: file`` parameter may accept (checked by magic bytes, see plan.inputfiles).
 MEDIA_KINDS = ("image", "video", "audio")
 # Where a spec gives no size limit for a file, the provider answers beyond this (50 MB).
@@ -47,6 +53,24 @@ class Param:
     max_bytes: int | None = None
     # Other names a column may use for this parameter (``image_url`` for ``start_image_url``).
     aliases: tuple[str, ...] = ()
+
+    def as_data(self) -> dict[str, Any]:
+        """The parameter as a spec file writes it (only the keys that say something)."""
+        data: dict[str, Any] = {"type": self.type}
+        if self.required:
+            data["required"] = True
+        for key in ("default", "enum", "minimum", "maximum", "max_length"):
+            value = getattr(self, key)
+            if value is not None:
+                data[key] = list(value) if key == "enum" else value
+        if self.is_file:
+            data["accept"] = list(self.accept)
+            data["max_mb"] = (self.max_bytes or DEFAULT_MAX_BYTES) / 1_000_000
+        if self.aliases:
+            data["aliases"] = list(self.aliases)
+        if self.description:
+            data["description"] = self.description
+        return data
 
     @property
     def is_file(self) -> bool:
@@ -133,35 +157,12 @@ def _as_boolean(value: Any) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class PriceRule:
-    """How much one job costs, from its payload. ``None`` from ``cost`` means unknown."""
-
-    flat_usd: float | None = None
-    per_second: dict[str, Any] | None = None
-
-    @property
-    def drivers(self) -> tuple[str, ...]:
-        """The parameters whose values change the price."""
-        return (self.per_second["parameter"],) if self.per_second else ()
-
-    def cost(self, payload: dict[str, Any]) -> float | None:
-        if self.per_second is not None:
-            rule = self.per_second
-            try:
-                seconds = float(payload[rule["parameter"]])
-            except (KeyError, TypeError, ValueError):
-                return None
-            extra = max(0.0, seconds - float(rule["base_seconds"]))
-            return round(float(rule["base_usd"]) + extra * float(rule["extra_usd_per_second"]), 6)
-        return self.flat_usd
-
-
-@dataclass(frozen=True, slots=True)
 class EndpointSpec:
     """What batchgen knows of one endpoint. ``passthrough`` specs know nothing."""
 
     id: str
     title: str = ""
+    kind: str = "t2v"
     params: dict[str, Param] = field(default_factory=dict)
     price: PriceRule = field(default_factory=PriceRule)
     typical_latency_s: float | None = None
@@ -169,13 +170,13 @@ class EndpointSpec:
     passthrough: bool = False
     source: str = "built-in"
     digest: str = ""
+    # The spec file's header comment: where its facts came from, and when.
+    notes: str = ""
 
     @property
     def owner_app(self) -> str:
         """The ``owner/app`` part of the id, on which status, result and cancel live."""
-        parts = self.id.strip("/").split("/")
-        keep = 3 if parts[0] in ("workflows", "comfy") else 2
-        return "/".join(parts[:keep])
+        return owner_app(self.id)
 
     def lookup(self, name: str) -> str | None:
         """The parameter a column or field name means, compared loosely (``Aspect Ratio``,
@@ -224,6 +225,37 @@ class EndpointSpec:
     def cost(self, payload: dict[str, Any]) -> float | None:
         return None if self.passthrough else self.price.cost(payload)
 
+    def video_seconds(self, payload: dict[str, Any]) -> float | None:
+        """Seconds of video ``payload`` asks for (``"5"``, ``8``, ``"8s"``), if it says."""
+        name = self.price.duration_parameter or ("duration" if "duration" in self.params else None)
+        return None if name is None else seconds_of(payload.get(name))
+
+    def default_seconds(self) -> float | None:
+        """Seconds of video a job asks for when it leaves the duration at its default."""
+        return self.video_seconds({n: p.default for n, p in self.params.items()})
+
+    def as_data(self) -> dict[str, Any]:
+        """The whole spec as plain data, in the shape of a spec file (``endpoints ID --json``)."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "kind": self.kind,
+            "output": self.output,
+            "typical_latency_s": self.typical_latency_s,
+            "parameters": {n: p.as_data() for n, p in self.params.items()},
+            "price": self.price.as_data(),
+            "price_summary": self.price.summary(),
+            "source": self.source,
+            "notes": self.notes,
+        }
+
+
+def owner_app(endpoint_id: str) -> str:
+    """The ``owner/app`` part of an endpoint id (``workflows/`` and ``comfy/`` keep three)."""
+    parts = endpoint_id.strip("/").split("/")
+    keep = 3 if parts[0] in ("workflows", "comfy") else 2
+    return "/".join(parts[:keep])
+
 
 def passthrough(endpoint_id: str) -> EndpointSpec:
     """A spec for an endpoint batchgen does not know: send parameters as given."""
@@ -231,60 +263,88 @@ def passthrough(endpoint_id: str) -> EndpointSpec:
 
 
 def parse_spec(text: str, source: str) -> EndpointSpec:
-    """Build a spec from YAML text; every problem is an InputError naming ``source``."""
+    """Build a spec from a YAML spec file's text, or from a fal OpenAPI document (JSON, told
+    by its content); every problem is an InputError naming ``source``."""
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    if looks_like_openapi(text):
+        return spec_from_data(spec_data_from_openapi(text, source), source, digest)
     data = load_yaml(source, text)
+    notes = "\n".join(
+        line.lstrip("#").strip()
+        for line in itertools.takewhile(lambda line: line.startswith("#"), text.splitlines())
+    )
+    return spec_from_data(data, source, digest, notes)
+
+
+def spec_from_data(data: Any, source: str, digest: str = "", notes: str = "") -> EndpointSpec:
+    """Build a spec from a spec file's mapping (see ``parse_spec``)."""
     if not isinstance(data, dict) or not isinstance(data.get("id"), str):
         raise InputError.one(source, "an endpoint spec is a mapping with at least an 'id'")
-    for key in ("parameters", "price"):
-        if not isinstance(data.get(key) or {}, dict):
-            raise InputError.one(source, f"'{key}' must be a mapping")
-    params: dict[str, Param] = {}
-    for name, raw in (data.get("parameters") or {}).items():
-        raw = raw or {}
-        if not isinstance(raw, dict):
-            raise InputError.one(source, f"parameter {name!r}: must be a mapping (type: ...)")
-        if raw.get("type", "string") not in _TYPES:
-            raise InputError.one(source, f"parameter {name!r}: type must be one of {_TYPES}")
-        enum = raw.get("enum")
-        accept = tuple(raw.get("accept") or (MEDIA_KINDS if raw.get("type") == "file" else ()))
-        if any(kind not in MEDIA_KINDS for kind in accept):
-            raise InputError.one(source, f"parameter {name!r}: accept must be among {MEDIA_KINDS}")
-        max_mb = raw.get("max_mb")
-        params[name] = Param(
-            name=name,
-            type=raw.get("type", "string"),
-            required=bool(raw.get("required", False)),
-            default=raw.get("default"),
-            enum=tuple(enum) if enum is not None else None,
-            minimum=raw.get("minimum"),
-            maximum=raw.get("maximum"),
-            max_length=raw.get("max_length"),
-            description=str(raw.get("description") or "").strip(),
-            accept=accept,
-            max_bytes=(
-                int(float(max_mb) * 1_000_000)
-                if max_mb is not None
-                else DEFAULT_MAX_BYTES
-                if raw.get("type") == "file"
-                else None
-            ),
-            aliases=tuple(str(a) for a in raw.get("aliases") or ()),
-        )
-    price = data.get("price") or {}
+    if not isinstance(data.get("parameters") or {}, dict):
+        raise InputError.one(source, "'parameters' must be a mapping")
+    params = {
+        str(n): _param(str(n), raw, source) for n, raw in (data.get("parameters") or {}).items()
+    }
+    kind = data.get("kind") or ("i2v" if any(p.is_file for p in params.values()) else "t2v")
+    if kind not in KINDS:
+        raise InputError.one(source, f"'kind' must be one of {', '.join(KINDS)}, not {kind!r}")
+    latency = data.get("typical_latency_s")
+    if latency is not None and (isinstance(latency, bool) or not isinstance(latency, int | float)):
+        raise InputError.one(source, "'typical_latency_s' must be a number of seconds")
     return EndpointSpec(
         id=data["id"].strip("/"),
         title=str(data.get("title", "")),
+        kind=kind,
         params=params,
-        price=PriceRule(flat_usd=price.get("flat_usd"), per_second=price.get("per_second")),
-        typical_latency_s=data.get("typical_latency_s"),
+        price=parse_price(data.get("price"), source),
+        typical_latency_s=latency,
         output=str(data.get("output", "video")),
         source=source,
-        digest=hashlib.sha256(text.encode()).hexdigest(),
+        digest=digest,
+        notes=notes,
+    )
+
+
+def _param(name: str, raw: Any, source: str) -> Param:
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise InputError.one(source, f"parameter {name!r}: must be a mapping (type: ...)")
+    if raw.get("type", "string") not in _TYPES:
+        raise InputError.one(source, f"parameter {name!r}: type must be one of {_TYPES}")
+    enum = raw.get("enum")
+    accept = tuple(raw.get("accept") or (MEDIA_KINDS if raw.get("type") == "file" else ()))
+    if any(kind not in MEDIA_KINDS for kind in accept):
+        raise InputError.one(source, f"parameter {name!r}: accept must be among {MEDIA_KINDS}")
+    max_mb = raw.get("max_mb")
+    return Param(
+        name=name,
+        type=raw.get("type", "string"),
+        required=bool(raw.get("required", False)),
+        default=raw.get("default"),
+        enum=tuple(enum) if enum is not None else None,
+        minimum=raw.get("minimum"),
+        maximum=raw.get("maximum"),
+        max_length=raw.get("max_length"),
+        description=str(raw.get("description") or "").strip(),
+        accept=accept,
+        max_bytes=(
+            int(float(max_mb) * 1_000_000)
+            if max_mb is not None
+            else DEFAULT_MAX_BYTES
+            if raw.get("type") == "file"
+            else None
+        ),
+        aliases=tuple(str(a) for a in raw.get("aliases") or ()),
     )
 
 
 def builtin_specs() -> dict[str, EndpointSpec]:
-    """Every built-in endpoint spec, by endpoint id."""
+    """Every built-in endpoint spec, by endpoint id (a new dict each call: callers add to it)."""
+    return dict(_builtins())
+
+
+@functools.cache
+def _builtins() -> dict[str, EndpointSpec]:
     specs = {}
     for entry in sorted(resources.files("batchgen.plan.endpoints").iterdir(), key=lambda p: p.name):
         if entry.name.endswith(".yaml"):

@@ -19,6 +19,7 @@ import yaml
 
 from batchgen.errors import InputError, Problem
 from batchgen.plan.files import MAX_LINE_CHARS, not_a_file, open_regular, text_lines
+from batchgen.plan.imagefolder import is_image_set, read_images
 from batchgen.plan.sheets import read_sheet_text, read_xlsx
 from batchgen.plan.table import Record, Table, clean
 from batchgen.plan.text import is_blank, unicode_problem
@@ -42,12 +43,15 @@ SUFFIXES = {
 def read_table(
     path: str | Path, *, max_line: int = MAX_LINE_CHARS, sheet: str | None = None
 ) -> Table:
-    """Read an input file, choosing the format by its extension.
+    """Read an input file, choosing the format by its extension; a folder or glob of images
+    (see ``imagefolder``) gives one record per image.
 
     ``max_line`` bounds the characters of one line of a text file (see ``files``); ``sheet``
     names the sheet of an XLSX to read (see ``sheets``).
     """
     path = Path(path)
+    if is_image_set(path):
+        return read_images(path)
     name = str(path)
     kind = SUFFIXES.get(path.suffix.lower())
     reason = not_a_file(path)

@@ -4,7 +4,8 @@
     provider: fal                  # or quickrouter, mock
     input: ../examples/prompts.csv # relative to this file; or `rows:` inline
     defaults: {duration: "5"}
-    matrix: {aspect_ratio: ["16:9", "9:16"]}
+    matrix: {aspect_ratio: ["16:9", "9:16"]}   # or {endpoint: [A, B]}: every row on each
+    per_endpoint: {fal-ai/veo3.1/fast: {duration: 8s}}  # defaults for one endpoint's jobs
     repeat: 2
     output: ../out/demo            # relative to this file
     filename: "{row:04d}-{slug}-{key8}"
@@ -41,6 +42,7 @@ SHAPES = {
     "rows": "rows",
     "defaults": "values",
     "matrix": "lists",
+    "per_endpoint": "endpoint values",
     "repeat": "count",
     "output": "path",
     "filename": "text",
@@ -56,6 +58,7 @@ WANTED = {
     "rows": "a list of rows (- prompt: ...)",
     "values": "a mapping of names to single values",
     "lists": "a mapping of parameters to lists of values",
+    "endpoint values": "a mapping of endpoint ids to mappings of parameter defaults",
     "count": "a whole number",
 }
 MAX_REPEAT = 10_000
@@ -75,6 +78,7 @@ class JobSpec:
     rows: Table | None = None
     defaults: dict[str, Any] = field(default_factory=dict)
     matrix: dict[str, list[Any]] = field(default_factory=dict)
+    per_endpoint: dict[str, dict[str, Any]] = field(default_factory=dict)
     repeat: int = 1
     output: Path | None = None
     filename: str | None = None
@@ -198,6 +202,17 @@ class _Fields:
                     return None
             self.bad(key, wrong + _kind(node, self.loader))
             return None
+        if shape == "endpoint values":
+            if _is_null(node):
+                return {}
+            if not isinstance(node, yaml.MappingNode):
+                self.bad(key, wrong + _kind(node, self.loader))
+                return None
+            return {
+                ident.strip("/"): value
+                for ident, child in self.pairs(node, f"{key}.")
+                if (value := self.shaped(f"{key}.{ident}", "values", child)) is not None
+            }
         if shape in ("values", "lists"):
             if _is_null(node):
                 return {}
@@ -299,6 +314,7 @@ def _build(spec: JobSpec, base: Path, data: dict[str, Any], problems: list[Probl
     spec.repeat = data.get("repeat", 1)
     spec.defaults = data.get("defaults", {})
     spec.matrix = data.get("matrix", {})
+    spec.per_endpoint = data.get("per_endpoint", {})
     run_lines = {k.removeprefix("run."): v for k, v in lines.items() if k.startswith("run.")}
     settings = RunSettings()
     try:

@@ -1,7 +1,8 @@
 """File names for videos: from a template, always safe and unique inside the output folder.
 
-Template fields: ``row``, ``repeat``, ``key`` (16 hex), ``key8``, ``slug`` (of the prompt), every
-parameter sent and every input column, matched as columns are (``{ID}`` and ``{id}`` are the
+Template fields: ``row``, ``repeat``, ``key`` (16 hex), ``key8``, ``slug`` (of the prompt),
+``endpoint`` (the endpoint id as a slug), ``model`` (a short one: ``kling-video-v2-5-turbo-pro``),
+every parameter sent and every input column, matched as columns are (``{ID}`` and ``{id}`` are the
 column ``id``; ``{shot_no}`` the column ``Shot No``). Whatever the row data, the result has
 no path separators, no ``..``, no control characters, no invisible format characters (bidi
 overrides such as U+202E that make ``evil\u202egpm.exe`` look like ``evilexe.mpg``, zero-width
@@ -41,6 +42,15 @@ def slug(text: str, length: int = 40) -> str:
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     words = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
     return words[:length].rstrip("-") or "untitled"
+
+
+def model_slug(endpoint_id: str) -> str:
+    """A short name for an endpoint: its id without the owner and the generic words
+    (``fal-ai/veo3.1/fast/image-to-video`` -> ``veo3-1-fast``)."""
+    parts = endpoint_id.strip("/").split("/")[1:] or [endpoint_id]
+    generic = {"text-to-video", "image-to-video", "video", "standard"}
+    kept = [p for p in parts if p not in generic] or parts
+    return slug("-".join(kept), 60)
 
 
 def check_template(template: str, source: str, line: int | None = None) -> None:

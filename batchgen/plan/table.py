@@ -27,9 +27,18 @@ class Record:
     values: dict[str, Any]
     # Per-column lines where they differ from ``line`` (YAML mappings span several lines).
     lines: dict[str, int] = field(default_factory=dict)
+    # The file this record stands for (an image of a folder input): problems name it, no line.
+    source: str | None = None
 
     def line_of(self, column: str) -> int:
         return self.lines.get(column, self.line)
+
+    def place(self, path: str, column: str | None = None) -> tuple[str, int | None]:
+        """Where a problem of this record (in ``column``) is reported: its own file, or
+        ``path`` (the input's) at the record's line."""
+        if self.source is not None:
+            return self.source, None
+        return path, self.line if column is None else self.line_of(column)
 
 
 @dataclass(slots=True)
@@ -48,6 +57,10 @@ class Table:
     # XLSX: the sheet read and the workbook's other sheets.
     sheet: str | None = None
     other_sheets: list[str] = field(default_factory=list)
+    # A folder (or glob) of images: one record per image, see ``imagefolder``.
+    images: bool = False
+    # What identifies the input when it is no single file (a folder's names, sizes, prompts).
+    digest: str | None = None
 
 
 def clean(value: Any) -> Any:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from batchgen.api.client import QueueClient
@@ -75,6 +75,7 @@ class Engine(Follower):
         out_dir: Path,
         origin: str = "",
         key_id: str | None = None,
+        outputs: Mapping[str, str] | None = None,
         uploads: Uploads | None = None,
     ) -> None:
         super().__init__(
@@ -88,6 +89,7 @@ class Engine(Follower):
         )
         self._downloader = downloader
         self._origin, self._key_id = origin, key_id
+        self._outputs = outputs or {}  # endpoint id -> the result key holding its video
         self._uploads = uploads
         self._pool = DownloadPool(
             ledger=ledger,
@@ -312,6 +314,7 @@ class Engine(Follower):
                 before_send=before_send,
                 not_sent=not_sent,
                 stop=lambda: self._draining,
+                endpoint=row.endpoint,
             )
         except AmbiguousSubmit as exc:
             self._move(job, S.SUBMIT_UNCERTAIN, error=f"submit uncertain: {exc}")
@@ -380,7 +383,7 @@ class Engine(Follower):
         output, job.output = job.output, None  # already read by the look that saw it done
         while output is None:
             try:
-                output = await self._client.result(row.request_id)
+                output = await self._client.result(row.request_id, row.endpoint)
             except RetryableError as exc:
                 if exc.error_type is not None:
                     return self._job_failed(job, exc)
@@ -392,7 +395,7 @@ class Engine(Follower):
                 await timing.sleep(timing.s(self._settings.max_poll_interval))
             except PermanentError as exc:
                 return self._job_failed(job, exc)
-        url, size = video_of(output, self._client.endpoint.output)
+        url, size = video_of(output, self._outputs.get(row.endpoint, "video"))
         if url is None:
             return self._fail(
                 job, f"the result holds no video URL: {str(output)[:300]}", "no_output"

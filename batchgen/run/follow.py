@@ -19,7 +19,7 @@ import contextlib
 import logging
 
 from batchgen.api.classify import CANCELLED, UNKNOWN_REQUEST, job_failure
-from batchgen.api.client import Status
+from batchgen.api.status import Status
 from batchgen.errors import ApiError, PermanentError, RetryableError
 from batchgen.ledger.states import JobStatus
 from batchgen.run.jobs import Job, JobBook
@@ -60,7 +60,7 @@ class Follower(JobBook):
             await timing.sleep(min(self._policy.delay(now - submitted), deadline - now))
             try:  # a look (its retries too) must not outlast the job's time
                 async with asyncio.timeout(max(0.0, deadline - timing.wall())):
-                    look = await client.look(row.request_id)
+                    look = await client.look(row.request_id, row.endpoint)
             except TimeoutError:
                 continue  # the job's time is up: the loop's check cancels it
             except (RetryableError, PermanentError) as exc:
@@ -87,7 +87,9 @@ class Follower(JobBook):
         silence = self._timing.s(self._timing.stream_silence)
         try:
             async with asyncio.timeout(max(0.0, deadline - self._timing.wall())):
-                stream = self._client.stream(job.row.request_id, silence=silence)
+                stream = self._client.stream(
+                    job.row.request_id, silence=silence, endpoint=job.row.endpoint
+                )
                 async with contextlib.aclosing(stream) as statuses:
                     async for status in statuses:
                         if status.done:
@@ -141,7 +143,7 @@ class Follower(JobBook):
         grace = self._timing.s(self._timing.cancel_grace)
         try:
             async with asyncio.timeout(grace):
-                word = await self._client.cancel(job.row.request_id)
+                word = await self._client.cancel(job.row.request_id, job.row.endpoint)
         except (RetryableError, PermanentError, TimeoutError) as exc:
             word = f"cancel failed: {exc or 'no answer in time'}"
         # ALREADY_COMPLETED too: it ended, but only a look says how (cancelled, failed, a video).

@@ -63,7 +63,7 @@ def limiter_for(rate: float) -> AsyncLimiter:
 
 def poll_policy(plan: Plan, timing: Timing) -> PollPolicy:
     settings = plan.settings
-    seed = settings.expect_latency or plan.endpoint.typical_latency_s
+    seed = settings.expect_latency or plan.typical_latency_s
     high = timing.s(settings.max_poll_interval)
     low = min(timing.s(timing.min_poll_interval), high)
     return PollPolicy(None if seed is None else timing.s(seed), min_interval=low, max_interval=high)
@@ -175,20 +175,16 @@ class Runner:
 
     def _prepare(self, ledger: Ledger, *, rebuilding: bool = False) -> list[str]:
         plan = self.plan
-        params = (
-            list(plan.endpoint.params)
-            if not plan.endpoint.passthrough
-            else list(dict.fromkeys(k for job in plan.jobs for k in job.payload))
-        )
         ledger.set_meta(
             "plan",
             {
                 "endpoint": plan.endpoint.id,
+                "endpoints": list(plan.endpoints) or [plan.endpoint.id],
                 "endpoint_spec_digest": plan.endpoint.digest,
                 "input_path": plan.input_path,
                 "input_sha256": plan.input_sha256,
                 "extra_columns": plan.extra_columns,
-                "param_columns": params,
+                "param_columns": plan.params,
                 "filename_template": plan.filename_template,
             },
         )
@@ -212,13 +208,12 @@ class Runner:
         states = [state for state in map(restored, records) if state is not None]
         orphans = {}
         for record in records:
-            payload = {
-                name: record.get(name, record.get(f"param.{name}")) for name in plan.endpoint.params
-            }
-            row = record.get("row")
+            payload = {name: record.get(name, record.get(f"param.{name}")) for name in plan.params}
+            row, endpoint = record.get("row"), record.get("endpoint")
             orphans[str(record.get("key"))] = (
                 row if isinstance(row, int) else 0,
                 {k: v for k, v in payload.items() if v is not None},
+                endpoint if isinstance(endpoint, str) and endpoint else None,
             )
         count = ledger.restore(states, plan.endpoint.id, orphans)
         self.reporter.note(
@@ -230,7 +225,7 @@ class Runner:
 
     def _report_start(self, rows: list[JobRow]) -> None:
         plan, timing = self.plan, self.timing
-        latency = plan.settings.expect_latency or plan.endpoint.typical_latency_s
+        latency = plan.settings.expect_latency or plan.typical_latency_s
         self.reporter.start(
             Counter(row.status for row in rows),
             latency=None if latency is None else timing.s(latency),
@@ -281,6 +276,7 @@ class Runner:
                 out_dir=out,
                 origin=self.connection.origin,
                 key_id=self.connection.key_id,
+                outputs={i: ep.output for i, ep in plan.endpoints.items()},
                 uploads=Uploads.open(ledger, self.connection.storage, api, timing),
             )
             if self._drained:
@@ -346,6 +342,11 @@ class Runner:
             "endpoint": plan.endpoint.id,
             "endpoint_spec_source": plan.endpoint.source,
             "endpoint_spec_digest": plan.endpoint.digest,
+            # Every spec a job of the plan was checked against (a comparison has several).
+            "endpoints": {
+                i: {"title": ep.title, "source": ep.source, "digest": ep.digest}
+                for i, ep in (plan.endpoints or {plan.endpoint.id: plan.endpoint}).items()
+            },
             "input_path": plan.input_path,
             "input_sha256": plan.input_sha256,
             "jobs": len(plan.jobs),

@@ -13,7 +13,8 @@ from scripted import hang_up, reply, scripted
 
 from batchgen.api.backoff import Backoff
 from batchgen.api.classify import classify, job_failure, surely_not_created
-from batchgen.api.client import NOT_READY, QueueClient
+from batchgen.api.client import QueueClient
+from batchgen.api.status import NOT_READY
 from batchgen.errors import AmbiguousSubmit, FatalError, PermanentError, RetryableError
 from batchgen.plan.endpoint import resolve
 from batchgen.run.runner import limiter_for

@@ -1,4 +1,4 @@
-"""`batchgen plan` and `batchgen endpoints` on the shipped examples and job specs."""
+"""`batchgen plan` on the shipped examples and job specs."""
 
 from __future__ import annotations
 
@@ -74,11 +74,3 @@ def test_plan_without_target_is_a_usage_error() -> None:
     result = CliRunner().invoke(cli, ["plan"])
     assert result.exit_code == 2
     assert "give a prompt file or a job spec" in result.output
-
-
-def test_endpoints_lists_the_builtin_spec() -> None:
-    """endpoints shows the Kling spec with its parameters."""
-    result = CliRunner().invoke(cli, ["endpoints"])
-    assert result.exit_code == 0
-    assert "fal-ai/kling-video/v2.5-turbo/pro/text-to-video" in result.stdout
-    assert "duration: string; one of 5, 10; default '5'" in result.stdout

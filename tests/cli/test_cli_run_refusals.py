@@ -87,3 +87,23 @@ def test_upload_fal_without_fal_key_exits_2(tmp_path: Path) -> None:
     assert "error: --upload fal needs a fal key: set the environment variable FAL_KEY" in (
         result.output
     )
+
+
+def test_files_too_big_for_a_provider_without_storage_exit_2(tmp_path: Path) -> None:
+    """Through quickrouter (no storage), an image above the data-URI cap: exit 2 naming the
+    file and --upload fal, nothing sent, no folder made."""
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    photos.mkdir()
+    with (photos / "big.png").open("wb") as handle:
+        handle.write(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+        handle.truncate(6_000_000)
+    args = ["run", str(photos), "--endpoint", "fal-ai/kling-video/v2.5-turbo/pro/image-to-video"]
+    args += ["--set", "prompt=slow push-in", "--provider", "quickrouter", "--yes"]
+    args += ["--base-url", "http://127.0.0.1:9", "--out", str(out), *FAST]
+    result = CliRunner().invoke(cli, args, env={"QUICKROUTER_API_KEY": "t"})
+    assert result.exit_code == 2, result.output
+    assert f"{photos / 'big.png'}: is 5.7 MiB, above the 4 MiB a data: URI may carry" in (
+        result.output
+    )
+    assert "pass --upload fal (with FAL_KEY set)" in result.output
+    assert not out.exists()

@@ -7,6 +7,7 @@ fd 4, each a JSON message ended by a NUL byte: no port, no network, no extra dep
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import select
@@ -49,6 +50,7 @@ class Browser:
         os.close(answers_w)
         self._buffer = b""
         self._next = 0
+        self._events: list[dict[str, Any]] = []  # events read while waiting for an answer
         target = self._call("Target.createTarget", {"url": "about:blank"})["targetId"]
         attach = {"targetId": target, "flatten": True}
         self._session = self._call("Target.attachToTarget", attach)["sessionId"]
@@ -56,16 +58,60 @@ class Browser:
 
     def open(self, url: str) -> None:
         """Load ``url`` and wait for its load event (its scripts have run by then)."""
+        self._events.clear()
         self._call("Page.navigate", {"url": url}, session=True)
         self._wait_event("Page.loadEventFired")
 
     def evaluate(self, expression: str) -> Any:
         """The JSON value of ``expression`` evaluated in the page."""
-        params = {"expression": expression, "returnByValue": True, "awaitPromise": True}
+        params = {
+            "expression": expression,
+            "returnByValue": True,
+            "awaitPromise": True,
+            "userGesture": True,
+        }
         answer = self._call("Runtime.evaluate", params, session=True)
         if "exceptionDetails" in answer:
             raise AssertionError(f"script failed in the page: {answer['exceptionDetails']}")
         return answer["result"].get("value")
+
+    def press(self, key: str) -> None:
+        """Type ``key`` (a ``KeyboardEvent.key``: ``j``, ``1``, `` ``, ``ArrowDown``) as a user
+        would: the page sees keydown and keyup from the browser itself."""
+        named = {" ": ("Space", 32), "ArrowDown": ("ArrowDown", 40), "ArrowUp": ("ArrowUp", 38)}
+        if key in named:
+            code, number = named[key]
+        else:
+            code, number = f"Digit{key}" if key.isdigit() else f"Key{key.upper()}", ord(key.upper())
+        event = {"key": key, "code": code, "windowsVirtualKeyCode": number}
+        text = {"text": key} if len(key) == 1 else {}
+        self._call("Input.dispatchKeyEvent", {"type": "keyDown", **event, **text}, session=True)
+        self._call("Input.dispatchKeyEvent", {"type": "keyUp", **event}, session=True)
+
+    def download(self, expression: str, folder: Path) -> Path:
+        """Run ``expression`` (which starts a download), let the browser save the file in
+        ``folder`` and return it once complete."""
+        behaviour = {"behavior": "allow", "downloadPath": str(folder), "eventsEnabled": True}
+        self._call("Browser.setDownloadBehavior", behaviour)
+        self.evaluate(expression)
+        begun = self._wait_event("Browser.downloadWillBegin")
+        guid = begun["params"]["guid"]
+        while True:
+            progress = self._wait_event("Browser.downloadProgress")["params"]
+            if progress["guid"] == guid and progress["state"] in ("completed", "canceled"):
+                break
+        assert progress["state"] == "completed", progress
+        return folder / begun["params"]["suggestedFilename"]
+
+    def resize(self, width: int, height: int) -> None:
+        """Show the page in a ``width`` x ``height`` window."""
+        metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}
+        self._call("Emulation.setDeviceMetricsOverride", metrics, session=True)
+
+    def screenshot(self, path: Path) -> None:
+        """Save a PNG of the window's view of the page."""
+        shot = self._call("Page.captureScreenshot", {"format": "png"}, session=True)
+        path.write_bytes(base64.b64decode(shot["data"]))
 
     def close(self) -> None:
         try:
@@ -107,10 +153,20 @@ class Browser:
                     raise AssertionError(f"{method}: {message['error']}")
                 result: dict[str, Any] = message.get("result", {})
                 return result
+            if "method" in message:
+                self._events.append(message)
 
-    def _wait_event(self, method: str) -> None:
-        while self._read().get("method") != method:
-            pass
+    def _wait_event(self, method: str) -> dict[str, Any]:
+        """The first event ``method`` not waited for yet, read earlier or now."""
+        for i, event in enumerate(self._events):
+            if event["method"] == method:
+                return self._events.pop(i)
+        while True:
+            message = self._read()
+            if message.get("method") == method:
+                return message
+            if "method" in message:
+                self._events.append(message)
 
     def _read(self) -> dict[str, Any]:
         deadline = time.monotonic() + self.timeout

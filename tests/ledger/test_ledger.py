@@ -191,3 +191,21 @@ def test_a_folder_an_older_batchgen_wrote_is_read_and_brought_up_to_date(
         assert ledger.record_upload("ab", "https://rest.example", "https://cdn/a", 3).size == 3
         assert ledger.stale_upload("https://cdn/a") == 1
         assert ledger.upload("ab", "https://rest.example") is None
+
+
+def test_first_request_is_the_oldest_and_stays(tmp_path: Path) -> None:
+    """first_request is None before anything is sent, then the first request id ever given,
+    whatever is sent after (another job, or the same job again)."""
+    ledger = Ledger.in_folder(tmp_path)
+    plan = make_plan(tmp_path, ["a", "b"])
+    ledger.sync(plan.jobs, plan.endpoint.id)
+    assert ledger.first_request() is None
+    a, b = (job.key for job in plan.jobs)
+    ledger.transition(b, JobStatus.SUBMITTING, attempts=1)
+    ledger.transition(b, JobStatus.QUEUED, request_id="req-b1")
+    ledger.transition(a, JobStatus.SUBMITTING, attempts=1)
+    ledger.transition(a, JobStatus.QUEUED, request_id="req-a1")
+    ledger.transition(b, JobStatus.PENDING)
+    ledger.transition(b, JobStatus.SUBMITTING, attempts=2)
+    ledger.transition(b, JobStatus.QUEUED, request_id="req-b2")
+    assert ledger.first_request() == (b, "req-b1")

@@ -171,29 +171,33 @@ async def result_of(
 async def test_a_model_fails_at_result_on_files_it_cannot_fetch(
     server: MockServer, session: aiohttp.ClientSession
 ) -> None:
-    """A file parameter (or a *_url field) naming a URL this server did not serve, a data:
-    URI over the cap or not base64, fails at result with fal's 422 detail list."""
+    """A file parameter (or a *_url field) naming a URL on this server that it did not serve,
+    no URL at all, or a data: URI over the cap or not base64, fails at result with fal's 422
+    detail list; a URL on another host is taken as fetchable unless strict_file_urls."""
     server.config.data_uri_max_bytes = 1000
     small = "data:image/png;base64," + base64.b64encode(PNG[:900]).decode()
     big = "data:image/png;base64," + base64.b64encode(PNG).decode()
     served = await upload(session, server)
-    assert (await result_of(session, server, {"prompt": "a", "image": served}))[0] == 200
-    assert (await result_of(session, server, {"prompt": "a", "image": small}))[0] == 200
+    elsewhere = "https://example.com/cat.png"
+    for fine in (served, small, elsewhere):
+        assert (await result_of(session, server, {"prompt": "a", "image": fine}))[0] == 200
     cases = {
-        "https://example.com/cat.png": "file_download_error",
         served.replace("/files/up/", "/files/up/0"): "file_download_error",
+        f"{server.base_url}/files/nobody/output.mp4": "file_download_error",
         big: "file_too_large",
         "data:image/png;base64,@@@": "value_error",
         "sha256:abc": "url_parsing",
+        "/home/me/cat.png": "url_parsing",
     }
     for value, kind in cases.items():
         status, body = await result_of(session, server, {"prompt": "a", "image": value})
         assert status == 422, value
         assert [(d["loc"], d["type"]) for d in body["detail"]] == [(["body", "image"], kind)]
-    payload = {"prompt": "a", "image": served, "tail_image_url": "https://example.com/x.png"}
+    server.config.strict_file_urls = True
+    payload = {"prompt": "a", "image": served, "tail_image_url": elsewhere}
     status, body = await result_of(session, server, payload)
     assert status == 422
-    assert body["detail"][0]["loc"] == ["body", "tail_image_url"]
+    assert [d["loc"] for d in body["detail"]] == [["body", "tail_image_url"]]
 
 
 async def test_a_reset_forgets_the_uploads(server: MockServer, session) -> None:

@@ -112,3 +112,36 @@ def test_bad_spec_file_is_an_input_error(tmp_path: Path) -> None:
     path.write_text("- just a list\n")
     with pytest.raises(InputError, match=r"bad\.yaml"):
         load_spec_file(path)
+
+
+def test_every_builtin_names_its_sources_kind_and_file_kinds() -> None:
+    """Built-ins have a kind, a dated header naming the reference doc, and typed file inputs."""
+    specs = builtin_specs()
+    assert len(specs) >= 20
+    assert len({spec.id.rsplit("/", 1)[0] for spec in specs.values()}) >= 12
+    for spec in specs.values():
+        assert spec.kind in ("t2v", "i2v")
+        assert "fal-video-endpoints.md" in spec.notes, spec.id
+        assert "2026" in spec.notes, spec.id
+        assert spec.typical_latency_s, spec.id
+        assert spec.title, spec.id
+        files = [p for p in spec.params.values() if p.is_file]
+        assert (spec.kind == "i2v") == any("image" in p.accept for p in files), spec.id
+        for param in files:
+            assert param.accept, (spec.id, param.name)
+            assert param.max_bytes, (spec.id, param.name)
+    wan = specs["fal-ai/wan-25-preview/image-to-video"].params["audio_url"]
+    assert (wan.accept, wan.max_bytes) == (("audio",), 15_000_000)
+    kling26 = specs["fal-ai/kling-video/v2.6/pro/image-to-video"]
+    assert kling26.lookup("image_url") == "start_image_url"
+    assert not kling26.params["end_image_url"].required
+
+
+def test_spec_kind_must_be_t2v_or_i2v(tmp_path: Path) -> None:
+    """A spec's kind defaults from its file inputs; another word is refused."""
+    path = tmp_path / "kind.yaml"
+    path.write_text("id: me/model\nparameters:\n  image_url: {type: file, accept: [image]}\n")
+    assert load_spec_file(path).kind == "i2v"
+    path.write_text("id: me/model\nkind: movie\n")
+    with pytest.raises(InputError, match=r"kind\.yaml: 'kind' must be one of t2v, i2v"):
+        load_spec_file(path)

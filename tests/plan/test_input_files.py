@@ -47,15 +47,17 @@ _ONE = "1 problem found; nothing was sent.\n"
 
 @pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero on this system")
 def test_device_input_is_named(tmp_path: Path) -> None:
-    """A device, directly, via a symlink named like a CSV, or as endpoint spec, and a folder,
-    are refused by name."""
+    """A device, directly, via a symlink named like a CSV, or as endpoint spec, is refused by
+    name; a folder is read as images, and one with none is refused saying so."""
     link = tmp_path / "zero.csv"
     link.symlink_to("/dev/zero")
     assert _plan("/dev/zero") == (2, f"/dev/zero: is a character device, not a file\n{_ONE}")
     assert _plan(str(link)) == (2, f"{link}: is a character device, not a file\n{_ONE}")
     code, output = _plan(str(link), "--endpoint-spec", "/dev/zero")
     assert (code, output) == (2, f"/dev/zero: is a character device, not a file\n{_ONE}")
-    assert _plan(str(tmp_path)) == (2, f"{tmp_path}: is a folder, not a file\n{_ONE}")
+    code, output = _plan(str(tmp_path))
+    assert code == 2
+    assert f"{tmp_path}: no image in it: 1 file left out" in output
 
 
 def test_one_endless_line_is_refused_at_its_line_with_little_memory(tmp_path: Path) -> None:

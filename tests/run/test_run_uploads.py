@@ -22,9 +22,8 @@ from batchgen.ledger.states import JobStatus
 from batchgen.ledger.store import Ledger
 from batchgen.mock import MockServer
 from batchgen.mock.stats import payload_digest
-from batchgen.plan.build import Plan, build_plan, file_sha256, job_key
+from batchgen.plan.build import Plan, build_plan, file_sha256
 from batchgen.plan.endpoint import builtin_specs
-from batchgen.plan.inputfiles import InputFile
 from batchgen.run.runner import Runner
 
 S = JobStatus
@@ -32,7 +31,7 @@ SPEC = """id: fal-ai/test/image-to-video
 typical_latency_s: 20
 parameters:
   prompt: {type: string, required: true}
-  image_url: {type: file, required: true, accept: [image]}
+  image_url: {type: file, required: true, accept: [image], max_mb: 200}
 price: {flat_usd: 0.25}
 """
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
@@ -48,30 +47,14 @@ def image(folder: Path, name: str, size: int = 2000) -> Path:
 
 
 def image_plan(folder: Path, out: Path, images: list[Path], **settings: Any) -> Plan:
-    """One job per image (in order) on an image-to-video endpoint, each naming its file.
-
-    Until the plan turns local paths into files itself, the payload's path becomes the
-    ``sha256:`` reference and the job holds the ``InputFile``, as a planned job does.
-    """
+    """One job per image (in order) on an image-to-video endpoint, each naming its file."""
     spec = folder / "i2v.yaml"
     spec.write_text(SPEC)
     source = folder / "shots.csv"
     lines = [f"shot {i} of {path.name},{path}\n" for i, path in enumerate(images)]
     source.write_text("prompt,image_url\n" + "".join(lines))
     plan = build_plan(source, endpoint_spec=spec, output=out, run={**SETTINGS, **settings})
-    jobs = []
-    for job in plan.jobs:
-        if job.files:  # planned by the plan itself
-            jobs.append(job)
-            continue
-        path = Path(job.payload["image_url"])
-        file = InputFile(
-            "image_url", str(path), file_sha256(path), path.stat().st_size, "image/png"
-        )
-        payload = {**job.payload, "image_url": file.ref}
-        key = job_key(plan.endpoint.id, payload, job.repeat)
-        jobs.append(dataclasses.replace(job, key=key, payload=payload, files=(file,)))
-    plan.jobs = jobs
+    assert [job.files[0].path for job in plan.jobs] == [str(path) for path in images]
     return plan
 
 
@@ -112,7 +95,9 @@ async def test_each_image_is_uploaded_once_across_rows_and_a_resume(tmp_path: Pa
         assert record["image_url"] == urls[record["image_url.path"]]
         assert record["image_url"].startswith(f"{base}/files/up/")
     header = (out / "manifest.csv").read_text(encoding="utf-8-sig").splitlines()[0]
-    assert header.startswith("row,key,prompt,image_url,image_url.path,image_url.sha256,status")
+    assert header.startswith(
+        "row,key,endpoint,prompt,image_url,image_url.path,image_url.sha256,status"
+    )
     with Ledger.in_folder(out, readonly=True) as ledger:
         assert ledger.upload(digest(cat), base) is not None
 

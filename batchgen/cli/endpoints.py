@@ -1,0 +1,140 @@
+"""``batchgen endpoints``: list the endpoint catalog, show one spec, import an OpenAPI document."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from batchgen.cli.main import cli, handle_errors
+from batchgen.errors import UsageError
+
+
+class _EndpointsGroup(click.Group):
+    """``endpoints ID`` shows one spec: a first word that is no subcommand is an endpoint id."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            return "show", self.commands["show"], args
+        return super().resolve_command(ctx, args)
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, "[ID] [--json] | import FILE [-o OUT.yaml]")
+
+
+@cli.group(cls=_EndpointsGroup, invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the list as a JSON array.")
+@click.pass_context
+@handle_errors
+def endpoints(ctx: click.Context, as_json: bool) -> None:
+    """List the built-in endpoints: id, kind (t2v/i2v) and price, one a line.
+
+    `batchgen endpoints ID` shows one endpoint's whole schema; `batchgen endpoints import FILE`
+    turns fal's OpenAPI document for an endpoint into a spec file.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from batchgen.plan.endpoint import builtin_specs
+
+    specs = sorted(builtin_specs().values(), key=lambda s: s.id)
+    if as_json:
+        rows = [
+            {"id": s.id, "kind": s.kind, "price": s.price.summary(), "title": s.title}
+            for s in specs
+        ]
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    width = max(len(s.id) for s in specs)
+    for spec in specs:
+        click.echo(f"{spec.id:<{width}}  {spec.kind}  {spec.price.summary()}")
+
+
+@endpoints.command(hidden=True)
+@click.argument("endpoint_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole spec as JSON.")
+@handle_errors
+def show(endpoint_id: str, as_json: bool) -> None:
+    """Show one endpoint's parameters, types, defaults, limits, file kinds, price and source."""
+    from batchgen.plan.endpoint import builtin_specs
+
+    specs = builtin_specs()
+    spec = specs.get(endpoint_id.strip("/"))
+    if spec is None:
+        raise UsageError(_unknown(endpoint_id, list(specs)))
+    data = spec.as_data()
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    latency = spec.typical_latency_s
+    click.echo(f"{spec.id}  ({spec.title})")
+    click.echo(f"  kind: {spec.kind}   output: {spec.output}   typical latency: {latency} s")
+    click.echo(f"  price: {spec.price.summary()}")
+    click.echo(f"  price rule: {json.dumps(data['price'])}")
+    click.echo("parameters:")
+    for name, param in data["parameters"].items():
+        click.echo(f"  {name}: {_describe(param)}")
+    click.echo(f"source: {spec.source}")
+    for line in spec.notes.splitlines():
+        click.echo(f"  {line}")
+
+
+def _describe(param: dict[str, Any]) -> str:
+    bits = [param["type"]]
+    if param.get("required"):
+        bits.append("required")
+    if param["type"] == "file":
+        bits.append(f"{', '.join(param['accept'])}, at most {param['max_mb']:g} MB")
+    if "enum" in param:
+        bits.append("one of " + ", ".join(map(str, param["enum"])))
+    if "minimum" in param or "maximum" in param:
+        bits.append(f"{param.get('minimum', '')} to {param.get('maximum', '')}".strip())
+    if "max_length" in param:
+        bits.append(f"at most {param['max_length']} characters")
+    if "default" in param:
+        bits.append(f"default {param['default']!r}")
+    if param.get("aliases"):
+        bits.append("also named " + ", ".join(param["aliases"]))
+    return "; ".join(bits)
+
+
+def _unknown(endpoint_id: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(endpoint_id, known, n=3, cutoff=0.5)
+    close += [k for k in known if endpoint_id.lower() in k.lower() and k not in close][:3]
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return f"no built-in endpoint {endpoint_id!r}{hint} (batchgen endpoints lists them)"
+
+
+@endpoints.command(name="import")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "-o", "--out", type=click.Path(path_type=Path), help="Write the spec here (default: stdout)."
+)
+@handle_errors
+def import_(file: Path, out: Path | None) -> None:
+    """Turn fal's OpenAPI document for an endpoint (JSON) into a spec file (YAML).
+
+    The document is what https://fal.ai/api/openapi/queue/openapi.json?endpoint_id=ID serves.
+    The spec gets the parameters, file inputs and output key; its price is unknown: add one.
+    """
+    from batchgen.plan.endpoint import parse_spec
+    from batchgen.plan.files import read_text
+    from batchgen.plan.openapi import import_openapi
+
+    text = import_openapi(
+        read_text(file, str(file)), str(file), datetime.now(UTC).date().isoformat()
+    )
+    spec = parse_spec(text, str(out or file))  # what run and plan will read back
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    out.write_text(text, encoding="utf-8")
+    click.echo(
+        f"wrote {out}: {spec.id}, {spec.kind}, {len(spec.params)} parameters, price unknown",
+        err=True,
+    )
