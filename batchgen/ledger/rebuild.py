@@ -7,7 +7,8 @@ of an earlier run (None: a fresh start is right); a manifest to rebuild from (it
 videos with no readable manifest (UsageError: refused, with what to do).
 
 ``restored`` turns each manifest record into the state the ledger takes back: keys, request
-ids, attempts, video URL, path and sha256, and a status a run can resume from. A job that was
+ids, attempts, video URL, path and sha256, what was sent for local files, and a status a run
+can resume from. A job that was
 being submitted becomes ``submit_uncertain`` (sent again only flagged ``possibly_duplicate``);
 one in flight is followed by its request id; a done one keeps its video, which the run re-checks
 (a missing or damaged file is downloaded again from its URL). The manifest is rewritten every
@@ -97,7 +98,20 @@ def restored(record: dict[str, Any]) -> dict[str, Any] | None:
         "error_type": _text(record.get("error_type")),
         "submitted_at": _seconds(record.get("submitted_at")),
         "completed_at": _seconds(record.get("completed_at")),
+        "sent": _sent(record),
     }
+
+
+def _sent(record: dict[str, Any]) -> dict[str, str]:
+    """What a record says its last submit sent for each local file: a file parameter's
+    column (followed by its ``.path``) once it holds more than the planned reference."""
+    sent = {}
+    for column in record:
+        name = column.removesuffix(".path")
+        value = record.get(name)
+        if column.endswith(".path") and isinstance(value, str) and not value.startswith("sha256:"):
+            sent[name.removeprefix("param.")] = value
+    return sent
 
 
 def _records(path: Path) -> Iterator[dict[str, Any]]:

@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 from runs import FAST, KEY, SETTINGS, connection, manifest, mock_config, rows, run
 from scripted import scripted
+from test_run_lost_ledger import lose_ledger
 from test_run_reach import closed_port
 
 from batchgen.api.providers import Storage, connect
@@ -296,3 +297,45 @@ async def test_a_storage_never_reached_stops_the_run_fast(tmp_path: Path) -> Non
     assert result.message.startswith(f"cannot reach the storage at {nowhere}: ")
     assert {job.status for job in rows(out)} == {S.PENDING}
     assert "submit" not in stats["requests"]
+
+
+async def test_uploads_ride_out_a_flaky_storage(tmp_path: Path) -> None:
+    """With 503s, 429s and resets on every route, storage ones included, every image is
+    uploaded exactly once and every job ends done."""
+    out = tmp_path / "out"
+    images = [image(tmp_path, f"{i}.png") for i in range(4)]
+    plan = image_plan(tmp_path, out, [*images, *images])
+    async with emulator(plan, fault_503=0.3, fault_429=0.1, fault_reset=0.1) as server:
+        result = await run(plan, server)
+        stats = server.stats()
+    assert result.outcome == "done", result.message
+    assert {sha: e["count"] for sha, e in stats["uploads"].items()} == {
+        digest(path): 1 for path in images
+    }
+    storage_faults = [
+        code
+        for route, codes in stats["requests"].items()
+        if route.startswith("storage_")
+        for code in codes
+        if code != "200"
+    ]
+    assert storage_faults
+
+
+async def test_a_lost_ledger_gives_back_what_was_sent_for_each_file(tmp_path: Path) -> None:
+    """Rebuilt from the manifest, the ledger knows again the URL each job's image was sent
+    as; nothing is uploaded or submitted again."""
+    out = tmp_path / "out"
+    cat = image(tmp_path, "cat.png")
+    plan = image_plan(tmp_path, out, [cat, cat])
+    async with emulator(plan) as server:
+        assert (await run(plan, server)).outcome == "done"
+        sent = [job.sent for job in rows(out)]
+        lose_ledger(out)
+        again = await run(plan, server)
+        stats = server.stats()
+    assert again.outcome == "done", again.message
+    assert [job.sent for job in rows(out)] == sent
+    assert sent[0]["image_url"].startswith("http://")
+    assert stats["uploads"][digest(cat)]["count"] == 1
+    assert sum(stats["requests"]["submit"].values()) == 2
