@@ -23,29 +23,34 @@ key may not use this storage, and no upload of the run would succeed; a storage 
 for ``Reach.give_up_after`` seconds is Unreachable (a wrong ``--storage-base-url``). A 401/403
 on an upload gets one fresh token. A file that reads short while it is sent fails at once.
 
-``data_uri`` is the way for a provider without storage: the bytes inline, up to
-``DATA_URI_MAX_BYTES``.
+Reading the storage's answers is ``storage_answers``' job; ``datauri`` is the way for a
+provider without storage.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import math
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import aiohttp
 
 from batchgen.api.answers import MAX_BODY, Answer, describe, excerpt, log_request, read_answer
 from batchgen.api.backoff import Backoff
 from batchgen.api.classify import classify
+from batchgen.api.datauri import DATA_URI_MAX_BYTES, MIB
 from batchgen.api.reach import Reach
+from batchgen.api.storage_answers import (
+    STORAGE_TYPE,
+    StorageToken,
+    origin,
+    parse_token,
+    url_in,
+)
 from batchgen.errors import (
     ApiError,
     FatalError,
@@ -55,45 +60,16 @@ from batchgen.errors import (
     Unreachable,
 )
 
-MIB = 1024 * 1024
 MULTIPART_THRESHOLD = 100 * MIB
 PART_SIZE = 10 * MIB
 PART_CONCURRENCY = 4
-# The largest file sent inline as a data: URI (its text is a third larger). No model documents
-# a limit: this keeps each submit small enough for any proxy.
-DATA_URI_MAX_BYTES = 4 * MIB
 # A token is renewed this long before it expires (or half its life, if that is shorter).
 TOKEN_MARGIN = 60.0
-STORAGE_TYPE = "fal-cdn-v3"
 # An upload may take the request timeout plus its bytes at this rate (a slow uplink).
 MIN_UPLOAD_RATE = 100_000
 _CHUNK = 256 * 1024
 # Transport failures that happen before a byte of the request left.
 _NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
-
-
-@dataclass(frozen=True, slots=True)
-class StorageToken:
-    """A storage token: good for ``base_url`` until ``expires_at`` (Unix seconds)."""
-
-    token: str = field(repr=False)
-    token_type: str
-    base_url: str
-    expires_at: float
-
-    @property
-    def authorization(self) -> str:
-        return f"{self.token_type} {self.token}"
-
-
-def data_uri(data: bytes, mime: str) -> str:
-    """``data`` inline: ``data:<mime>;base64,...``."""
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def describe_data_uri(mime: str, size: int) -> str:
-    """How a data: URI is recorded (the ledger and manifest never hold one whole)."""
-    return f"data:{mime};base64 ({size} bytes)"
 
 
 class _FileBody:
@@ -181,7 +157,7 @@ class StorageClient:
                     "token",
                     json={},
                 )
-                self._token = _parse_token(answer, asked)
+                self._token = parse_token(answer, asked)
                 life = self._token.expires_at - asked
                 self._valid_until = self._token.expires_at - min(TOKEN_MARGIN, life / 2)
             return self._token
@@ -201,14 +177,14 @@ class StorageClient:
             headers=headers,
             body=_FileBody(path, 0, size),
         )
-        return _url_in(answer, "access_url")
+        return url_in(answer, "access_url")
 
     async def _multipart(
         self, path: Path, size: int, headers: dict[str, str], token: StorageToken
     ) -> str:
         url = f"{token.base_url}/files/upload/multipart"
         answer = await self._send("POST", url, "multipart", headers=headers)
-        access_url = _url_in(answer, "access_url")
+        access_url = url_in(answer, "access_url")
         data = answer.object() or {}
         upload_id = data.get("uploadId")
         if not isinstance(upload_id, str) or not upload_id:
@@ -311,10 +287,10 @@ class StorageClient:
     def _never_reached(self, url: str, reason: str) -> None:
         """Unreachable when the storage has never answered for too long."""
         try:
-            self._reach.cannot_connect(_origin(url), reason)
+            self._reach.cannot_connect(origin(url), reason)
         except Unreachable:
             raise Unreachable(
-                f"cannot reach the storage at {_origin(url)}: {reason} (no answer for "
+                f"cannot reach the storage at {origin(url)}: {reason} (no answer for "
                 f"{self._reach.give_up_after:g} s); nothing was uploaded. Check "
                 "--storage-base-url and the network (or --upload data), then run again"
             ) from None
@@ -323,10 +299,10 @@ class StorageClient:
         """The token, for a URL on its ``base_url``'s origin only."""
         token = self._token
         assert token is not None, "token() comes first"
-        if _origin(url) != _origin(token.base_url):
+        if origin(url) != origin(token.base_url):
             raise ProtocolError(
-                f"the storage named {_origin(url)} for an upload, not the host of its token "
-                f"({_origin(token.base_url)}): batchgen sends the token nowhere else"
+                f"the storage named {origin(url)} for an upload, not the host of its token "
+                f"({origin(token.base_url)}): batchgen sends the token nowhere else"
             )
         return token
 
@@ -336,7 +312,7 @@ class StorageClient:
             if not answer.complete:
                 return ProtocolError(f"storage {route} answered more than batchgen reads")
             return None
-        where = f"the storage at {_origin(self._base)}"
+        where = f"the storage at {origin(self._base)}"
         detail = excerpt(answer.body, 120) if answer.body else ""
         if route == "token" and status in (401, 403, 404, 405):
             what = "has no storage route" if status in (404, 405) else "refused the key for storage"
@@ -357,44 +333,6 @@ class StorageClient:
                 status=status,
             )
         return classify(status, answer.headers, answer.body, route=f"storage {route}")
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
-
-
-def _url_in(answer: Answer, name: str) -> str:
-    """The http(s) URL an answer holds under ``name``, or ProtocolError."""
-    data = answer.object()
-    url = data.get(name) if data is not None else None
-    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
-        raise ProtocolError(f"storage answered without an {name}: {excerpt(answer.body)}")
-    return url.rstrip("/")
-
-
-def _parse_token(answer: Answer, now: float) -> StorageToken:
-    data = answer.object() or {}
-    token, kind, base = data.get("token"), data.get("token_type"), data.get("base_url")
-    if not (isinstance(token, str) and token and isinstance(kind, str) and kind):
-        raise ProtocolError(f"storage token answer unreadable: {excerpt(answer.body)}")
-    if not isinstance(base, str) or urlsplit(base).scheme not in ("http", "https"):
-        raise ProtocolError(f"storage token answer without a base_url: {excerpt(answer.body)}")
-    return StorageToken(token, kind, base.rstrip("/"), _when(data.get("expires_at"), now))
-
-
-def _when(value: Any, now: float) -> float:
-    """``expires_at`` (ISO 8601, or Unix seconds) as Unix seconds; ``now`` when unreadable,
-    so the token serves the call that asked for it and no other."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return now
-        return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
-    return now
 
 
 def _worst(errors: BaseExceptionGroup[Any]) -> BaseException:

@@ -35,15 +35,10 @@ from typing import Any
 
 import aiohttp
 
+from batchgen.api.datauri import DATA_URI_MAX_BYTES, MIB, data_uri, describe_data_uri
 from batchgen.api.providers import Storage
 from batchgen.api.reach import Reach
-from batchgen.api.storage import (
-    DATA_URI_MAX_BYTES,
-    MIB,
-    StorageClient,
-    data_uri,
-    describe_data_uri,
-)
+from batchgen.api.storage import StorageClient
 from batchgen.errors import (
     UPLOAD_ERROR,
     ApiError,

@@ -16,7 +16,8 @@ from scripted import Scripted, hang_up, reply, scripted
 from test_client import Sleeps
 
 from batchgen.api.backoff import Backoff
-from batchgen.api.storage import StorageClient, data_uri, describe_data_uri
+from batchgen.api.datauri import data_uri, describe_data_uri
+from batchgen.api.storage import StorageClient
 from batchgen.errors import FatalError, PermanentError, ProtocolError
 from batchgen.mock import MockServer
 
