@@ -5,8 +5,9 @@ manifest, with ``resume`` deciding what the folder's earlier state puts back in 
 runs the submit-and-poll workers, with ``limits`` (concurrency slots, spend cap), ``polling``
 (when to look again) and ``timing`` (every wait, injectable); ``download_pool`` and
 ``download`` fetch each video, ``mp4check`` verifies it; ``uploads`` makes a job's local input
-files URLs before its submit; ``progress`` reports to whoever draws it; ``outcome`` says how
-the run ended and what to do next.
+files URLs before its submit, ``ahead`` uploads them while the job waits for a slot;
+``progress`` reports to whoever draws it; ``outcome`` says how the run ended and what to do
+next.
 
 May import: ``batchgen.api``, ``batchgen.plan``, ``batchgen.ledger``, ``batchgen.errors``,
 ``batchgen.version``.

@@ -45,6 +45,7 @@ from batchgen.ledger.money import committed
 from batchgen.ledger.states import JobRow, JobStatus
 from batchgen.ledger.store import Ledger
 from batchgen.plan.settings import RunSettings
+from batchgen.run.ahead import Ahead
 from batchgen.run.download import Downloader, part_path, video_of
 from batchgen.run.download_pool import DownloadPool
 from batchgen.run.follow import COMPLETED_AFTER_CANCEL, Follower
@@ -156,10 +157,16 @@ class Engine(Follower):
                 for key in remote:
                     self._slots.take()
                     self._spawn(tg, Job(get(key), holding=True))
-                for key in waiting:
-                    if not await self._slots.acquire(lambda: self._draining):
-                        break
-                    self._spawn(tg, Job(get(key), holding=True))
+                ahead = Ahead(self._uploads, waiting, get)  # their files, while they wait
+                tg.create_task(ahead.run())
+                try:
+                    for key in waiting:
+                        if not await self._slots.acquire(lambda: self._draining):
+                            break
+                        self._spawn(tg, Job(get(key), holding=True))
+                        ahead.given()
+                finally:
+                    ahead.over()
                 await self._wait_idle()
                 await self._pool.close()
         except BaseExceptionGroup as group:

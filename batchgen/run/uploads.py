@@ -42,10 +42,12 @@ from batchgen.api.storage import StorageClient
 from batchgen.errors import (
     UPLOAD_ERROR,
     ApiError,
+    FatalError,
     InputError,
     PermanentError,
     Problem,
     RetryableError,
+    Unreachable,
 )
 from batchgen.ledger.states import JobRow, JobStatus
 from batchgen.ledger.store import Ledger
@@ -62,7 +64,16 @@ FILE_REFUSED = "file_refused"
 class Uploads:
     """Turns a job's local files into what its submit sends (see the module docstring)."""
 
-    __slots__ = ("_client", "_ledger", "_pending", "_slots", "_storage", "_timing", "uploaded")
+    __slots__ = (
+        "_client",
+        "_failed",
+        "_ledger",
+        "_pending",
+        "_slots",
+        "_storage",
+        "_timing",
+        "uploaded",
+    )
 
     def __init__(
         self,
@@ -77,6 +88,7 @@ class Uploads:
             raise ValueError("fal storage needs a StorageClient")
         self._ledger, self._storage, self._client, self._timing = ledger, storage, client, timing
         self._pending: dict[str, asyncio.Future[str]] = {}
+        self._failed: dict[str, ApiError] = {}  # content -> why its upload failed this run
         self._slots = asyncio.Semaphore(concurrency)
         self.uploaded = 0  # files this run uploaded
 
@@ -120,9 +132,27 @@ class Uploads:
                 sent[param] = describe_data_uri(file.mime, file.size)
         return payload, sent
 
+    async def prepare(self, row: JobRow) -> bool:
+        """Upload ``row``'s files ahead of its submit (fal storage only); a failure is kept for
+        its job to report. False when the storage refused the key or was never reached: no
+        other upload will do better."""
+        if self._storage.mode != "fal":
+            return True
+        for param, info in row.files.items():
+            try:
+                await self._url(InputFile(param, **info))
+            except (FatalError, Unreachable):
+                return False
+            except ApiError:
+                pass
+        return True
+
     async def _url(self, file: InputFile) -> str:
         origin = self._storage.base_url
         assert origin is not None
+        failed = self._failed.get(file.sha256)
+        if failed is not None:  # tried this run, with every retry: the same again
+            raise failed
         held = self._ledger.upload(file.sha256, origin)
         timing = self._timing
         if held is not None and timing.wall() - held.uploaded_at < timing.upload_retention:
@@ -144,6 +174,8 @@ class Uploads:
             if isinstance(exc, asyncio.CancelledError):
                 future.cancel()
             else:
+                if isinstance(exc, ApiError):
+                    self._failed[file.sha256] = exc
                 future.set_exception(exc)
                 future.exception()  # its waiters get it; nobody else needs to
             raise

@@ -339,3 +339,21 @@ async def test_a_lost_ledger_gives_back_what_was_sent_for_each_file(tmp_path: Pa
     assert sent[0]["image_url"].startswith("http://")
     assert stats["uploads"][digest(cat)]["count"] == 1
     assert sum(stats["requests"]["submit"].values()) == 2
+
+
+async def test_files_go_up_while_their_jobs_wait_for_a_slot(tmp_path: Path) -> None:
+    """One job at a time: the next jobs' images are uploaded while the first job runs, not
+    when their turn comes; each still once."""
+    out = tmp_path / "out"
+    images = [image(tmp_path, f"{i}.png") for i in range(3)]
+    plan = image_plan(tmp_path, out, images, concurrency=1)
+    async with emulator(plan, latency=300.0) as server:
+        result = await run(plan, server)
+        stats, base = server.stats(), server.base_url
+    assert result.outcome == "done", result.message
+    assert [e["count"] for e in stats["uploads"].values()] == [1, 1, 1]
+    jobs = rows(out)
+    with Ledger.in_folder(out, readonly=True) as ledger:
+        uploaded = [ledger.upload(digest(path), base) for path in images]
+    assert jobs[1].submitted_at is not None
+    assert all(u is not None and u.uploaded_at < jobs[1].submitted_at for u in uploaded)
