@@ -34,3 +34,23 @@ def test_library_example_runs(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["done", "8"]
     assert len(list((tmp_path / "out" / "lib" / "videos").glob("*.mp4"))) == 8
+
+
+def test_comparison_example_plans_as_shown() -> None:
+    """`batchgen plan jobs/compare.yaml` prints the lines the README's comparison shows."""
+    done = subprocess.run(
+        [sys.executable, "-m", "batchgen", "plan", "jobs/compare.yaml"],
+        cwd=REPO,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    shown = readme.split("$ batchgen plan jobs/compare.yaml\n", 1)[1].split("```", 1)[0]
+    printed = [
+        line for line in done.stdout.splitlines() if not line.startswith(("input:", "output:"))
+    ]
+    assert [line for line in shown.splitlines() if not line.startswith("input:")] == printed
