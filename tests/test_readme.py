@@ -18,19 +18,36 @@ def python_blocks(markdown: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", markdown, flags=re.S)
 
 
-def test_library_example_runs(tmp_path: Path) -> None:
-    """The 'As a library' example plans the example prompts and runs them all on the emulator."""
-    (example,) = python_blocks((REPO / "README.md").read_text(encoding="utf-8"))
-    shutil.copytree(REPO / "examples", tmp_path / "examples")
-    done = subprocess.run(
-        [sys.executable, "-c", example],
-        cwd=tmp_path,
+def python(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` from this checkout in ``cwd``."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
         env=subprocess_env(),
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_library_example_runs(tmp_path: Path) -> None:
+    """The 'As a library' example plans the example prompts and runs them all on the emulator."""
+    (example,) = python_blocks((REPO / "README.md").read_text(encoding="utf-8"))
+    shutil.copytree(REPO / "examples", tmp_path / "examples")
+    done = python(["-c", example], tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["done", "8"]
     assert len(list((tmp_path / "out" / "lib" / "videos").glob("*.mp4"))) == 8
+
+
+def test_comparison_example_plans_as_shown() -> None:
+    """`batchgen plan jobs/compare.yaml` prints the lines the README's comparison shows."""
+    done = python(["-m", "batchgen", "plan", "jobs/compare.yaml"], REPO)
+    assert done.returncode == 0, done.stderr
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    shown = readme.split("$ batchgen plan jobs/compare.yaml\n", 1)[1].split("```", 1)[0]
+    printed = [
+        line for line in done.stdout.splitlines() if not line.startswith(("input:", "output:"))
+    ]
+    assert [line for line in shown.splitlines() if not line.startswith("input:")] == printed

@@ -167,14 +167,16 @@ def gallery_json(manifest: Manifest, status: Status, common: dict[str, str] | No
     """The gallery's data, safe to place inside a ``<script>`` element. Columns in ``common``
     are left off the cards (the header shows them once)."""
     common = common_values(manifest) if common is None else common
-    shown = [*manifest.inputs, *manifest.params]
+    # A comparison's cards name their endpoint, and the endpoint is a filter.
+    several = len({r.get("endpoint") for r in manifest.records}) > 1
+    shown = [*(["endpoint"] if several else []), *manifest.inputs, *manifest.params]
     group_of = {group.error: i for i, group in enumerate(status.failures)}
     jobs = []
     for record in manifest.records:
         values = {c: label(record[c]) for c in shown if record[c] is not None}
         params = [
             (c, values[c])
-            for c in [*manifest.params, *manifest.inputs]
+            for c in [*shown[: int(several)], *manifest.params, *manifest.inputs]
             if c != "prompt" and c in values and c not in common
         ]
         prompt = values.get("prompt", "")

@@ -12,9 +12,11 @@ from batchgen.cli import cli
 
 # file -> (records, jobs, estimated cost in USD, jobs by duration)
 EXPECTED = {
+    "examples/compare.csv": (4, 4, 1.40, {"5": 4}),
     "examples/prompts.csv": (8, 8, 3.85, {"5": 5, "10": 3}),
     "examples/prompts.yaml": (4, 4, 1.75, {"5": 3, "10": 1}),
     "examples/prompts.jsonl": (3, 3, 1.40, {"5": 2, "10": 1}),
+    "jobs/compare.yaml": (4, 12, 5.68, {"5": 4, "8s": 4, "6": 4}),
     "jobs/demo.yaml": (4, 8, 3.50, {"5": 6, "10": 2}),
     "jobs/overnight-fal.yaml": (8, 16, 7.70, {"5": 10, "10": 6}),
     "jobs/overnight-quickrouter.yaml": (8, 16, 7.70, {"5": 10, "10": 6}),

@@ -82,6 +82,14 @@ def test_two_models_give_a_line_per_row_and_a_column_per_model(tmp_path: Path) -
     report = pages.report.read_text(encoding="utf-8")
     assert '<a href="compare.html"' in report
     assert 'title="4 rows × 2 columns"' in report
+    gallery = re.search(r'<script type="application/json" id="jobs">(.*?)</script>', report, re.S)
+    assert gallery is not None
+    cards = json.loads(gallery.group(1))
+    assert [card["params"][0] for card in cards["jobs"][:2]] == [
+        ["endpoint", KLING],
+        ["endpoint", "fal-ai/veo3.1/fast"],
+    ]
+    assert {"name": "endpoint", "values": [KLING, "fal-ai/veo3.1/fast"]} in cards["filters"]
 
 
 def test_a_matrix_names_its_columns_by_the_values_that_differ(tmp_path: Path) -> None:

@@ -101,7 +101,8 @@ async def test_user_cancel_beside_a_live_run_is_followed_by_it(tmp_path: Path) -
     ends cancelled."""
     out = tmp_path / "out"
     plan = plan_for(prompts(tmp_path, 2), out, job_timeout=100_000)
-    config = mock_config(latency=150.0, latency_jitter=0.0, max_in_progress=2)
+    # 1.5 s real: two `batchgen cancel` commands must land while the jobs run, on a busy CI too.
+    config = mock_config(latency=1500.0, latency_jitter=0.0, max_in_progress=2)
     async with MockServer(config) as server:
         runner = Runner(plan, connection(server), timing=FAST)
         task = asyncio.create_task(runner.run())
