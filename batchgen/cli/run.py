@@ -344,6 +344,7 @@ def run(
     asked = {JobStatus.FAILED} if retry_failed else set()
     if retry_cancelled:
         asked.add(JobStatus.CANCELLED)
+    _check_connection(plan, api_key_file, mock)  # before asking: a refusal sends nothing
     if not go_ahead(plan, asked, retry_failed == "all", ask=not yes and sys.stdin.isatty()):
         click.echo("nothing was sent", err=True)
         return
@@ -382,6 +383,18 @@ def run(
         run_on_finish(on_finish, plan, result)
     if code:
         sys.exit(code)
+
+
+def _check_connection(plan: Any, api_key_file: Path | None, mock: bool) -> None:
+    """Refuse, before the preview asks, what the run would refuse at its start: a missing key,
+    ``--upload fal`` without FAL_KEY, local files too big to send inline."""
+    from batchgen.api.providers import connect
+    from batchgen.run.uploads import check_files
+
+    # The in-process emulator's port is not known yet; any loopback URL checks the same.
+    base_url = "http://127.0.0.1" if mock else None
+    connection = connect(plan.settings, api_key_file=api_key_file, base_url=base_url)
+    check_files(plan.jobs, connection.storage)
 
 
 async def _run(

@@ -357,3 +357,36 @@ async def test_files_go_up_while_their_jobs_wait_for_a_slot(tmp_path: Path) -> N
         uploaded = [ledger.upload(digest(path), base) for path in images]
     assert jobs[1].submitted_at is not None
     assert all(u is not None and u.uploaded_at < jobs[1].submitted_at for u in uploaded)
+
+
+async def test_a_folder_of_images_runs_on_the_built_in_image_to_video(tmp_path: Path) -> None:
+    """`run photos/` on Kling 2.5 image-to-video: one job per image in name order, prompts from
+    NAME.txt or --set, two images with the same bytes uploaded once, every video verified."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cat = image(photos, "a-cat.png")
+    (photos / "b-same-cat.png").write_bytes(cat.read_bytes())
+    (photos / "b-same-cat.txt").write_text("the same cat, from the left\n", encoding="utf-8")
+    owl = image(photos, "c-owl.png")
+    out = tmp_path / "out"
+    i2v = "fal-ai/kling-video/v2.5-turbo/pro/image-to-video"
+    plan = build_plan(
+        photos, endpoint=i2v, sets={"prompt": "slow push-in"}, output=out, run=SETTINGS
+    )
+    async with MockServer(mock_config()) as server:
+        result = await run(plan, server)
+        stats = server.stats()
+    assert result.outcome == "done", result.message
+    records = manifest(out)
+    assert [(r["prompt"], Path(r["image_url.path"]).name) for r in records] == [
+        ("slow push-in", "a-cat.png"),
+        ("the same cat, from the left", "b-same-cat.png"),
+        ("slow push-in", "c-owl.png"),
+    ]
+    assert {sha: e["count"] for sha, e in stats["uploads"].items()} == {
+        digest(cat): 1,
+        digest(owl): 1,
+    }
+    assert records[0]["image_url"] == records[1]["image_url"]
+    assert all(r["status"] == "done" and r["endpoint"] == i2v for r in records)
+    assert all(stats["files"][r["request_id"]]["sha256"] == r["sha256"] for r in records)
