@@ -20,6 +20,8 @@ class Status:
     queue_position: int | None = None
     error: str | None = None
     error_type: str | None = None
+    # Seconds the job ran, when the provider says (``metrics.inference_time`` of a COMPLETED).
+    inference_time: float | None = None
 
     @property
     def done(self) -> bool:
@@ -31,11 +33,18 @@ class Status:
             raise RetryableError(f"unreadable status answer: {str(data)[:200]}")
         position = data.get("queue_position")
         error, error_type = data.get("error"), data.get("error_type")
+        metrics = data.get("metrics")
+        ran = metrics.get("inference_time") if isinstance(metrics, dict) else None
         return cls(
             state=data["status"],
             queue_position=position if isinstance(position, int) else None,
             error=str(error) if error is not None else None,
             error_type=str(error_type) if error_type is not None else None,
+            inference_time=(
+                float(ran)
+                if isinstance(ran, int | float) and not isinstance(ran, bool) and ran >= 0
+                else None
+            ),
         )
 
 

@@ -78,6 +78,7 @@ class Engine(Follower):
         key_id: str | None = None,
         outputs: Mapping[str, str] | None = None,
         uploads: Uploads | None = None,
+        drivers: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:
         super().__init__(
             ledger=ledger,
@@ -91,6 +92,7 @@ class Engine(Follower):
         self._downloader = downloader
         self._origin, self._key_id = origin, key_id
         self._outputs = outputs or {}  # endpoint id -> the result key holding its video
+        self._drivers = drivers or {}
         self._uploads = uploads
         self._pool = DownloadPool(
             ledger=ledger,
@@ -167,6 +169,8 @@ class Engine(Follower):
                         ahead.given()
                 finally:
                     ahead.over()
+                self._policy.tail = True  # nothing left to submit: the run's end is near
+                self._retime()
                 await self._wait_idle()
                 await self._pool.close()
         except BaseExceptionGroup as group:
@@ -361,6 +365,17 @@ class Engine(Follower):
             completed_at=now if target is S.COMPLETED else None,
         )
         job.learn = True
+        job.group = self._group(job.row)
+        job.scout = self._policy.enlist(job.group)
+        start = self._policy.track(
+            job.row.key,
+            job.group,
+            now,
+            queued=state == "IN_QUEUE",
+            queue_position=answer.status.queue_position,
+            others=self._slots.used - 1,
+        )
+        job.wait = start - now
         if target is S.COMPLETED:
             await self._finished(job, answer.status)
         return True

@@ -50,14 +50,15 @@ class Follower(JobBook):
             if status is not None:
                 if job.learn:
                     elapsed = timing.wall() - submitted
-                    self._policy.observe(elapsed, elapsed)
+                    self._policy.observe(elapsed, elapsed, job.group, wait=job.wait)
                 return await self._finished(job, status)
         last_miss = 0.0
         while True:
             now = timing.wall()
             if now >= deadline:
                 return self._unresolved(job) if cancelling else await self._timeout(job)
-            await timing.sleep(min(self._policy.delay(now - submitted), deadline - now))
+            delay = self._policy.delay(now - submitted, job.group, wait=job.wait, scout=job.scout)
+            await self._pause(job, min(delay, deadline - now))
             try:  # a look (its retries too) must not outlast the job's time
                 async with asyncio.timeout(max(0.0, deadline - timing.wall())):
                     look = await client.look(row.request_id, row.endpoint)
@@ -72,7 +73,18 @@ class Follower(JobBook):
             status = look.status
             if status.done:
                 if job.learn and not cancelling:
-                    self._policy.observe(last_miss, elapsed)
+                    first = not self._policy.knows(job.group)
+                    ran = status.inference_time
+                    self._policy.observe(
+                        last_miss,
+                        elapsed,
+                        job.group,
+                        wait=job.wait,
+                        ran=None if ran is None else timing.s(ran),
+                    )
+                    if first:  # the first completion: every wait is timed anew
+                        self._retime()
+
                 job.output = look.output
                 return await self._finished(job, status)
             if status.state == "CANCELLED":
@@ -80,6 +92,30 @@ class Follower(JobBook):
                 return self._ended(job, None)
             last_miss = elapsed
             self._seen(job, status)
+            if status.state == "IN_QUEUE" or job.wait > elapsed:  # predict its start anew
+                start = self._policy.track(
+                    row.key,
+                    job.group,
+                    timing.wall(),
+                    queued=status.state == "IN_QUEUE",
+                    queue_position=status.queue_position,
+                )
+                job.wait = start - submitted
+
+    async def _pause(self, job: Job, seconds: float) -> None:
+        """Sleep ``seconds`` before the next look, or less when looks are to be timed anew:
+        at the run's first completion (a job that is not a scout waits for it), and when no
+        job is left to submit (see ``batchgen.run.polling``)."""
+        if self._policy.tail and (job.scout or self._policy.knows(job.group)):
+            await self._timing.sleep(seconds)
+            return
+        nap = asyncio.ensure_future(self._timing.sleep(seconds))
+        woken = asyncio.ensure_future(self._retimed.wait())
+        try:
+            await asyncio.wait({nap, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (nap, woken):
+                task.cancel()
 
     async def _watch(self, job: Job, deadline: float) -> Status | None:
         """Follow the job's status stream; None when it broke (then we poll)."""

@@ -11,7 +11,9 @@ it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,11 @@ class Job:
     holding: bool = False  # holds one of the run's concurrency slots
     learn: bool = False  # submitted in this run: its latency teaches the poll policy
     stream_broken: bool = False
+    # Poll policy state: the group it runs with, its predicted seconds in the queue from its
+    # submit, whether it is one of its group's scouts (see batchgen.run.polling).
+    group: Hashable = ""
+    wait: float = 0.0
+    scout: bool = True  # a job this run did not submit looks as a scout would
     output: dict[str, Any] | None = None  # the result, when a look at the result route read it
 
 
@@ -62,9 +69,20 @@ class JobBook:
         self._settings, self._timing, self._policy = settings, timing, policy
         self._reporter, self._out = reporter, out_dir
         self._slots = Slots(settings.concurrency)
+        # Set when looks should be timed anew: at the run's first completion, and when no job
+        # is left to submit (see Follower._pause).
+        self._retimed = asyncio.Event()
+        # Per endpoint: the parameters its jobs' run times depend on (its price's drivers).
+        self._drivers: Mapping[str, tuple[str, ...]] = {}
         self._uploads: Uploads | None = None  # the run's local input files, if it has any
         # The folder's money (batchgen.ledger.money), kept up to date move by move.
         self.committed = self.spent = 0.0
+
+    def _group(self, row: JobRow) -> Hashable:
+        """The jobs whose run times the poll policy learns together: one endpoint, the same
+        values of the parameters that drive its price (a 10 s video runs longer than a 5 s)."""
+        drivers = self._drivers.get(row.endpoint, ())
+        return (row.endpoint, *(str(row.payload.get(name)) for name in drivers))
 
     def count_money(self, money: Money) -> None:
         """Start from the folder's money as the ledger holds it."""
@@ -110,7 +128,13 @@ class JobBook:
         self._reporter.note(f"failed: row {job.row.row} ({job.row.key[:8]}): {message}")
         log.info("job %s: failed: %s", job.row.key, message)
 
+    def _retime(self) -> None:
+        """Wake every job waiting for its next look, to time it anew."""
+        self._retimed.set()
+        self._retimed = asyncio.Event()
+
     def _release(self, job: Job) -> None:
+        self._policy.forget(job.row.key)
         if job.holding:
             job.holding = False
             self._slots.release()

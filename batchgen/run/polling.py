@@ -1,48 +1,95 @@
-"""When to look at a job again: an adaptive poll policy learned from the run's own jobs.
+"""When to look at a job again: a poll policy learned from the run's own jobs.
 
 fal's own client polls every 0.1 s: about 1,100 status calls for a 110 s job, all of them
-eating the rate budget that submits need. We aim the first look at the time a job is likely to
-be done, then at the later quantiles of the completion times seen so far (most jobs missed by
-the first look end soon after it), then back off in proportion to how long the job has already
-taken (a job late by a minute will not be done in the next 100 ms), never waiting more than
-``max_interval``.
+eating the rate budget that submits need. The floor is one look per job, the one that finds it
+done; this policy aims at it.
 
-Until a job of this run has finished, the likely time is only a guess (the endpoint's typical
-latency), and a provider may be far faster: looks start early and double (``min_interval``,
-then twice the time elapsed), never past the guess, so a fast provider is seen at once and a
-slow one costs a few looks for the first jobs only.
+A job's time from submit to done is a *wait* in the provider's queue, then its *run*. Run times
+are learned per group of jobs that run alike (an endpoint and the parameters that drive its
+price, such as the duration: a 10 s Kling video takes longer than a 5 s one), as a
+distribution, not one figure: from the provider's own ``inference_time`` where it gives one.
+The wait is predicted from the job's ``queue_position`` (jobs ahead of it) and the provider's
+throughput: the account's concurrency over the mean run time. The concurrency is read off the
+submits: a job queued behind ``p`` others while ``n`` of ours are in flight means ``n - p`` run
+(the least such count seen, since a job done but not yet seen done inflates it). A job with 7
+ahead, 8 running jobs of 1 s, starts in about 1 s.
 
-The likely time is learned from the completions of this run. A completion seen at a look is
-only known to lie between the previous look and this one, so each job contributes the middle
-of that interval. That estimate can move *down* as well as up: had we used the time we saw it
-done, a first look aimed too late would confirm itself forever.
+The first look aims at the wait plus a high quantile (``quantile``, 0.9) of the run times, so
+most jobs are found done at their first look; the few that are not are looked at again at the
+``ladder``'s quantiles, then in proportion to how long they have run (``growth``). A late look
+costs a job a little time, but while the provider has jobs queued (the run keeps more in flight
+than the account runs) its throughput does not wait for our looks. Once no job is left to
+submit (``tail``), a late look delays the end of the run: looks then start at the median.
+
+Until a group has completions, the likely time is a guess (the endpoint's typical latency), and
+a provider may be far faster: ``scouts`` (2) jobs of the group look early and double
+(``min_interval``, then the time elapsed), never past the guess; the others wait for the guess,
+and ``learned`` tells the caller when to wake them sooner. Another group's run times are used
+meanwhile, once there are any.
+
+A completion seen at a look is only known to lie between the previous look and this one, so
+each job contributes the middle of that interval, less its predicted wait. That estimate can
+move *down* as well as up: had we used the time we saw it done, a first look aimed too late
+would confirm itself forever.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections import deque
+from collections.abc import Hashable
+
+# Submits remembered to tell the account's concurrency.
+_CAP_WINDOW = 16
+
+
+class _Times:
+    """A sliding window of samples, kept sorted for quantiles."""
+
+    __slots__ = ("_recent", "_sorted")
+
+    def __init__(self, window: int) -> None:
+        self._recent: deque[float] = deque(maxlen=window)
+        self._sorted: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self._sorted)
+
+    def add(self, sample: float) -> None:
+        if len(self._recent) == self._recent.maxlen:
+            del self._sorted[bisect.bisect_left(self._sorted, self._recent[0])]
+        self._recent.append(sample)
+        bisect.insort(self._sorted, sample)
+
+    def at(self, quantile: float) -> float:
+        return self._sorted[min(len(self._sorted) - 1, int(quantile * len(self._sorted)))]
 
 
 class PollPolicy:
-    """Delays between status looks for one run. Pure arithmetic: no clock, no I/O.
+    """Delays between looks at jobs for one run. Pure arithmetic: no clock, no I/O.
 
-    ``seed`` is the latency guessed before any job completed (the endpoint spec's typical
-    latency, or ``--expect-latency``), ``None`` when unknown; until a job completes, looks start
-    at ``min_interval`` and double, never past the seed. Looks aim at the ``quantile`` of the
-    learned completion times, then at each of ``ladder``; past them, ``growth`` is the fraction
-    of the elapsed time waited. ``window`` bounds how many recent completions are remembered.
+    ``seed`` is the run time guessed before any job completed (the endpoint spec's typical
+    latency, or ``--expect-latency``), ``None`` when unknown. Times are seconds: ``elapsed``
+    since the job's submit; ``wait`` its predicted time in the queue (``wait_for``); ``at``
+    any clock's reading of when a completion was seen (only differences are used).
     """
 
     __slots__ = (
-        "_recent",
-        "_sorted",
+        "_all",
+        "_caps",
+        "_enlisted",
+        "_groups",
+        "_starts",
         "growth",
         "ladder",
+        "margin",
         "max_interval",
         "min_interval",
         "quantile",
+        "scouts",
         "seed",
+        "tail",
+        "window",
     )
 
     def __init__(
@@ -52,9 +99,11 @@ class PollPolicy:
         min_interval: float = 0.5,
         max_interval: float = 30.0,
         growth: float = 0.25,
-        quantile: float = 0.5,
-        ladder: tuple[float, ...] = (0.75, 0.9),
-        window: int = 64,
+        quantile: float = 0.75,
+        ladder: tuple[float, ...] = (0.97, 0.995),
+        window: int = 48,
+        scouts: int = 2,
+        margin: float = 0.05,
     ) -> None:
         if not 0 < min_interval <= max_interval:
             raise ValueError("need 0 < min_interval <= max_interval")
@@ -66,51 +115,165 @@ class PollPolicy:
         self.growth = growth
         self.quantile = quantile
         self.ladder = ladder
-        self._recent: deque[float] = deque(maxlen=window)
-        self._sorted: list[float] = []
+        self.window = window
+        self.scouts = scouts
+        self.margin = margin  # looks aim this fraction past a quantile: timers are not exact
+        # Set once no job is left to submit: a late look now delays the run's end, so looks
+        # aim at the median run time first, then climb the quantiles.
+        self.tail = False
+        self._groups: dict[Hashable, _Times] = {}
+        self._all = _Times(window)
+        self._enlisted: dict[Hashable, int] = {}
+        self._caps: deque[int] = deque(maxlen=_CAP_WINDOW)
+        self._starts: dict[Hashable, tuple[float, Hashable]] = {}  # job -> predicted start
 
     def __repr__(self) -> str:
-        expected = self.expected
-        shown = "unknown" if expected is None else f"{expected:.3g}s"
-        return f"<PollPolicy expected={shown} samples={len(self._recent)}>"
+        rate = self.throughput
+        shown = "unknown" if rate is None else f"{rate:.3g}/s"
+        return f"<PollPolicy groups={len(self._groups)} samples={len(self._all)} rate={shown}>"
+
+    # -- what is known ----------------------------------------------------------------------
+
+    def _times(self, group: Hashable) -> _Times | None:
+        """The run times a group's looks aim by: its own, else every group's, else none."""
+        own = self._groups.get(group)
+        if own:
+            return own
+        return self._all if self._all else None
+
+    def knows(self, group: Hashable = "") -> bool:
+        """Whether looks at ``group``'s jobs aim by learned run times (not the seed)."""
+        return self._times(group) is not None
+
+    def expected(self, group: Hashable = "") -> float | None:
+        """The run time a first look aims at: the learned quantile, else the seed."""
+        times = self._times(group)
+        return self.seed if times is None else times.at(self.quantile)
 
     @property
-    def expected(self) -> float | None:
-        """The latency a first look aims at: the learned quantile, else the seed."""
-        if not self._sorted:
+    def throughput(self) -> float | None:
+        """Jobs the provider completes per second: its concurrency over the mean run time;
+        None until both are known."""
+        if not self._caps or not self._all:
+            return None
+        mean = self._mean("")
+        return min(self._caps) / mean if mean else None
+
+    def enlist(self, group: Hashable = "") -> bool:
+        """Count a new job of ``group``; True when it is one of the group's scouts (it looks
+        early while nothing is learned)."""
+        count = self._enlisted.get(group, 0)
+        self._enlisted[group] = count + 1
+        return count < self.scouts
+
+    def track(
+        self,
+        key: Hashable,
+        group: Hashable,
+        now: float,
+        *,
+        queued: bool,
+        queue_position: int | None = None,
+        others: int | None = None,
+    ) -> float:
+        """Predict when job ``key`` of ``group`` starts running (on the caller's clock, read
+        ``now``) and remember it; a job told queued again, or running, is predicted anew.
+        ``others``: how many other jobs of the run are in flight, at a submit's answer.
+
+        A queued job behind ``p`` others starts when the ``p + 1``-th of the jobs in flight
+        ends, each predicted to end at its start plus its group's mean run time (jobs that
+        should have ended already are taken as ended); past the jobs we know of, one more
+        every ``1 / throughput`` seconds. Jobs started together end together, so a queue
+        fills in waves, as the provider's does.
+        """
+        running = None if queue_position is None or others is None else others - queue_position
+        if queued and running is not None and running >= 1:
+            self._caps.append(running)
+        start = now
+        if queued and queue_position is not None:
+            start = self._start_after(now, max(0, queue_position), key)
+        self._starts[key] = (start, group)
+        return start
+
+    def forget(self, key: Hashable) -> None:
+        """The job ended (or is no longer followed): it frees its place."""
+        self._starts.pop(key, None)
+
+    def _start_after(self, now: float, ahead: int, key: Hashable) -> float:
+        ends = []
+        for other, (start, group) in self._starts.items():
+            mean = self._mean(group)
+            if other != key and mean is not None and start + mean > now:
+                ends.append(start + mean)
+        ends.sort()
+        if len(ends) > ahead:
+            return ends[ahead]
+        rate = self.throughput
+        if rate is None:
+            return ends[-1] if ends else now
+        return (ends[-1] if ends else now) + (ahead + 1 - len(ends)) / rate
+
+    def _mean(self, group: Hashable) -> float | None:
+        times = self._times(group)
+        if times is None:
             return self.seed
-        return self._at(self.quantile)
+        return sum(times.at(q / 10) for q in range(1, 10)) / 9
 
-    def _at(self, quantile: float) -> float:
-        return self._sorted[min(len(self._sorted) - 1, int(quantile * len(self._sorted)))]
+    # -- when to look -----------------------------------------------------------------------
 
-    def delay(self, elapsed: float) -> float:
+    def delay(
+        self, elapsed: float, group: Hashable = "", *, wait: float = 0.0, scout: bool = True
+    ) -> float:
         """Seconds to wait before the next look at a job submitted ``elapsed`` seconds ago."""
         elapsed = max(elapsed, 0.0)
-        if not self._sorted:  # nothing learned yet: look early, doubling, up to the guess
-            if self.seed is None:
-                wait = elapsed
-            elif self.seed > elapsed:
-                wait = min(elapsed, self.seed - elapsed)
-            else:
-                wait = self.growth * elapsed
-            return min(self.max_interval, max(self.min_interval, wait))
-        wait = self.growth * elapsed
-        expected = self.expected
-        if expected is not None and expected > elapsed:
-            wait = expected - elapsed
+        times = self._times(group)
+        if times is None:
+            return self._guess(elapsed, scout)
+        ran = elapsed - wait  # how long it has run, if it started when predicted
+        stretch = 1 + self.margin
+        firsts = (0.5, self.quantile) if self.tail else (self.quantile,)
+        aims = (times.at(q) * stretch for q in (*firsts, *self.ladder))
+        later = [t for t in aims if t > ran + 1e-9]
+        pause = min(later) - ran if later else self.growth * max(ran, elapsed * 0.5)
+        return self._clamp(pause)
+
+    def _guess(self, elapsed: float, scout: bool) -> float:
+        """Nothing learned: scouts look early and double up to the seed; others wait for it."""
+        if self.seed is None:
+            wait = elapsed if scout else self.max_interval
+        elif self.seed > elapsed:
+            wait = min(elapsed, self.seed - elapsed) if scout else self.seed - elapsed
         else:
-            later = [t for t in map(self._at, self.ladder) if t > elapsed]
-            if later:
-                wait = min(later) - elapsed
+            wait = self.growth * elapsed if scout else self.max_interval
+        return self._clamp(wait)
+
+    def _clamp(self, wait: float) -> float:
         return min(self.max_interval, max(self.min_interval, wait))
 
-    def observe(self, last_miss: float, seen_done: float) -> None:
+    # -- learning ---------------------------------------------------------------------------
+
+    def observe(
+        self,
+        last_miss: float,
+        seen_done: float,
+        group: Hashable = "",
+        *,
+        wait: float = 0.0,
+        ran: float | None = None,
+    ) -> None:
         """Learn from a job seen not done at ``last_miss`` and done at ``seen_done`` (seconds
-        after its submit; ``last_miss`` is 0 when the first look found it done)."""
-        sample = (max(0.0, last_miss) + max(last_miss, seen_done)) / 2
-        if len(self._recent) == self._recent.maxlen:
-            old = self._recent[0]
-            del self._sorted[bisect.bisect_left(self._sorted, old)]
-        self._recent.append(sample)
-        bisect.insort(self._sorted, sample)
+        after its submit; ``last_miss`` is 0 when the first look found it done), predicted to
+        wait ``wait`` in the queue; ``ran``: how long it ran, when the provider said (then
+        that is the sample)."""
+        middle = (max(0.0, last_miss) + max(last_miss, seen_done)) / 2
+        if ran is not None:
+            sample = ran
+        elif middle - wait > 0.25 * middle:
+            sample = middle - wait
+        else:
+            sample = middle
+        own = self._groups.get(group)
+        if own is None:
+            own = self._groups[group] = _Times(self.window)
+        own.add(sample)
+        self._all.add(sample)

@@ -277,6 +277,7 @@ class Runner:
                 origin=self.connection.origin,
                 key_id=self.connection.key_id,
                 outputs={i: ep.output for i, ep in plan.endpoints.items()},
+                drivers={i: ep.price.drivers for i, ep in plan.endpoints.items()},
                 uploads=Uploads.open(ledger, self.connection.storage, api, timing),
             )
             if self._drained:
