@@ -182,8 +182,8 @@ class PollPolicy:
 
         A queued job behind ``p`` others starts when the ``p + 1``-th of the jobs in flight
         ends, each predicted to end at its start plus its group's mean run time (jobs that
-        should have ended already are taken as ended); past the jobs we know of, one more
-        every ``1 / throughput`` seconds. Jobs started together end together, so a queue
+        should have ended already are taken as ended); when fewer jobs than that are known,
+        the queue moves at the throughput. Jobs started together end together, so a queue
         fills in waves, as the provider's does.
         """
         running = None if queue_position is None or others is None else others - queue_position
@@ -205,13 +205,14 @@ class PollPolicy:
             mean = self._mean(group)
             if other != key and mean is not None and start + mean > now:
                 ends.append(start + mean)
-        ends.sort()
         if len(ends) > ahead:
-            return ends[ahead]
+            return sorted(ends)[ahead]
+        # The provider holds jobs we do not follow (another client's, or from before): pace
+        # the queue by the throughput, or, while it is unknown, by the jobs we know of.
         rate = self.throughput
         if rate is None:
-            return ends[-1] if ends else now
-        return (ends[-1] if ends else now) + (ahead + 1 - len(ends)) / rate
+            return max(ends, default=now)
+        return now + (ahead + 1) / rate
 
     def _mean(self, group: Hashable) -> float | None:
         times = self._times(group)

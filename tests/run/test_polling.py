@@ -1,4 +1,4 @@
-"""The adaptive poll policy, with numbers."""
+"""The poll policy, with numbers: run times per group, predicted queue waits, scouts, tail."""
 
 from __future__ import annotations
 
@@ -7,87 +7,158 @@ import pytest
 from batchgen.run.polling import PollPolicy
 
 
-def test_before_any_completion_looks_start_early_and_double_up_to_the_seed() -> None:
-    """The seed is only a guess until a job completes (a provider may be far faster): looks
-    start at min_interval and double, never past the seed."""
+def learned(samples: list[float], **options: float) -> PollPolicy:
+    """A policy that learned ``samples`` as run times reported by the provider."""
+    policy = PollPolicy(10.0, max_interval=300, margin=0.0, **options)  # type: ignore[arg-type]
+    for ran in samples:
+        policy.observe(0.0, ran, ran=ran)
+    return policy
+
+
+def test_scouts_look_early_and_double_up_to_the_seed() -> None:
+    """The seed is only a guess until a job completes (a provider may be far faster): a
+    scout's looks start at min_interval and double, never past the seed."""
     policy = PollPolicy(110.0, min_interval=0.5, max_interval=300)
     assert [policy.delay(t) for t in (0.0, 1.0, 8.0, 64.0, 100.0)] == [0.5, 1.0, 8.0, 46.0, 10.0]
+
+
+def test_the_first_jobs_of_a_group_are_its_scouts() -> None:
+    """Two jobs per group scout; the others wait for the seed (or a completion)."""
+    policy = PollPolicy(110.0, max_interval=300)
+    assert [policy.enlist("a") for _ in range(3)] == [True, True, False]
+    assert policy.enlist("b") is True
+    assert policy.delay(10.0, "a", scout=False) == 100.0
+    assert policy.delay(200.0, "a", scout=False) == 300.0
 
 
 def test_looks_never_further_apart_than_the_max_interval() -> None:
     """A long guessed latency still gets a look every max_interval."""
     assert PollPolicy(110.0, max_interval=30).delay(60.0) == 30.0
     assert PollPolicy(None, max_interval=30).delay(400.0) == 30.0
+    assert PollPolicy(None, max_interval=30).delay(1.0, scout=False) == 30.0
 
 
-def test_unknown_seed_looks_early_then_doubles() -> None:
+def test_unknown_seed_scouts_look_early_then_double() -> None:
     """With no seed: min_interval first, then as long again as the time elapsed."""
     policy = PollPolicy(None, min_interval=0.5, max_interval=30)
     assert [policy.delay(t) for t in (0.0, 1.0, 8.0)] == [0.5, 1.0, 8.0]
 
 
-def test_after_a_miss_the_wait_grows_with_elapsed_time() -> None:
-    """Past the expected time, the wait is a fraction of the time already taken."""
-    policy = PollPolicy(10.0, max_interval=30)
-    assert policy.delay(10.0) == 2.5
-    assert policy.delay(20.0) == 5.0
-    policy.observe(0.0, 10.0)  # learned: the same after a completion
-    assert policy.delay(20.0) == 5.0
+def test_first_look_at_a_high_quantile_of_the_run_times_then_the_ladder() -> None:
+    """Learned run times 1..10 s: the first look aims at the 0.75 quantile (8 s), then at the
+    ladder's (10 s), then waits a quarter of the time already taken."""
+    policy = learned([float(t) for t in range(1, 11)], quantile=0.75)
+    assert policy.expected() == 8.0  # sorted samples [int(0.75 * 10)]
+    assert policy.delay(0.0) == 8.0
+    assert policy.delay(8.0) == 2.0  # the ladder's 0.97 and 0.995 quantiles are 10 s
+    assert policy.delay(12.0) == 3.0
 
 
-def test_resumed_job_looks_at_the_remaining_expected_time() -> None:
-    """Once latency is learned, a job seen 4 s after submit, expected at 10 s, is looked at
-    again 6 s later."""
-    policy = PollPolicy(10.0)
-    for _ in range(3):
-        policy.observe(9.0, 11.0)
-    assert policy.delay(4.0) == 6.0
-
-
-def test_learns_a_shorter_latency() -> None:
-    """Jobs found done at the first look pull the expected latency down."""
-    policy = PollPolicy(100.0, max_interval=300)
-    for _ in range(20):
-        policy.observe(0.0, 100.0)
-    assert policy.expected == 50.0
-    for _ in range(64):
-        policy.observe(0.0, policy.expected or 0)
-    assert policy.expected is not None
-    assert policy.expected <= 12.5
-
-
-def test_learns_a_longer_latency() -> None:
-    """Jobs done between two looks teach the middle of that interval."""
+def test_a_looks_aim_allows_a_margin_past_the_quantile() -> None:
+    """Timers are not exact: the first look aims 5 % past the quantile."""
     policy = PollPolicy(10.0, max_interval=300)
     for _ in range(10):
-        policy.observe(40.0, 50.0)
-    assert policy.expected == 45.0
+        policy.observe(0.0, 20.0, ran=20.0)
+    assert policy.delay(0.0) == pytest.approx(21.0)
 
 
-def test_converges_near_a_constant_latency() -> None:
-    """Simulated against a fixed 37 s latency, looks settle close above it."""
+def test_a_predicted_wait_in_the_queue_delays_the_first_look() -> None:
+    """A job predicted to wait 3 s in the queue is looked at 3 s plus its run time later."""
+    policy = learned([5.0] * 10)
+    assert policy.delay(0.0, wait=3.0) == 8.0
+    assert policy.delay(2.0, wait=3.0) == 6.0
+
+
+def test_groups_learn_their_own_run_times() -> None:
+    """10 s videos run longer than 5 s ones; a group with no completions yet borrows every
+    group's run times rather than wait for the guess."""
+    policy = PollPolicy(100.0, max_interval=300, margin=0.0)
+    for _ in range(10):
+        policy.observe(0.0, 50.0, ("kling", "5"), ran=50.0)
+        policy.observe(0.0, 100.0, ("kling", "10"), ran=100.0)
+    assert policy.delay(0.0, ("kling", "5")) == 50.0
+    assert policy.delay(0.0, ("kling", "10")) == 100.0
+    assert policy.knows(("veo", "8s"))
+    assert policy.delay(0.0, ("veo", "8s")) == 100.0  # all samples: the 0.75 quantile
+
+
+def test_run_times_the_provider_reports_are_taken_as_they_are() -> None:
+    """inference_time is the sample; without it, the middle of the interval it ended in."""
+    policy = PollPolicy(10.0, max_interval=300, margin=0.0, quantile=0.5)
+    policy.observe(0.0, 30.0, ran=12.0)
+    assert policy.expected() == 12.0
+    other = PollPolicy(10.0, max_interval=300, margin=0.0, quantile=0.5)
+    other.observe(40.0, 50.0)
+    assert other.expected() == 45.0
+
+
+def test_a_queue_fills_in_waves() -> None:
+    """Eight jobs of 1 s started at 0: queued jobs behind 0..7 others all start at 1 s, the
+    next eight at 2 s (jobs started together end together)."""
+    policy = learned([1.0] * 10)
+    for n in range(8):
+        assert policy.track(f"run{n}", "", 0.0, queued=False) == 0.0
+    firsts = [policy.track(f"q{p}", "", 0.0, queued=True, queue_position=p) for p in range(8)]
+    assert firsts == [1.0] * 8
+    assert policy.track("q8", "", 0.0, queued=True, queue_position=8) == 2.0
+
+
+def test_jobs_that_should_have_ended_are_taken_as_ended() -> None:
+    """A job predicted to end before now (done, not yet seen done) frees no later slot."""
+    policy = learned([1.0] * 10)
+    policy.track("old", "", 0.0, queued=False)
+    policy.track("new", "", 5.0, queued=False)
+    assert policy.track("q", "", 5.5, queued=True, queue_position=0) == 6.0
+    policy.forget("new")
+    assert policy.track("q", "", 5.5, queued=True, queue_position=0) == 5.5
+
+
+def test_past_the_jobs_in_flight_the_throughput_paces_the_queue() -> None:
+    """The account's concurrency is read off a submit (9 in flight, 1 ahead: 8 run); when the
+    provider holds jobs we do not follow, the queue moves at 8 per mean run time."""
+    policy = learned([2.0] * 10)
+    assert policy.throughput is None
+    policy.track("a", "", 0.0, queued=True, queue_position=1, others=9)
+    assert policy.throughput == pytest.approx(4.0)
+    assert policy.track("b", "", 0.0, queued=True, queue_position=4) == pytest.approx(1.25)
+
+
+def test_the_tail_looks_at_the_median_first() -> None:
+    """Once nothing is left to submit, a late look delays the end: aim at the median."""
+    policy = learned([float(t) for t in range(1, 11)])
+    assert policy.delay(0.0) == 8.0  # the 0.75 quantile
+    policy.tail = True
+    assert policy.delay(0.0) == 6.0
+    assert policy.delay(6.0) == 2.0
+
+
+def test_converges_to_one_look_per_job_at_a_constant_latency() -> None:
+    """Simulated against a fixed 37 s run reported by the provider: after the scouts, each
+    job is found done at its first look, less than 5 % after it ended."""
     policy = PollPolicy(110.0, max_interval=300)
     looks = []
-    for _ in range(300):
+    for n in range(100):
+        scout = policy.enlist()
         elapsed, last_miss, count = 0.0, 0.0, 0
         while True:
-            elapsed += policy.delay(elapsed)
+            elapsed += policy.delay(elapsed, scout=scout)
             count += 1
             if elapsed >= 37.0:
                 break
             last_miss = elapsed
-        policy.observe(last_miss, elapsed)
-        looks.append(count)
-    assert policy.expected == pytest.approx(37.0, rel=0.25)
-    assert sum(looks[-50:]) / 50 <= 3
+        policy.observe(last_miss, elapsed, ran=37.0)
+        looks.append((count, elapsed))
+        if n == 0:
+            assert count > 1  # the first scout had only the guess
+    assert all(count == 1 and elapsed <= 37.0 * 1.05 + 1e-9 for count, elapsed in looks[1:])
 
 
 def test_window_forgets_old_completions() -> None:
     """Only the last `window` completions count."""
     policy = PollPolicy(None, window=4)
-    for sample in (100.0, 100.0, 100.0, 100.0, 2.0, 2.0, 2.0):
+    for sample in (100.0, 100.0, 100.0, 100.0, 2.0, 2.0, 2.0, 2.0):
         policy.observe(sample, sample)
-    assert policy.expected == 2.0
+    assert policy.expected() == 2.0
 
 
 def test_bad_bounds_are_refused() -> None:
