@@ -15,7 +15,13 @@ from batchgen.api.backoff import Backoff
 from batchgen.api.classify import classify, job_failure, surely_not_created
 from batchgen.api.client import QueueClient
 from batchgen.api.status import NOT_READY
-from batchgen.errors import AmbiguousSubmit, FatalError, PermanentError, RetryableError
+from batchgen.errors import (
+    AmbiguousSubmit,
+    FatalError,
+    KeyRefused,
+    PermanentError,
+    RetryableError,
+)
 from batchgen.plan.endpoint import resolve
 from batchgen.run.runner import limiter_for
 
@@ -64,11 +70,11 @@ JSON = b'{"detail": "%s"}'
         (503, {"Server": "nginx"}, b"<html>503 nginx</html>", RetryableError, None),
         (500, {"x-fal-request-id": "r"}, b'{"detail":"boom"}', RetryableError, None),
         (400, {}, b'{"detail":"Request is still in progress"}', RetryableError, None),
-        (401, {}, b'{"detail":"Invalid API key"}', FatalError, None),
-        (403, {}, b'{"detail":"forbidden"}', FatalError, None),
-        (402, {}, b"{}", FatalError, None),
-        (400, {}, b'{"detail":"User has exhausted balance"}', FatalError, None),
-        (400, {}, b'{"detail":"User is locked. Reason: billing"}', FatalError, None),
+        (401, {}, b'{"detail":"Invalid API key"}', KeyRefused, None),
+        (403, {}, b'{"detail":"forbidden"}', KeyRefused, None),
+        (402, {}, b"{}", KeyRefused, None),
+        (400, {}, b'{"detail":"User has exhausted balance"}', KeyRefused, None),
+        (400, {}, b'{"detail":"User is locked. Reason: billing"}', KeyRefused, None),
         (422, {}, b'{"detail":"unsafe content"}', PermanentError, None),
         (
             503,
