@@ -27,12 +27,11 @@ Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Check = Callable[[web.Request, Emulator], tuple[str, str | None]]
 
 _SCHEMES = {"any": ("key", "bearer"), "key": ("key",), "bearer": ("bearer",)}
-# What fal answers a key whose account ran out of credit, and the routes that refuse it: it
-# can no longer start jobs; reading and cancelling its own is assumed to work still.
+# What fal answers a submit with a key whose account ran out of credit. It can no longer
+# start jobs; reading and cancelling its own (and uploads) are assumed to work still.
 LOCKED = (
     "User is locked. Reason: Exhausted balance. Top up your balance at fal.ai/dashboard/billing."
 )
-_LOCKABLE = frozenset({"submit", "storage_token", "storage_initiate"})
 _INGRESS_503 = (
     "<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n<body>\r\n"
     "<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n"
@@ -111,7 +110,7 @@ def api_route(route: str, handler: Handler, check: Check = api_key) -> Route:
             key, problem = check(request, emu)
             if problem is not None:
                 response = answer({"detail": problem}, 401)
-            elif key in emu.config.locked_keys and route in _LOCKABLE:
+            elif route == "submit" and key in emu.config.locked_keys:
                 emu.stats.key_requests[key][route] += 1
                 response = answer({"detail": LOCKED}, 403)
             else:

@@ -39,8 +39,8 @@ class MockConfig:
     (either); ``api_keys`` empty means every non-empty key is accepted (any other key: 401 on
     every API route). Each distinct key is an account with its own cap of ``max_in_progress``
     running jobs; the rest wait IN_QUEUE. A key in ``locked_keys`` is an account out of
-    credit: its submits (and storage tokens) answer 403 "User is locked. Reason: Exhausted
-    balance..."; its jobs can still be read and cancelled.
+    credit: its submits answer 403 "User is locked. Reason: Exhausted balance..."; its jobs
+    can still be read and cancelled.
 
     Jobs: running time is ``latency`` times a uniform factor in ``1 ± latency_jitter``; a job
     that may start still waits ``queue_delay`` IN_QUEUE first (fal's pickup). ``result_ttl``

@@ -11,7 +11,16 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from runs import FAST, SETTINGS, cli_args, mock_config, prompts, rows, subprocess_env
+from runs import (
+    FAST,
+    SETTINGS,
+    cli_args,
+    manifest,
+    mock_config,
+    prompts,
+    rows,
+    subprocess_env,
+)
 from test_run_resume import finish, until
 from test_run_secrets import files_holding
 
@@ -237,6 +246,26 @@ async def test_resume_follows_each_job_with_its_key_and_needs_every_key(tmp_path
         result, _ = await run_pool(plan, server)
         stats = server.stats()
     assert result.outcome == "done", result.message
+    assert set(stats["submits_by_payload"].values()) == {1}
+    assert stats["foreign_key_requests"] == {}
+
+
+async def test_a_lost_ledger_still_follows_each_job_with_its_key(tmp_path: Path) -> None:
+    """The manifest names each job's key (api_key_id: variable and fingerprint); a ledger
+    rebuilt from it follows the jobs in flight with their own keys, submitting none again."""
+    out = tmp_path / "out"
+    config = mock_config(api_keys=(KEY_A, KEY_B), max_in_progress=10, latency=300.0)
+    async with MockServer(config) as server:
+        plan = pool_plan(prompts(tmp_path, 5), out)
+        await stop_with_both_keys_full(plan, server, out)
+        named = sorted(record["api_key_id"] for record in manifest(out))
+        assert named == [ID_A] * 2 + [ID_B] * 3
+        for name in ("batchgen.db", "batchgen.db-wal", "batchgen.db-shm"):
+            (out / name).unlink(missing_ok=True)
+        result, notes = await run_pool(plan, server)
+        stats = server.stats()
+    assert result.outcome == "done", result.message
+    assert any("rebuilt 5 job(s)" in note for note in notes), notes
     assert set(stats["submits_by_payload"].values()) == {1}
     assert stats["foreign_key_requests"] == {}
 
