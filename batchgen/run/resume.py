@@ -48,7 +48,7 @@ def check_origin(ledger: Ledger, connection: Connection, folder: str | Path) -> 
     or without the key that submitted them (a pool must hold it): their request ids mean
     nothing elsewhere (and would fail as unknown). The message names each key missing."""
     elsewhere: Counter[tuple[str, str | None]] = Counter()
-    held = set(connection.key_ids)
+    held = connection.key_ids
     for row in ledger.jobs(AT_PROVIDER):
         if row.origin is None:
             continue  # recorded before batchgen kept origins
@@ -66,10 +66,8 @@ def check_origin(ledger: Ledger, connection: Connection, folder: str | Path) -> 
             "with that provider, base URL and key to follow them (or cancel them there first)"
         )
     missing = [(key_id, n) for (_, key_id), n in elsewhere.most_common()]
-    names = sorted(
-        {key_id.split(":")[0] for key_id, _ in missing if key_id}
-        | {key.env for key in connection.pool}
-    )
+    names = [key.env for key in connection.pool]
+    names += sorted({key_id.split(":")[0] for key_id, _ in missing if key_id} - set(names))
     raise UsageError(
         f"{elsewhere.total()} job(s) in flight in {folder} were submitted "
         + ", ".join(f"{n}{_whose(key_id)}" for key_id, n in missing)

@@ -318,7 +318,8 @@ async def test_missing_pool_variables_are_named_before_anything_is_sent(tmp_path
 
 async def test_pool_spec_run_writes_no_key_anywhere(tmp_path: Path) -> None:
     """A job spec with run: {keys: ...} runs through the CLI with both keys; run.json names
-    them by variable and fingerprint only, and neither key is in any file of the folder."""
+    them by variable and fingerprint only, neither key is in any file of the folder, and
+    --on-finish gets neither variable."""
     secrets = {"FAL_KEY_A": f"sk-a-{uuid.uuid4().hex}", "FAL_KEY_B": f"sk-b-{uuid.uuid4().hex}"}
     source = prompts(tmp_path, 10)
     spec = tmp_path / "job.yaml"
@@ -336,6 +337,8 @@ async def test_pool_spec_run_writes_no_key_anywhere(tmp_path: Path) -> None:
     async with MockServer(config) as server:
         proc = await asyncio.create_subprocess_exec(
             *cli_args(spec, out, server.base_url),
+            "--on-finish",
+            f"env > {tmp_path / 'seen.txt'}",
             env=subprocess_env(**secrets),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -351,3 +354,7 @@ async def test_pool_spec_run_writes_no_key_anywhere(tmp_path: Path) -> None:
     for key in secrets.values():
         assert files_holding(out, key.encode()) == []
         assert key not in err
+    seen = (tmp_path / "seen.txt").read_text()
+    assert "BATCHGEN_OUTCOME=done" in seen
+    assert "FAL_KEY_A" not in seen
+    assert "FAL_KEY_B" not in seen
