@@ -124,13 +124,15 @@ class PollPolicy:
         self._groups: dict[Hashable, _Times] = {}
         self._all = _Times(window)
         self._enlisted: dict[Hashable, int] = {}
-        self._caps: deque[int] = deque(maxlen=_CAP_WINDOW)
-        self._starts: dict[Hashable, tuple[float, Hashable]] = {}  # job -> predicted start
+        self._caps: dict[Hashable, deque[int]] = {}  # by lane (key): its account's concurrency
+        # job -> predicted start, group, lane
+        self._starts: dict[Hashable, tuple[float, Hashable, Hashable]] = {}
 
     def __repr__(self) -> str:
-        rate = self.throughput
-        shown = "unknown" if rate is None else f"{rate:.3g}/s"
-        return f"<PollPolicy groups={len(self._groups)} samples={len(self._all)} rate={shown}>"
+        return (
+            f"<PollPolicy groups={len(self._groups)} samples={len(self._all)} "
+            f"tracked={len(self._starts)} tail={self.tail}>"
+        )
 
     # -- what is known ----------------------------------------------------------------------
 
@@ -150,14 +152,12 @@ class PollPolicy:
         times = self._times(group)
         return self.seed if times is None else times.at(self.quantile)
 
-    @property
-    def throughput(self) -> float | None:
-        """Jobs the provider completes per second: its concurrency over the mean run time;
-        None until both are known."""
-        if not self._caps or not self._all:
-            return None
-        mean = self._mean("")
-        return min(self._caps) / mean if mean else None
+    def throughput(self, lane: Hashable = "") -> float | None:
+        """Jobs the provider completes per second for one lane (an API key: an account):
+        its concurrency over the mean run time; None until both are known."""
+        caps = self._caps.get(lane)
+        mean = self._mean("") if self._all else None
+        return min(caps) / mean if caps and mean else None
 
     def enlist(self, group: Hashable = "") -> bool:
         """Count a new job of ``group``; True when it is one of the group's scouts (it looks
@@ -175,10 +175,12 @@ class PollPolicy:
         queued: bool,
         queue_position: int | None = None,
         others: int | None = None,
+        lane: Hashable = "",
     ) -> float:
         """Predict when job ``key`` of ``group`` starts running (on the caller's clock, read
         ``now``) and remember it; a job told queued again, or running, is predicted anew.
-        ``others``: how many other jobs of the run are in flight, at a submit's answer.
+        ``lane``: the key it was submitted with (each key is an account, with its own queue);
+        ``others``: how many other jobs of that key are in flight, at a submit's answer.
 
         A queued job behind ``p`` others starts when the ``p + 1``-th of the jobs in flight
         ends, each predicted to end at its start plus its group's mean run time (jobs that
@@ -188,28 +190,28 @@ class PollPolicy:
         """
         running = None if queue_position is None or others is None else others - queue_position
         if queued and running is not None and running >= 1:
-            self._caps.append(running)
+            self._caps.setdefault(lane, deque(maxlen=_CAP_WINDOW)).append(running)
         start = now
         if queued and queue_position is not None:
-            start = self._start_after(now, max(0, queue_position), key)
-        self._starts[key] = (start, group)
+            start = self._start_after(now, max(0, queue_position), key, lane)
+        self._starts[key] = (start, group, lane)
         return start
 
     def forget(self, key: Hashable) -> None:
         """The job ended (or is no longer followed): it frees its place."""
         self._starts.pop(key, None)
 
-    def _start_after(self, now: float, ahead: int, key: Hashable) -> float:
+    def _start_after(self, now: float, ahead: int, key: Hashable, lane: Hashable) -> float:
         ends = []
-        for other, (start, group) in self._starts.items():
+        for other, (start, group, its_lane) in self._starts.items():
             mean = self._mean(group)
-            if other != key and mean is not None and start + mean > now:
+            if other != key and its_lane == lane and mean is not None and start + mean > now:
                 ends.append(start + mean)
         if len(ends) > ahead:
             return sorted(ends)[ahead]
         # The provider holds jobs we do not follow (another client's, or from before): pace
         # the queue by the throughput, or, while it is unknown, by the jobs we know of.
-        rate = self.throughput
+        rate = self.throughput(lane)
         if rate is None:
             return max(ends, default=now)
         return now + (ahead + 1) / rate

@@ -117,9 +117,9 @@ def test_past_the_jobs_in_flight_the_throughput_paces_the_queue() -> None:
     """The account's concurrency is read off a submit (9 in flight, 1 ahead: 8 run); when the
     provider holds jobs we do not follow, the queue moves at 8 per mean run time."""
     policy = learned([2.0] * 10)
-    assert policy.throughput is None
+    assert policy.throughput() is None
     policy.track("a", "", 0.0, queued=True, queue_position=1, others=9)
-    assert policy.throughput == pytest.approx(4.0)
+    assert policy.throughput() == pytest.approx(4.0)
     assert policy.track("b", "", 0.0, queued=True, queue_position=4) == pytest.approx(1.25)
 
 
@@ -165,3 +165,12 @@ def test_bad_bounds_are_refused() -> None:
     """min_interval must be positive and not above max_interval."""
     with pytest.raises(ValueError, match="min_interval"):
         PollPolicy(1.0, min_interval=5, max_interval=1)
+
+
+def test_each_key_has_its_own_queue() -> None:
+    """Jobs of another key (another account) free no slot in this key's queue."""
+    policy = learned([1.0] * 10)
+    policy.track("a-running", "", 0.0, queued=False, lane="A")
+    policy.track("b-running", "", 0.5, queued=False, lane="B")
+    assert policy.track("b-queued", "", 0.5, queued=True, queue_position=0, lane="B") == 1.5
+    assert policy.track("a-queued", "", 0.5, queued=True, queue_position=0, lane="A") == 1.0
