@@ -6,7 +6,8 @@ keeps the ledger, the lock and the log.
 
 A video (``VideoUpload``) streams to a temporary key beside its own,
 ``videos/.NAME.mp4.<hex>.part``, in blocks of ``BLOCK`` bytes: on S3 a multipart upload (or one
-PUT for a video under a block), so memory holds one block per download. The caller verifies the
+PUT for a video under a block), so memory holds a few blocks per download, whatever the
+video's size. The caller verifies the
 bytes as they pass; ``commit`` then puts them under their key in one step and drops the
 temporary key. On S3 that step is a server-side copy (CopyObject) that sets the object's
 metadata ``sha256`` (``x-amz-meta-sha256``) and ``Content-Type: video/mp4``: the key appears
@@ -47,6 +48,9 @@ from batchgen.plan.settings import store_url_problem
 BLOCK = 8 * 2**20  # bytes held per upload: S3's parts are 5 MiB at least
 CHECKS_AT_ONCE = 16  # objects looked at in parallel when a run resumes
 PROBE_NAME = ".batchgen-probe"
+# A temporary key this old has no upload behind it. S3 dates a multipart object from the
+# upload's start, so a slow upload's key looks old the moment it appears: allow an hour.
+STALE_AFTER = 3600.0
 SHA256 = "sha256"  # the metadata key (S3) and the sidecar's suffix (elsewhere)
 _S3 = frozenset({"s3", "s3a"})
 _LOCAL = frozenset({"file", "local"})
@@ -231,7 +235,9 @@ class ObjectStore:
         with _as_disk_error(self.url_of(name)):
             self._fs.get_file(self.key(name), str(path))
 
-    def remove_stale(self, folder: str, *, older_than: float, now: float | None = None) -> int:
+    def remove_stale(
+        self, folder: str, *, older_than: float = STALE_AFTER, now: float | None = None
+    ) -> int:
         """Delete the temporary objects a stopped run left in ``folder`` (untouched for
         ``older_than`` seconds: another run's upload under way is younger); how many."""
         now = time.time() if now is None else now

@@ -32,13 +32,7 @@ from batchgen.api.providers import Connection
 from batchgen.api.reach import Reach
 from batchgen.errors import DiskError, UsageError
 from batchgen.ledger.lock import folder_lock
-from batchgen.ledger.manifest import (
-    STALE_AFTER,
-    iso_utc,
-    remove_stale_temps,
-    write_manifest,
-    write_run_json,
-)
+from batchgen.ledger.manifest import iso_utc, remove_stale_temps, write_manifest, write_run_json
 from batchgen.ledger.money import Money, tally
 from batchgen.ledger.rebuild import MANIFEST, lost_ledger, restored
 from batchgen.ledger.states import JobRow, JobStatus
@@ -143,7 +137,7 @@ class Runner:
             stack.enter_context(folder_lock(out))
             if self.store is not None:  # refused here (exit 2) before anything is sent
                 await asyncio.to_thread(self.store.probe)
-                await asyncio.to_thread(self.store.remove_stale, "videos", older_than=STALE_AFTER)
+                await asyncio.to_thread(self.store.remove_stale, "videos")
             records = lost_ledger(out, LEDGER_NAME)  # before the ledger is made anew
             ledger = stack.enter_context(Ledger.in_folder(out))
             stack.enter_context(_request_log(out / LOG_NAME))
