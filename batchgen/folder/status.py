@@ -22,10 +22,11 @@ import re
 import socket
 import time
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from batchgen.api.objectstore import ObjectStore
 from batchgen.errors import UsageError
 from batchgen.ledger.lock import LOCK_NAME
 from batchgen.ledger.money import committed, tally
@@ -92,6 +93,7 @@ class Status:
     live_run: str | None = None  # "PID 12 on host, since ...": a run is going on the folder
     # Per endpoint (a comparison has several): jobs, done, failed, spent_usd.
     by_endpoint: dict[str, dict[str, Any]] = field(default_factory=dict)
+    store: str | None = None  # the URL the videos went to (--store), else they are in folder
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (what ``batchgen status --json`` prints)."""
@@ -106,18 +108,26 @@ def open_ledger(out_dir: Path, *, readonly: bool = True) -> Ledger:
     return Ledger(path, readonly=readonly)
 
 
+def store_of(ledger: Ledger) -> ObjectStore | None:
+    """The object store the folder's last run put its videos in (``--store``), or None."""
+    url = ledger.meta("store")
+    return ObjectStore.open(url) if isinstance(url, str) and url else None
+
+
 def read_status(out_dir: Path, *, now: float | None = None) -> Status:
     """The status of ``out_dir`` as of ``now`` (Unix seconds; default: the current time)."""
     with open_ledger(out_dir) as ledger:
         jobs = ledger.jobs()
         plan = ledger.meta("plan") or {}
-    return summarize(
+        store = ledger.meta("store")
+    status = summarize(
         jobs,
         folder=str(out_dir),
         endpoint=plan.get("endpoint"),
         now=time.time() if now is None else now,
         live_run=live_run(out_dir),
     )
+    return replace(status, store=store) if isinstance(store, str) else status
 
 
 def live_run(out_dir: Path) -> str | None:
@@ -258,6 +268,8 @@ def render(status: Status, *, limit: int = 15) -> str:
         + f", as of {time.strftime('%H:%M:%S', time.localtime(status.as_of))}"
     ]
     lines.append(f"run going: {status.live_run}" if status.live_run else "no run is going")
+    if status.store:
+        lines.append(f"videos in: {status.store}")
     shown = [f"{name} {n}" for name, n in status.counts.items() if n]
     lines.append("  " + (" · ".join(shown) or "no jobs"))
     unknown = (

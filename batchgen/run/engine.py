@@ -34,6 +34,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from batchgen.api.objectstore import ObjectStore
 from batchgen.errors import (
     AmbiguousSubmit,
     DiskError,
@@ -82,6 +83,7 @@ class Engine(Follower):
         outputs: Mapping[str, str] | None = None,
         uploads: Uploads | None = None,
         drivers: Mapping[str, tuple[str, ...]] | None = None,
+        store: ObjectStore | None = None,
     ) -> None:
         super().__init__(
             ledger=ledger,
@@ -104,6 +106,7 @@ class Engine(Follower):
             out_dir=out_dir,
             workers=settings.download_concurrency,
             on_disk_stop=self.drain,
+            store=store,
         )
         self._active = 0
         self._idle = asyncio.Event()

@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from batchgen.api.objectstore import ObjectStore
 from batchgen.api.providers import Connection
 from batchgen.errors import UsageError
 from batchgen.ledger.money import UNBILLED_ERRORS
@@ -81,16 +82,27 @@ def _whose(key_id: str | None) -> str:
     return f" with the key in {key_id.split(':')[0]} ({key_id})" if key_id else ""
 
 
-def recheck_done(ledger: Ledger, rows: list[JobRow], out: Path, reporter: Reporter) -> list[JobRow]:
-    """Finished jobs whose video is missing or damaged are downloaded again."""
+def recheck_done(
+    ledger: Ledger,
+    rows: list[JobRow],
+    out: Path,
+    reporter: Reporter,
+    store: ObjectStore | None = None,
+) -> list[JobRow]:
+    """Finished jobs whose video is missing or damaged are downloaded again: in ``out``, a
+    whole MP4 of the recorded size; in ``store``, an object of the recorded size and sha256."""
+    done = {
+        row.video_path: (row.bytes, row.sha256)
+        for row in rows
+        if row.status is S.DONE and row.video_url and row.video_path
+    }
+    if store is None:
+        whole = {path for path, (size, _) in done.items() if looks_whole(out / path, size)}
+    else:
+        whole = store.verified(done)
     checked = []
     for row in rows:
-        if (
-            row.status is S.DONE
-            and row.video_url
-            and row.video_path
-            and not looks_whole(out / row.video_path, row.bytes)
-        ):
+        if row.video_path in done and row.video_path not in whole:
             reporter.note(f"{row.video_path} is missing or damaged; downloading again")
             row = ledger.transition(row.key, S.DOWNLOADING)
         checked.append(row)
@@ -162,8 +174,11 @@ def to_drive(ledger: Ledger) -> list[JobRow]:
     ]
 
 
-def videos_in(folder: Path) -> list[str]:
-    """Names of the videos in ``folder`` (none if it does not exist yet)."""
+def videos_in(folder: Path, store: ObjectStore | None = None) -> list[str]:
+    """Names of the videos in ``folder`` (none if it does not exist yet), or in the store's
+    ``videos/`` when there is a store."""
+    if store is not None:
+        return [name for name in store.names("videos") if name.endswith(".mp4")]
     try:
         return [entry.name for entry in os.scandir(folder) if entry.name.endswith(".mp4")]
     except OSError:
