@@ -24,242 +24,13 @@ from batchgen.cli.main import (
     EXIT_FAILED,
     EXIT_FATAL,
     EXIT_INTERRUPTED,
-    F,
     cli,
     handle_errors,
     parse_sets,
     plan_options,
 )
+from batchgen.cli.runoptions import _RUN_SETTINGS, MOCK_IN_PROGRESS, MOCK_TIME_SCALE, run_options
 from batchgen.errors import UsageError
-from batchgen.plan.settings import RunSettings
-
-_RUN_SETTINGS = (
-    "provider",
-    "base_url",
-    "auth_scheme",
-    "api_key_env",
-    "follow",
-    "concurrency",
-    "rate",
-    "max_cost",
-    "max_attempts",
-    "job_timeout",
-    "poll",
-    "expect_latency",
-    "max_poll_interval",
-    "on_uncertain_submit",
-    "download_concurrency",
-    "max_file_bytes",
-    "upload",
-    "storage_base_url",
-)
-
-
-def _default(name: str) -> str:
-    """A run setting's default, as --help shows it (the job spec's run: overrides it)."""
-    return str(getattr(RunSettings(), name))
-
-
-# The --mock demo: Kling's ~110 s jobs take ~2 s, four at a time.
-MOCK_TIME_SCALE = 0.02
-MOCK_IN_PROGRESS = 4
-
-
-def run_options(func: F) -> F:
-    """The options of ``batchgen run`` beyond the plan's (unset ones leave the spec's)."""
-    for option in reversed(
-        [
-            click.option(
-                "--out",
-                "output",
-                type=click.Path(path_type=Path),
-                help="Output folder (alone: resume the run in that folder).",
-            ),
-            click.option(
-                "--provider",
-                help="Provider preset: fal, quickrouter or mock.",
-                show_default=_default("provider"),
-            ),
-            click.option(
-                "--base-url",
-                help="Queue API base URL (overrides the preset).",
-                show_default="the provider's",
-            ),
-            click.option(
-                "--auth-scheme",
-                type=click.Choice(["key", "bearer"]),
-                help="Authorization scheme: 'Key <k>' or 'Bearer <k>'.",
-                show_default="the provider's",
-            ),
-            click.option(
-                "--api-key-env",
-                metavar="NAME",
-                help="Environment variable with the key.",
-                show_default="the provider's",
-            ),
-            click.option(
-                "--follow",
-                type=click.Choice(["status", "result", "auto"]),
-                help=(
-                    "How to follow jobs: status looks, then one result read; result polling "
-                    "(a proxy with only a result route); auto: status until it answers 404/405. "
-                    "Default: the provider's."
-                ),
-                show_default="the provider's",
-            ),
-            click.option(
-                "--upload",
-                type=click.Choice(["fal", "data"]),
-                help=(
-                    "Where local input files go: fal storage (key in FAL_KEY), or inline as "
-                    "data: URIs of a few MB."
-                ),
-                show_default="the provider's: fal and mock upload, quickrouter inlines",
-            ),
-            click.option(
-                "--storage-base-url",
-                metavar="URL",
-                help="fal storage host for uploads.",
-                show_default="https://rest.fal.ai; the emulator's own for mock",
-            ),
-            click.option(
-                "--api-key-file",
-                type=click.Path(path_type=Path),
-                help="Read the API key from this file.",
-            ),
-            click.option(
-                "--mock",
-                is_flag=True,
-                help="Run against an emulator started in-process (no key, no network).",
-            ),
-            click.option(
-                "--mock-time-scale",
-                type=float,
-                help=(
-                    "Speed of the --mock emulator, implying --mock "
-                    f"[default: {MOCK_TIME_SCALE}: a 110 s job takes {110 * MOCK_TIME_SCALE:g} s]."
-                ),
-            ),
-            click.option(
-                "--on-finish",
-                metavar="CMD",
-                help=(
-                    "Run CMD (a shell command) when the run ends, for a notification; it gets "
-                    "BATCHGEN_OUTCOME, BATCHGEN_MESSAGE, BATCHGEN_OUT, BATCHGEN_DONE, "
-                    "BATCHGEN_FAILED, BATCHGEN_SPENT_USD in its environment (not the API key)."
-                ),
-            ),
-            click.option(
-                "--yes",
-                "-y",
-                is_flag=True,
-                help="Do not ask before spending (never asked when stdin is not a terminal).",
-            ),
-            click.option(
-                "--retry-failed",
-                type=click.Choice(["retryable", "all"]),
-                is_flag=False,
-                flag_value="retryable",
-                default=None,
-                help=(
-                    "Run this folder's failed jobs again: those a new try can mend (transient "
-                    "errors, timeouts, downloads), or 'all', refusals by validation or "
-                    "content policy too. A paid video is downloaded again, not submitted; "
-                    "others get a fresh --max-attempts budget (attempts keep counting)."
-                ),
-            ),
-            click.option(
-                "--retry-cancelled",
-                is_flag=True,
-                help="Submit this folder's cancelled jobs anew (attempts restart as above).",
-            ),
-            click.option(
-                "--concurrency",
-                type=int,
-                help="Jobs in flight at the provider.",
-                show_default=_default("concurrency"),
-            ),
-            click.option(
-                "--rate",
-                type=float,
-                help="HTTP requests per second to the API.",
-                show_default=_default("rate"),
-            ),
-            click.option(
-                "--max-cost",
-                type=float,
-                metavar="USD",
-                help="Never submit past this estimated spend for the output folder.",
-                show_default="no limit",
-            ),
-            click.option(
-                "--max-attempts",
-                type=int,
-                help="Submits per job in all (transient errors).",
-                show_default=_default("max_attempts"),
-            ),
-            click.option(
-                "--job-timeout",
-                type=float,
-                metavar="SECONDS",
-                help="Cancel and fail a job this long after its submit.",
-                show_default=_default("job_timeout"),
-            ),
-            click.option(
-                "--poll",
-                type=click.Choice(["adaptive", "stream"]),
-                help="Poll status adaptively, or follow its event stream.",
-                show_default=_default("poll"),
-            ),
-            click.option(
-                "--expect-latency",
-                type=float,
-                metavar="SECONDS",
-                help="Expected seconds from submit to done (first status look).",
-                show_default="the endpoint's typical latency",
-            ),
-            click.option(
-                "--max-poll-interval",
-                type=float,
-                metavar="SECONDS",
-                help="Longest wait between two status looks.",
-                show_default=_default("max_poll_interval"),
-            ),
-            click.option(
-                "--on-uncertain-submit",
-                type=click.Choice(["retry", "fail"]),
-                help="A submit whose answer was lost: send again (flagged) or fail.",
-                show_default=_default("on_uncertain_submit"),
-            ),
-            click.option(
-                "--download-concurrency",
-                type=int,
-                help="Parallel downloads.",
-                show_default=_default("download_concurrency"),
-            ),
-            click.option(
-                "--max-file-bytes",
-                type=int,
-                help="Refuse video files larger than this.",
-                show_default="no limit",
-            ),
-            click.option(
-                "--progress",
-                type=click.Choice(["auto", "bars", "lines", "none"]),
-                default="auto",
-                show_default=True,
-                help="How to show progress.",
-            ),
-            click.option(
-                "--time-scale",
-                type=float,
-                hidden=True,
-                help="Multiply every wait (tests and the --mock demo).",
-            ),
-        ]
-    ):
-        func = option(func)
-    return func
 
 
 @cli.command()
@@ -285,6 +56,9 @@ def run(
     mock_time_scale: float | None,
     on_finish: str | None,
     yes: bool,
+    ledger_url: str | None,
+    batch: str | None,
+    lease: float | None,
     **options: Any,
 ) -> None:
     """Run TARGET (a prompt file, a folder or glob of images, or a job spec): submit, poll,
@@ -298,6 +72,7 @@ def run(
     from batchgen.cli.finish import run_on_finish
     from batchgen.cli.outfolder import check_default_folder
     from batchgen.cli.preview import go_ahead
+    from batchgen.ledger.shared import check_url
     from batchgen.ledger.states import JobStatus
     from batchgen.plan.build import build_plan
     from batchgen.run.resume import stored_run
@@ -324,6 +99,10 @@ def run(
         # A --mock run resumes on a fresh emulator: it knows none of the earlier request ids,
         # so jobs in flight fail as unknown (--retry-failed submits them again).
         mock = mock or (bool(stored.get("mock")) and "base_url" not in overrides)
+    if ledger_url:
+        check_url(ledger_url)  # before anything is read or sent
+    elif batch is not None:
+        raise UsageError("--batch names a batch of a shared ledger: give --ledger URL too")
     mock = mock or mock_time_scale is not None
     if mock:
         overrides["provider"] = "mock"
@@ -363,7 +142,14 @@ def run(
         time_scale = mock_time_scale
     scale = time_scale if time_scale is not None else (MOCK_TIME_SCALE if mock else 1.0)
     timing = Timing(scale=scale)
-    retry = {"retry_failed": retry_failed or False, "retry_cancelled": retry_cancelled}
+    if lease is not None:  # a heartbeat five times a lease: a busy machine misses none
+        timing = dataclasses.replace(timing, lease=lease, heartbeat=lease / 5)
+    retry = {
+        "retry_failed": retry_failed or False,
+        "retry_cancelled": retry_cancelled,
+        "ledger": ledger_url or None,
+        "batch": batch,
+    }
     result = asyncio.run(_run(plan, resume, timing, mock, api_key_file, progress, retry))
     # The run is over: a late Ctrl-C has nothing left to stop, and must not cut the last words.
     with contextlib.suppress(ValueError):

@@ -39,6 +39,7 @@ from batchgen.folder.pagedata import (
 from batchgen.folder.report_page import CSS, JS, PAGE
 from batchgen.folder.status import ORDER, Status, duration, open_ledger, summarize
 from batchgen.ledger.manifest import Manifest, atomic_write, build_manifest
+from batchgen.ledger.shared import SharedBatch
 
 MAX_FILTER_VALUES = 40  # a column with more distinct values gets no drop-down filter
 _COLOURS = {
@@ -57,12 +58,18 @@ class Pages:
     compare: Path | None
 
 
-def write_pages(out_dir: Path, *, now: float | None = None) -> Pages:
+def write_pages(
+    out_dir: Path, *, now: float | None = None, shared: SharedBatch | None = None
+) -> Pages:
     """Write ``DIR/report.html`` and, when the folder's jobs compare models or matrix
-    variants, ``DIR/compare.html`` (see ``compare``), each atomically; their absolute paths."""
+    variants, ``DIR/compare.html`` (see ``compare``), each atomically; their absolute paths.
+    With ``shared``, the pages of that batch go to ``DIR``, linking the videos of the
+    workers' folders on this machine."""
     out_dir = Path(out_dir).absolute()
     now = time.time() if now is None else now
-    with open_ledger(out_dir) as ledger:
+    if shared is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    with open_ledger(out_dir, shared=shared) as ledger:
         jobs = ledger.jobs()
         manifest = build_manifest(ledger, out_dir, jobs)
         plan = ledger.meta("plan") or {}
@@ -80,9 +87,11 @@ def write_pages(out_dir: Path, *, now: float | None = None) -> Pages:
     return Pages(report=path, compare=compare)
 
 
-def write_report(out_dir: Path, *, now: float | None = None) -> Path:
+def write_report(
+    out_dir: Path, *, now: float | None = None, shared: SharedBatch | None = None
+) -> Path:
     """``write_pages``, returning the report's absolute path."""
-    return write_pages(out_dir, now=now).report
+    return write_pages(out_dir, now=now, shared=shared).report
 
 
 def read_run_json(out_dir: Path) -> dict[str, Any]:

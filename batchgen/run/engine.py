@@ -41,11 +41,12 @@ from batchgen.errors import (
     RetryableError,
     Unreachable,
 )
+from batchgen.ledger.base import LedgerStore
 from batchgen.ledger.money import committed
 from batchgen.ledger.states import JobRow, JobStatus
-from batchgen.ledger.store import Ledger
 from batchgen.plan.settings import RunSettings
 from batchgen.run.ahead import Ahead
+from batchgen.run.claims import Claims
 from batchgen.run.download import Downloader, part_path, video_of
 from batchgen.run.download_pool import DownloadPool
 from batchgen.run.follow import COMPLETED_AFTER_CANCEL, Follower
@@ -66,7 +67,7 @@ class Engine(Follower):
     def __init__(
         self,
         *,
-        ledger: Ledger,
+        ledger: LedgerStore,
         client: QueueClient,
         downloader: Downloader,
         settings: RunSettings,
@@ -78,6 +79,8 @@ class Engine(Follower):
         key_id: str | None = None,
         outputs: Mapping[str, str] | None = None,
         uploads: Uploads | None = None,
+        claims: Claims | None = None,
+        video_dir: str | None = None,
     ) -> None:
         super().__init__(
             ledger=ledger,
@@ -99,7 +102,10 @@ class Engine(Follower):
             out_dir=out_dir,
             workers=settings.download_concurrency,
             on_disk_stop=self.drain,
+            video_dir=video_dir,
         )
+        self._claims = claims
+        self._nudge = asyncio.Event()  # a job of this run ended, or it drains
         self._active = 0
         self._idle = asyncio.Event()
         self._draining = False
@@ -120,6 +126,7 @@ class Engine(Follower):
         """Submit nothing more; let the jobs in flight finish and download."""
         self._draining = True
         self._slots.wake()
+        self._nudge.set()
 
     @property
     def draining(self) -> bool:
@@ -148,25 +155,13 @@ class Engine(Follower):
                 remote.append(key)
             elif status in (S.COMPLETED, S.DOWNLOADING):
                 fetch.append(key)
-        get = self._ledger.get
         try:
             async with asyncio.TaskGroup() as tg:
                 self._pool.start(tg)
-                for key in fetch:
-                    self._spawn(tg, Job(get(key)))
-                for key in remote:
-                    self._slots.take()
-                    self._spawn(tg, Job(get(key), holding=True))
-                ahead = Ahead(self._uploads, waiting, get)  # their files, while they wait
-                tg.create_task(ahead.run())
-                try:
-                    for key in waiting:
-                        if not await self._slots.acquire(lambda: self._draining):
-                            break
-                        self._spawn(tg, Job(get(key), holding=True))
-                        ahead.given()
-                finally:
-                    ahead.over()
+                if self._claims is None:
+                    await self._given(tg, waiting, remote, fetch)
+                else:
+                    await self._claimed(tg, self._claims)
                 await self._wait_idle()
                 await self._pool.close()
         except BaseExceptionGroup as group:
@@ -183,6 +178,50 @@ class Engine(Follower):
                 log.error("%s", self._stopped)
             else:
                 raise group.exceptions[0] if len(group.exceptions) == 1 else group from None
+
+    async def _given(
+        self, tg: asyncio.TaskGroup, waiting: list[str], remote: list[str], fetch: list[str]
+    ) -> None:
+        """Start the jobs of the run's own folder: all of them are this run's."""
+        get = self._ledger.get
+        for key in fetch:
+            self._spawn(tg, Job(get(key)))
+        for key in remote:
+            self._slots.take()
+            self._spawn(tg, Job(get(key), holding=True))
+        ahead = Ahead(self._uploads, waiting, get)  # their files, while they wait
+        tg.create_task(ahead.run())
+        try:
+            for key in waiting:
+                if not await self._slots.acquire(lambda: self._draining):
+                    break
+                self._spawn(tg, Job(get(key), holding=True))
+                ahead.given()
+        finally:
+            ahead.over()
+
+    async def _claimed(self, tg: asyncio.TaskGroup, claims: Claims) -> None:
+        """Start the jobs this worker claims from a shared batch (``batchgen.run.claims``),
+        until none is left to claim and no other live worker holds one."""
+        get = self._ledger.get
+        while not self._draining:
+            for key, status in claims.follow():  # left by a worker that died, or by nobody
+                remote = status in (S.QUEUED, S.RUNNING, S.CANCELLING)
+                if remote:
+                    self._slots.take()
+                self._spawn(tg, Job(get(key), holding=remote))
+            if not await self._slots.acquire(lambda: self._draining):
+                break
+            claimed = claims.waiting()
+            if claimed is not None:
+                self._spawn(tg, Job(get(claimed), holding=True))
+                continue
+            self._slots.release()
+            if not claims.open_elsewhere() and not self._active:
+                break
+            self._nudge.clear()  # look again when a job ends, or a lease may have run out
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._nudge.wait(), self._timing.heartbeat)
 
     # -- driving one job ------------------------------------------------------------------
 
@@ -217,7 +256,10 @@ class Engine(Follower):
                     log.info("%s: a cancel was asked; following it", exc)
         finally:
             self._release(job)
+            if self._claims is not None:
+                self._claims.done_with(job.row)
             self._active -= 1
+            self._nudge.set()
             if not self._active:
                 self._idle.set()
 

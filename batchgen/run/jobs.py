@@ -19,9 +19,9 @@ from typing import Any
 from batchgen.api.classify import CANCELLED
 from batchgen.api.client import QueueClient
 from batchgen.errors import ApiError, RetryableError
+from batchgen.ledger.base import LedgerStore
 from batchgen.ledger.money import Money, share
 from batchgen.ledger.states import JobRow, JobStatus
-from batchgen.ledger.store import Ledger
 from batchgen.plan.settings import RunSettings
 from batchgen.run.limits import Slots
 from batchgen.run.polling import PollPolicy
@@ -50,7 +50,7 @@ class JobBook:
     def __init__(
         self,
         *,
-        ledger: Ledger,
+        ledger: LedgerStore,
         client: QueueClient,
         settings: RunSettings,
         timing: Timing,

@@ -10,12 +10,14 @@ the failed jobs whose paid video can be fetched again, and those the user asked 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
 
 from batchgen.api.providers import Connection
-from batchgen.errors import UsageError
+from batchgen.errors import JobChanged, UsageError
+from batchgen.ledger.base import LedgerStore
 from batchgen.ledger.money import UNBILLED_ERRORS
 from batchgen.ledger.states import IN_FLIGHT, JobRow, JobStatus
 from batchgen.ledger.store import LEDGER_NAME, Ledger
@@ -42,7 +44,7 @@ RETRYABLE = UNBILLED_ERRORS | {
 AT_PROVIDER = (S.SUBMITTING, S.SUBMIT_UNCERTAIN, S.QUEUED, S.RUNNING, S.COMPLETED, S.CANCELLING)
 
 
-def check_origin(ledger: Ledger, connection: Connection, folder: str | Path) -> None:
+def check_origin(ledger: LedgerStore, connection: Connection, folder: str | Path) -> None:
     """Refuse to follow jobs in flight through another host or key than the one that
     submitted them: their request ids mean nothing there (and would fail as unknown)."""
     elsewhere: dict[tuple[str, str | None], int] = {}
@@ -66,18 +68,28 @@ def check_origin(ledger: Ledger, connection: Connection, folder: str | Path) -> 
     )
 
 
-def recheck_done(ledger: Ledger, rows: list[JobRow], out: Path, reporter: Reporter) -> list[JobRow]:
-    """Finished jobs whose video is missing or damaged are downloaded again."""
+def recheck_done(
+    ledger: LedgerStore,
+    rows: list[JobRow],
+    out: Path,
+    reporter: Reporter,
+    *,
+    video_dir: str | None = None,
+) -> list[JobRow]:
+    """Finished jobs whose video is missing or damaged are downloaded again. With a shared
+    ledger, only those whose video this worker's folder (``video_dir``) holds."""
     checked = []
     for row in rows:
         if (
             row.status is S.DONE
             and row.video_url
             and row.video_path
+            and row.video_dir == video_dir
             and not looks_whole(out / row.video_path, row.bytes)
         ):
             reporter.note(f"{row.video_path} is missing or damaged; downloading again")
-            row = ledger.transition(row.key, S.DOWNLOADING)
+            with contextlib.suppress(JobChanged):  # another worker's, now
+                row = ledger.transition(row.key, S.DOWNLOADING, expect=S.DONE)
         checked.append(row)
     return checked
 
@@ -88,7 +100,7 @@ def retryable(row: JobRow) -> bool:
 
 
 def reopen(
-    ledger: Ledger,
+    ledger: LedgerStore,
     rows: list[JobRow],
     retry: set[JobStatus],
     reporter: Reporter,
@@ -105,24 +117,12 @@ def reopen(
             refused += 1
             reopened.append(row)
             continue
-        if refetch(row, retry):
-            fetch += 1
-            row = ledger.transition(
-                row.key, S.DOWNLOADING, expect=row.status, error=None, error_type=None
-            )
-        elif row.status in retry:
-            asked += 1
-            row = ledger.transition(
-                row.key,
-                S.PENDING,
-                expect=row.status,
-                retry_from=row.attempts,  # a fresh budget; attempts keep every payment
-                request_id=None,
-                # A submit whose answer was lost may have created a job already.
-                possibly_duplicate=row.possibly_duplicate or row.error_type == "submit_uncertain",
-                # error and error_type stay until it is sent again: the last attempt's outcome
-                # (and what it may have cost) is still the truth until then.
-            )
+        try:
+            row, moved = _reopened(ledger, row, retry)
+        except JobChanged:  # another worker of a shared batch reopened it first
+            row, moved = ledger.get(row.key), ""
+        fetch += moved == "fetch"
+        asked += moved == "asked"
         reopened.append(row)
     if fetch:
         reporter.note(f"{fetch} paid video(s) to download again from their URL")
@@ -137,7 +137,31 @@ def reopen(
     return reopened
 
 
-def to_drive(ledger: Ledger) -> list[JobRow]:
+def _reopened(ledger: LedgerStore, row: JobRow, retry: set[JobStatus]) -> tuple[JobRow, str]:
+    """``row`` put back in line if it is to be (see ``reopen``), and how: fetch, asked, or
+    "" (left as it is)."""
+    if refetch(row, retry):
+        row = ledger.transition(
+            row.key, S.DOWNLOADING, expect=row.status, error=None, error_type=None
+        )
+        return row, "fetch"
+    if row.status not in retry:
+        return row, ""
+    row = ledger.transition(
+        row.key,
+        S.PENDING,
+        expect=row.status,
+        retry_from=row.attempts,  # a fresh budget; attempts keep every payment
+        request_id=None,
+        # A submit whose answer was lost may have created a job already.
+        possibly_duplicate=row.possibly_duplicate or row.error_type == "submit_uncertain",
+        # error and error_type stay until it is sent again: the last attempt's outcome
+        # (and what it may have cost) is still the truth until then.
+    )
+    return row, "asked"
+
+
+def to_drive(ledger: LedgerStore) -> list[JobRow]:
     """The input's jobs, and those no longer in it that are paid for and not yet fetched: a
     job the provider holds is followed to its end and its video kept, never abandoned."""
     return [
