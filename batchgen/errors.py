@@ -14,7 +14,9 @@ message. The CLI maps the branches to exit codes; the library never prints.
         ├── PermanentError      422, content policy, bad_request: this job failed
         │   └── ProtocolError   an answer that breaks the protocol (unreadable, too large,
         │                       a 2xx submit without a request id): this job failed
-        ├── FatalError          401/403/402, exhausted balance: stop the whole run (exit 3)
+        ├── FatalError          no request will succeed: stop the whole run (exit 3)
+        │   └── KeyRefused      401/403/402, exhausted balance: this key is refused (a pool
+        │                       retires it and goes on with its other keys)
         ├── Unreachable         the API never answered (refused, no host, TLS): stop (exit 1)
         └── AmbiguousSubmit     the submit POST went out and the answer was lost
 """
@@ -153,6 +155,14 @@ class ProtocolError(PermanentError):
 
 class FatalError(ApiError):
     """No request will succeed (bad key, no permission, no balance): stop the whole run."""
+
+
+class KeyRefused(FatalError):
+    """The provider refuses the key itself (401/403/402, exhausted balance, a locked user).
+    ``key_id`` names the key (its variable and fingerprint) when the client that sent it
+    knows it: a run with several keys retires that one and goes on with the others."""
+
+    key_id: str | None = None
 
 
 class Unreachable(ApiError):

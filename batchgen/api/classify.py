@@ -17,6 +17,7 @@ from batchgen.errors import (
     TRANSIENT_ERROR_TYPES,
     ApiError,
     FatalError,
+    KeyRefused,
     PermanentError,
     RetryableError,
 )
@@ -60,7 +61,7 @@ def classify(
         return PermanentError(f"video file not available ({message})", status=status)
     lowered = detail.lower()
     if status in (401, 402, 403) or any(word in lowered for word in _FATAL_WORDS):
-        return FatalError(_fatal_message(status, detail), status=status)
+        return KeyRefused(_fatal_message(status, detail), status=status)
     if 300 <= status < 400:
         target = header.get("location", "?")
         return FatalError(

@@ -13,7 +13,8 @@ Every HTTP answer is classified in one place, ``classify``, into the error tree:
 - ``RetryableError`` with ``error_type``: the *job* failed transiently (runner_disconnected...);
   the same request would answer the same, the job must be submitted again.
 - ``PermanentError``: the job failed for good (422, content policy, bad_request).
-- ``FatalError``: no request will succeed (401/403/402, exhausted balance, a redirect).
+- ``FatalError``: no request will succeed (a redirect, no such endpoint); its ``KeyRefused``
+  (401/403/402, exhausted balance) names the key the client sent (``key_id``).
 - ``AmbiguousSubmit``: a submit went out and its answer was lost.
 - ``ProtocolError`` (a ``PermanentError``): the job failed on an answer that breaks the
   protocol. A 2xx submit without a usable ``request_id`` may have created a job all the same:
@@ -36,11 +37,17 @@ reads the result once (fal direct); ``result`` polls the result route itself, wh
 documents only the result route); ``auto`` starts with ``status`` and switches the whole client
 to ``result`` the first time the status route answers 404 or 405 for a job the result route
 knows. A request id is unknown to the provider only when the result route says so too.
+
+Several keys: ``sibling`` gives a client that sends another key and shares everything else
+(session, rate limiter, reach, how jobs are followed), so a run with a pool of keys keeps one
+rate limit and switches to ``result`` once for all. A ``KeyRefused`` names the key that was
+refused by the ``key_id`` the client was given.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import time
@@ -75,6 +82,7 @@ from batchgen.errors import (
     AmbiguousSubmit,
     ApiError,
     FatalError,
+    KeyRefused,
     PermanentError,
     ProtocolError,
     RetryableError,
@@ -89,6 +97,15 @@ log = logging.getLogger("batchgen.http")
 _NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 
 
+class _Mode:
+    """How jobs are followed; one object for a client and its siblings (one switch for all)."""
+
+    __slots__ = ("follow",)
+
+    def __init__(self, follow: str) -> None:
+        self.follow = follow
+
+
 class QueueClient:
     """Talks to one endpoint on one queue API. Shares ``limiter`` with nobody else's host."""
 
@@ -96,16 +113,17 @@ class QueueClient:
         "_auth",
         "_backoff",
         "_base",
-        "_follow",
         "_limiter",
         "_max_body",
         "_misreads",
+        "_mode",
         "_notify",
         "_reach",
         "_session",
         "_sleep",
         "_timeout",
         "endpoint",
+        "key_id",
     )
 
     def __init__(
@@ -124,33 +142,39 @@ class QueueClient:
         max_body: int = MAX_BODY,
         unreadable_limit: int = 3,
         reach: Reach | None = None,
+        key_id: str | None = None,
     ) -> None:
         if follow not in FOLLOW_MODES:
             raise ValueError(f"follow must be one of {FOLLOW_MODES}, not {follow!r}")
-        if authorization is not None and not all(" " <= c <= "~" for c in authorization):
-            # Refused here, not half-way through a submit (see providers.connect).
-            raise UsageError("the API key holds a control or non-ASCII character")
         self._session = session
         self._base = base_url.rstrip("/")
         self.endpoint = endpoint
-        self._auth = {"Authorization": authorization} if authorization else {}
+        self._auth = _auth(authorization)
+        self.key_id = key_id
         self._limiter = limiter
         self._backoff = backoff or Backoff()
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 30.0))
         self._sleep = sleep
-        self._follow = follow
+        self._mode = _Mode(follow)
         self._notify = notify
         self._reach = reach or Reach(notify=notify)
         self._max_body = max_body
         self._misreads = Misreads(unreadable_limit)
 
     def __repr__(self) -> str:
-        return f"<QueueClient {self._base}/{self.endpoint.id} follow={self._follow}>"
+        return f"<QueueClient {self._base}/{self.endpoint.id} follow={self._mode.follow}>"
 
     @property
     def follow(self) -> str:
         """How jobs are followed now: ``status``, ``result``, or ``auto`` (status until told)."""
-        return self._follow
+        return self._mode.follow
+
+    def sibling(self, authorization: str | None, key_id: str | None) -> QueueClient:
+        """A client that sends ``authorization`` (another key, named ``key_id``) and shares
+        everything else with this one: session, rate limiter, reach, follow mode."""
+        other = copy.copy(self)
+        other._auth, other.key_id = _auth(authorization), key_id
+        return other
 
     def url(self, request_id: str, suffix: str = "", endpoint: str | None = None) -> str:
         """``{base}/{owner/app}/requests/{id}{suffix}``: never the envelope's URLs.
@@ -225,7 +249,7 @@ class QueueClient:
         A job that ended in error raises its classified error when the look read the result
         route; FatalError when ``follow`` is ``status`` and the provider has no status route.
         """
-        if self._follow == "result":
+        if self._mode.follow == "result":
             return await self._look_result(request_id, endpoint)
         try:
             return Look(await self.status(request_id, endpoint))
@@ -249,16 +273,16 @@ class QueueClient:
 
     def _no_status_route(self, request_id: str, refused: ApiError) -> None:
         """The result route knows a job whose status route answered 404/405."""
-        if self._follow == "result":
+        if self._mode.follow == "result":
             return  # another job's look found it out first
         where = f"the status route of {self._base} answered {refused.status} for {request_id}"
-        if self._follow == "status":
+        if self._mode.follow == "status":
             raise FatalError(
                 f"{where}, which its result route knows: this provider has no status route; "
                 "follow jobs by their result with --follow result (or auto)",
                 status=refused.status,
             )
-        self._follow = "result"
+        self._mode.follow = "result"
         message = f"{where}, which its result route knows: following jobs by their result"
         log.warning(message)
         if self._notify is not None:
@@ -343,7 +367,7 @@ class QueueClient:
                     resp.status, resp.headers, body, route="stream", request_id=request_id
                 )
                 if error is not None:
-                    raise error
+                    raise self._named(error)
                 data: list[bytes] = []
                 async for line in resp.content:
                     line = line.rstrip(b"\r\n")
@@ -358,6 +382,12 @@ class QueueClient:
             raise RetryableError(f"status stream broke: {describe(exc)}") from None
 
     # -- plumbing -------------------------------------------------------------------------
+
+    def _named(self, error: ApiError) -> ApiError:
+        """``error``, naming this client's key when it is the key that was refused."""
+        if isinstance(error, KeyRefused):
+            error.key_id = self.key_id
+        return error
 
     async def _acquire(self) -> None:
         if self._limiter is not None:
@@ -437,7 +467,7 @@ class QueueClient:
                 ):
                     raise AmbiguousSubmit(str(error), status=answer.status) from None
             if not isinstance(error, RetryableError) or error.error_type is not None:
-                raise error
+                raise self._named(error)
             if stop is not None and stop():
                 raise error  # asked to stop: nothing went out, nothing more will
             retry += 1
@@ -448,3 +478,13 @@ class QueueClient:
             await self._sleep(delay if left is None else min(delay, left))
             if stop is not None and stop():  # asked to stop while waiting: send nothing more
                 raise error
+
+
+def _auth(authorization: str | None) -> dict[str, str]:
+    """The header that carries ``authorization``; UsageError for one no header can carry
+    (refused here, not half-way through a submit: see ``providers.connect``)."""
+    if authorization is None:
+        return {}
+    if not all(" " <= c <= "~" for c in authorization):
+        raise UsageError("the API key holds a control or non-ASCII character")
+    return {"Authorization": authorization} if authorization else {}

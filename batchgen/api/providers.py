@@ -5,6 +5,10 @@ overrides) into a ``Connection``. The key is read from the environment variable 
 ``--api-key-env``) names, or from ``--api-key-file``; never from a flag value. The key is kept
 out of ``repr`` and of ``public()``, which is what gets written to disk.
 
+A pool (``--api-key-env A,B``, or a spec's ``run: {keys: [...]}``) reads one key from each
+variable: ``Connection.keys``, in the order given, each named on disk only by its variable and
+a short fingerprint (``key_id``). The first is the connection's own ``api_key``.
+
 Both are checked before anything is sent: a key must be one line of printable ASCII without
 spaces (a second line or a control character would otherwise fail inside the HTTP library
 with the job's POST half begun), and a base URL must hold no ``user:password@`` (it would be
@@ -66,6 +70,30 @@ class Storage:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiKey:
+    """One key of a connection: the variable it came from, its own cap on jobs in flight
+    (``None``: the run's ``concurrency``) and the key, which never appears in ``repr``."""
+
+    env: str
+    key: str = field(repr=False)
+    concurrency: int | None = None
+
+    @property
+    def key_id(self) -> str:
+        """Which key this is, for the ledger: its variable and a short fingerprint, never it."""
+        return f"{self.env}:{fingerprint(self.key)}"
+
+    def public(self) -> dict[str, Any]:
+        """What may be written to disk: no key."""
+        return {"env": self.env, "key_id": self.key_id, "concurrency": self.concurrency}
+
+
+def fingerprint(key: str) -> str:
+    """8 hex digits that tell keys apart and give nothing of them away."""
+    return hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+@dataclass(frozen=True, slots=True)
 class Connection:
     """Everything needed to reach the queue API. ``api_key`` never appears in ``repr``."""
 
@@ -80,6 +108,29 @@ class Connection:
     # started in-process names itself, as it forgets every id when it stops).
     label: str | None = None
     storage: Storage = field(default_factory=Storage)
+    keys: tuple[ApiKey, ...] = ()  # a pool; () : the one key above
+
+    @property
+    def pool(self) -> tuple[ApiKey, ...]:
+        """Every key of this connection, in order: the pool, or the one key (none without)."""
+        if self.keys:
+            return self.keys
+        return (ApiKey(self.api_key_env, self.api_key),) if self.api_key else ()
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        return tuple(key.key_id for key in self.pool)
+
+    def key_for(self, key_id: str | None) -> ApiKey | None:
+        """The key named ``key_id``, else the first (a job recorded without one)."""
+        pool = self.pool
+        return next((key for key in pool if key.key_id == key_id), pool[0] if pool else None)
+
+    def header(self, key: ApiKey | None) -> str | None:
+        """The ``Authorization`` header value that sends ``key``, or None without one."""
+        if key is None:
+            return None
+        return f"{'Bearer' if self.auth_scheme == 'bearer' else 'Key'} {key.key}"
 
     @property
     def origin(self) -> str:
@@ -89,17 +140,13 @@ class Connection:
     @property
     def key_id(self) -> str | None:
         """Which key this is, for the ledger: its variable and a short fingerprint, never it."""
-        if not self.api_key:
-            return None
-        digest = hashlib.sha256(self.api_key.encode()).hexdigest()[:8]
-        return f"{self.api_key_env}:{digest}"
+        return f"{self.api_key_env}:{fingerprint(self.api_key)}" if self.api_key else None
 
     @property
     def authorization(self) -> str | None:
-        """The ``Authorization`` header value, or None without a key."""
-        if not self.api_key:
-            return None
-        return f"{'Bearer' if self.auth_scheme == 'bearer' else 'Key'} {self.api_key}"
+        """The ``Authorization`` header value of the first key, or None without a key."""
+        pool = self.pool
+        return self.header(pool[0]) if pool else None
 
     def public(self) -> dict[str, Any]:
         """What may be written to disk: no key."""
@@ -108,6 +155,7 @@ class Connection:
             "base_url": redact(self.base_url),
             "auth_scheme": self.auth_scheme,
             "api_key_env": self.api_key_env,
+            "keys": [key.public() for key in self.pool],
             "follow": self.follow,
             "storage": self.storage.public(),
         }
@@ -144,7 +192,11 @@ def connect(
     (fal: its storage with the same key; the emulator: its own; quickrouter: none, data
     URIs). ``--storage-base-url`` names the storage host.
 
-    Raises UsageError for an unknown provider, a bad URL or a missing key.
+    Several keys (``RunSettings.key_envs``) make a pool: every variable must hold a key
+    (the emulator makes one up for each that does not); ``api_key_file`` is for one key only.
+
+    Raises UsageError for an unknown provider, a bad URL or a missing key (naming each
+    missing variable).
     """
     presets = load_presets()
     preset = presets.get(settings.provider)
@@ -161,16 +213,26 @@ def connect(
     scheme = settings.auth_scheme or preset.auth_scheme
     if scheme not in AUTH_SCHEMES:
         raise UsageError(f"auth scheme {scheme!r} is not one of {', '.join(AUTH_SCHEMES)}")
-    key_env = settings.api_key_env or preset.api_key_env
-    warnings = tuple(check_base_url(url))
-    key = _read_key(key_env, api_key_file, os.environ if environ is None else environ)
-    if key is None and settings.provider == "mock":
-        key = MOCK_KEY
-    if key is None:
-        raise UsageError(
-            f"no API key: set the environment variable {key_env} "
-            "(or pass --api-key-env NAME, or --api-key-file FILE)"
-        )
+    env = os.environ if environ is None else environ
+    warnings = check_base_url(url)
+    named = settings.key_envs()
+    if len(named) > 1:
+        pool = _pool(settings, env, api_key_file)
+        warnings += _caps(pool, settings.concurrency)
+        key_env, key = pool[0].env, pool[0].key
+    else:
+        key_env = named[0].env if named else preset.api_key_env
+        found = _read_key(key_env, api_key_file, env)
+        if found is None and settings.provider == "mock":
+            found = MOCK_KEY
+        if found is None:
+            raise UsageError(
+                f"no API key: set the environment variable {key_env} "
+                "(or pass --api-key-env NAME, or --api-key-file FILE)"
+            )
+        key = found
+        cap = named[0].concurrency if named else None
+        pool = (ApiKey(key_env, key, cap),) if cap is not None else ()
     follow = settings.follow or preset.follow
     storage, more = _storage(settings, preset, url, key_env, key, environ)
     return Connection(
@@ -182,7 +244,50 @@ def connect(
         (*warnings, *more),
         follow,
         storage=storage,
+        keys=pool,
     )
+
+
+def _pool(
+    settings: RunSettings, environ: Mapping[str, str], api_key_file: str | Path | None
+) -> tuple[ApiKey, ...]:
+    """The keys of a pool, one from each variable; UsageError naming every one unset."""
+    if api_key_file is not None:
+        raise UsageError(
+            "--api-key-file holds one key; a pool of keys is read from the environment "
+            "(--api-key-env A,B)"
+        )
+    pool, missing = [], []
+    for named in settings.key_envs():
+        key = _read_key(named.env, None, environ)
+        if key is None and settings.provider == "mock":
+            key = f"{MOCK_KEY}-{named.env}"  # an account of its own on the emulator
+        if key is None:
+            missing.append(named.env)
+        else:
+            pool.append(ApiKey(named.env, key, named.concurrency))
+    if missing:
+        raise UsageError(
+            f"no API key in {', '.join(missing)}: set "
+            + ("that environment variable" if len(missing) == 1 else "those environment variables")
+            + " (each key of the pool is read from its own)"
+        )
+    keys = [key.key for key in pool]
+    same = [key.env for key in pool if keys.count(key.key) > 1]
+    if same:
+        raise UsageError(f"{' and '.join(same)} hold the same key: give each variable its own")
+    return tuple(pool)
+
+
+def _caps(pool: tuple[ApiKey, ...], concurrency: int) -> list[str]:
+    """A warning when the keys' own caps allow more than ``--concurrency`` in all."""
+    caps = [key.concurrency for key in pool if key.concurrency is not None]
+    if len(caps) < len(pool) or sum(caps) <= concurrency:
+        return []
+    return [
+        f"the keys' caps add up to {sum(caps)}, and --concurrency {concurrency} caps the run "
+        f"in all: at most {concurrency} jobs in flight (raise --concurrency to use them all)"
+    ]
 
 
 def _storage(

@@ -16,9 +16,10 @@ def run_on_finish(command: str, plan: Any, result: Any) -> None:
     is reported, never the run's."""
     env = dict(os.environ)
     preset = load_presets().get(plan.settings.provider)
-    for name in {plan.settings.api_key_env, preset.api_key_env if preset else None}:
+    names = {key.env for key in plan.settings.key_envs()}
+    for name in {*names, preset.api_key_env if preset else None}:
         if name:
-            env.pop(name, None)  # the key goes to its own host only
+            env.pop(name, None)  # the keys go to their own host only
     env.update(
         BATCHGEN_OUTCOME=result.outcome,
         BATCHGEN_MESSAGE=result.message,

@@ -166,7 +166,12 @@ def redraw(text: str, *, first: bool) -> str:
 @click.option("--provider", help="Provider preset (default: the one the run used).")
 @click.option("--base-url", help="Queue API base URL (default: the one the run used).")
 @click.option("--auth-scheme", type=click.Choice(["key", "bearer"]), help="Authorization scheme.")
-@click.option("--api-key-env", metavar="NAME", help="Environment variable holding the API key.")
+@click.option(
+    "--api-key-env",
+    metavar="NAME[,NAME...]",
+    help="Environment variable holding the API key; several for a pool (each job is "
+    "cancelled with the key that submitted it).",
+)
 @click.option("--api-key-file", type=click.Path(path_type=Path), help="File holding the API key.")
 @click.option("-v", "--verbose", is_flag=True, help="Also print one line per job.")
 @handle_errors

@@ -58,6 +58,13 @@ def _mock_fault_options(func: F) -> F:
     help="An accepted key (repeatable); none given: any non-empty key.",
 )
 @click.option(
+    "--locked-key",
+    "locked_keys",
+    multiple=True,
+    help="A key whose account is out of credit (repeatable): its submits answer 403 "
+    '"User is locked. Reason: Exhausted balance"; its jobs can still be read.',
+)
+@click.option(
     "--max-in-progress",
     default=2,
     show_default=True,

@@ -69,8 +69,11 @@ def run_options(func: F) -> F:
             ),
             click.option(
                 "--api-key-env",
-                metavar="NAME",
-                help="Environment variable with the key.",
+                metavar="NAME[,NAME...]",
+                help=(
+                    "Environment variable with the key; several (A,B) make a pool: submits "
+                    "spread over the keys, each job followed with its own."
+                ),
                 show_default="the provider's",
             ),
             click.option(

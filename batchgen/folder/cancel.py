@@ -118,7 +118,7 @@ def select(
 
 async def cancel_jobs(
     ledger: LedgerStore,
-    client_for: Callable[[str], Canceller],
+    client_for: Callable[[JobRow], Canceller],
     jobs: list[JobRow],
     *,
     concurrency: int = 8,
@@ -127,7 +127,7 @@ async def cancel_jobs(
 ) -> list[CancelOutcome]:
     """Cancel ``jobs`` (from ``select``), at most ``concurrency`` requests at a time.
 
-    ``client_for(endpoint_id)`` gives the client of each job's endpoint. A FatalError (bad
+    ``client_for(job)`` gives the client of each job's endpoint and key. A FatalError (bad
     key, no permission) stops at once and is raised; jobs not yet answered stay as they were.
     A job caught ``submitting`` is read again every ``pause`` until a run records its request
     id, for ``settle`` seconds at most.
@@ -138,7 +138,7 @@ async def cancel_jobs(
         if job.status is S.SUBMITTING:
             job = await _settled(ledger, job, settle, pause)
         async with gate:
-            return await _cancel_one(ledger, lambda: client_for(job.endpoint), job)
+            return await _cancel_one(ledger, lambda: client_for(job), job)
 
     return list(await asyncio.gather(*(one(job) for job in jobs)))
 
@@ -274,7 +274,8 @@ def connection_for(
 ) -> Connection:
     """Where the run of ``ledger`` sent its jobs (``folder``'s ``run.json`` settings, else the
     options the ledger keeps), with ``overrides`` (provider, base_url, auth_scheme,
-    api_key_env) applied; the key comes from the environment or ``api_key_file``."""
+    api_key_env) applied; the key comes from the environment or ``api_key_file``, a pool's
+    keys (``api_key_env`` A,B) from the environment."""
     stored = _stored_settings(ledger, folder)
     known = {f.name for f in fields(RunSettings)}
     settings = RunSettings().merged({k: v for k, v in stored.items() if k in known}, "ledger")
@@ -306,7 +307,8 @@ def cancel_folder(
     timeout: float = 60.0,
 ) -> list[CancelOutcome]:
     """Cancel the jobs of ``out_dir``, or of the ``shared`` batch (see ``select`` and
-    ``cancel_jobs``), where its runs sent them (see ``connection_for``), then rewrite the
+    ``cancel_jobs``), where its runs sent them (see ``connection_for``), each with the key
+    that submitted it when the connection holds it (else its first key), then rewrite the
     folder's manifest."""
     from batchgen.api.client import QueueClient
 
@@ -320,20 +322,22 @@ def cancel_folder(
 
         async def main() -> list[CancelOutcome]:
             async with aiohttp.ClientSession() as session:
-                clients: dict[str, Canceller] = {}
+                clients: dict[tuple[str, str | None], Canceller] = {}
 
-                def client_for(endpoint_id: str) -> Canceller:
+                def client_for(job: JobRow) -> Canceller:
                     if not found:
                         found.append(connection_for(ledger, overrides, api_key_file, out_dir))
-                    if endpoint_id not in clients:
-                        clients[endpoint_id] = QueueClient(
+                    key = found[0].key_for(job.key_id)
+                    which = (job.endpoint, None if key is None else key.key_id)
+                    if which not in clients:
+                        clients[which] = QueueClient(
                             session,
                             base_url=found[0].base_url,
-                            endpoint=resolve(endpoint_id),
-                            authorization=found[0].authorization,
+                            endpoint=resolve(job.endpoint),
+                            authorization=found[0].header(key),
                             timeout=timeout,
                         )
-                    return clients[endpoint_id]
+                    return clients[which]
 
                 return await cancel_jobs(ledger, client_for, jobs)
 

@@ -9,10 +9,11 @@ Columns, in order: ``row``, ``key``, ``endpoint``, the input's own columns, the 
 (a file parameter ``P`` holds the URL its last submit sent, a data URI described as
 ``data:<mime>;base64 (N bytes)``, or the planned ``sha256:<hex>`` before any submit; ``P.path``
 and ``P.sha256`` of its local file follow it), then ``status error error_type request_id
-attempts possibly_duplicate in_input video_path video_url bytes sha256 price_usd cost_usd
-submitted_at completed_at latency_s``. ``in_input`` is false for a job whose row left the input
-(edited or deleted) after it was submitted: it is still listed, with its video. An input column
-whose name is one of ours is written as ``input.<name>`` (a parameter as
+api_key_id attempts possibly_duplicate in_input video_path video_url bytes sha256 price_usd
+cost_usd submitted_at completed_at latency_s``. ``api_key_id`` names the key that submitted
+the job by its variable and fingerprint, never the key. ``in_input`` is false for a job whose
+row left the input (edited or deleted) after it was submitted: it is still listed, with its
+video. An input column whose name is one of ours is written as ``input.<name>`` (a parameter as
 ``param.<name>``): our columns keep their meaning whatever the spreadsheet holds. ``video_path``
 (relative to ``DIR``) is set for ``done`` jobs only; times are ISO 8601 UTC; ``price_usd`` is the
 job's list price and ``cost_usd`` what it spent (its price once the provider ran it, else 0:
@@ -58,6 +59,7 @@ TAIL = (
     "error",
     "error_type",
     "request_id",
+    "api_key_id",
     "attempts",
     "possibly_duplicate",
     "in_input",
@@ -248,6 +250,7 @@ def _record(job: JobRow, layout: _Layout, root: Path) -> dict[str, Any]:
         error=job.error,
         error_type=job.error_type,
         request_id=job.request_id,
+        api_key_id=job.key_id,
         attempts=job.attempts,
         possibly_duplicate=job.possibly_duplicate,
         in_input=job.in_input,

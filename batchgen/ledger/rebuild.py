@@ -88,6 +88,7 @@ def restored(record: dict[str, Any]) -> dict[str, Any] | None:
         "key": key,
         "status": status,
         "request_id": request_id,
+        "key_id": _text(record.get("api_key_id")),  # its jobs in flight need that key
         "attempts": attempts if isinstance(attempts, int) and attempts >= 0 else 0,
         "possibly_duplicate": bool(record.get("possibly_duplicate")),
         "video_url": url,

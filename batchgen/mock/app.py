@@ -27,6 +27,11 @@ Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Check = Callable[[web.Request, Emulator], tuple[str, str | None]]
 
 _SCHEMES = {"any": ("key", "bearer"), "key": ("key",), "bearer": ("bearer",)}
+# What fal answers a submit with a key whose account ran out of credit. It can no longer
+# start jobs; reading and cancelling its own (and uploads) are assumed to work still.
+LOCKED = (
+    "User is locked. Reason: Exhausted balance. Top up your balance at fal.ai/dashboard/billing."
+)
 _INGRESS_503 = (
     "<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n<body>\r\n"
     "<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n"
@@ -105,7 +110,12 @@ def api_route(route: str, handler: Handler, check: Check = api_key) -> Route:
             key, problem = check(request, emu)
             if problem is not None:
                 response = answer({"detail": problem}, 401)
+            elif route == "submit" and key in emu.config.locked_keys:
+                emu.stats.key_requests[key][route] += 1
+                response = answer({"detail": LOCKED}, 403)
             else:
+                if key:
+                    emu.stats.key_requests[key][route] += 1
                 try:
                     response = await handler(request, emu, key)
                 except routes.Dropped:

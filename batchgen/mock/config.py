@@ -36,8 +36,11 @@ class MockConfig:
     ``time_scale=0.001`` a job runs for about 0.11 s of real time.
 
     Auth: ``auth_scheme`` is ``"key"`` (``Authorization: Key <k>``), ``"bearer"`` or ``"any"``
-    (either); ``api_keys`` empty means every non-empty key is accepted. Each distinct key is
-    an account with its own cap of ``max_in_progress`` running jobs; the rest wait IN_QUEUE.
+    (either); ``api_keys`` empty means every non-empty key is accepted (any other key: 401 on
+    every API route). Each distinct key is an account with its own cap of ``max_in_progress``
+    running jobs; the rest wait IN_QUEUE. A key in ``locked_keys`` is an account out of
+    credit: its submits answer 403 "User is locked. Reason: Exhausted balance..."; its jobs
+    can still be read and cancelled.
 
     Jobs: running time is ``latency`` times a uniform factor in ``1 ± latency_jitter``; a job
     that may start still waits ``queue_delay`` IN_QUEUE first (fal's pickup). ``result_ttl``
@@ -63,6 +66,7 @@ class MockConfig:
 
     auth_scheme: str = "any"
     api_keys: tuple[str, ...] = ()
+    locked_keys: tuple[str, ...] = ()
     max_in_progress: int = 2
     latency: float = 110.0
     latency_jitter: float = 0.2
@@ -161,6 +165,8 @@ class MockConfig:
         """The settings a user trying a batch wants to know, on one line."""
         seconds = self.scaled(self.latency)
         keys = f"{len(self.api_keys)} key(s)" if self.api_keys else "any key"
+        if self.locked_keys:
+            keys += f", {len(self.locked_keys)} locked"
         faults = [
             f"{name.removeprefix('fault_').replace('_', '-')} {getattr(self, name):.0%}"
             for name in FAULT_FIELDS

@@ -33,7 +33,8 @@ class Emulator:
 
     def snapshot(self) -> dict[str, Any]:
         """The statistics, as ``GET /_mock/stats`` answers them."""
-        return self.stats.snapshot({str(state): n for state, n in self.queue.counts.items()})
+        counts = {str(state): n for state, n in self.queue.counts.items()}
+        return self.stats.snapshot(counts, self.queue.by_key())
 
     def reset(self) -> None:
         """Forget every job, upload and counter and start the fault sequences again."""

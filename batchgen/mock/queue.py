@@ -4,7 +4,9 @@ Every key is an account (a *lane*) with at most ``max_in_progress`` jobs holding
 others wait in FIFO order and are never refused. Time moves by event-loop timers, and only
 jobs holding a slot have one (plus jobs submitted with a start deadline), so 100,000 queued
 jobs cost memory, not CPU. A waiting job's ``queue_position`` is the count of jobs still
-waiting ahead of it in its lane, computed in O(log n) without scanning the queue.
+waiting ahead of it in its lane, computed in O(log n) without scanning the queue. Each lane
+counts what tests assert on per key (``JobQueue.by_key``): jobs submitted, in flight (not yet
+COMPLETED) and running, now and at most.
 """
 
 from __future__ import annotations
@@ -99,10 +101,23 @@ class Job:
 class _Lane:
     """One account's queue. ``popped`` counts jobs taken off the front, waiting or not."""
 
-    __slots__ = ("active", "cancelled", "next_seq", "pickups", "popped", "queue", "waiters")
+    __slots__ = (
+        "active",
+        "cancelled",
+        "max_active",
+        "max_open",
+        "next_seq",
+        "open",
+        "pickups",
+        "popped",
+        "queue",
+        "waiters",
+    )
 
     def __init__(self) -> None:
         self.active = 0
+        self.open = 0  # submitted and not COMPLETED
+        self.max_open = self.max_active = 0
         # Jobs holding a slot but still IN_QUEUE (fal's pickup delay): ahead of every waiter.
         self.pickups = 0
         self.queue: deque[Job] = deque()
@@ -148,11 +163,26 @@ class JobQueue:
             job.deadline = self.loop.call_later(delay, self._expire, job)
         job.seq = lane.next_seq
         lane.next_seq += 1
+        lane.open += 1
+        lane.max_open = max(lane.max_open, lane.open)
         job.waiting = True
         lane.queue.append(job)
         # Also starts older waiters if a test raised max_in_progress since the last change.
         self._fill(lane)
         return job
+
+    def by_key(self) -> dict[str, dict[str, int]]:
+        """Per key: ``submits``, ``in_flight`` (not COMPLETED), ``max_in_flight``, and
+        ``max_in_progress`` (the most holding one of its ``max_in_progress`` slots at once)."""
+        return {
+            key: {
+                "submits": lane.next_seq,
+                "in_flight": lane.open,
+                "max_in_flight": lane.max_open,
+                "max_in_progress": lane.max_active,
+            }
+            for key, lane in self._lanes.items()
+        }
 
     def position(self, job: Job) -> int:
         """How many IN_QUEUE jobs of the same key are ahead of ``job`` (0 once picked up)."""
@@ -215,6 +245,7 @@ class JobQueue:
 
     def _pick_up(self, lane: _Lane, job: Job) -> None:
         lane.active += 1
+        lane.max_active = max(lane.max_active, lane.active)
         lane.pickups += 1
         job.holds_slot = True
         delay = self._config.scaled(self._config.queue_delay)
@@ -249,6 +280,7 @@ class JobQueue:
             lane.pickups -= 1
         self._cancel_timers(job)
         self._move(job, JobState.COMPLETED)
+        lane.open -= 1
         job.failure = failure
         job.finished_at = self.loop.time()
         if job.started_at is not None:

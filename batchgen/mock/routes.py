@@ -37,11 +37,15 @@ def _unknown_path() -> web.Response:
     return web.Response(status=404, text="404: Not Found")
 
 
-def _find(request: web.Request, emu: Emulator) -> Job | web.Response:
+def _find(request: web.Request, emu: Emulator, key: str, route: str) -> Job | web.Response:
+    """The job the path names, or a 404. A request sent with another key than the one that
+    submitted the job is answered all the same, and counted (``foreign_key_requests``)."""
     request_id = request.match_info["request_id"]
     job = emu.queue.jobs.get(request_id)
     if job is None or not _same_app(request.match_info["owner_app"].strip("/"), job.owner_app):
         return answer({"detail": f"Request {request_id} not found"}, 404)
+    if key != job.key:
+        emu.stats.foreign[route] += 1
     return job
 
 
@@ -182,7 +186,7 @@ async def status(request: web.Request, emu: Emulator, key: str) -> web.Response:
     emu.stats.status_requests[request.match_info["request_id"]] += 1
     if not emu.config.status_route:
         return _unknown_path()
-    job = _find(request, emu)
+    job = _find(request, emu, key, "status")
     if isinstance(job, web.Response):
         return job
     base = public_base(request, emu.config.envelope_base_url)
@@ -195,7 +199,7 @@ async def stream(request: web.Request, emu: Emulator, key: str) -> web.StreamRes
     after COMPLETED."""
     if not emu.config.status_route:
         return _unknown_path()
-    job = _find(request, emu)
+    job = _find(request, emu, key, "stream")
     if isinstance(job, web.Response):
         return job
     base = public_base(request, emu.config.envelope_base_url)
@@ -222,7 +226,7 @@ async def stream(request: web.Request, emu: Emulator, key: str) -> web.StreamRes
 
 
 async def result(request: web.Request, emu: Emulator, key: str) -> web.Response:
-    job = _find(request, emu)
+    job = _find(request, emu, key, "result")
     if isinstance(job, web.Response):
         return job
     headers = {"x-fal-request-id": job.id}
@@ -247,7 +251,7 @@ async def result(request: web.Request, emu: Emulator, key: str) -> web.Response:
 
 
 async def cancel(request: web.Request, emu: Emulator, key: str) -> web.Response:
-    job = _find(request, emu)
+    job = _find(request, emu, key, "cancel")
     if isinstance(job, web.Response):
         return job
     if job.state is JobState.COMPLETED:

@@ -12,6 +12,11 @@ from collections import Counter, defaultdict
 from typing import Any
 
 
+def fingerprint(key: str) -> str:
+    """How stats name a key: 8 hex digits of its sha256 (as batchgen's ledger does)."""
+    return hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
 def payload_digest(payload: Any) -> str:
     """sha256 of the canonical JSON of ``payload`` (sorted keys, no spaces, UTF-8)."""
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -26,7 +31,10 @@ class Stats:
     ``"reset"`` / ``"dropped"`` for connections closed without an answer. ``faults[kind]``:
     faults injected. ``uploads[sha256]``: finished uploads of that content (``count``,
     ``size``, and ``via`` simple, multipart or initiate); ``upload_bytes``: every byte the
-    upload routes received, finished or not.
+    upload routes received, finished or not. ``keys``: per key, named by ``fingerprint``
+    (never the key itself): its requests by route, and its jobs (``JobQueue.by_key``).
+    ``foreign_key_requests[route]``: requests about a job sent with another key than the one
+    that submitted it.
     """
 
     __slots__ = (
@@ -34,6 +42,8 @@ class Stats:
         "faults",
         "file_auth",
         "files",
+        "foreign",
+        "key_requests",
         "requests",
         "status_requests",
         "submits_by_endpoint",
@@ -48,6 +58,8 @@ class Stats:
         self.submits_by_payload: Counter[str] = Counter()
         self.submits_by_endpoint: Counter[str] = Counter()
         self.status_requests: Counter[str] = Counter()
+        self.key_requests: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.foreign: Counter[str] = Counter()
         self.file_auth: list[str] = []
         self.files: dict[str, dict[str, Any]] = {}
         self._file_hashes: dict[str, str] = {}
@@ -85,8 +97,15 @@ class Stats:
     def remember_hash(self, request_id: str, size: int, sha256: str) -> None:
         self._file_hashes[f"{request_id}:{size}"] = sha256
 
-    def snapshot(self, jobs: dict[str, int]) -> dict[str, Any]:
-        """A JSON-able copy of every counter, plus ``jobs`` (jobs by state)."""
+    def snapshot(
+        self, jobs: dict[str, int], by_key: dict[str, dict[str, int]] | None = None
+    ) -> dict[str, Any]:
+        """A JSON-able copy of every counter, plus ``jobs`` (jobs by state) and ``by_key``
+        (each key's jobs, see ``JobQueue.by_key``)."""
+        keys: dict[str, dict[str, Any]] = {}
+        for key in {*self.key_requests, *(by_key or {})}:
+            counts = (by_key or {}).get(key, {})
+            keys[fingerprint(key)] = {**counts, "requests": dict(self.key_requests[key])}
         return {
             "requests": {route: dict(codes) for route, codes in self.requests.items()},
             "faults": dict(self.faults),
@@ -103,5 +122,7 @@ class Stats:
                 sha: {**entry, "via": dict(entry["via"])} for sha, entry in self.uploads.items()
             },
             "upload_bytes": self.upload_bytes,
+            "keys": keys,
+            "foreign_key_requests": dict(self.foreign),
             "jobs": dict(jobs),
         }

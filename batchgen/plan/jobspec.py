@@ -12,6 +12,7 @@
     sheet: Prompts                 # an XLSX's sheet (default: the first with a prompt column)
     extra_columns: ok              # keep columns that look like misspelt parameters as notes
     run: {concurrency: 8, rate: 10, max_cost: 25}
+    # several keys, each with its own cap: run: {keys: [{env: FAL_KEY_A, concurrency: 2}, ...]}
 
 Every problem is reported with the spec's file and line.
 """
@@ -28,7 +29,7 @@ import yaml
 from batchgen.errors import InputError, Problem
 from batchgen.plan.files import open_regular, read_text
 from batchgen.plan.inputs import Table, yaml_sequence_rows
-from batchgen.plan.settings import RunSettings
+from batchgen.plan.settings import KEY_FIELDS, KeyEnv, RunSettings, env_name, key_cap
 from batchgen.plan.text import shown, unicode_problem
 from batchgen.plan.yamlload import Loader, yaml_problem
 
@@ -221,13 +222,14 @@ class _Fields:
                 return None
             out = {}
             for name, child in self.pairs(node, f"{key}."):
-                value = (
-                    self.single(f"{key}.{name}", child)
-                    if shape == "values"
-                    else self.values(f"{key}.{name}", child)
-                )
-                if value is not None:
-                    out[name] = value
+                if (key, name) == ("run", "keys"):
+                    item: Any = self.keys("run.keys", child)
+                elif shape == "values":
+                    item = self.single(f"{key}.{name}", child)
+                else:
+                    item = self.values(f"{key}.{name}", child)
+                if item is not None:
+                    out[name] = item
             return out
         if not isinstance(node, yaml.ScalarNode):
             self.bad(key, wrong + _kind(node, self.loader))
@@ -253,6 +255,51 @@ class _Fields:
             return None
         value = self.loader.construct_object(node)
         return self.checked_text(key, value) if isinstance(value, str) else value
+
+    def keys(self, key: str, node: yaml.Node) -> tuple[KeyEnv, ...] | None:
+        """``run.keys``: a list of ``{env: NAME, concurrency: N}``, each problem at its line."""
+        wanted = "a list of keys ({env: NAME, concurrency: N})"
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            what = "an empty list" if isinstance(node, yaml.SequenceNode) else None
+            self.bad(key, f"must be {wanted}, not {what or _kind(node, self.loader)}")
+            return None
+        out, count = [], len(self.problems)
+        for number, item in enumerate(node.value, 1):
+            where = f"{key}[{number}]"
+            self.lines[where] = item.start_mark.line + 1
+            if not isinstance(item, yaml.MappingNode):
+                self.bad(
+                    where, f"must be {{env: NAME, concurrency: N}}, not {_kind(item, self.loader)}"
+                )
+                continue
+            fields = dict(self.pairs(item, f"{where}."))
+            for name in fields.keys() - set(KEY_FIELDS):
+                self.bad(
+                    f"{where}.{name}", "is not a field of a key; known: " + ", ".join(KEY_FIELDS)
+                )
+            env = cap = None
+            if "env" not in fields:
+                self.bad(where, "needs env: the variable that holds the key")
+            else:
+                env = self.checked(f"{where}.env", fields["env"], env_name)
+            if "concurrency" in fields:
+                cap = self.checked(f"{where}.concurrency", fields["concurrency"], key_cap)
+            if isinstance(env, str):
+                out.append(KeyEnv(env, cap))
+        names = [k.env for k in out]
+        for dup in sorted({name for name in names if names.count(name) > 1}):
+            self.bad(key, f"{dup} is named twice: name each key once")
+        return tuple(out) if len(self.problems) == count else None
+
+    def checked(self, key: str, node: yaml.Node, check: Any) -> Any:
+        """``check`` of the single value at ``node``; None after reporting what is wrong."""
+        if not isinstance(node, yaml.ScalarNode):
+            return self.single(key, node)  # reports it
+        try:
+            return check(self.loader.construct_object(node))
+        except ValueError as exc:
+            self.bad(key, str(exc))
+            return None
 
     def values(self, key: str, node: yaml.Node) -> list[Any] | None:
         """A non-empty list of single values."""

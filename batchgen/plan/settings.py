@@ -2,12 +2,16 @@
 
 Every field has a default; ``RunSettings.merged`` checks and applies a mapping of overrides
 (unknown names and bad values are InputErrors naming where they came from). Secrets are never
-settings: only the *name* of the variable that holds the key is.
+settings: only the *name* of the variable that holds the key is. Several keys (a pool) are
+``api_key_env: A,B`` or ``keys: [{env: A, concurrency: 2}, {env: B}]``; whichever is given
+last replaces the other (a ``--api-key-env`` flag replaces a spec's ``keys``).
 """
 
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -21,6 +25,18 @@ AUTH_SCHEMES = ("key", "bearer")
 FOLLOW_MODES = ("status", "result", "auto")
 # How local input files reach the provider: fal storage (a URL), or inline data: URIs.
 UPLOAD_MODES = ("fal", "data")
+# The fields of one key of a pool (``run: {keys: [...]}``).
+KEY_FIELDS = ("env", "concurrency")
+_ENV_NAME = re.compile(r"[^\s=,]+")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEnv:
+    """One key of a pool: the variable that holds it, and its own cap on jobs in flight
+    (``None``: it shares the run's ``concurrency``)."""
+
+    env: str
+    concurrency: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +46,8 @@ class RunSettings:
     provider: str = "fal"
     base_url: str | None = None
     auth_scheme: str | None = None
-    api_key_env: str | None = None
+    api_key_env: str | None = None  # a variable's name, or several: "A,B"
+    keys: tuple[KeyEnv, ...] = ()  # a pool with caps; () : api_key_env (or the preset's)
     follow: str | None = None  # None: the provider preset's
     concurrency: int = 8
     rate: float = 10.0
@@ -76,16 +93,104 @@ class RunSettings:
                 changes[name] = _check(name, value)
             except ValueError as exc:
                 problems.append(Problem(source, line, name, str(exc), label))
+        if changes.get("keys") and changes.get("api_key_env"):
+            problems.append(
+                Problem(
+                    source,
+                    (lines or {}).get("keys"),
+                    "keys",
+                    "give either keys or api_key_env, not both",
+                    label,
+                )
+            )
         if problems:
             raise InputError(problems)
+        if "api_key_env" in changes:  # the one given last names the keys
+            changes.setdefault("keys", ())
+        elif changes.get("keys"):
+            changes["api_key_env"] = None
         return replace(self, **changes)
+
+    def key_envs(self) -> tuple[KeyEnv, ...]:
+        """The keys this run names: ``keys``, else each variable of ``api_key_env``; ()
+        when neither is set (the provider preset's variable)."""
+        if self.keys:
+            return self.keys
+        if self.api_key_env is None:
+            return ()
+        return tuple(KeyEnv(name) for name in env_names(self.api_key_env))
 
     def public(self) -> dict[str, Any]:
         """The settings as a plain mapping, safe to write to disk (holds no secret)."""
         return asdict(self)
 
 
+def env_names(value: Any) -> tuple[str, ...]:
+    """The variable names of ``A,B`` (one or more, each once); ValueError saying what is
+    wrong."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{shown(value)} must be a non-empty text")
+    names = tuple(env_name(part) for part in value.split(","))
+    _once(names)
+    return names
+
+
+def env_name(value: Any) -> str:
+    """One environment variable's name, stripped; ValueError when it cannot be one."""
+    text = value.strip() if isinstance(value, str) else ""
+    if not _ENV_NAME.fullmatch(text):
+        what = "an empty name" if isinstance(value, str) and not text else shown(value)
+        raise ValueError(f"{what} is not an environment variable name")
+    return text
+
+
+def key_cap(value: Any) -> int:
+    """A key's own cap on jobs in flight: a whole number above zero."""
+    return int(_positive(value, int))
+
+
+def key_envs(value: Any) -> tuple[KeyEnv, ...]:
+    """``keys`` checked: a list of ``{env: NAME, concurrency: N}`` (or KeyEnv), each variable
+    once (an empty one: no pool); ValueError naming the first problem (a job spec reports each at
+    its line, see ``batchgen.plan.jobspec``)."""
+    wanted = "a list of {env: NAME, concurrency: N}"
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
+        raise ValueError(f"must be {wanted}, not {shown(value)}")
+    out = []
+    for number, item in enumerate(value, 1):
+        if isinstance(item, KeyEnv):
+            item = asdict(item)
+        if not isinstance(item, Mapping):
+            raise ValueError(
+                f"key {number} must be {{env: NAME, concurrency: N}}, not {shown(item)}"
+            )
+        unknown = sorted(str(name) for name in item if name not in KEY_FIELDS)
+        if unknown:
+            raise ValueError(
+                f"key {number}: {unknown[0]!r} is not a field of a key; known: "
+                + ", ".join(KEY_FIELDS)
+            )
+        if item.get("env") is None:
+            raise ValueError(f"key {number} needs env: the variable that holds it")
+        cap = item.get("concurrency")
+        out.append(KeyEnv(env_name(item["env"]), None if cap is None else key_cap(cap)))
+    _once([key.env for key in out])
+    return tuple(out)
+
+
+def _once(names: Sequence[str]) -> None:
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"{name} is named twice: name each key once")
+        seen.add(name)
+
+
 def _check(name: str, value: Any) -> Any:
+    if name == "api_key_env":
+        return ",".join(env_names(value))
+    if name == "keys":
+        return key_envs(value)
     if name in ("concurrency", "max_attempts", "download_concurrency", "max_file_bytes"):
         return _positive(value, int)
     if name in ("rate", "job_timeout", "max_poll_interval", "expect_latency"):

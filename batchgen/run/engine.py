@@ -10,7 +10,10 @@ Outcomes: a transient job error (runner_disconnected...) submits the job again, 
 ``max_attempts`` submits in all; a permanent one fails the job with the provider's message; a
 job the provider reports cancelled (``client_cancelled``) ends ``cancelled``; a request id the
 provider no longer knows (404) fails the job, so ``run --retry-failed`` can submit it anew. A
-``FatalError`` anywhere stops everything at once (``Engine.fatal``). ``drain()`` stops new
+``FatalError`` anywhere stops everything at once (``Engine.fatal``), but for a key the provider
+refuses (``KeyRefused``) while others are left: that key is retired (``batchgen.run.keys``),
+the job it refused to submit goes to another key, and a job in flight it can no longer follow
+is left as it is for a later run (``Engine.stranded``). ``drain()`` stops new
 submits and lets jobs in flight finish and download. Cancelling ``run`` stops at once; the
 ledger then holds a resumable state.
 
@@ -31,12 +34,12 @@ import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from batchgen.api.client import QueueClient
 from batchgen.errors import (
     AmbiguousSubmit,
     DiskError,
     FatalError,
     JobChanged,
+    KeyRefused,
     PermanentError,
     RetryableError,
     Unreachable,
@@ -51,6 +54,7 @@ from batchgen.run.download import Downloader, part_path, video_of
 from batchgen.run.download_pool import DownloadPool
 from batchgen.run.follow import COMPLETED_AFTER_CANCEL, Follower
 from batchgen.run.jobs import Job
+from batchgen.run.keys import KeyPool
 from batchgen.run.polling import PollPolicy
 from batchgen.run.progress import Reporter
 from batchgen.run.timing import Timing
@@ -68,7 +72,7 @@ class Engine(Follower):
         self,
         *,
         ledger: LedgerStore,
-        client: QueueClient,
+        keys: KeyPool,
         downloader: Downloader,
         settings: RunSettings,
         timing: Timing,
@@ -76,7 +80,6 @@ class Engine(Follower):
         reporter: Reporter,
         out_dir: Path,
         origin: str = "",
-        key_id: str | None = None,
         outputs: Mapping[str, str] | None = None,
         uploads: Uploads | None = None,
         claims: Claims | None = None,
@@ -84,7 +87,7 @@ class Engine(Follower):
     ) -> None:
         super().__init__(
             ledger=ledger,
-            client=client,
+            keys=keys,
             settings=settings,
             timing=timing,
             policy=policy,
@@ -92,7 +95,7 @@ class Engine(Follower):
             out_dir=out_dir,
         )
         self._downloader = downloader
-        self._origin, self._key_id = origin, key_id
+        self._origin = origin
         self._outputs = outputs or {}  # endpoint id -> the result key holding its video
         self._uploads = uploads
         self._pool = DownloadPool(
@@ -187,36 +190,37 @@ class Engine(Follower):
         for key in fetch:
             self._spawn(tg, Job(get(key)))
         for key in remote:
-            self._slots.take()
-            self._spawn(tg, Job(get(key), holding=True))
+            row = get(key)
+            self._spawn(tg, Job(row, slot=self._slots.take(row.key_id)))
         ahead = Ahead(self._uploads, waiting, get)  # their files, while they wait
         tg.create_task(ahead.run())
         try:
             for key in waiting:
-                if not await self._slots.acquire(lambda: self._draining):
+                slot = await self._slots.acquire(lambda: self._draining)
+                if slot is None:
                     break
-                self._spawn(tg, Job(get(key), holding=True))
+                self._spawn(tg, Job(get(key), slot=slot))
                 ahead.given()
         finally:
             ahead.over()
 
     async def _claimed(self, tg: asyncio.TaskGroup, claims: Claims) -> None:
         """Start the jobs this worker claims from a shared batch (``batchgen.run.claims``),
-        until none is left to claim and no other live worker holds one."""
+        until none is left that it does not hold."""
         get = self._ledger.get
         while not self._draining:
             for key, status in claims.follow():  # left by a worker that died, or by nobody
+                row = get(key)
                 remote = status in (S.QUEUED, S.RUNNING, S.CANCELLING)
-                if remote:
-                    self._slots.take()
-                self._spawn(tg, Job(get(key), holding=remote))
-            if not await self._slots.acquire(lambda: self._draining):
+                self._spawn(tg, Job(row, slot=self._slots.take(row.key_id) if remote else None))
+            slot = await self._slots.acquire(lambda: self._draining)
+            if slot is None:
                 break
             claimed = claims.waiting()
             if claimed is not None:
-                self._spawn(tg, Job(get(claimed), holding=True))
+                self._spawn(tg, Job(get(claimed), slot=slot))
                 continue
-            self._slots.release()
+            self._slots.release(slot)
             if not claims.open_elsewhere() and not self._active:
                 break
             self._nudge.clear()  # look again when a job ends, or a lease may have run out
@@ -246,6 +250,11 @@ class Engine(Follower):
                         log.error("%s", exc)
                     self.drain()
                     break
+                except KeyRefused as exc:
+                    if not self._keys.holds(exc.key_id):
+                        raise  # not a key of this run's (a storage's, say): stop
+                    if not self._refused(job, exc):
+                        break
                 except JobChanged as exc:
                     seen, job.row = job.row, self._ledger.get(job.row.key)
                     self._account(seen, job.row)
@@ -308,10 +317,10 @@ class Engine(Follower):
             return False
         if self._draining:
             return False
-        if not job.holding:
-            if not await self._slots.acquire(lambda: self._draining):
+        if job.slot is None:
+            job.slot = await self._slots.acquire(lambda: self._draining)
+            if job.slot is None:
                 return False
-            job.holding = True
         # A job submitted again after a transient failure is committed already.
         cost = 0.0 if committed(row) else (row.cost_usd or 0.0)
         if self._over_cost(row, cost):
@@ -341,7 +350,7 @@ class Engine(Follower):
                     S.SUBMITTING,
                     attempts=row.attempts + 1,
                     origin=self._origin,
-                    key_id=self._key_id,
+                    key_id=job.slot or None,
                     possibly_duplicate=duplicate,
                     request_id=None,
                     error=None,
@@ -358,7 +367,7 @@ class Engine(Follower):
                 sent = False
 
         try:
-            answer = await self._client.submit(
+            answer = await self._keys.client(job.slot).submit(
                 payload,
                 before_send=before_send,
                 not_sent=not_sent,
@@ -381,7 +390,7 @@ class Engine(Follower):
                     job,
                     S.PENDING,
                     attempts=row.attempts,
-                    possibly_duplicate=row.possibly_duplicate,
+                    possibly_duplicate=duplicate,  # an earlier uncertain submit still may be
                     error=f"not submitted: {exc}",
                 )
             if isinstance(exc, FatalError | Unreachable):
@@ -432,7 +441,7 @@ class Engine(Follower):
         output, job.output = job.output, None  # already read by the look that saw it done
         while output is None:
             try:
-                output = await self._client.result(row.request_id, row.endpoint)
+                output = await self._client(row).result(row.request_id, row.endpoint)
             except RetryableError as exc:
                 if exc.error_type is not None:
                     return self._job_failed(job, exc)

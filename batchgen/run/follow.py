@@ -36,7 +36,7 @@ class Follower(JobBook):
 
     async def _follow(self, job: Job) -> None:
         """Look at the job until it ends, or its time (or its cancel's grace) is up."""
-        row, timing, client = job.row, self._timing, self._client
+        row, timing, client = job.row, self._timing, self._client(job.row)
         assert row.request_id is not None
         cancelling = row.status is S.CANCELLING
         submitted = row.submitted_at or timing.wall()
@@ -87,7 +87,7 @@ class Follower(JobBook):
         silence = self._timing.s(self._timing.stream_silence)
         try:
             async with asyncio.timeout(max(0.0, deadline - self._timing.wall())):
-                stream = self._client.stream(
+                stream = self._client(job.row).stream(
                     job.row.request_id, silence=silence, endpoint=job.row.endpoint
                 )
                 async with contextlib.aclosing(stream) as statuses:
@@ -143,7 +143,8 @@ class Follower(JobBook):
         grace = self._timing.s(self._timing.cancel_grace)
         try:
             async with asyncio.timeout(grace):
-                word = await self._client.cancel(job.row.request_id, job.row.endpoint)
+                client = self._client(job.row)
+                word = await client.cancel(job.row.request_id, job.row.endpoint)
         except (RetryableError, PermanentError, TimeoutError) as exc:
             word = f"cancel failed: {exc or 'no answer in time'}"
         # ALREADY_COMPLETED too: it ended, but only a look says how (cancelled, failed, a video).

@@ -1,12 +1,13 @@
 """The book-keeping every step of a run shares: one job as a run drives it, and its moves.
 
-``Job`` is a ledger row plus what this run knows of it (does it hold a concurrency slot, may
-its latency teach the poll policy, did a look already read its output). ``JobBook`` holds what
-the steps share (ledger, client, settings, timing, slots, reporter, the spend so far) and the
-moves they all make: ``_move`` names the state this run last saw, so a job another process
-moved meanwhile raises JobChanged instead of being overwritten; ``_job_failed`` decides what a
-job that ended in error becomes. ``batchgen.run.follow`` and ``batchgen.run.engine`` build on
-it.
+``Job`` is a ledger row plus what this run knows of it (which key's concurrency slot it holds,
+may its latency teach the poll policy, did a look already read its output). ``JobBook`` holds
+what the steps share (ledger, the keys with their clients and slots, settings, timing,
+reporter, the spend so far) and the moves they all make: ``_move`` names the state this run
+last saw, so a job another process moved meanwhile raises JobChanged instead of being
+overwritten; ``_job_failed`` decides what a job that ended in error becomes; ``_refused``
+what a key the provider refuses means for the job that sent it. ``batchgen.run.follow`` and
+``batchgen.run.engine`` build on it.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from typing import Any
 
 from batchgen.api.classify import CANCELLED
 from batchgen.api.client import QueueClient
-from batchgen.errors import ApiError, RetryableError
+from batchgen.errors import ApiError, KeyRefused, RetryableError
 from batchgen.ledger.base import LedgerStore
 from batchgen.ledger.money import Money, share
 from batchgen.ledger.states import JobRow, JobStatus
 from batchgen.plan.settings import RunSettings
-from batchgen.run.limits import Slots
+from batchgen.run.keys import KeyPool
 from batchgen.run.polling import PollPolicy
 from batchgen.run.progress import Reporter
 from batchgen.run.timing import Timing
@@ -38,7 +39,7 @@ class Job:
     """A job as this run drives it."""
 
     row: JobRow
-    holding: bool = False  # holds one of the run's concurrency slots
+    slot: str | None = None  # the lane (key_id) of the run's concurrency slot it holds
     learn: bool = False  # submitted in this run: its latency teaches the poll policy
     stream_broken: bool = False
     output: dict[str, Any] | None = None  # the result, when a look at the result route read it
@@ -51,20 +52,21 @@ class JobBook:
         self,
         *,
         ledger: LedgerStore,
-        client: QueueClient,
+        keys: KeyPool,
         settings: RunSettings,
         timing: Timing,
         policy: PollPolicy,
         reporter: Reporter,
         out_dir: Path,
     ) -> None:
-        self._ledger, self._client = ledger, client
+        self._ledger, self._keys = ledger, keys
         self._settings, self._timing, self._policy = settings, timing, policy
         self._reporter, self._out = reporter, out_dir
-        self._slots = Slots(settings.concurrency)
+        self._slots = keys.slots
         self._uploads: Uploads | None = None  # the run's local input files, if it has any
         # The folder's money (batchgen.ledger.money), kept up to date move by move.
         self.committed = self.spent = 0.0
+        self.stranded = 0  # jobs in flight left for a later run: their key was refused
 
     def count_money(self, money: Money) -> None:
         """Start from the folder's money as the ledger holds it."""
@@ -110,7 +112,33 @@ class JobBook:
         self._reporter.note(f"failed: row {job.row.row} ({job.row.key[:8]}): {message}")
         log.info("job %s: failed: %s", job.row.key, message)
 
+    def _client(self, row: JobRow) -> QueueClient:
+        """The client of the key that submitted ``row`` (see ``batchgen.run.keys``)."""
+        return self._keys.client(row.key_id)
+
     def _release(self, job: Job) -> None:
-        if job.holding:
-            job.holding = False
-            self._slots.release()
+        if job.slot is not None:
+            self._slots.release(job.slot)
+            job.slot = None
+
+    def _refused(self, job: Job, exc: KeyRefused) -> bool:
+        """The provider refused the key of this request: retire it (FatalError when no key is
+        left). True when the job goes on: its submit goes to another key; False for a job
+        in flight with that key, left as it is for a later run with a working key."""
+        line = self._keys.retire(exc)
+        if line is not None:
+            self._reporter.note(line)
+            log.warning("%s", line)
+        self._release(job)
+        row = job.row
+        if row.status in (S.PENDING, S.SUBMIT_UNCERTAIN):
+            return True
+        self.stranded += 1
+        note = (
+            f"row {row.row} ({row.key[:8]}) cannot be followed now: its key "
+            f"{self._keys.env(exc.key_id)} was refused; left {row.status} for a later run "
+            "with a working key"
+        )
+        self._reporter.note(note)
+        log.info("job %s: %s", row.key, note)
+        return False

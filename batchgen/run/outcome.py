@@ -60,6 +60,8 @@ def run_result(
         parts.append(f"{engine.held_by_cost} not submitted (--max-cost reached)")
     if engine.not_submitted:
         parts.append(f"{engine.not_submitted} not submitted (the API kept refusing)")
+    if engine.stranded:
+        parts.append(f"{engine.stranded} left in flight (their key was refused)")
     if engine.fatal is not None:
         outcome = "fatal"
         parts.insert(0, str(engine.fatal))
@@ -101,6 +103,11 @@ def next_steps(
         steps.append(
             f"{at_provider} job(s) still at the provider (billed if they run): "
             f"batchgen cancel {out} to stop them, or {again} to collect them"
+        )
+    elif engine.stranded:
+        steps.append(
+            f"{engine.stranded} job(s) still at the provider, their key refused: {again} "
+            "collects them once that key works again (their request ids need it)"
         )
     waiting = in_input[S.PENDING] + in_input[S.SUBMIT_UNCERTAIN] + in_input[S.SUBMITTING]
     if waiting and engine.stopped:  # an interrupt's own last line says how to resume

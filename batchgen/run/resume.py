@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -45,27 +46,41 @@ AT_PROVIDER = (S.SUBMITTING, S.SUBMIT_UNCERTAIN, S.QUEUED, S.RUNNING, S.COMPLETE
 
 
 def check_origin(ledger: LedgerStore, connection: Connection, folder: str | Path) -> None:
-    """Refuse to follow jobs in flight through another host or key than the one that
-    submitted them: their request ids mean nothing there (and would fail as unknown)."""
-    elsewhere: dict[tuple[str, str | None], int] = {}
+    """Refuse to follow jobs in flight through another host than the one that submitted them,
+    or without the key that submitted them (a pool must hold it): their request ids mean
+    nothing elsewhere (and would fail as unknown). The message names each key missing."""
+    elsewhere: Counter[tuple[str, str | None]] = Counter()
+    held = connection.key_ids
     for row in ledger.jobs(AT_PROVIDER):
         if row.origin is None:
             continue  # recorded before batchgen kept origins
-        if row.origin != connection.origin or (
-            row.key_id is not None and row.key_id != connection.key_id
-        ):
-            where = (row.origin, row.key_id)
-            elsewhere[where] = elsewhere.get(where, 0) + 1
+        if row.origin != connection.origin or (row.key_id is not None and row.key_id not in held):
+            elsewhere[(row.origin, row.key_id)] += 1
     if not elsewhere:
         return
-    origin, key_id = max(elsewhere, key=elsewhere.__getitem__)  # the most of them
-    whose = f" with the key in {key_id.split(':')[0]} ({key_id})" if key_id else ""
+    hosts = {origin for origin, _ in elsewhere}
+    if hosts != {connection.origin}:
+        origin, key_id = max(elsewhere, key=elsewhere.__getitem__)  # the most of them
+        raise UsageError(
+            f"{elsewhere.total()} job(s) in flight in {folder} were "
+            f"submitted to {origin}{_whose(key_id)}, and this run talks to {connection.origin} "
+            f"with {', '.join(held) or 'no key'}: their request ids are unknown there. Resume "
+            "with that provider, base URL and key to follow them (or cancel them there first)"
+        )
+    missing = [(key_id, n) for (_, key_id), n in elsewhere.most_common()]
+    names = [key.env for key in connection.pool]
+    names += sorted({key_id.split(":")[0] for key_id, _ in missing if key_id} - set(names))
     raise UsageError(
-        f"{sum(elsewhere.values())} job(s) in flight in {folder} were "
-        f"submitted to {origin}{whose}, and this run talks to {connection.origin} with "
-        f"{connection.key_id}: their request ids are unknown there. Resume with that "
-        "provider, base URL and key to follow them (or cancel them there first)"
+        f"{elsewhere.total()} job(s) in flight in {folder} were submitted "
+        + ", ".join(f"{n}{_whose(key_id)}" for key_id, n in missing)
+        + f", and this run holds {', '.join(held) or 'no key'}: a job is followed only with "
+        "the key that submitted it. Set each variable to its key and name them all "
+        f"(--api-key-env {','.join(names)}), or cancel those jobs first"
     )
+
+
+def _whose(key_id: str | None) -> str:
+    return f" with the key in {key_id.split(':')[0]} ({key_id})" if key_id else ""
 
 
 def recheck_done(

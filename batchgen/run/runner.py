@@ -46,6 +46,7 @@ from batchgen.run.download import (
     file_session,
 )
 from batchgen.run.engine import Engine
+from batchgen.run.keys import KeyPool
 from batchgen.run.outcome import RunResult, run_result
 from batchgen.run.polling import PollPolicy
 from batchgen.run.progress import Reporter
@@ -297,7 +298,7 @@ class Runner:
             )
             engine = self._engine = Engine(
                 ledger=ledger,
-                client=client,
+                keys=KeyPool.of(self.connection, client, plan.settings.concurrency),
                 downloader=downloader,
                 settings=plan.settings,
                 timing=timing,
@@ -305,7 +306,6 @@ class Runner:
                 reporter=self.reporter,
                 out_dir=out,
                 origin=self.connection.origin,
-                key_id=self.connection.key_id,
                 outputs={i: ep.output for i, ep in plan.endpoints.items()},
                 uploads=Uploads.open(ledger, self.connection.storage, api, timing),
                 claims=claims,

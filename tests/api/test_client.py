@@ -15,7 +15,13 @@ from batchgen.api.backoff import Backoff
 from batchgen.api.classify import classify, job_failure, surely_not_created
 from batchgen.api.client import QueueClient
 from batchgen.api.status import NOT_READY
-from batchgen.errors import AmbiguousSubmit, FatalError, PermanentError, RetryableError
+from batchgen.errors import (
+    AmbiguousSubmit,
+    FatalError,
+    KeyRefused,
+    PermanentError,
+    RetryableError,
+)
 from batchgen.plan.endpoint import resolve
 from batchgen.run.runner import limiter_for
 
@@ -64,11 +70,11 @@ JSON = b'{"detail": "%s"}'
         (503, {"Server": "nginx"}, b"<html>503 nginx</html>", RetryableError, None),
         (500, {"x-fal-request-id": "r"}, b'{"detail":"boom"}', RetryableError, None),
         (400, {}, b'{"detail":"Request is still in progress"}', RetryableError, None),
-        (401, {}, b'{"detail":"Invalid API key"}', FatalError, None),
-        (403, {}, b'{"detail":"forbidden"}', FatalError, None),
-        (402, {}, b"{}", FatalError, None),
-        (400, {}, b'{"detail":"User has exhausted balance"}', FatalError, None),
-        (400, {}, b'{"detail":"User is locked. Reason: billing"}', FatalError, None),
+        (401, {}, b'{"detail":"Invalid API key"}', KeyRefused, None),
+        (403, {}, b'{"detail":"forbidden"}', KeyRefused, None),
+        (402, {}, b"{}", KeyRefused, None),
+        (400, {}, b'{"detail":"User has exhausted balance"}', KeyRefused, None),
+        (400, {}, b'{"detail":"User is locked. Reason: billing"}', KeyRefused, None),
         (422, {}, b'{"detail":"unsafe content"}', PermanentError, None),
         (
             503,
@@ -460,6 +466,32 @@ async def test_rate_limiter_spaces_requests(session: aiohttp.ClientSession) -> N
     assert time.monotonic() - started >= 0.19
     assert len(limiter.stamps) == len(server.seen) == 60
     assert _busiest(limiter.stamps, 0.1) <= 20 + 20 + 1  # +1: one right on the window's edge
+
+
+async def test_siblings_send_their_own_key_and_share_the_rest(
+    session: aiohttp.ClientSession,
+) -> None:
+    """A sibling (another key of a pool) sends its own key and shares the rate limiter and
+    the follow mode; a key the provider refuses raises KeyRefused naming the key sent."""
+    limiter = Stamped(1000)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.headers["Authorization"] == "Key other":
+            return web.json_response({"detail": "Invalid API key"}, status=401)
+        if request.path.endswith("/status"):
+            return web.Response(status=404, text="404: Not Found")
+        return web.json_response({"detail": "Request is still in progress"}, status=400)
+
+    async with scripted(handler) as server:
+        first = client(session, server.url, limiter=limiter, follow="auto", key_id="A:1")
+        other = first.sibling("Key other", "B:2")
+        await first.look("r")  # no status route: the whole run follows results from now
+        with pytest.raises(KeyRefused) as caught:
+            await other.look("r")
+    assert caught.value.key_id == "B:2"
+    assert other.follow == first.follow == "result"
+    assert [r.headers["Authorization"] for r in server.seen] == [AUTH, AUTH, "Key other"]
+    assert len(limiter.stamps) == 3
 
 
 def _busiest(stamps: list[float], window: float) -> int:

@@ -14,7 +14,7 @@ from batchgen.api.providers import (
     load_presets,
     redact,
 )
-from batchgen.errors import UsageError
+from batchgen.errors import InputError, UsageError
 from batchgen.plan.settings import RunSettings
 
 
@@ -206,3 +206,98 @@ def test_upload_flags_override_the_presets_storage() -> None:
         connect(settings, environ={"QUICKROUTER_API_KEY": "t"})
     with pytest.raises(UsageError, match="user name or password"):
         connect(RunSettings(storage_base_url="https://u:p@x.example"), environ=environ)
+
+
+POOL_ENV = {"FAL_KEY_A": "sk-aaa", "FAL_KEY_B": "sk-bbb"}
+
+
+def test_a_pool_reads_each_key_from_its_own_variable() -> None:
+    """--api-key-env A,B reads one key from each variable, in order; the first is the
+    connection's own; each is named by its variable and fingerprint, never by the key."""
+    conn = connect(RunSettings(api_key_env="FAL_KEY_A,FAL_KEY_B"), environ=POOL_ENV)
+    assert [key.env for key in conn.pool] == ["FAL_KEY_A", "FAL_KEY_B"]
+    assert (conn.api_key_env, conn.api_key, conn.authorization) == (
+        "FAL_KEY_A",
+        "sk-aaa",
+        "Key sk-aaa",
+    )
+    assert conn.header(conn.pool[1]) == "Key sk-bbb"
+    assert conn.key_ids[0] == conn.key_id
+    assert [k.split(":")[0] for k in conn.key_ids] == ["FAL_KEY_A", "FAL_KEY_B"]
+    assert conn.key_for(conn.key_ids[1]) is conn.pool[1]
+    assert conn.key_for("FAL_KEY_C:00000000") is conn.pool[0]
+    shown = repr(conn) + str(conn.public())
+    assert "sk-aaa" not in shown
+    assert "sk-bbb" not in shown
+    assert [k["key_id"] for k in conn.public()["keys"]] == list(conn.key_ids)
+
+
+def test_a_spec_pool_keeps_each_keys_cap() -> None:
+    """run: {keys: [...]} gives each key its own cap; one without shares --concurrency."""
+    settings = RunSettings().merged(
+        {"keys": [{"env": "FAL_KEY_A", "concurrency": 2}, {"env": "FAL_KEY_B"}]}, "spec"
+    )
+    conn = connect(settings, environ=POOL_ENV)
+    assert [(key.env, key.concurrency) for key in conn.pool] == [
+        ("FAL_KEY_A", 2),
+        ("FAL_KEY_B", None),
+    ]
+    assert conn.warnings == ()
+
+
+def test_a_pool_names_every_missing_variable() -> None:
+    """Every variable of the pool that holds no key is named at once; nothing quotes a key."""
+    with pytest.raises(UsageError) as caught:
+        connect(
+            RunSettings(api_key_env="FAL_KEY_A,FAL_KEY_B,FAL_KEY_C"), environ={"FAL_KEY_B": "k"}
+        )
+    assert str(caught.value).startswith(
+        "no API key in FAL_KEY_A, FAL_KEY_C: set those environment variables"
+    )
+    with pytest.raises(UsageError, match="no API key in FAL_KEY_B: set that environment variable"):
+        connect(RunSettings(api_key_env="FAL_KEY_A,FAL_KEY_B"), environ={"FAL_KEY_A": "k"})
+
+
+def test_a_pool_refuses_one_key_twice_and_a_key_file() -> None:
+    """Two variables holding the same key, or --api-key-file with a pool, are refused."""
+    same = {"FAL_KEY_A": "sk-same", "FAL_KEY_B": "sk-same"}
+    with pytest.raises(UsageError, match="FAL_KEY_A and FAL_KEY_B hold the same key"):
+        connect(RunSettings(api_key_env="FAL_KEY_A,FAL_KEY_B"), environ=same)
+    with pytest.raises(UsageError, match="--api-key-file holds one key"):
+        connect(RunSettings(api_key_env="FAL_KEY_A,FAL_KEY_B"), api_key_file="k", environ=POOL_ENV)
+
+
+def test_caps_above_the_total_are_warned_about() -> None:
+    """Caps adding up to more than --concurrency: a warning that the total still holds."""
+    keys = [{"env": "FAL_KEY_A", "concurrency": 6}, {"env": "FAL_KEY_B", "concurrency": 6}]
+    conn = connect(RunSettings(concurrency=8).merged({"keys": keys}, "spec"), environ=POOL_ENV)
+    assert conn.warnings == (
+        "the keys' caps add up to 12, and --concurrency 8 caps the run in all: at most 8 jobs "
+        "in flight (raise --concurrency to use them all)",
+    )
+
+
+def test_the_emulator_makes_up_a_key_per_variable() -> None:
+    """With the emulator, a pool's unset variables get made-up keys, one account each."""
+    conn = connect(RunSettings(provider="mock", api_key_env="A,B"), environ={})
+    assert len({key.key for key in conn.pool}) == 2
+
+
+def test_the_last_given_names_the_keys() -> None:
+    """--api-key-env replaces a spec's keys, and a spec's keys an api_key_env before them;
+    both in one place are refused; a bad name or a name twice is refused."""
+    spec = RunSettings().merged({"keys": [{"env": "FAL_KEY_A", "concurrency": 2}]}, "spec")
+    flag = spec.merged({"api_key_env": "FAL_KEY_B"}, "command line")
+    assert ([k.env for k in flag.key_envs()], flag.keys) == (["FAL_KEY_B"], ())
+    back = flag.merged({"keys": [{"env": "FAL_KEY_A"}]}, "spec")
+    assert (back.api_key_env, [k.env for k in back.key_envs()]) == (None, ["FAL_KEY_A"])
+    for values, problem in [
+        ({"keys": [{"env": "A"}], "api_key_env": "B"}, "give either keys or api_key_env"),
+        ({"api_key_env": "A,,B"}, "an empty name is not an environment variable name"),
+        ({"api_key_env": "A,A"}, "A is named twice"),
+        ({"keys": [{"env": "A", "cap": 2}]}, "'cap' is not a field of a key"),
+        ({"keys": [{"concurrency": 2}]}, "key 1 needs env"),
+        ({"keys": [{"env": "A", "concurrency": 0}]}, "0 must be above zero"),
+    ]:
+        with pytest.raises(InputError, match=problem):
+            RunSettings().merged(values, "command line")

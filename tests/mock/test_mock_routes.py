@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -425,3 +426,51 @@ async def test_no_status_route_answers_like_a_result_only_proxy(
     server.config.status_route = True
     status, body = await get(session, job_url(server, rid, "/status"))
     assert (status, body["status"]) == (200, "COMPLETED")
+
+
+def _fp(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+async def test_stats_per_key_count_jobs_in_flight_and_requests(server: MockServer, session) -> None:
+    """Each key (by fingerprint, never the key) has its submits, jobs in flight now and at
+    most, the most running at once, and its requests by route; a request about a job sent
+    with another key than the one that submitted it is answered and counted."""
+    server.config.latency = FOREVER
+    jobs = [await submit(session, server) for _ in range(3)]
+    other = {"Authorization": "Key other"}
+    await submit(session, server, headers=other)
+    await get(session, jobs[0]["status_url"])
+    async with session.get(jobs[1]["status_url"], headers=other) as r:
+        assert r.status == 202
+    async with session.put(job_url(server, jobs[2]["request_id"], "/cancel"), headers=AUTH) as r:
+        assert r.status == 200
+    stats = server.stats()
+    assert "test-key" not in str(stats["keys"])
+    mine, theirs = stats["keys"][_fp("test-key")], stats["keys"][_fp("other")]
+    assert mine == {
+        "submits": 3,
+        "in_flight": 2,
+        "max_in_flight": 3,
+        "max_in_progress": 2,
+        "requests": {"submit": 3, "status": 1, "cancel": 1},
+    }
+    assert (theirs["submits"], theirs["max_in_flight"]) == (1, 1)
+    assert theirs["requests"] == {"submit": 1, "status": 1}
+    assert stats["foreign_key_requests"] == {"status": 1}
+
+
+async def test_a_locked_key_cannot_submit_but_reads_its_jobs(server: MockServer, session):
+    """A key in locked_keys (an account out of credit) gets fal's 403 "User is locked" on
+    submit; its jobs submitted before can still be read and cancelled."""
+    server.config.latency = FOREVER
+    job = await submit(session, server)
+    server.config.update({"locked_keys": ["test-key"]})
+    async with session.post(f"{server.base_url}/{KLING}", json={"prompt": "a"}, headers=AUTH) as r:
+        assert r.status == 403
+        assert (await r.json())["detail"].startswith("User is locked. Reason: Exhausted balance")
+    assert (await get(session, job["status_url"]))[0] == 202
+    async with session.put(job_url(server, job["request_id"], "/cancel"), headers=AUTH) as r:
+        assert r.status == 200
+    assert server.stats()["keys"][_fp("test-key")]["requests"]["submit"] == 2
+    assert "1 locked" in server.config.summary()

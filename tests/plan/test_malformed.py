@@ -104,6 +104,32 @@ CORPUS: dict[str, tuple[bytes, int, str]] = {
         5,
         "field 'run.provider': must be a single value, not a list",
     ),
+    # A pool of keys: each key's problem at its own line.
+    "spec_keys_text.yaml": (
+        ROWS + b"run:\n  keys: FAL_KEY_A\n",
+        4,
+        "field 'run.keys': must be a list of keys ({env: NAME, concurrency: N}), not 'FAL_KEY_A'",
+    ),
+    "spec_key_unknown_field.yaml": (
+        ROWS + b"run:\n  keys:\n    - env: A\n      cap: 2\n",
+        6,
+        "field 'run.keys[1].cap': is not a field of a key; known: env, concurrency",
+    ),
+    "spec_key_without_env.yaml": (
+        ROWS + b"run:\n  keys:\n    - {env: A}\n    - {concurrency: 2}\n",
+        6,
+        "field 'run.keys[2]': needs env: the variable that holds the key",
+    ),
+    "spec_key_bad_cap.yaml": (
+        ROWS + b"run:\n  keys:\n    - {env: A, concurrency: 0}\n",
+        5,
+        "field 'run.keys[1].concurrency': 0 must be above zero",
+    ),
+    "spec_keys_and_key_env.yaml": (
+        ROWS + b"run:\n  api_key_env: A\n  keys: [{env: B}]\n",
+        5,
+        "field 'run.keys': give either keys or api_key_env, not both",
+    ),
     "spec_default_list.yaml": (
         ROWS + b"defaults:\n  duration: [5]\n",
         4,
@@ -233,6 +259,24 @@ def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
     assert f"{path}:3: column 'prompt'" in output
     assert f"{path}:3: column 'cfg_scale'" in output
     assert f"{path}:5: column 'cfg_scale'" in output
+    assert "4 problems found" in output
+
+
+def test_every_key_problem_of_a_spec_is_reported_at_once(tmp_path: Path) -> None:
+    """Each bad key of run.keys is reported at its own line, all in one go."""
+    path = tmp_path / "keys.yaml"
+    path.write_bytes(
+        ROWS
+        + b"run:\n  keys:\n    - {env: A, concurrency: 2.5}\n    - {env: 'A B'}\n"
+        + b"    - just-a-name\n    - {env: C, concurrency: -1}\n"
+    )
+    code, output = _invoke(path)
+    assert code == 2
+    assert f"{path}:5: field 'run.keys[1].concurrency': 2.5 is not a whole number" in output
+    assert f"{path}:6: field 'run.keys[2].env': 'A B' is not an environment variable" in output
+    wanted = "must be {env: NAME, concurrency: N}, not 'just-a-name'"
+    assert f"{path}:7: field 'run.keys[3]': {wanted}" in output
+    assert f"{path}:8: field 'run.keys[4].concurrency': -1 must be above zero" in output
     assert "4 problems found" in output
 
 
