@@ -1,5 +1,6 @@
-"""Benchmark: workers sharing one batch in PostgreSQL: jobs/s for 1 and for 3 workers, jobs
-submitted twice (must be 0), and what happens when one of 3 is killed with SIGKILL mid-run.
+"""Benchmark: workers sharing one batch in PostgreSQL, two keys each: jobs/s for 1 and for 3
+workers, jobs submitted twice (must be 0), and what happens when one of 3 is killed with
+SIGKILL mid-run.
 
     python benchmarks/bench_workers.py [--jobs 3000] [--latency 0.5] [--concurrency 32]
                                        [--ledger postgresql://...]
@@ -61,6 +62,8 @@ def worker(source: Path, out: Path, base: str, url: str, batch: str, concurrency
         "--yes",
         "--lease",
         str(LEASE),
+        "--api-key-env",
+        "BENCH_KEY_A,BENCH_KEY_B",  # a key pool of two: submits spread over both
     ]
 
 
@@ -79,7 +82,12 @@ def scenario(
     batch = f"{name}-{os.urandom(3).hex()}"
     source = prompts(folder / "in.csv", args.jobs)
     before = stats(base)["submits_by_payload"]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "BATCHGEN_MOCK_KEY": "bench"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "BENCH_KEY_A": "bench-a",
+        "BENCH_KEY_B": "bench-b",
+    }
     started = time.perf_counter()
     procs = [
         subprocess.Popen(
