@@ -16,6 +16,8 @@ from mock_fixtures import fast_config
 
 from batchgen.mock import MockServer
 
+pytest_plugins = ["s3server"]  # the ``s3`` fixture: an S3-compatible server on loopback
+
 REPO = Path(__file__).resolve().parent.parent
 # A file root cannot open for reading either: sysfs refuses to read a write-only attribute.
 WRITE_ONLY = Path("/sys/bus/pci/rescan")

@@ -250,7 +250,11 @@ def report(out_dir: Path | None, ledger_url: str | None, batch: str | None, open
     click.echo(path)
     if pages.compare is not None:
         click.echo(pages.compare)
-    if open_it and not webbrowser.open(path.as_uri()):
+    if not open_it:
+        return
+    if isinstance(path, str):  # in the store: served by whatever serves the bucket
+        click.echo("the report is in the store: open it where the store is served", err=True)
+    elif not webbrowser.open(path.as_uri()):
         click.echo("no web browser could be started; open the file above yourself", err=True)
 
 

@@ -165,6 +165,8 @@ def run(
         prefix = "fatal: " if result.outcome == "fatal" else ""
         lines = [f"{prefix}{result.message}; output in {plan.output_dir}", *steps]
     click.echo("\n".join(lines), err=True)
+    if plan.settings.store is not None:
+        _report_to_store(plan.output_dir)
     if on_finish:
         run_on_finish(on_finish, plan, result)
     if code:
@@ -173,7 +175,9 @@ def run(
 
 def _check_connection(plan: Any, api_key_file: Path | None, mock: bool) -> None:
     """Refuse, before the preview asks, what the run would refuse at its start: a missing key,
-    ``--upload fal`` without FAL_KEY, local files too big to send inline."""
+    ``--upload fal`` without FAL_KEY, local files too big to send inline, a ``--store`` that
+    cannot be written."""
+    from batchgen.api.objectstore import ObjectStore
     from batchgen.api.providers import connect
     from batchgen.run.uploads import check_files
 
@@ -181,6 +185,20 @@ def _check_connection(plan: Any, api_key_file: Path | None, mock: bool) -> None:
     base_url = "http://127.0.0.1" if mock else None
     connection = connect(plan.settings, api_key_file=api_key_file, base_url=base_url)
     check_files(plan.jobs, connection.storage)
+    if plan.settings.store is not None:
+        ObjectStore.open(plan.settings.store).probe()
+
+
+def _report_to_store(out_dir: Path) -> None:
+    """Write the report into the run's store, beside its videos; a failure is a warning:
+    ``batchgen report`` writes it again."""
+    from batchgen.errors import BatchgenError
+    from batchgen.folder.report import write_pages
+
+    try:
+        write_pages(out_dir)
+    except BatchgenError as exc:
+        click.echo(f"warning: the report was not written: {exc}", err=True)
 
 
 async def _run(

@@ -1,4 +1,5 @@
-"""The options of ``batchgen run`` beyond the plan's: connection, limits, retries, ledger."""
+"""The options of ``batchgen run`` beyond the plan's: connection, limits, retries, store,
+ledger."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ _RUN_SETTINGS = (
     "max_file_bytes",
     "upload",
     "storage_base_url",
+    "store",
 )
 
 
@@ -100,6 +102,16 @@ def run_options(func: F) -> F:
                 metavar="URL",
                 help="fal storage host for uploads.",
                 show_default="https://rest.fal.ai; the emulator's own for mock",
+            ),
+            click.option(
+                "--store",
+                metavar="URL",
+                help=(
+                    "Stream the videos to object storage (s3://BUCKET/PREFIX, gcs://..., "
+                    "file:///...) and write the manifest, run.json and report there; "
+                    "credentials from the environment (AWS_ACCESS_KEY_ID..., AWS_PROFILE)."
+                ),
+                show_default="none: videos in the output folder",
             ),
             click.option(
                 "--api-key-file",

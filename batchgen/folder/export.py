@@ -6,7 +6,8 @@
 - ``hf``: a folder that Hugging Face ``datasets.load_dataset("videofolder", data_dir=PATH)``
   reads: every done video next to a ``metadata.jsonl`` whose ``file_name`` names it, plus
   ``key``, ``row``, the prompt and parameters, the input's columns, ``request_id`` and
-  ``sha256``. Videos are hard-linked when the folder is on the same file system, else copied.
+  ``sha256``. Videos are hard-linked when the folder is on the same file system, else copied;
+  a folder whose videos are in a store (``--store``) has them copied from there.
   They are named ``<key>.mp4``: names made from prompts could hold "test" or "valid", which
   ``datasets`` would take for split names. Keys ending in ``_file_name`` or ``file_names`` are
   renamed with a trailing ``_``: ``datasets`` would read them as more video columns. Each
@@ -15,6 +16,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import json
 import os
@@ -26,8 +28,9 @@ from typing import Any
 import pandas as pd
 from pandas.api.extensions import ExtensionDtype
 
-from batchgen.errors import UsageError
-from batchgen.folder.status import open_ledger
+from batchgen.api.objectstore import ObjectStore
+from batchgen.errors import DiskError, UsageError
+from batchgen.folder.status import open_ledger, store_of
 from batchgen.ledger.manifest import Manifest, atomic_open, build_manifest, write_csv, write_jsonl
 from batchgen.ledger.shared import SharedBatch
 
@@ -69,9 +72,10 @@ def export(
     root = Path(out_dir) if out_dir is not None else Path(to).absolute().parent
     with open_ledger(out_dir, shared=shared) as ledger:
         manifest = build_manifest(ledger, root)
+        store = store_of(ledger)
     to = Path(to)
     if fmt == "hf":
-        return export_hf(manifest, root, to)
+        return export_hf(manifest, root, to, store)
     to.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
         write_csv(manifest, to)
@@ -123,8 +127,11 @@ def write_parquet(manifest: Manifest, to: Path) -> None:
         frame.to_parquet(handle, index=False, engine="pyarrow")
 
 
-def export_hf(manifest: Manifest, out_dir: Path, to: Path) -> ExportResult:
-    """Write the done videos and ``metadata.jsonl`` to the new or empty folder ``to``."""
+def export_hf(
+    manifest: Manifest, out_dir: Path, to: Path, store: ObjectStore | None = None
+) -> ExportResult:
+    """Write the done videos (from ``out_dir``, or ``store``) and ``metadata.jsonl`` to the
+    new or empty folder ``to``."""
     if to.exists() and (not to.is_dir() or any(to.iterdir())):
         raise UsageError(f"{to} exists and is not an empty folder; choose a new one")
     to.mkdir(parents=True, exist_ok=True)
@@ -135,12 +142,11 @@ def export_hf(manifest: Manifest, out_dir: Path, to: Path) -> ExportResult:
         if record["status"] != "done" or not record["video_path"]:
             continue
         source = out_dir / record["video_path"]
-        if not source.is_file():
-            result.missing.append(record["key"])
-            continue
         suffix = source.suffix.lower() if source.suffix.lower() in VIDEO_SUFFIXES else ".mp4"
         name = f"{record['key']}{suffix}"
-        _link_or_copy(source, to / name, result)
+        if not _fetched(record["video_path"], source, to / name, store, result):
+            result.missing.append(record["key"])
+            continue
         row = {"file_name": name}
         row.update({target: record[column] for column, target in names.items()})
         rows.append(row)
@@ -164,6 +170,25 @@ def _metadata_names(manifest: Manifest) -> dict[str, str]:
         taken.add(name)
         names[column] = name
     return names
+
+
+def _fetched(
+    video_path: str, source: Path, target: Path, store: ObjectStore | None, result: ExportResult
+) -> bool:
+    """Put the video at ``target``: from the store, else from ``source``; False if missing."""
+    if store is None:
+        if not source.is_file():
+            return False
+        _link_or_copy(source, target, result)
+        return True
+    try:
+        store.get(video_path, target)
+    except DiskError as exc:
+        if exc.errno != errno.ENOENT:
+            raise
+        return False
+    result.copied += 1
+    return True
 
 
 def _link_or_copy(source: Path, target: Path, result: ExportResult) -> None:

@@ -37,7 +37,7 @@ from batchgen.folder.pagedata import (
     script_json,
 )
 from batchgen.folder.report_page import CSS, JS, PAGE
-from batchgen.folder.status import ORDER, Status, duration, open_ledger, summarize
+from batchgen.folder.status import ORDER, Status, duration, open_ledger, store_of, summarize
 from batchgen.ledger.manifest import Manifest, atomic_write, build_manifest
 from batchgen.ledger.shared import SharedBatch
 
@@ -52,19 +52,21 @@ _COLOURS = {
 
 @dataclass(frozen=True, slots=True)
 class Pages:
-    """The pages ``write_pages`` wrote: the report, and the comparison when there is one."""
+    """The pages ``write_pages`` wrote: the report, and the comparison when there is one;
+    absolute paths, or URLs in the folder's store."""
 
-    report: Path
-    compare: Path | None
+    report: Path | str
+    compare: Path | str | None
 
 
 def write_pages(
     out_dir: Path, *, now: float | None = None, shared: SharedBatch | None = None
 ) -> Pages:
     """Write ``DIR/report.html`` and, when the folder's jobs compare models or matrix
-    variants, ``DIR/compare.html`` (see ``compare``), each atomically; their absolute paths.
-    With ``shared``, the pages of that batch go to ``DIR``, linking the videos of the
-    workers' folders on this machine."""
+    variants, ``DIR/compare.html`` (see ``compare``), each atomically. A folder whose videos
+    are in a store (``--store``) gets them in the store instead, beside ``videos/``, which
+    their relative links name. With ``shared``, the pages of that batch go to ``DIR``,
+    linking the videos of the workers' folders on this machine."""
     out_dir = Path(out_dir).absolute()
     now = time.time() if now is None else now
     if shared is not None:
@@ -74,23 +76,31 @@ def write_pages(
         manifest = build_manifest(ledger, out_dir, jobs)
         plan = ledger.meta("plan") or {}
         first = ledger.first_request()
+        store = store_of(ledger)
+
+    def put(name: str, page: str) -> Path | str:
+        if store is None:
+            atomic_write(out_dir / name, page)
+            return out_dir / name
+        store.write(name, page.encode())
+        return store.url_of(name)
+
     status = summarize(jobs, folder=out_dir.name, endpoint=plan.get("endpoint"), now=now)
     view = compare_view(jobs, manifest)
     compare = None
     if view is not None:
-        compare = out_dir / "compare.html"
         identity = batch_identity(first, jobs)
-        atomic_write(compare, render_compare(view, folder=out_dir.name, identity=identity, now=now))
-    path = out_dir / "report.html"
+        compare = put(
+            "compare.html", render_compare(view, folder=out_dir.name, identity=identity, now=now)
+        )
     page = render_report(manifest, status, now=now, run=read_run_json(out_dir), compare=view)
-    atomic_write(path, page)
-    return Pages(report=path, compare=compare)
+    return Pages(report=put("report.html", page), compare=compare)
 
 
 def write_report(
     out_dir: Path, *, now: float | None = None, shared: SharedBatch | None = None
-) -> Path:
-    """``write_pages``, returning the report's absolute path."""
+) -> Path | str:
+    """``write_pages``, returning where the report went."""
     return write_pages(out_dir, now=now, shared=shared).report
 
 

@@ -23,10 +23,11 @@ import re
 import socket
 import time
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from batchgen.api.objectstore import ObjectStore
 from batchgen.errors import UsageError
 from batchgen.ledger.base import LedgerStore
 from batchgen.ledger.leases import Leases
@@ -96,6 +97,7 @@ class Status:
     live_run: str | None = None  # "PID 12 on host, since ...": a run is going on the folder
     # Per endpoint (a comparison has several): jobs, done, failed, spent_usd.
     by_endpoint: dict[str, dict[str, Any]] = field(default_factory=dict)
+    store: str | None = None  # the URL the videos went to (--store), else they are in folder
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (what ``batchgen status --json`` prints)."""
@@ -115,6 +117,12 @@ def open_ledger(
     return Ledger(path, readonly=readonly)
 
 
+def store_of(ledger: LedgerStore) -> ObjectStore | None:
+    """The object store the folder's last run put its videos in (``--store``), or None."""
+    url = ledger.meta("store")
+    return ObjectStore.open(url) if isinstance(url, str) and url else None
+
+
 def read_status(
     out_dir: Path | None, *, now: float | None = None, shared: SharedBatch | None = None
 ) -> Status:
@@ -123,14 +131,16 @@ def read_status(
     with open_ledger(out_dir, shared=shared) as ledger:
         jobs = ledger.jobs()
         plan = ledger.meta("plan") or {}
+        store = ledger.meta("store")
         live = live_workers(ledger) if isinstance(ledger, Leases) else live_run(out_dir)
-    return summarize(
+    status = summarize(
         jobs,
         folder=str(out_dir) if shared is None else str(shared),
         endpoint=plan.get("endpoint"),
         now=time.time() if now is None else now,
         live_run=live,
     )
+    return replace(status, store=store) if isinstance(store, str) else status
 
 
 # A worker not heard of for this long is taken for gone (the default lease).
@@ -287,6 +297,8 @@ def render(status: Status, *, limit: int = 15) -> str:
         + f", as of {time.strftime('%H:%M:%S', time.localtime(status.as_of))}"
     ]
     lines.append(f"run going: {status.live_run}" if status.live_run else "no run is going")
+    if status.store:
+        lines.append(f"videos in: {status.store}")
     shown = [f"{name} {n}" for name, n in status.counts.items() if n]
     lines.append("  " + (" · ".join(shown) or "no jobs"))
     unknown = (

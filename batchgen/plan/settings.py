@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from batchgen.errors import InputError, Problem
 from batchgen.plan.text import shown
@@ -62,6 +63,7 @@ class RunSettings:
     max_file_bytes: int | None = None
     upload: str | None = None  # None: the provider preset's storage
     storage_base_url: str | None = None  # None: the preset's (fal: https://rest.fal.ai)
+    store: str | None = None  # videos and run files go to this fsspec URL (s3://bucket/prefix)
 
     def merged(
         self,
@@ -214,7 +216,27 @@ def _check(name: str, value: Any) -> Any:
         return text
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{shown(value)} must be a non-empty text")
+    if name == "store":
+        problem = store_url_problem(value.strip())
+        if problem is not None:
+            raise ValueError(problem)
     return value.strip()
+
+
+def store_url_problem(url: str) -> str | None:
+    """What is wrong with ``url`` as a ``store`` (a URL without credentials), or None."""
+    parts = urlsplit(url)
+    if not parts.scheme or "://" not in url:
+        return (
+            f"{shown(url)} is not a URL: give s3://BUCKET/PREFIX, gcs://BUCKET/PREFIX or "
+            "file:///PATH (or no store: videos go to the output folder)"
+        )
+    if "@" in parts.netloc:
+        return (
+            "the URL carries credentials: give it bare; credentials come from the "
+            "environment (AWS_ACCESS_KEY_ID..., AWS_PROFILE) and are never written"
+        )
+    return None
 
 
 def _number(value: Any, kind: type[int] | type[float]) -> Any:

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import aiohttp
 
@@ -63,7 +63,7 @@ _RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 class Fetched:
     """A verified file in its final place."""
 
-    path: Path
+    path: Path | str  # a local path, or an object's URL
     bytes: int
     sha256: str
 
@@ -113,20 +113,27 @@ class Downloader:
         self._sleep = sleep
 
     async def fetch(
-        self, url: str, dest: Path, *, expected_size: int | None = None, name: str | None = None
+        self,
+        url: str,
+        dest: Path | Sink,
+        *,
+        expected_size: int | None = None,
+        name: str | None = None,
     ) -> Fetched:
-        """Download ``url`` to ``dest``, resuming ``dest.part`` if present; raise
-        PermanentError (file gone, too big, not an MP4), RetryableError (gave up) or
-        DiskError (``dest`` cannot be written; it names ``name``, else ``dest``)."""
+        """Download ``url`` to ``dest`` (a path: through ``dest.part``, resumed if present;
+        or a ``Sink``); raise PermanentError (file gone, too big, not an MP4), RetryableError
+        (gave up) or DiskError (``dest`` cannot be written; it names ``name``, else
+        ``dest``)."""
+        sink = PartFile(dest) if isinstance(dest, Path) else dest
         try:
-            return await self._fetch(url, dest, expected_size)
+            return await self._fetch(url, sink, expected_size)
         except OSError as exc:  # network errors became RetryableError in _once: this is local
             if isinstance(exc, FileExistsError):  # mkdir: a file where a folder must be
                 exc = NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
-            raise DiskError.from_os(name or str(dest), exc) from None
+            raise DiskError.from_os(name or str(sink.where), exc) from None
 
-    async def _fetch(self, url: str, dest: Path, expected_size: int | None) -> Fetched:
-        dest.parent.mkdir(parents=True, exist_ok=True)
+    async def _fetch(self, url: str, sink: Sink, expected_size: int | None) -> Fetched:
+        sink.prepare()
         if (
             self._max_bytes is not None
             and expected_size is not None
@@ -139,7 +146,7 @@ class Downloader:
         retry = gone = 0
         while True:
             try:
-                return await self._once(url, dest, expected_size)
+                return await self._once(url, sink, expected_size)
             except RetryableError as exc:
                 error: RetryableError | PermanentError = exc
                 gone = 0
@@ -162,16 +169,21 @@ class Downloader:
                 ) from None
             await self._sleep(self._backoff.delay(retry, error.retry_after))
 
-    async def _once(self, url: str, dest: Path, expected_size: int | None) -> Fetched:
-        part = part_path(dest)
-        offset = part.stat().st_size if part.exists() else 0
+    async def _once(self, url: str, sink: Sink, expected_size: int | None) -> Fetched:
+        try:
+            return await self._try(url, sink, expected_size)
+        finally:
+            sink.stop()  # a try that ended early: keep what resumes, drop the rest
+
+    async def _try(self, url: str, sink: Sink, expected_size: int | None) -> Fetched:
+        offset = sink.kept()
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         started = time.perf_counter()
         try:
             async with self._session.get(url, headers=headers, timeout=self._timeout) as resp:
                 _log(url, resp.status, started)
                 if resp.status == 416 and offset:
-                    part.unlink(missing_ok=True)  # our part is longer than the file: start over
+                    await sink.drop()  # our part is longer than the file: start over
                     raise RetryableError("range not satisfiable; starting over")
                 error = classify(resp.status, resp.headers, b"", route="file")
                 if error is not None:
@@ -179,56 +191,130 @@ class Downloader:
                 digest = hashlib.sha256()
                 if resp.status == 206 and offset:
                     if not _range_starts_at(resp.headers.get("Content-Range"), offset):
-                        part.unlink(missing_ok=True)
+                        await sink.drop()
                         raise RetryableError("resume answered the wrong range; starting over")
-                    # hashlib lets go of the GIL on big blocks: a 1 GB part hashes aside.
-                    await asyncio.to_thread(_hash_into, part, digest)
+                    await sink.hash_kept(digest)
                 else:
                     offset = 0
                 total = None if resp.content_length is None else offset + resp.content_length
-                self._check_size(total, expected_size, part)
-                size = await self._stream(resp, part, offset, digest)
+                await self._check_size(total, expected_size, sink)
+                size = await self._stream(resp, sink, offset, digest)
         except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
-            # The .part keeps what arrived; the next try asks for the rest.
+            await sink.broken()  # a .part keeps what arrived; the next try asks for the rest
             raise RetryableError(f"download broke: {type(exc).__name__}: {exc}") from None
         for want, what in ((total, "Content-Length"), (expected_size, "file_size")):
             if want is not None and size != want:
-                part.unlink(missing_ok=True)
+                await sink.drop()
                 raise RetryableError(f"got {size} bytes, {what} says {want}")
-        problem = await asyncio.to_thread(_seal, part, dest)
+        problem = await sink.seal(digest.hexdigest(), size)
         if problem is not None:
-            part.unlink(missing_ok=True)
             raise RetryableError(f"the file is not a whole MP4 video: {problem}")
-        return Fetched(dest, size, digest.hexdigest())
+        return Fetched(sink.where, size, digest.hexdigest())
 
-    def _check_size(self, total: int | None, expected: int | None, part: Path) -> None:
+    async def _check_size(self, total: int | None, expected: int | None, sink: Sink) -> None:
         if total is not None and expected is not None and total != expected:
-            part.unlink(missing_ok=True)
+            await sink.drop()
             raise RetryableError(f"Content-Length {total} but file_size {expected}")
         if self._max_bytes is not None and total is not None and total > self._max_bytes:
-            part.unlink(missing_ok=True)
+            await sink.drop()
             raise PermanentError(
                 f"video is {total} bytes, above --max-file-bytes {self._max_bytes}"
             )
 
     async def _stream(
-        self, resp: aiohttp.ClientResponse, part: Path, offset: int, digest: Any
+        self, resp: aiohttp.ClientResponse, sink: Sink, offset: int, digest: Any
     ) -> int:
         size = offset
-        handle = await _open_in_thread(part, "ab" if offset else "wb")
-        with handle:
-            async for chunk in resp.content.iter_chunked(CHUNK):
-                size += len(chunk)
-                if self._max_bytes is not None and size > self._max_bytes:
-                    handle.close()
-                    _discard(part)
-                    raise PermanentError(
-                        f"video is larger than --max-file-bytes {self._max_bytes}",
-                        error_type=VIDEO_REFUSED,
-                    )
-                handle.write(chunk)
-                digest.update(chunk)
+        await sink.open(offset)
+        async for chunk in resp.content.iter_chunked(CHUNK):
+            size += len(chunk)
+            if self._max_bytes is not None and size > self._max_bytes:
+                await sink.drop()
+                raise PermanentError(
+                    f"video is larger than --max-file-bytes {self._max_bytes}",
+                    error_type=VIDEO_REFUSED,
+                )
+            await sink.write(chunk)
+            digest.update(chunk)
         return size
+
+
+class Sink(Protocol):
+    """Where a download's bytes go: a local part file (``PartFile``), or an object being
+    uploaded (``batchgen.run.store_sink``). ``Downloader`` calls, per try: ``kept`` (bytes an
+    earlier try left, asked for again with Range), ``hash_kept``, ``open``, ``write`` for
+    every chunk, then ``seal`` (check and put in place; a problem drops the bytes), or
+    ``drop`` to start over, or ``broken`` when the connection broke; ``stop`` after every
+    try (it may be cancelled: no waiting there)."""
+
+    @property
+    def where(self) -> Path | str: ...
+
+    def prepare(self) -> None: ...
+
+    def kept(self) -> int: ...
+
+    async def hash_kept(self, digest: Any) -> None: ...
+
+    async def open(self, offset: int) -> None: ...
+
+    async def write(self, chunk: bytes) -> None: ...
+
+    async def seal(self, sha256: str, size: int) -> str | None: ...
+
+    async def drop(self) -> None: ...
+
+    async def broken(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class PartFile:
+    """A video written to ``NAME.part`` beside its final path, kept from one try to the next
+    (resumed with Range), fsynced and moved into place once whole."""
+
+    __slots__ = ("_handle", "part", "where")
+
+    def __init__(self, dest: Path) -> None:
+        self.where, self.part = dest, part_path(dest)
+        self._handle: IO[Any] | None = None
+
+    def prepare(self) -> None:
+        self.where.parent.mkdir(parents=True, exist_ok=True)
+
+    def kept(self) -> int:
+        return self.part.stat().st_size if self.part.exists() else 0
+
+    async def hash_kept(self, digest: Any) -> None:
+        # hashlib lets go of the GIL on big blocks: a 1 GB part hashes aside.
+        await asyncio.to_thread(_hash_into, self.part, digest)
+
+    async def open(self, offset: int) -> None:
+        self._handle = await _open_in_thread(self.part, "ab" if offset else "wb")
+
+    async def write(self, chunk: bytes) -> None:
+        assert self._handle is not None
+        self._handle.write(chunk)
+
+    async def seal(self, sha256: str, size: int) -> str | None:
+        self.stop()
+        problem = await asyncio.to_thread(_seal, self.part, self.where)
+        if problem is not None:
+            self.part.unlink(missing_ok=True)
+        return problem
+
+    async def drop(self) -> None:
+        # Local file operations take microseconds: not worth a thread hop from the event loop.
+        self.stop()
+        self.part.unlink(missing_ok=True)
+
+    async def broken(self) -> None:
+        self.stop()  # the part stays, to be resumed
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
 
 
 async def _open_in_thread(path: Path, mode: str) -> IO[Any]:
@@ -258,11 +344,6 @@ def _seal(part: Path, dest: Path) -> str | None:
     os.replace(part, dest)
     _fsync_dir(dest.parent)
     return None
-
-
-def _discard(part: Path) -> None:
-    # Local file operations take microseconds: not worth a thread hop from the event loop.
-    part.unlink(missing_ok=True)
 
 
 def _range_starts_at(header: str | None, offset: int) -> bool:

@@ -22,11 +22,13 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from batchgen.api.objectstore import ObjectStore
 from batchgen.errors import DiskError, JobChanged, PermanentError, RetryableError
 from batchgen.ledger.base import LedgerStore
 from batchgen.ledger.states import JobStatus
 from batchgen.run.download import DISK, DOWNLOAD, VIDEO_REFUSED, Downloader
 from batchgen.run.progress import Reporter
+from batchgen.run.store_sink import StoreSink
 
 S = JobStatus
 log = logging.getLogger("batchgen.run")
@@ -48,6 +50,7 @@ class DownloadPool:
         "_out",
         "_queue",
         "_reporter",
+        "_store",
         "_video_dir",
         "_workers",
         "disk_stop",
@@ -62,9 +65,11 @@ class DownloadPool:
         out_dir: Path,
         workers: int,
         on_disk_stop: Callable[[], None],
+        store: ObjectStore | None = None,
         video_dir: str | None = None,
     ) -> None:
         self._ledger, self._downloader, self._reporter = ledger, downloader, reporter
+        self._store = store  # videos go there (same paths) instead of into ``out_dir``
         self._video_dir = video_dir  # recorded with each video: a shared ledger's worker folder
         self._out, self._workers, self._on_disk_stop = out_dir, workers, on_disk_stop
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
@@ -113,10 +118,10 @@ class DownloadPool:
             self._reporter.note(f"failed: {path}: {error}")
             log.info("job %s: failed: %s", key, error)
 
+        store = self._store
+        dest = self._out / path if store is None else StoreSink(store, path)
         try:
-            fetched = await self._downloader.fetch(
-                url, self._out / path, expected_size=size, name=path
-            )
+            fetched = await self._downloader.fetch(url, dest, expected_size=size, name=path)
         except (RetryableError, PermanentError) as exc:
             fallback = DOWNLOAD if isinstance(exc, RetryableError) else VIDEO_REFUSED
             failed(f"download: {exc}", exc.error_type or fallback)
@@ -145,7 +150,7 @@ class DownloadPool:
             self.disk_stop = (
                 f"stopped: {len(self._disk_errors)} videos in a row could not be written "
                 f"(last: {exc}); nothing more was submitted or downloaded. Fix the disk or "
-                "the folder, then run again with --retry-failed"
+                "the folder (or the store), then run again with --retry-failed"
             )
             log.error("%s", self.disk_stop)
             self._on_disk_stop()

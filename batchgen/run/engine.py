@@ -34,6 +34,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from batchgen.api.objectstore import ObjectStore
 from batchgen.errors import (
     AmbiguousSubmit,
     DiskError,
@@ -82,6 +83,7 @@ class Engine(Follower):
         origin: str = "",
         outputs: Mapping[str, str] | None = None,
         uploads: Uploads | None = None,
+        store: ObjectStore | None = None,
         claims: Claims | None = None,
         video_dir: str | None = None,
     ) -> None:
@@ -105,6 +107,7 @@ class Engine(Follower):
             out_dir=out_dir,
             workers=settings.download_concurrency,
             on_disk_stop=self.drain,
+            store=store,
             video_dir=video_dir,
         )
         self._claims = claims

@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from batchgen.api.objectstore import ObjectStore
 from batchgen.api.providers import Connection
 from batchgen.errors import JobChanged, UsageError
 from batchgen.ledger.base import LedgerStore
@@ -88,20 +89,25 @@ def recheck_done(
     rows: list[JobRow],
     out: Path,
     reporter: Reporter,
+    store: ObjectStore | None = None,
     *,
     video_dir: str | None = None,
 ) -> list[JobRow]:
-    """Finished jobs whose video is missing or damaged are downloaded again. With a shared
-    ledger, only those whose video this worker's folder (``video_dir``) holds."""
+    """Finished jobs whose video is missing or damaged are downloaded again: in ``out``, a
+    whole MP4 of the recorded size; in ``store``, an object of the recorded size and sha256.
+    With a shared ledger, only those whose video this worker's folder (``video_dir``) holds."""
+    done = {
+        row.video_path: (row.bytes, row.sha256)
+        for row in rows
+        if row.status is S.DONE and row.video_url and row.video_path and row.video_dir == video_dir
+    }
+    if store is None:
+        whole = {path for path, (size, _) in done.items() if looks_whole(out / path, size)}
+    else:
+        whole = store.verified(done)
     checked = []
     for row in rows:
-        if (
-            row.status is S.DONE
-            and row.video_url
-            and row.video_path
-            and row.video_dir == video_dir
-            and not looks_whole(out / row.video_path, row.bytes)
-        ):
+        if row.video_path in done and row.video_path not in whole:
             reporter.note(f"{row.video_path} is missing or damaged; downloading again")
             with contextlib.suppress(JobChanged):  # another worker's, now
                 row = ledger.transition(row.key, S.DOWNLOADING, expect=S.DONE)
@@ -186,8 +192,11 @@ def to_drive(ledger: LedgerStore) -> list[JobRow]:
     ]
 
 
-def videos_in(folder: Path) -> list[str]:
-    """Names of the videos in ``folder`` (none if it does not exist yet)."""
+def videos_in(folder: Path, store: ObjectStore | None = None) -> list[str]:
+    """Names of the videos in ``folder`` (none if it does not exist yet), or in the store's
+    ``videos/`` when there is a store."""
+    if store is not None:
+        return [name for name in store.names("videos") if name.endswith(".mp4")]
     try:
         return [entry.name for entry in os.scandir(folder) if entry.name.endswith(".mp4")]
     except OSError:

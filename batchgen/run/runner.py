@@ -27,6 +27,7 @@ import aiohttp
 from aiolimiter import AsyncLimiter
 
 from batchgen.api.client import QueueClient
+from batchgen.api.objectstore import ObjectStore
 from batchgen.api.providers import Connection
 from batchgen.api.reach import Reach
 from batchgen.errors import DiskError, UsageError
@@ -108,6 +109,8 @@ class Runner:
             )
         check_files(plan.jobs, connection.storage)  # files a data: URI cannot carry
         self.plan, self.connection = plan, connection
+        store = plan.settings.store
+        self.store = None if store is None else ObjectStore.open(store)  # videos go there
         self.timing = timing or Timing()
         self.reporter = reporter or Reporter()
         self._resume = resume
@@ -142,6 +145,9 @@ class Runner:
         out = Path(self.plan.output_dir)
         with contextlib.ExitStack() as stack:
             stack.enter_context(folder_lock(out))
+            if self.store is not None:  # refused here (exit 2) before anything is sent
+                await asyncio.to_thread(self.store.probe)
+                await asyncio.to_thread(self.store.remove_stale, "videos")
             records, ledger = self._open(stack, out)
             stack.enter_context(_request_log(out / LOG_NAME))
             started = time.time()
@@ -151,7 +157,9 @@ class Runner:
             if records is not None:
                 orphaned = self._rebuild(ledger, records)
             mine = None if self._worker is None else self._worker.video_dir
-            rows = recheck_done(ledger, to_drive(ledger), out, self.reporter, video_dir=mine)
+            rows = recheck_done(
+                ledger, to_drive(ledger), out, self.reporter, self.store, video_dir=mine
+            )
             rows = reopen(ledger, rows, self._retry, self.reporter, refused_too=self._refused_too)
             money = tally(ledger.iter_jobs())
             self.reporter.money(money.committed, money.spent)
@@ -162,6 +170,7 @@ class Runner:
             del rows
             with _writing(out, "run.json"):
                 write_run_json(out, self._info(started, None))
+            publish(self.store, out, "run.json")
             log.info("run started: %d jobs, %s", total, self.connection.public())
             engine = await self._drive(ledger, todo, out, money)
             # Other processes (batchgen cancel) may have moved jobs this run never touched.
@@ -173,6 +182,7 @@ class Runner:
                     write_manifest(ledger, out)
                 with _writing(out, "run.json"):
                     write_run_json(out, self._info(started, result))
+                publish(self.store, out, "manifest.csv", "manifest.jsonl", "run.json")
             except DiskError:
                 if engine.stopped is None:
                     raise
@@ -220,9 +230,11 @@ class Runner:
         )
         if self._resume is not None:
             ledger.set_meta("run", self._resume)
+        store = self.store
+        ledger.set_meta("store", None if store is None else store.url)  # for report, export
         out = Path(plan.output_dir)
         # Rebuilding a lost ledger, the videos on disk are its jobs' own, by their names.
-        occupied = () if rebuilding else videos_in(out / "videos")
+        occupied = () if rebuilding else videos_in(out / "videos", store)
         report = ledger.sync(plan.jobs, plan.endpoint.id, occupied=occupied)
         if report.orphaned:
             self.reporter.note(
@@ -308,6 +320,7 @@ class Runner:
                 origin=self.connection.origin,
                 outputs={i: ep.output for i, ep in plan.endpoints.items()},
                 uploads=Uploads.open(ledger, self.connection.storage, api, timing),
+                store=self.store,
                 claims=claims,
                 video_dir=None if self._worker is None else self._worker.video_dir,
             )
@@ -359,8 +372,8 @@ class Runner:
             if stop.is_set():
                 return
             try:
-                took = await asyncio.to_thread(_manifest_from, reader, out)
-            except OSError as exc:  # disk full, say: the final write will tell the user
+                took = await asyncio.to_thread(_manifest_from, reader, out, self.store)
+            except (OSError, DiskError) as exc:  # disk full, say: the final write will tell
                 log.warning("cannot write the manifest: %s", exc)
                 took = 0.0
             wait = max(self.timing.manifest_every, 9 * took)
@@ -398,12 +411,23 @@ class Runner:
         }
 
 
-def _manifest_from(reader: Callable[[], LedgerStore], out: Path) -> float:
-    """Write the manifest from a read-only connection of this thread's own; return seconds."""
+def _manifest_from(
+    reader: Callable[[], LedgerStore], out: Path, store: ObjectStore | None
+) -> float:
+    """Write the manifest from a read-only connection of this thread's own (and copy it to
+    the store); return seconds."""
     started = time.monotonic()
     with reader() as ledger:
         write_manifest(ledger, out)
+    publish(store, out, "manifest.csv", "manifest.jsonl")
     return time.monotonic() - started
+
+
+def publish(store: ObjectStore | None, out: Path, *names: str) -> None:
+    """Copy the run's files ``names`` from ``out`` to the store, if the run has one."""
+    if store is not None:
+        for name in names:
+            store.put(out / name, name)
 
 
 @contextlib.contextmanager
