@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -9,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
+import pgserver
 import pytest
 from mock_fixtures import fast_config
 
@@ -100,3 +102,23 @@ def unreadable() -> Iterator[Callable[[Path, bytes], Path]]:
     yield make
     for path in made:
         path.chmod(0o644)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[pgserver.Server]:
+    """A throwaway PostgreSQL server for the session (see ``tests/pgserver.py``); the tests
+    that need it are skipped, saying why, where none can start or psycopg is missing."""
+    if importlib.util.find_spec("psycopg") is None:
+        pytest.skip("psycopg is not installed: pip install -e '.[test]'")
+    try:
+        server = pgserver.start()
+    except pgserver.NoServer as exc:
+        pytest.skip(f"no PostgreSQL server could start: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def batch(request: pytest.FixtureRequest) -> str:
+    """A batch name of this test's own: one database holds every test's batches."""
+    return f"{request.node.name[:40]}-{os.urandom(4).hex()}"

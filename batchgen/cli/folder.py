@@ -1,4 +1,5 @@
-"""Commands on an output folder: status, cancel, report, export."""
+"""Commands on an output folder, or on a batch of a shared ledger (``--ledger URL --batch
+NAME``, from any machine): status, cancel, report, export."""
 
 from __future__ import annotations
 
@@ -8,16 +9,65 @@ import time
 import webbrowser
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from batchgen.cli.main import (
     EXIT_FAILED,
+    F,
     cli,
     handle_errors,
 )
+from batchgen.errors import UsageError
 
-_FOLDER = click.argument("out_dir", metavar="DIR", type=click.Path(path_type=Path))
+if TYPE_CHECKING:
+    from batchgen.ledger.shared import SharedBatch
+
+
+def _folder(func: F) -> F:
+    """DIR, or ``--ledger URL --batch NAME`` instead of it."""
+    for option in reversed(
+        [
+            click.argument(
+                "out_dir", metavar="[DIR]", required=False, type=click.Path(path_type=Path)
+            ),
+            click.option(
+                "--ledger",
+                "ledger_url",
+                metavar="URL",
+                envvar="BATCHGEN_LEDGER",
+                help="The PostgreSQL ledger workers share (or BATCHGEN_LEDGER).",
+            ),
+            click.option(
+                "--batch",
+                metavar="NAME",
+                help="The batch in --ledger, instead of DIR (default: DIR's name).",
+            ),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+def where(
+    out_dir: Path | None, ledger_url: str | None, batch: str | None
+) -> tuple[Path | None, SharedBatch | None]:
+    """The folder, or the shared batch, a command works on: ``--batch`` names one in the
+    ledger; else DIR, whose own ledger wins, or the batch named as DIR is when there is a
+    ledger URL and DIR holds no ledger of its own."""
+    from batchgen.ledger.shared import SharedBatch, check_url
+    from batchgen.ledger.store import LEDGER_NAME
+
+    if batch is None and out_dir is None:
+        raise UsageError("give the output folder DIR, or --batch NAME and --ledger URL")
+    own = out_dir is not None and (out_dir / LEDGER_NAME).is_file()
+    if batch is None and (own or not ledger_url):
+        return out_dir, None
+    if not ledger_url:
+        raise UsageError("--batch names a batch of a shared ledger: give --ledger URL too")
+    assert batch is not None or out_dir is not None
+    return out_dir, SharedBatch(check_url(ledger_url), batch or Path(str(out_dir)).name)
 
 
 # Between two looks of ``status --watch``; a test puts its own here.
@@ -25,7 +75,7 @@ _pause: Callable[[float], None] = time.sleep
 
 
 @cli.command()
-@_FOLDER
+@_folder
 @click.option("--json", "as_json", is_flag=True, help="Print the status as a JSON object.")
 @click.option(
     "--watch",
@@ -46,15 +96,25 @@ _pause: Callable[[float], None] = time.sleep
     help="With --watch: stop after this many looks (default: until Ctrl-C).",
 )
 @handle_errors
-def status(out_dir: Path, as_json: bool, watch: bool, interval: float, count: int | None) -> None:
-    """Counts, spend, jobs in flight and failures of the batch in DIR (safe during a run)."""
+def status(
+    out_dir: Path | None,
+    ledger_url: str | None,
+    batch: str | None,
+    as_json: bool,
+    watch: bool,
+    interval: float,
+    count: int | None,
+) -> None:
+    """Counts, spend, jobs in flight and failures of the batch in DIR, or of a shared
+    ledger's batch (safe during a run)."""
     from batchgen.folder.status import read_status, render
 
+    out_dir, shared = where(out_dir, ledger_url, batch)
     terminal = watch and not as_json and sys.stdout.isatty()
     looks = 0
     try:
         while True:
-            result = read_status(out_dir)
+            result = read_status(out_dir, shared=shared)
             if as_json:
                 data = result.to_dict()
                 click.echo(
@@ -85,7 +145,7 @@ def redraw(text: str, *, first: bool) -> str:
 
 
 @cli.command()
-@_FOLDER
+@_folder
 @click.option(
     "--keys",
     multiple=True,
@@ -116,7 +176,9 @@ def redraw(text: str, *, first: bool) -> str:
 @click.option("-v", "--verbose", is_flag=True, help="Also print one line per job.")
 @handle_errors
 def cancel(
-    out_dir: Path,
+    out_dir: Path | None,
+    ledger_url: str | None,
+    batch: str | None,
     keys: tuple[str, ...],
     rows: str | None,
     in_flight: bool,
@@ -134,6 +196,7 @@ def cancel(
     from batchgen.folder.cancel import cancel_folder, summary
     from batchgen.folder.choose import parse_rows
 
+    out_dir, shared = where(out_dir, ledger_url, batch)
     wanted = [k for item in keys for k in item.replace(",", " ").split()] or None
     overrides = {
         "provider": provider,
@@ -143,6 +206,7 @@ def cancel(
     }
     outcomes = cancel_folder(
         out_dir,
+        shared=shared,
         keys=wanted,
         rows=parse_rows(rows) if rows is not None else None,
         include_pending=not in_flight,
@@ -155,7 +219,7 @@ def cancel(
     if not outcomes:
         click.echo("nothing to cancel")
     else:
-        click.echo(f"{out_dir}: {_jobs(len(outcomes))}")
+        click.echo(f"{shared or out_dir}: {_jobs(len(outcomes))}")
         for kind, n in summary(outcomes):
             click.echo(f"  {n} {kind}")
     if not all(o.ok for o in outcomes):
@@ -167,16 +231,21 @@ def _jobs(n: int) -> str:
 
 
 @cli.command()
-@_FOLDER
+@_folder
 @click.option("--open", "open_it", is_flag=True, help="Open the report in the default web browser.")
 @handle_errors
-def report(out_dir: Path, open_it: bool) -> None:
+def report(out_dir: Path | None, ledger_url: str | None, batch: str | None, open_it: bool) -> None:
     """Write DIR/report.html: a summary and a gallery of the batch, viewable offline; and
     DIR/compare.html, the same prompts side by side, when the batch compares models or
-    matrix variants."""
+    matrix variants. With --batch, the shared batch's pages go to DIR (default: a folder
+    named as the batch), linking the videos its workers keep on this machine."""
     from batchgen.folder.report import write_pages
 
-    pages = write_pages(out_dir)
+    out_dir, shared = where(out_dir, ledger_url, batch)
+    if out_dir is None:
+        assert shared is not None
+        out_dir = Path(shared.name)
+    pages = write_pages(out_dir, shared=shared)
     path = pages.report
     click.echo(path)
     if pages.compare is not None:
@@ -190,7 +259,7 @@ def report(out_dir: Path, open_it: bool) -> None:
 
 
 @cli.command()
-@_FOLDER
+@_folder
 @click.option(
     "--format",
     "fmt",
@@ -206,11 +275,15 @@ def report(out_dir: Path, open_it: bool) -> None:
     help="File to write (hf: a new or empty folder).",
 )
 @handle_errors
-def export(out_dir: Path, fmt: str, to: Path) -> None:
-    """Export the batch in DIR as a table, or as a dataset folder of its videos."""
+def export(
+    out_dir: Path | None, ledger_url: str | None, batch: str | None, fmt: str, to: Path
+) -> None:
+    """Export the batch in DIR, or a shared ledger's batch, as a table, or as a dataset
+    folder of its videos."""
     from batchgen.folder.export import export as run_export
 
-    result = run_export(out_dir, fmt, to)
+    out_dir, shared = where(out_dir, ledger_url, batch)
+    result = run_export(out_dir, fmt, to, shared=shared)
     if fmt == "hf":
         how = f"{result.linked} linked, {result.copied} copied"
         click.echo(f"wrote {result.rows} videos ({how}) and metadata.jsonl to {result.path}")

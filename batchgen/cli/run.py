@@ -56,6 +56,9 @@ def run(
     mock_time_scale: float | None,
     on_finish: str | None,
     yes: bool,
+    ledger_url: str | None,
+    batch: str | None,
+    lease: float | None,
     **options: Any,
 ) -> None:
     """Run TARGET (a prompt file, a folder or glob of images, or a job spec): submit, poll,
@@ -69,6 +72,7 @@ def run(
     from batchgen.cli.finish import run_on_finish
     from batchgen.cli.outfolder import check_default_folder
     from batchgen.cli.preview import go_ahead
+    from batchgen.ledger.shared import check_url
     from batchgen.ledger.states import JobStatus
     from batchgen.plan.build import build_plan
     from batchgen.run.resume import stored_run
@@ -95,6 +99,10 @@ def run(
         # A --mock run resumes on a fresh emulator: it knows none of the earlier request ids,
         # so jobs in flight fail as unknown (--retry-failed submits them again).
         mock = mock or (bool(stored.get("mock")) and "base_url" not in overrides)
+    if ledger_url:
+        check_url(ledger_url)  # before anything is read or sent
+    elif batch is not None:
+        raise UsageError("--batch names a batch of a shared ledger: give --ledger URL too")
     mock = mock or mock_time_scale is not None
     if mock:
         overrides["provider"] = "mock"
@@ -134,7 +142,14 @@ def run(
         time_scale = mock_time_scale
     scale = time_scale if time_scale is not None else (MOCK_TIME_SCALE if mock else 1.0)
     timing = Timing(scale=scale)
-    retry = {"retry_failed": retry_failed or False, "retry_cancelled": retry_cancelled}
+    if lease is not None:  # a heartbeat five times a lease: a busy machine misses none
+        timing = dataclasses.replace(timing, lease=lease, heartbeat=lease / 5)
+    retry = {
+        "retry_failed": retry_failed or False,
+        "retry_cancelled": retry_cancelled,
+        "ledger": ledger_url or None,
+        "batch": batch,
+    }
     result = asyncio.run(_run(plan, resume, timing, mock, api_key_file, progress, retry))
     # The run is over: a late Ctrl-C has nothing left to stop, and must not cut the last words.
     with contextlib.suppress(ValueError):

@@ -1,4 +1,5 @@
-"""The options of ``batchgen run`` beyond the plan's: connection, limits, retries, store."""
+"""The options of ``batchgen run`` beyond the plan's: connection, limits, retries, store,
+ledger."""
 
 from __future__ import annotations
 
@@ -245,6 +246,30 @@ def run_options(func: F) -> F:
                 type=float,
                 hidden=True,
                 help="Multiply every wait (tests and the --mock demo).",
+            ),
+            click.option(
+                "--ledger",
+                "ledger_url",
+                metavar="URL",
+                envvar="BATCHGEN_LEDGER",
+                help=(
+                    "Keep the batch's state in this PostgreSQL database "
+                    "(postgresql://USER:PASSWORD@HOST/DB; or BATCHGEN_LEDGER), shared by "
+                    "every run given the same --batch: each is one worker of the batch."
+                ),
+                show_default="DIR/batchgen.db, the folder's own",
+            ),
+            click.option(
+                "--batch",
+                metavar="NAME",
+                help="The batch's name in the --ledger database.",
+                show_default="the output folder's name",
+            ),
+            click.option(
+                "--lease",
+                type=click.FloatRange(min=0.01),
+                hidden=True,
+                help="Seconds a worker's claim holds without a heartbeat (tests).",
             ),
         ]
     ):

@@ -31,6 +31,7 @@ answer. The manifest is rewritten after.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
@@ -44,9 +45,10 @@ from batchgen.api.providers import Connection, connect
 from batchgen.errors import ApiError, FatalError, JobChanged
 from batchgen.folder.choose import check_rows, resolve_keys
 from batchgen.folder.status import open_ledger
+from batchgen.ledger.base import LedgerStore
 from batchgen.ledger.manifest import write_manifest
+from batchgen.ledger.shared import SharedBatch
 from batchgen.ledger.states import JobRow, JobStatus
-from batchgen.ledger.store import Ledger
 from batchgen.plan.endpoint import resolve
 from batchgen.plan.settings import RunSettings
 
@@ -82,7 +84,7 @@ class CancelOutcome:
 
 
 def select(
-    ledger: Ledger,
+    ledger: LedgerStore,
     keys: Iterable[str] | None = None,
     *,
     rows: set[int] | None = None,
@@ -115,7 +117,7 @@ def select(
 
 
 async def cancel_jobs(
-    ledger: Ledger,
+    ledger: LedgerStore,
     client_for: Callable[[JobRow], Canceller],
     jobs: list[JobRow],
     *,
@@ -142,7 +144,7 @@ async def cancel_jobs(
 
 
 async def _settled(
-    ledger: Ledger, job: JobRow, settle: float, pause: Callable[[float], Awaitable[object]]
+    ledger: LedgerStore, job: JobRow, settle: float, pause: Callable[[float], Awaitable[object]]
 ) -> JobRow:
     """``job`` read again until it leaves ``submitting``, or ``settle`` seconds of pauses."""
     waited = 0.0
@@ -154,7 +156,7 @@ async def _settled(
 
 
 async def _cancel_one(
-    ledger: Ledger, client: Callable[[], Canceller], job: JobRow
+    ledger: LedgerStore, client: Callable[[], Canceller], job: JobRow
 ) -> CancelOutcome:
     first = job
     for _ in range(_TRIES):
@@ -169,7 +171,7 @@ async def _cancel_one(
 
 
 async def _cancel_from(
-    ledger: Ledger, client: Callable[[], Canceller], job: JobRow
+    ledger: LedgerStore, client: Callable[[], Canceller], job: JobRow
 ) -> CancelOutcome:
     """Cancel ``job`` as read; JobChanged when a run moved it since. ``client()`` is asked
     for only when a request is sent."""
@@ -265,23 +267,27 @@ def _kind(o: CancelOutcome) -> str:
 
 
 def connection_for(
-    ledger: Ledger, overrides: dict[str, Any] | None = None, api_key_file: Path | None = None
+    ledger: LedgerStore,
+    overrides: dict[str, Any] | None = None,
+    api_key_file: Path | None = None,
+    folder: Path | None = None,
 ) -> Connection:
-    """Where the run of ``ledger`` sent its jobs (``run.json``'s settings), with ``overrides``
-    (provider, base_url, auth_scheme, api_key_env) applied; the key comes from the environment
-    or ``api_key_file``, a pool's keys (``api_key_env`` A,B) from the environment."""
-    stored = _stored_settings(ledger)
+    """Where the run of ``ledger`` sent its jobs (``folder``'s ``run.json`` settings, else the
+    options the ledger keeps), with ``overrides`` (provider, base_url, auth_scheme,
+    api_key_env) applied; the key comes from the environment or ``api_key_file``, a pool's
+    keys (``api_key_env`` A,B) from the environment."""
+    stored = _stored_settings(ledger, folder)
     known = {f.name for f in fields(RunSettings)}
     settings = RunSettings().merged({k: v for k, v in stored.items() if k in known}, "ledger")
     return connect(settings.merged(overrides or {}, "command line"), api_key_file=api_key_file)
 
 
-def _stored_settings(ledger: Ledger) -> dict[str, Any]:
+def _stored_settings(ledger: LedgerStore, folder: Path | None) -> dict[str, Any]:
     """The run settings in ``run.json``, else the options the run was given (ledger meta)."""
-    try:
-        info = json.loads((ledger.path.parent / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        info = None
+    info = None
+    if folder is not None:
+        with contextlib.suppress(OSError, ValueError):
+            info = json.loads((folder / "run.json").read_text(encoding="utf-8"))
     settings = info.get("settings") if isinstance(info, dict) else None
     if not isinstance(settings, dict):
         run = ledger.meta("run")
@@ -290,8 +296,9 @@ def _stored_settings(ledger: Ledger) -> dict[str, Any]:
 
 
 def cancel_folder(
-    out_dir: Path,
+    out_dir: Path | None,
     *,
+    shared: SharedBatch | None = None,
     keys: Iterable[str] | None = None,
     rows: set[int] | None = None,
     include_pending: bool = True,
@@ -299,18 +306,19 @@ def cancel_folder(
     api_key_file: Path | None = None,
     timeout: float = 60.0,
 ) -> list[CancelOutcome]:
-    """Cancel the jobs of ``out_dir`` (see ``select`` and ``cancel_jobs``) where its run sent
-    them (see ``connection_for``), each with the key that submitted it when the connection
-    holds it (else its first key), then rewrite its manifest."""
+    """Cancel the jobs of ``out_dir``, or of the ``shared`` batch (see ``select`` and
+    ``cancel_jobs``), where its runs sent them (see ``connection_for``), each with the key
+    that submitted it when the connection holds it (else its first key), then rewrite the
+    folder's manifest."""
     from batchgen.api.client import QueueClient
 
-    with open_ledger(out_dir, readonly=False) as ledger:
+    with open_ledger(out_dir, readonly=False, shared=shared) as ledger:
         jobs, skipped = select(ledger, keys, rows=rows, include_pending=include_pending)
         # Known at once when a job needs a request (a missing key stops before anything is
         # touched); else only if a live run submits a job meanwhile.
         found: list[Connection] = []
         if any(job.status in AT_PROVIDER | {S.SUBMITTING} for job in jobs):
-            found.append(connection_for(ledger, overrides, api_key_file))
+            found.append(connection_for(ledger, overrides, api_key_file, out_dir))
 
         async def main() -> list[CancelOutcome]:
             async with aiohttp.ClientSession() as session:
@@ -318,7 +326,7 @@ def cancel_folder(
 
                 def client_for(job: JobRow) -> Canceller:
                     if not found:
-                        found.append(connection_for(ledger, overrides, api_key_file))
+                        found.append(connection_for(ledger, overrides, api_key_file, out_dir))
                     key = found[0].key_for(job.key_id)
                     which = (job.endpoint, None if key is None else key.key_id)
                     if which not in clients:
@@ -334,6 +342,6 @@ def cancel_folder(
                 return await cancel_jobs(ledger, client_for, jobs)
 
         done = asyncio.run(main()) if jobs else []
-        if done:
+        if done and shared is None and out_dir is not None:
             write_manifest(ledger, out_dir)
     return skipped + done

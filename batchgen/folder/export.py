@@ -32,6 +32,7 @@ from batchgen.api.objectstore import ObjectStore
 from batchgen.errors import DiskError, UsageError
 from batchgen.folder.status import open_ledger, store_of
 from batchgen.ledger.manifest import Manifest, atomic_open, build_manifest, write_csv, write_jsonl
+from batchgen.ledger.shared import SharedBatch
 
 FORMATS = ("csv", "jsonl", "parquet", "hf")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".mpeg")
@@ -59,18 +60,22 @@ class ExportResult:
     missing: list[str] = field(default_factory=list)  # keys of done jobs whose file is gone
 
 
-def export(out_dir: Path, fmt: str, to: Path) -> ExportResult:
-    """Export the output folder ``out_dir`` as ``fmt`` (one of FORMATS) to ``to``."""
+def export(
+    out_dir: Path | None, fmt: str, to: Path, *, shared: SharedBatch | None = None
+) -> ExportResult:
+    """Export the output folder ``out_dir``, or the ``shared`` batch (its videos from the
+    workers' folders on this machine), as ``fmt`` (one of FORMATS) to ``to``."""
     if fmt not in FORMATS:
         raise UsageError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if fmt == "parquet" and importlib.util.find_spec("pyarrow") is None:
         raise UsageError("Parquet export needs pyarrow: pip install 'batchgen[parquet]'")
-    with open_ledger(out_dir) as ledger:
-        manifest = build_manifest(ledger, out_dir)
+    root = Path(out_dir) if out_dir is not None else Path(to).absolute().parent
+    with open_ledger(out_dir, shared=shared) as ledger:
+        manifest = build_manifest(ledger, root)
         store = store_of(ledger)
     to = Path(to)
     if fmt == "hf":
-        return export_hf(manifest, Path(out_dir), to, store)
+        return export_hf(manifest, root, to, store)
     to.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
         write_csv(manifest, to)

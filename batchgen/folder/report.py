@@ -39,6 +39,7 @@ from batchgen.folder.pagedata import (
 from batchgen.folder.report_page import CSS, JS, PAGE
 from batchgen.folder.status import ORDER, Status, duration, open_ledger, store_of, summarize
 from batchgen.ledger.manifest import Manifest, atomic_write, build_manifest
+from batchgen.ledger.shared import SharedBatch
 
 MAX_FILTER_VALUES = 40  # a column with more distinct values gets no drop-down filter
 _COLOURS = {
@@ -58,14 +59,19 @@ class Pages:
     compare: Path | str | None
 
 
-def write_pages(out_dir: Path, *, now: float | None = None) -> Pages:
+def write_pages(
+    out_dir: Path, *, now: float | None = None, shared: SharedBatch | None = None
+) -> Pages:
     """Write ``DIR/report.html`` and, when the folder's jobs compare models or matrix
     variants, ``DIR/compare.html`` (see ``compare``), each atomically. A folder whose videos
     are in a store (``--store``) gets them in the store instead, beside ``videos/``, which
-    their relative links name."""
+    their relative links name. With ``shared``, the pages of that batch go to ``DIR``,
+    linking the videos of the workers' folders on this machine."""
     out_dir = Path(out_dir).absolute()
     now = time.time() if now is None else now
-    with open_ledger(out_dir) as ledger:
+    if shared is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    with open_ledger(out_dir, shared=shared) as ledger:
         jobs = ledger.jobs()
         manifest = build_manifest(ledger, out_dir, jobs)
         plan = ledger.meta("plan") or {}
@@ -91,9 +97,11 @@ def write_pages(out_dir: Path, *, now: float | None = None) -> Pages:
     return Pages(report=put("report.html", page), compare=compare)
 
 
-def write_report(out_dir: Path, *, now: float | None = None) -> Path | str:
+def write_report(
+    out_dir: Path, *, now: float | None = None, shared: SharedBatch | None = None
+) -> Path | str:
     """``write_pages``, returning where the report went."""
-    return write_pages(out_dir, now=now).report
+    return write_pages(out_dir, now=now, shared=shared).report
 
 
 def read_run_json(out_dir: Path) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 ``read_status`` opens the ledger read-only, so it is safe while a run is writing to it (SQLite
 WAL lets readers in beside the writer): each call reads the jobs' states as they are at that
-moment (``as_of``), and says whether a run is live on the folder (``live_run``). ``render``
-turns the result into text for a terminal.
+moment (``as_of``), and says whether a run is live on the folder (``live_run``), or for a
+shared batch (PostgreSQL) which workers are live, from any machine. ``render`` turns the
+result into text for a terminal.
 
 Money is the endpoint's list price of each job, defined once in ``batchgen.ledger.money``:
 *spent* (the provider ran it to an output) and *committed* (submitted and not known to be
@@ -28,8 +29,11 @@ from typing import Any
 
 from batchgen.api.objectstore import ObjectStore
 from batchgen.errors import UsageError
+from batchgen.ledger.base import LedgerStore
+from batchgen.ledger.leases import Leases
 from batchgen.ledger.lock import LOCK_NAME
 from batchgen.ledger.money import committed, tally
+from batchgen.ledger.shared import SharedBatch, open_shared
 from batchgen.ledger.states import IN_FLIGHT, JobRow, JobStatus
 from batchgen.ledger.store import LEDGER_NAME, Ledger
 
@@ -100,43 +104,68 @@ class Status:
         return asdict(self)
 
 
-def open_ledger(out_dir: Path, *, readonly: bool = True) -> Ledger:
-    """The ledger of ``out_dir``; a UsageError naming the folder when it has none."""
-    path = Path(out_dir) / LEDGER_NAME
+def open_ledger(
+    out_dir: Path | None, *, readonly: bool = True, shared: SharedBatch | None = None
+) -> LedgerStore:
+    """The ledger of ``out_dir``, or the ``shared`` batch's; a UsageError naming the folder
+    when it has none (or the batch, when it is not there)."""
+    if shared is not None:
+        return open_shared(shared.url, shared.name, readonly=readonly)
+    path = Path(out_dir or ".") / LEDGER_NAME
     if not path.is_file():
         raise UsageError(f"{out_dir} is not a batchgen output folder: it has no {LEDGER_NAME}")
     return Ledger(path, readonly=readonly)
 
 
-def store_of(ledger: Ledger) -> ObjectStore | None:
+def store_of(ledger: LedgerStore) -> ObjectStore | None:
     """The object store the folder's last run put its videos in (``--store``), or None."""
     url = ledger.meta("store")
     return ObjectStore.open(url) if isinstance(url, str) and url else None
 
 
-def read_status(out_dir: Path, *, now: float | None = None) -> Status:
-    """The status of ``out_dir`` as of ``now`` (Unix seconds; default: the current time)."""
-    with open_ledger(out_dir) as ledger:
+def read_status(
+    out_dir: Path | None, *, now: float | None = None, shared: SharedBatch | None = None
+) -> Status:
+    """The status of ``out_dir``, or of the ``shared`` batch, as of ``now`` (Unix seconds;
+    default: the current time)."""
+    with open_ledger(out_dir, shared=shared) as ledger:
         jobs = ledger.jobs()
         plan = ledger.meta("plan") or {}
         store = ledger.meta("store")
+        live = live_workers(ledger) if isinstance(ledger, Leases) else live_run(out_dir)
     status = summarize(
         jobs,
-        folder=str(out_dir),
+        folder=str(out_dir) if shared is None else str(shared),
         endpoint=plan.get("endpoint"),
         now=time.time() if now is None else now,
-        live_run=live_run(out_dir),
+        live_run=live,
     )
     return replace(status, store=store) if isinstance(store, str) else status
 
 
-def live_run(out_dir: Path) -> str | None:
+# A worker not heard of for this long is taken for gone (the default lease).
+GONE_AFTER_S = 60.0
+
+
+def live_workers(ledger: Leases) -> str | None:
+    """The workers of a shared batch heard of lately ("2 workers: PID 12 on host (folder),
+    ..."), or None."""
+    live = [w for w in ledger.workers() if not w.ended and w.seen_s < GONE_AFTER_S]
+    if not live:
+        return None
+    each = ", ".join(f"PID {w.pid} on {w.host} ({w.folder})" for w in live)
+    return f"{len(live)} worker{'s' if len(live) != 1 else ''}: {each}"
+
+
+def live_run(out_dir: Path | None) -> str | None:
     """Who runs ``out_dir`` now ("PID 12 on host, since 2025-01-31T12:00:00+00:00"), or None.
 
     Read without taking the lock (a reader must never make a starting run think the folder
     busy): the lock file names its last holder, who is live when its process exists on this
     host and ``run.json`` has no end yet.
     """
+    if out_dir is None:
+        return None
     folder = Path(out_dir)
     holder = _json_file(folder / LOCK_NAME)
     run = _json_file(folder / "run.json")

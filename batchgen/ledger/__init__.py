@@ -1,10 +1,13 @@
 """Ledger: the durable state of a batch.
 
-``states`` names where a job can be and the allowed moves; ``store`` keeps every job in
-``DIR/batchgen.db`` (SQLite) and commits each move before the action it records, its schema
-brought up to date by ``migrations``; ``uploads`` remembers the input files uploaded for the
-folder; ``manifest`` writes what the ledger holds as ``manifest.csv``, ``manifest.jsonl`` and
-``run.json``.
+``states`` names where a job can be and the allowed moves; ``base`` is the interface every
+other folder uses, ``core`` its one implementation in SQL, over two backends: ``store`` keeps
+a folder's jobs in ``DIR/batchgen.db`` (SQLite, the default; schema in ``migrations``), and
+``postgres`` a named batch in a PostgreSQL database (``shared`` opens it by URL; schema in
+``pg_schema``) that several runs work together, each claiming jobs under a lease
+(``leases``). Each move is committed before the action it records. ``uploads`` remembers the
+input files uploaded for the batch; ``manifest`` writes what the ledger holds as
+``manifest.csv``, ``manifest.jsonl`` and ``run.json``.
 
-May import: ``batchgen.errors`` only.
+May import: ``batchgen.errors`` only (and psycopg, in ``postgres`` alone).
 """

@@ -40,6 +40,7 @@ import logging
 import os
 import re
 import secrets
+import socket
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -48,9 +49,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from batchgen.ledger.base import LedgerStore
 from batchgen.ledger.money import share
 from batchgen.ledger.states import JobRow, JobStatus
-from batchgen.ledger.store import Ledger
 
 LEAD = ("row", "key", "endpoint")
 TAIL = (
@@ -168,7 +169,9 @@ def write_run_json(out_dir: Path, info: dict[str, Any]) -> None:
 # -- building ---------------------------------------------------------------------------------
 
 
-def build_manifest(ledger: Ledger, out_dir: Path, jobs: list[JobRow] | None = None) -> Manifest:
+def build_manifest(
+    ledger: LedgerStore, out_dir: Path, jobs: list[JobRow] | None = None
+) -> Manifest:
     """Every job of ``ledger`` (or ``jobs``, read from it already) as a manifest record, with
     the column layout described above."""
     jobs = ledger.jobs() if jobs is None else jobs
@@ -192,7 +195,7 @@ class _Layout:
     files: dict[str, tuple[str, str]]  # column -> (parameter, "path" or "sha256")
 
 
-def _layout(ledger: Ledger, jobs: Iterable[JobRow]) -> _Layout:
+def _layout(ledger: LedgerStore, jobs: Iterable[JobRow]) -> _Layout:
     """The columns, from the run's plan, else from ``jobs``; a file parameter's ``.path`` and
     ``.sha256`` columns follow its own."""
     plan = ledger.meta("plan") or {}
@@ -251,7 +254,7 @@ def _record(job: JobRow, layout: _Layout, root: Path) -> dict[str, Any]:
         attempts=job.attempts,
         possibly_duplicate=job.possibly_duplicate,
         in_input=job.in_input,
-        video_path=_relative(job.video_path, root) if job.status is JobStatus.DONE else None,
+        video_path=video_path(job, root) if job.status is JobStatus.DONE else None,
         video_url=job.video_url,
         bytes=job.bytes,
         sha256=job.sha256,
@@ -271,6 +274,18 @@ def iso_utc(seconds: float | None) -> str | None:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def video_path(job: JobRow, root: Path) -> str | None:
+    """Where ``job``'s video is, relative to ``root``. A shared batch's video is in its
+    worker's folder (``job.video_dir``): on this machine, the path to it; on another,
+    ``host:/folder/videos/NAME.mp4``."""
+    if job.video_dir is None or not job.video_path:
+        return _relative(job.video_path, root)
+    host, _, folder = job.video_dir.partition(":")
+    if host == socket.gethostname():
+        return _relative(os.path.join(folder, job.video_path), root)
+    return f"{job.video_dir}/{job.video_path}"
+
+
 def _relative(path: str | None, root: Path) -> str | None:
     if not path:
         return None
@@ -283,7 +298,7 @@ def _relative(path: str | None, root: Path) -> str | None:
 # -- writing ----------------------------------------------------------------------------------
 
 
-def write_manifest(ledger: Ledger, out_dir: Path) -> None:
+def write_manifest(ledger: LedgerStore, out_dir: Path) -> None:
     """Rewrite ``DIR/manifest.csv`` and ``DIR/manifest.jsonl`` from ``ledger``, atomically.
 
     One pass over the ledger writes both files row by row: memory stays flat for any number of

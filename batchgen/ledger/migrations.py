@@ -100,5 +100,11 @@ def _v3(db: sqlite3.Connection) -> None:
     )
 
 
+def _v4(db: sqlite3.Connection) -> None:
+    # Where a job's video is when workers share a ledger (see JobRow.video_dir): the columns
+    # of every backend are the same, so a job reads the same from either.
+    db.execute("ALTER TABLE jobs ADD COLUMN video_dir TEXT")
+
+
 # Ordered; the ledger's user_version says how many have run. Append, never edit.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4]

@@ -92,6 +92,7 @@ FIELDS = (
     "key_id",
     "retry_from",
     "sent",
+    "video_dir",
 )
 
 
@@ -133,3 +134,6 @@ class JobRow:
     # What the last submit sent for each file parameter: the uploaded URL, or a data: URI
     # described as ``data:<mime>;base64 (N bytes)`` (never the URI itself).
     sent: dict[str, str] = field(default_factory=dict)
+    # The folder ``video_path`` is relative to, as ``host:/absolute/path``, when the ledger is
+    # shared by workers that each download into their own folder; None: the ledger's folder.
+    video_dir: str | None = None

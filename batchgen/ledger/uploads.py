@@ -1,6 +1,6 @@
 """The ledger's memory of uploaded input files: each content uploaded once per folder.
 
-``uploads`` (a table of ``DIR/batchgen.db``) maps a file's sha256 and the storage that holds it
+``uploads`` (a table of the ledger) maps a file's sha256 and the storage that holds it
 to the URL it is served at and when it was uploaded, so rows sharing an image, and later runs
 of the folder, reuse one upload. An upload the provider could not use is marked stale and
 uploaded again by the next job that needs it. ``UploadCache`` is the part of ``Ledger`` that
@@ -9,10 +9,9 @@ reads and writes it.
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
+
+from batchgen.ledger.access import SqlAccess
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,34 +25,32 @@ class Upload:
     uploaded_at: float
 
 
-class UploadCache:
+class UploadCache(SqlAccess):
     """Uploaded files, by content and storage (mixed into ``Ledger``)."""
 
     __slots__ = ()
-    _db: sqlite3.Connection
-    _clock: Callable[[], float]
-
-    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError
 
     def upload(self, sha256: str, origin: str) -> Upload | None:
         """Where the storage ``origin`` holds the content ``sha256``; None if never uploaded
         there, or if the upload was marked stale since."""
-        row = self._db.execute(
+        rows = self._read(
             "SELECT url, size, uploaded_at FROM uploads "
             "WHERE sha256 = ? AND origin = ? AND stale = 0",
             (sha256, origin),
-        ).fetchone()
-        return None if row is None else Upload(sha256, origin, row[0], row[1], row[2])
+        )
+        return Upload(sha256, origin, *rows[0]) if rows else None
 
     def record_upload(self, sha256: str, origin: str, url: str, size: int) -> Upload:
         """Keep ``url`` as where ``origin`` holds ``sha256`` (committed before it returns, so
         no submit uses a URL the ledger does not hold)."""
         now = self._clock()
         with self._tx() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO uploads (sha256, origin, url, size, uploaded_at, stale) "
-                "VALUES (?, ?, ?, ?, ?, 0)",
+            self._query(
+                db,
+                "INSERT INTO uploads (sha256, origin, url, size, uploaded_at, stale) "
+                "VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (sha256, origin) DO UPDATE SET "
+                "url = excluded.url, size = excluded.size, uploaded_at = excluded.uploaded_at, "
+                "stale = 0",
                 (sha256, origin, url, size, now),
             )
         return Upload(sha256, origin, url, size, now)
@@ -62,7 +59,8 @@ class UploadCache:
         """Mark the upload at ``url`` stale (the provider could not use it): the next job
         that needs its content uploads it again. Returns how many were marked."""
         with self._tx() as db:
-            marked: int = db.execute(
-                "UPDATE uploads SET stale = 1 WHERE url = ? AND stale = 0", (url,)
-            ).rowcount
+            cursor = self._query(
+                db, "UPDATE uploads SET stale = 1 WHERE url = ? AND stale = 0", (url,)
+            )
+            marked: int = cursor.rowcount
         return marked

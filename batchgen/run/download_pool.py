@@ -24,8 +24,8 @@ from pathlib import Path
 
 from batchgen.api.objectstore import ObjectStore
 from batchgen.errors import DiskError, JobChanged, PermanentError, RetryableError
+from batchgen.ledger.base import LedgerStore
 from batchgen.ledger.states import JobStatus
-from batchgen.ledger.store import Ledger
 from batchgen.run.download import DISK, DOWNLOAD, VIDEO_REFUSED, Downloader
 from batchgen.run.progress import Reporter
 from batchgen.run.store_sink import StoreSink
@@ -51,6 +51,7 @@ class DownloadPool:
         "_queue",
         "_reporter",
         "_store",
+        "_video_dir",
         "_workers",
         "disk_stop",
     )
@@ -58,16 +59,18 @@ class DownloadPool:
     def __init__(
         self,
         *,
-        ledger: Ledger,
+        ledger: LedgerStore,
         downloader: Downloader,
         reporter: Reporter,
         out_dir: Path,
         workers: int,
         on_disk_stop: Callable[[], None],
         store: ObjectStore | None = None,
+        video_dir: str | None = None,
     ) -> None:
         self._ledger, self._downloader, self._reporter = ledger, downloader, reporter
         self._store = store  # videos go there (same paths) instead of into ``out_dir``
+        self._video_dir = video_dir  # recorded with each video: a shared ledger's worker folder
         self._out, self._workers, self._on_disk_stop = out_dir, workers, on_disk_stop
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self._disk_errors: list[DiskError] = []  # the latest downloads, all failing alike
@@ -134,6 +137,7 @@ class DownloadPool:
                 bytes=fetched.bytes,
                 sha256=fetched.sha256,
                 video_path=path,
+                video_dir=self._video_dir,
             )
             self._reporter.moved(S.DOWNLOADING, S.DONE)
 

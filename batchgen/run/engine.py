@@ -45,11 +45,12 @@ from batchgen.errors import (
     RetryableError,
     Unreachable,
 )
+from batchgen.ledger.base import LedgerStore
 from batchgen.ledger.money import committed
 from batchgen.ledger.states import JobRow, JobStatus
-from batchgen.ledger.store import Ledger
 from batchgen.plan.settings import RunSettings
 from batchgen.run.ahead import Ahead
+from batchgen.run.claims import Claims
 from batchgen.run.download import Downloader, part_path, video_of
 from batchgen.run.download_pool import DownloadPool
 from batchgen.run.follow import COMPLETED_AFTER_CANCEL, Follower
@@ -71,7 +72,7 @@ class Engine(Follower):
     def __init__(
         self,
         *,
-        ledger: Ledger,
+        ledger: LedgerStore,
         keys: KeyPool,
         downloader: Downloader,
         settings: RunSettings,
@@ -84,6 +85,8 @@ class Engine(Follower):
         uploads: Uploads | None = None,
         drivers: Mapping[str, tuple[str, ...]] | None = None,
         store: ObjectStore | None = None,
+        claims: Claims | None = None,
+        video_dir: str | None = None,
     ) -> None:
         super().__init__(
             ledger=ledger,
@@ -107,7 +110,10 @@ class Engine(Follower):
             workers=settings.download_concurrency,
             on_disk_stop=self.drain,
             store=store,
+            video_dir=video_dir,
         )
+        self._claims = claims
+        self._nudge = asyncio.Event()  # a job of this run ended, or it drains
         self._active = 0
         self._idle = asyncio.Event()
         self._draining = False
@@ -128,6 +134,7 @@ class Engine(Follower):
         """Submit nothing more; let the jobs in flight finish and download."""
         self._draining = True
         self._slots.wake()
+        self._nudge.set()
 
     @property
     def draining(self) -> bool:
@@ -156,26 +163,13 @@ class Engine(Follower):
                 remote.append(key)
             elif status in (S.COMPLETED, S.DOWNLOADING):
                 fetch.append(key)
-        get = self._ledger.get
         try:
             async with asyncio.TaskGroup() as tg:
                 self._pool.start(tg)
-                for key in fetch:
-                    self._spawn(tg, Job(get(key)))
-                for key in remote:
-                    row = get(key)
-                    self._spawn(tg, Job(row, slot=self._slots.take(row.key_id)))
-                ahead = Ahead(self._uploads, waiting, get)  # their files, while they wait
-                tg.create_task(ahead.run())
-                try:
-                    for key in waiting:
-                        slot = await self._slots.acquire(lambda: self._draining)
-                        if slot is None:
-                            break
-                        self._spawn(tg, Job(get(key), slot=slot))
-                        ahead.given()
-                finally:
-                    ahead.over()
+                if self._claims is None:
+                    await self._given(tg, waiting, remote, fetch)
+                else:
+                    await self._claimed(tg, self._claims)
                 self._policy.tail = True  # nothing left to submit: the run's end is near
                 self._retime()
                 await self._wait_idle()
@@ -194,6 +188,51 @@ class Engine(Follower):
                 log.error("%s", self._stopped)
             else:
                 raise group.exceptions[0] if len(group.exceptions) == 1 else group from None
+
+    async def _given(
+        self, tg: asyncio.TaskGroup, waiting: list[str], remote: list[str], fetch: list[str]
+    ) -> None:
+        """Start the jobs of the run's own folder: all of them are this run's."""
+        get = self._ledger.get
+        for key in fetch:
+            self._spawn(tg, Job(get(key)))
+        for key in remote:
+            row = get(key)
+            self._spawn(tg, Job(row, slot=self._slots.take(row.key_id)))
+        ahead = Ahead(self._uploads, waiting, get)  # their files, while they wait
+        tg.create_task(ahead.run())
+        try:
+            for key in waiting:
+                slot = await self._slots.acquire(lambda: self._draining)
+                if slot is None:
+                    break
+                self._spawn(tg, Job(get(key), slot=slot))
+                ahead.given()
+        finally:
+            ahead.over()
+
+    async def _claimed(self, tg: asyncio.TaskGroup, claims: Claims) -> None:
+        """Start the jobs this worker claims from a shared batch (``batchgen.run.claims``),
+        until none is left that it does not hold."""
+        get = self._ledger.get
+        while not self._draining:
+            for key, status in claims.follow():  # left by a worker that died, or by nobody
+                row = get(key)
+                remote = status in (S.QUEUED, S.RUNNING, S.CANCELLING)
+                self._spawn(tg, Job(row, slot=self._slots.take(row.key_id) if remote else None))
+            slot = await self._slots.acquire(lambda: self._draining)
+            if slot is None:
+                break
+            claimed = claims.waiting()
+            if claimed is not None:
+                self._spawn(tg, Job(get(claimed), slot=slot))
+                continue
+            self._slots.release(slot)
+            if not claims.open_elsewhere() and not self._active:
+                break
+            self._nudge.clear()  # look again when a job ends, or a lease may have run out
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._nudge.wait(), self._timing.heartbeat)
 
     # -- driving one job ------------------------------------------------------------------
 
@@ -233,7 +272,10 @@ class Engine(Follower):
                     log.info("%s: a cancel was asked; following it", exc)
         finally:
             self._release(job)
+            if self._claims is not None:
+                self._claims.done_with(job.row)
             self._active -= 1
+            self._nudge.set()
             if not self._active:
                 self._idle.set()
 

@@ -22,9 +22,9 @@ from typing import Any
 from batchgen.api.classify import CANCELLED
 from batchgen.api.client import QueueClient
 from batchgen.errors import ApiError, KeyRefused, RetryableError
+from batchgen.ledger.base import LedgerStore
 from batchgen.ledger.money import Money, share
 from batchgen.ledger.states import JobRow, JobStatus
-from batchgen.ledger.store import Ledger
 from batchgen.plan.settings import RunSettings
 from batchgen.run.keys import KeyPool
 from batchgen.run.polling import PollPolicy
@@ -58,7 +58,7 @@ class JobBook:
     def __init__(
         self,
         *,
-        ledger: Ledger,
+        ledger: LedgerStore,
         keys: KeyPool,
         settings: RunSettings,
         timing: Timing,

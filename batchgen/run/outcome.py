@@ -11,8 +11,8 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from batchgen.ledger.base import LedgerStore
 from batchgen.ledger.states import JobStatus
-from batchgen.ledger.store import Ledger
 from batchgen.run.engine import Engine
 from batchgen.run.resume import retryable
 
@@ -36,7 +36,7 @@ class RunResult:
 
 
 def run_result(
-    ledger: Ledger,
+    ledger: LedgerStore,
     engine: Engine,
     orphaned: list[str],
     folder: str | Path,
@@ -88,7 +88,7 @@ def run_result(
 
 
 def next_steps(
-    ledger: Ledger,
+    ledger: LedgerStore,
     in_input: dict[JobStatus, int],
     engine: Engine,
     folder: str | Path,

@@ -10,6 +10,7 @@ the failed jobs whose paid video can be fetched again, and those the user asked 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import Counter
 from pathlib import Path
@@ -17,7 +18,8 @@ from typing import Any
 
 from batchgen.api.objectstore import ObjectStore
 from batchgen.api.providers import Connection
-from batchgen.errors import UsageError
+from batchgen.errors import JobChanged, UsageError
+from batchgen.ledger.base import LedgerStore
 from batchgen.ledger.money import UNBILLED_ERRORS
 from batchgen.ledger.states import IN_FLIGHT, JobRow, JobStatus
 from batchgen.ledger.store import LEDGER_NAME, Ledger
@@ -44,7 +46,7 @@ RETRYABLE = UNBILLED_ERRORS | {
 AT_PROVIDER = (S.SUBMITTING, S.SUBMIT_UNCERTAIN, S.QUEUED, S.RUNNING, S.COMPLETED, S.CANCELLING)
 
 
-def check_origin(ledger: Ledger, connection: Connection, folder: str | Path) -> None:
+def check_origin(ledger: LedgerStore, connection: Connection, folder: str | Path) -> None:
     """Refuse to follow jobs in flight through another host than the one that submitted them,
     or without the key that submitted them (a pool must hold it): their request ids mean
     nothing elsewhere (and would fail as unknown). The message names each key missing."""
@@ -83,18 +85,21 @@ def _whose(key_id: str | None) -> str:
 
 
 def recheck_done(
-    ledger: Ledger,
+    ledger: LedgerStore,
     rows: list[JobRow],
     out: Path,
     reporter: Reporter,
     store: ObjectStore | None = None,
+    *,
+    video_dir: str | None = None,
 ) -> list[JobRow]:
     """Finished jobs whose video is missing or damaged are downloaded again: in ``out``, a
-    whole MP4 of the recorded size; in ``store``, an object of the recorded size and sha256."""
+    whole MP4 of the recorded size; in ``store``, an object of the recorded size and sha256.
+    With a shared ledger, only those whose video this worker's folder (``video_dir``) holds."""
     done = {
         row.video_path: (row.bytes, row.sha256)
         for row in rows
-        if row.status is S.DONE and row.video_url and row.video_path
+        if row.status is S.DONE and row.video_url and row.video_path and row.video_dir == video_dir
     }
     if store is None:
         whole = {path for path, (size, _) in done.items() if looks_whole(out / path, size)}
@@ -104,7 +109,8 @@ def recheck_done(
     for row in rows:
         if row.video_path in done and row.video_path not in whole:
             reporter.note(f"{row.video_path} is missing or damaged; downloading again")
-            row = ledger.transition(row.key, S.DOWNLOADING)
+            with contextlib.suppress(JobChanged):  # another worker's, now
+                row = ledger.transition(row.key, S.DOWNLOADING, expect=S.DONE)
         checked.append(row)
     return checked
 
@@ -115,7 +121,7 @@ def retryable(row: JobRow) -> bool:
 
 
 def reopen(
-    ledger: Ledger,
+    ledger: LedgerStore,
     rows: list[JobRow],
     retry: set[JobStatus],
     reporter: Reporter,
@@ -132,24 +138,12 @@ def reopen(
             refused += 1
             reopened.append(row)
             continue
-        if refetch(row, retry):
-            fetch += 1
-            row = ledger.transition(
-                row.key, S.DOWNLOADING, expect=row.status, error=None, error_type=None
-            )
-        elif row.status in retry:
-            asked += 1
-            row = ledger.transition(
-                row.key,
-                S.PENDING,
-                expect=row.status,
-                retry_from=row.attempts,  # a fresh budget; attempts keep every payment
-                request_id=None,
-                # A submit whose answer was lost may have created a job already.
-                possibly_duplicate=row.possibly_duplicate or row.error_type == "submit_uncertain",
-                # error and error_type stay until it is sent again: the last attempt's outcome
-                # (and what it may have cost) is still the truth until then.
-            )
+        try:
+            row, moved = _reopened(ledger, row, retry)
+        except JobChanged:  # another worker of a shared batch reopened it first
+            row, moved = ledger.get(row.key), ""
+        fetch += moved == "fetch"
+        asked += moved == "asked"
         reopened.append(row)
     if fetch:
         reporter.note(f"{fetch} paid video(s) to download again from their URL")
@@ -164,7 +158,31 @@ def reopen(
     return reopened
 
 
-def to_drive(ledger: Ledger) -> list[JobRow]:
+def _reopened(ledger: LedgerStore, row: JobRow, retry: set[JobStatus]) -> tuple[JobRow, str]:
+    """``row`` put back in line if it is to be (see ``reopen``), and how: fetch, asked, or
+    "" (left as it is)."""
+    if refetch(row, retry):
+        row = ledger.transition(
+            row.key, S.DOWNLOADING, expect=row.status, error=None, error_type=None
+        )
+        return row, "fetch"
+    if row.status not in retry:
+        return row, ""
+    row = ledger.transition(
+        row.key,
+        S.PENDING,
+        expect=row.status,
+        retry_from=row.attempts,  # a fresh budget; attempts keep every payment
+        request_id=None,
+        # A submit whose answer was lost may have created a job already.
+        possibly_duplicate=row.possibly_duplicate or row.error_type == "submit_uncertain",
+        # error and error_type stay until it is sent again: the last attempt's outcome
+        # (and what it may have cost) is still the truth until then.
+    )
+    return row, "asked"
+
+
+def to_drive(ledger: LedgerStore) -> list[JobRow]:
     """The input's jobs, and those no longer in it that are paid for and not yet fetched: a
     job the provider holds is followed to its end and its video kept, never abandoned."""
     return [

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +31,17 @@ from batchgen.api.objectstore import ObjectStore
 from batchgen.api.providers import Connection
 from batchgen.api.reach import Reach
 from batchgen.errors import DiskError, UsageError
+from batchgen.ledger.base import LedgerStore
+from batchgen.ledger.leases import Leases
 from batchgen.ledger.lock import folder_lock
 from batchgen.ledger.manifest import iso_utc, remove_stale_temps, write_manifest, write_run_json
 from batchgen.ledger.money import Money, tally
 from batchgen.ledger.rebuild import MANIFEST, lost_ledger, restored
+from batchgen.ledger.shared import Worker, check_url, masked, open_shared
 from batchgen.ledger.states import JobRow, JobStatus
 from batchgen.ledger.store import LEDGER_NAME, Ledger
 from batchgen.plan.build import Plan
+from batchgen.run.claims import Claims
 from batchgen.run.download import (
     Downloader,
     file_session,
@@ -95,6 +99,8 @@ class Runner:
         resume: dict[str, Any] | None = None,
         retry_failed: bool | str = False,
         retry_cancelled: bool = False,
+        ledger: str | None = None,
+        batch: str | None = None,
     ) -> None:
         if plan.settings.max_cost is not None and plan.estimated_cost is None:
             raise UsageError(
@@ -112,6 +118,10 @@ class Runner:
         self._refused_too = retry_failed == "all"
         if retry_cancelled:
             self._retry.add(S.CANCELLED)
+        # A shared ledger (PostgreSQL URL) and the batch's name there: this run is one worker.
+        self._shared = None if ledger is None else check_url(ledger)
+        self._batch = batch or Path(plan.output_dir).name
+        self._worker: Worker | None = None
         self._engine: Engine | None = None
         self._task: asyncio.Task[None] | None = None
         self._aborted = False
@@ -138,8 +148,7 @@ class Runner:
             if self.store is not None:  # refused here (exit 2) before anything is sent
                 await asyncio.to_thread(self.store.probe)
                 await asyncio.to_thread(self.store.remove_stale, "videos")
-            records = lost_ledger(out, LEDGER_NAME)  # before the ledger is made anew
-            ledger = stack.enter_context(Ledger.in_folder(out))
+            records, ledger = self._open(stack, out)
             stack.enter_context(_request_log(out / LOG_NAME))
             started = time.time()
             check_origin(ledger, self.connection, self.plan.output_dir)
@@ -147,7 +156,10 @@ class Runner:
             orphaned = self._prepare(ledger, rebuilding=records is not None)
             if records is not None:
                 orphaned = self._rebuild(ledger, records)
-            rows = recheck_done(ledger, to_drive(ledger), out, self.reporter, self.store)
+            mine = None if self._worker is None else self._worker.video_dir
+            rows = recheck_done(
+                ledger, to_drive(ledger), out, self.reporter, self.store, video_dir=mine
+            )
             rows = reopen(ledger, rows, self._retry, self.reporter, refused_too=self._refused_too)
             money = tally(ledger.iter_jobs())
             self.reporter.money(money.committed, money.spent)
@@ -182,7 +194,26 @@ class Runner:
 
     # -- steps --------------------------------------------------------------------------------
 
-    def _prepare(self, ledger: Ledger, *, rebuilding: bool = False) -> list[str]:
+    def _open(
+        self, stack: contextlib.ExitStack, out: Path
+    ) -> tuple[list[dict[str, Any]] | None, LedgerStore]:
+        """The ledger this run works on, and the manifest records to rebuild a lost one from.
+
+        The folder's own (SQLite), or a shared batch this run joins as one worker: it leaves
+        it (its claims given back) however the run ends, except when killed.
+        """
+        if self._shared is None:
+            records = lost_ledger(out, LEDGER_NAME)  # before the ledger is made anew
+            return records, stack.enter_context(Ledger.in_folder(out))
+        self._worker = Worker.here(str(out))
+        shared = stack.enter_context(
+            open_shared(self._shared, self._batch, worker=self._worker, lease=self.timing.lease)
+        )
+        shared.join()
+        stack.callback(shared.leave)
+        return None, shared
+
+    def _prepare(self, ledger: LedgerStore, *, rebuilding: bool = False) -> list[str]:
         plan = self.plan
         ledger.set_meta(
             "plan",
@@ -213,7 +244,7 @@ class Runner:
             )
         return report.orphaned
 
-    def _rebuild(self, ledger: Ledger, records: list[dict[str, Any]]) -> list[str]:
+    def _rebuild(self, ledger: LedgerStore, records: list[dict[str, Any]]) -> list[str]:
         """Give a lost ledger back the state ``manifest.jsonl`` recorded; the orphaned keys."""
         plan = self.plan
         states = [state for state in map(restored, records) if state is not None]
@@ -244,9 +275,10 @@ class Runner:
         )
 
     async def _drive(
-        self, ledger: Ledger, todo: list[tuple[str, JobStatus]], out: Path, money: Money
+        self, ledger: LedgerStore, todo: list[tuple[str, JobStatus]], out: Path, money: Money
     ) -> Engine:
         plan, timing = self.plan, self.timing
+        claims = Claims(ledger) if isinstance(ledger, Leases) else None
         connector = aiohttp.TCPConnector(limit=0)
         async with (
             aiohttp.ClientSession(
@@ -290,14 +322,18 @@ class Runner:
                 drivers={i: ep.price.drivers for i, ep in plan.endpoints.items()},
                 uploads=Uploads.open(ledger, self.connection.storage, api, timing),
                 store=self.store,
+                claims=claims,
+                video_dir=None if self._worker is None else self._worker.video_dir,
             )
             if self._drained:
                 engine.drain()
             if self._aborted:  # a signal came while preparing
                 return engine
             stop = asyncio.Event()
-            ticker = asyncio.create_task(self._manifest_ticker(ledger.path, out, stop))
+            ticker = asyncio.create_task(self._manifest_ticker(ledger.reader, out, stop))
             clock = asyncio.create_task(self._clock_ticker(stop))
+            beat = None if claims is None else claims.beat(timing.heartbeat, stop)
+            beating = None if beat is None else asyncio.create_task(beat)
             engine.count_money(money)  # read at the start; nothing moved a job since
             self._task = asyncio.create_task(engine.run(todo))
             try:
@@ -311,6 +347,8 @@ class Runner:
                 stop.set()
                 await ticker
                 await clock
+                if beating is not None:
+                    await beating
         return engine
 
     async def _clock_ticker(self, stop: asyncio.Event) -> None:
@@ -320,7 +358,9 @@ class Runner:
                 await asyncio.wait_for(stop.wait(), self.timing.progress_every)
             self.reporter.tick()
 
-    async def _manifest_ticker(self, ledger_path: Path, out: Path, stop: asyncio.Event) -> None:
+    async def _manifest_ticker(
+        self, reader: Callable[[], LedgerStore], out: Path, stop: asyncio.Event
+    ) -> None:
         """Rewrite the manifest now and then, in a thread, never more than ~10% of the time.
 
         Stopped by ``stop``, not by cancelling: a write under way must end before the final
@@ -333,13 +373,13 @@ class Runner:
             if stop.is_set():
                 return
             try:
-                took = await asyncio.to_thread(_manifest_from, ledger_path, out, self.store)
+                took = await asyncio.to_thread(_manifest_from, reader, out, self.store)
             except (OSError, DiskError) as exc:  # disk full, say: the final write will tell
                 log.warning("cannot write the manifest: %s", exc)
                 took = 0.0
             wait = max(self.timing.manifest_every, 9 * took)
 
-    def _result(self, ledger: Ledger, engine: Engine, orphaned: list[str]) -> RunResult:
+    def _result(self, ledger: LedgerStore, engine: Engine, orphaned: list[str]) -> RunResult:
         stopped = self._aborted or self._drained
         return run_result(ledger, engine, orphaned, self.plan.output_dir, stopped, self._aborted)
 
@@ -364,16 +404,21 @@ class Runner:
             "jobs": len(plan.jobs),
             "estimated_cost_usd": plan.estimated_cost,
             "connection": self.connection.public(),
+            "ledger": None if self._shared is None else masked(self._shared),
+            "batch": None if self._shared is None else self._batch,
+            "worker": None if self._worker is None else self._worker.id,
             "settings": plan.settings.public(),
             "counts": None if result is None else result.counts,
         }
 
 
-def _manifest_from(ledger_path: Path, out: Path, store: ObjectStore | None) -> float:
+def _manifest_from(
+    reader: Callable[[], LedgerStore], out: Path, store: ObjectStore | None
+) -> float:
     """Write the manifest from a read-only connection of this thread's own (and copy it to
     the store); return seconds."""
     started = time.monotonic()
-    with Ledger(ledger_path, readonly=True) as ledger:
+    with reader() as ledger:
         write_manifest(ledger, out)
     publish(store, out, "manifest.csv", "manifest.jsonl")
     return time.monotonic() - started

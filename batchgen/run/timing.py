@@ -33,6 +33,11 @@ class Timing:
     # Real seconds an uploaded input file is reused before it is uploaded again: under the 7
     # days fal storage keeps a file at least.
     upload_retention: float = 6 * 86400.0
+    # Workers sharing a batch (a PostgreSQL ledger), real seconds: how long a worker's claim
+    # on a job holds without a heartbeat (so how soon a dead worker's jobs move on), and how
+    # often a worker beats, and looks for jobs to take over once it has none to submit.
+    lease: float = 60.0
+    heartbeat: float = 10.0
     backoff: Backoff = field(default_factory=Backoff)
     download_backoff: Backoff = field(default_factory=lambda: Backoff(attempts=5))
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep

@@ -49,8 +49,8 @@ from batchgen.errors import (
     RetryableError,
     Unreachable,
 )
+from batchgen.ledger.base import LedgerStore
 from batchgen.ledger.states import JobRow, JobStatus
-from batchgen.ledger.store import Ledger
 from batchgen.plan.build import file_sha256
 from batchgen.plan.inputfiles import InputFile
 from batchgen.run.timing import Timing
@@ -77,7 +77,7 @@ class Uploads:
 
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: LedgerStore,
         storage: Storage,
         client: StorageClient | None,
         *,
@@ -94,7 +94,7 @@ class Uploads:
 
     @classmethod
     def open(
-        cls, ledger: Ledger, storage: Storage, session: aiohttp.ClientSession, timing: Timing
+        cls, ledger: LedgerStore, storage: Storage, session: aiohttp.ClientSession, timing: Timing
     ) -> Uploads:
         """Uploads to ``storage`` through ``session``, with the run's timing."""
         client = None

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from batchgen.cli import cli
-from batchgen.cli.run import _RUN_SETTINGS
+from batchgen.cli.runoptions import _RUN_SETTINGS
 
 
 def test_no_arguments_prints_help_and_exits_0() -> None:

@@ -1,4 +1,5 @@
-"""The ledger: a real SQLite file, the job state machine, sync of changed inputs."""
+"""The ledger on both backends (a real SQLite file, a real PostgreSQL batch): the job state
+machine, sync of changed inputs, what a killed writer committed; SQLite's folder cases."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import Opener
 
 from batchgen.errors import DiskError, JobChanged, LedgerError
 from batchgen.ledger.migrations import MIGRATIONS
@@ -22,9 +24,9 @@ def make_plan(tmp_path: Path, prompts: list[str]) -> Plan:
     return build_plan(path)
 
 
-def test_sync_adds_new_keeps_known_and_reports_orphans(tmp_path: Path) -> None:
+def test_sync_adds_new_keeps_known_and_reports_orphans(tmp_path: Path, open_ledger: Opener) -> None:
     """A changed input adds new keys, keeps known ones as they are, reports the vanished."""
-    ledger = Ledger.in_folder(tmp_path / "out")
+    ledger = open_ledger()
     first = make_plan(tmp_path, ["a", "b"])
     assert ledger.sync(first.jobs, first.endpoint.id).added == 2
     key_a = first.jobs[0].key
@@ -38,9 +40,9 @@ def test_sync_adds_new_keeps_known_and_reports_orphans(tmp_path: Path) -> None:
     assert [j.key for j in ledger.jobs(in_input_only=True)] == [j.key for j in second.jobs]
 
 
-def test_refuses_transitions_not_written_down(tmp_path: Path) -> None:
+def test_refuses_transitions_not_written_down(tmp_path: Path, open_ledger: Opener) -> None:
     """done -> submitting, pending -> done and the like are refused."""
-    ledger = Ledger.in_folder(tmp_path)
+    ledger = open_ledger()
     plan = make_plan(tmp_path, ["a"])
     ledger.sync(plan.jobs, plan.endpoint.id)
     key = plan.jobs[0].key
@@ -58,16 +60,16 @@ def test_refuses_transitions_not_written_down(tmp_path: Path) -> None:
         ledger.transition(key, JobStatus.SUBMITTING)
 
 
-def test_expected_state_guards_against_other_writers(tmp_path: Path) -> None:
+def test_expected_state_guards_against_other_writers(tmp_path: Path, open_ledger: Opener) -> None:
     """With ``expect``, a job moved meanwhile by another connection raises JobChanged and
     keeps what the other writer put there."""
     plan = make_plan(tmp_path, ["a"])
-    mine = Ledger.in_folder(tmp_path)
+    mine = open_ledger()
     mine.sync(plan.jobs, plan.endpoint.id)
     key = plan.jobs[0].key
     mine.transition(key, JobStatus.SUBMITTING, attempts=1)
     mine.transition(key, JobStatus.RUNNING, request_id="r1")
-    with Ledger.in_folder(tmp_path) as other:
+    with open_ledger() as other:
         other.transition(key, JobStatus.CANCELLED, error="cancelled by user")
     with pytest.raises(JobChanged, match="is cancelled now, not running"):
         mine.transition(key, JobStatus.FAILED, expect=JobStatus.RUNNING, error="x")
@@ -77,10 +79,12 @@ def test_expected_state_guards_against_other_writers(tmp_path: Path) -> None:
     assert row.status is JobStatus.PENDING
 
 
-def test_request_history_keeps_write_order_when_attempts_restart(tmp_path: Path) -> None:
+def test_request_history_keeps_write_order_when_attempts_restart(
+    tmp_path: Path, open_ledger: Opener
+) -> None:
     """A job reopened with attempts back at 0 lists its request ids oldest first."""
     plan = make_plan(tmp_path, ["a"])
-    ledger = Ledger.in_folder(tmp_path)
+    ledger = open_ledger()
     ledger.sync(plan.jobs, plan.endpoint.id)
     key = plan.jobs[0].key
     for attempt, rid in enumerate(("r1", "r2"), start=1):
@@ -101,9 +105,9 @@ def test_every_status_has_its_transitions_written() -> None:
     assert TRANSITIONS[JobStatus.CANCELLED] == {JobStatus.PENDING}
 
 
-def test_request_history_and_fields(tmp_path: Path) -> None:
+def test_request_history_and_fields(tmp_path: Path, open_ledger: Opener) -> None:
     """Every request id a job was given is kept; fields round-trip with their types."""
-    ledger = Ledger.in_folder(tmp_path)
+    ledger = open_ledger()
     plan = make_plan(tmp_path, ["a"])
     ledger.sync(plan.jobs, plan.endpoint.id)
     key = plan.jobs[0].key
@@ -121,18 +125,26 @@ def test_request_history_and_fields(tmp_path: Path) -> None:
         ledger.update(key, api_key="secret")
 
 
-def test_committed_state_survives_kill_9(tmp_path: Path) -> None:
+def test_committed_state_survives_kill_9(
+    tmp_path: Path, open_ledger: Opener, request: pytest.FixtureRequest
+) -> None:
     """What a process committed is there after it is killed with SIGKILL mid-write."""
     plan = make_plan(tmp_path, [f"p{i}" for i in range(50)])
-    db = tmp_path / "out" / "batchgen.db"
+    ledger = open_ledger()  # made here, so the batch exists; the process opens its own
+    if isinstance(ledger, Ledger):
+        opening = f"Ledger(Path({str(ledger.path)!r}))"
+    else:
+        url, batch = request.getfixturevalue("postgres").url, request.getfixturevalue("batch")
+        opening = f"open_shared({url!r}, {batch!r})"
     script = f"""
 import os, signal
 from pathlib import Path
 from batchgen.ledger.states import JobStatus
+from batchgen.ledger.shared import open_shared
 from batchgen.ledger.store import Ledger
 from batchgen.plan.build import build_plan
 plan = build_plan(Path({str(tmp_path / "p.csv")!r}))
-ledger = Ledger(Path({str(db)!r}))
+ledger = {opening}
 ledger.sync(plan.jobs, plan.endpoint.id)
 for i, job in enumerate(plan.jobs):
     ledger.transition(job.key, JobStatus.SUBMITTING, attempts=1)
@@ -141,24 +153,25 @@ for i, job in enumerate(plan.jobs):
         os.kill(os.getpid(), signal.SIGKILL)
 """
     proc = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True)
-    assert proc.returncode == -9
-    ledger = Ledger(db)
+    assert proc.returncode == -9, proc.stderr
     counts = ledger.counts()
     assert counts[JobStatus.QUEUED] == 25
     assert counts[JobStatus.PENDING] == 25
     assert ledger.get(plan.jobs[24].key).request_id == "req-24"
 
 
-def test_readonly_ledger_sees_live_writes(tmp_path: Path) -> None:
+def test_readonly_ledger_sees_live_writes(tmp_path: Path, open_ledger: Opener) -> None:
     """A read-only reader (batchgen status) sees what a writer commits, and cannot write."""
-    writer = Ledger.in_folder(tmp_path)
+    writer = open_ledger()
     plan = make_plan(tmp_path, ["a"])
     writer.sync(plan.jobs, plan.endpoint.id)
-    reader = Ledger.in_folder(tmp_path, readonly=True)
-    writer.transition(plan.jobs[0].key, JobStatus.SUBMITTING)
-    assert reader.get(plan.jobs[0].key).status is JobStatus.SUBMITTING
-    with pytest.raises(DiskError, match="readonly database"):
-        reader.set_meta("x", 1)
+    for reader in (open_ledger(readonly=True), writer.reader()):
+        writer.transition(plan.jobs[0].key, JobStatus.SUBMITTING)
+        assert reader.get(plan.jobs[0].key).status is JobStatus.SUBMITTING
+        with pytest.raises((DiskError, LedgerError), match=r"readonly database|read-only"):
+            reader.set_meta("x", 1)
+        writer.transition(plan.jobs[0].key, JobStatus.PENDING)
+        reader.close()
 
 
 def test_readonly_on_a_folder_without_ledger(tmp_path: Path) -> None:
@@ -193,10 +206,10 @@ def test_a_folder_an_older_batchgen_wrote_is_read_and_brought_up_to_date(
         assert ledger.upload("ab", "https://rest.example") is None
 
 
-def test_first_request_is_the_oldest_and_stays(tmp_path: Path) -> None:
+def test_first_request_is_the_oldest_and_stays(tmp_path: Path, open_ledger: Opener) -> None:
     """first_request is None before anything is sent, then the first request id ever given,
     whatever is sent after (another job, or the same job again)."""
-    ledger = Ledger.in_folder(tmp_path)
+    ledger = open_ledger()
     plan = make_plan(tmp_path, ["a", "b"])
     ledger.sync(plan.jobs, plan.endpoint.id)
     assert ledger.first_request() is None

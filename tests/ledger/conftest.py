@@ -1,0 +1,44 @@
+"""The ledger's tests run on both backends: a folder's SQLite file and a PostgreSQL batch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batchgen.ledger.base import LedgerStore
+from batchgen.ledger.shared import open_shared
+from batchgen.ledger.store import Ledger
+
+Opener = Callable[..., LedgerStore]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each backend in turn."""
+    return str(request.param)
+
+
+@pytest.fixture
+def open_ledger(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    """Opens (again) the one ledger of this test: ``open_ledger(readonly=True)``, or a
+    PostgreSQL batch's with ``worker=`` and ``lease=``. Every one it opened is closed after."""
+    opened: list[LedgerStore] = []
+    if backend == "postgresql":
+        server = request.getfixturevalue("postgres")
+        batch = request.getfixturevalue("batch")
+
+        def make(**options: Any) -> LedgerStore:
+            opened.append(open_shared(server.url, batch, **options))
+            return opened[-1]
+    else:
+
+        def make(**options: Any) -> LedgerStore:
+            opened.append(Ledger.in_folder(tmp_path / "out", **options))
+            return opened[-1]
+
+    yield make
+    for ledger in opened:
+        ledger.close()
