@@ -2,6 +2,9 @@
 and status requests per job.
 
     python benchmarks/bench_run_makespan.py [--jobs 200] [--concurrency 16] [--rate 50]
+        [--latency 1] [--jitter 0] [--cap 8]
+
+Kling-like latencies, time-scaled 1:100 (110 s +/- 30 %): ``--latency 1.1 --jitter 0.3``.
 
 The ideal is jobs x latency / cap: the emulator's cap, not the client, should set the pace.
 ``--concurrency`` above the cap keeps jobs waiting IN_QUEUE at the provider, as fal allows, so
@@ -26,9 +29,16 @@ from batchgen.plan.build import build_plan
 from batchgen.run.runner import Runner
 
 
-async def main(jobs: int, concurrency: int, rate: float, jitter: str, poll: str) -> None:
+async def main(
+    jobs: int,
+    concurrency: int,
+    rate: float,
+    jitter: str,
+    poll: str,
+    latency: float = 1.0,
+    cap: int = 8,
+) -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-b-"))
-    cap, latency = 8, 1.0
     try:
         with emulator(
             "--latency",
@@ -69,6 +79,8 @@ async def main(jobs: int, concurrency: int, rate: float, jitter: str, poll: str)
             f"p90 {per_job[int(0.9 * len(per_job))]}, max {per_job[-1]}"
         )
         print(f"requests by route: {requests}")
+        api = sum(requests.get(route, 0) for route in ("submit", "status", "result"))
+        print(f"API requests per job (submit + status + result): {api / jobs:.2f}")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -80,5 +92,17 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--jitter", default="0", help="emulator latency jitter (0.2 = ±20%%)")
     parser.add_argument("--poll", choices=["adaptive", "stream"], default="adaptive")
+    parser.add_argument("--latency", type=float, default=1.0, help="seconds per job")
+    parser.add_argument("--cap", type=int, default=8, help="the emulator's IN_PROGRESS cap")
     args = parser.parse_args()
-    asyncio.run(main(args.jobs, args.concurrency, args.rate, args.jitter, args.poll))
+    asyncio.run(
+        main(
+            args.jobs,
+            args.concurrency,
+            args.rate,
+            args.jitter,
+            args.poll,
+            args.latency,
+            args.cap,
+        )
+    )
