@@ -129,6 +129,8 @@ class Engine(Follower):
         """Submit nothing more; let the jobs in flight finish and download."""
         self._draining = True
         self._slots.wake()
+        if self._uploads is not None:
+            self._uploads.drain()
 
     @property
     def draining(self) -> bool:
@@ -294,6 +296,8 @@ class Engine(Follower):
             try:
                 payload, files_sent = await self._uploads.payload(row)
             except (RetryableError, PermanentError) as exc:
+                if self.draining:  # stopped, or failed while the run stops: for the next run
+                    return False
                 message, error_type, flags = upload_failure(row, exc)
                 self._fail(job, message, error_type, **flags)
                 return False
