@@ -113,6 +113,7 @@ class StorageClient:
         "_token",
         "_valid_until",
         "clock",
+        "stopped",
     )
 
     def __init__(
@@ -142,9 +143,10 @@ class StorageClient:
         self._token: StorageToken | None = None
         self._valid_until = 0.0
         self._lock = asyncio.Lock()
+        self.stopped = False  # set on a drain (Ctrl-C): a failed call is not tried again
 
     def __repr__(self) -> str:
-        return f"<StorageClient {self._base}>"
+        return f"<StorageClient {self._base}{' stopped' if self.stopped else ''}>"
 
     async def token(self) -> StorageToken:
         """The current token, asked for anew when the kept one is about to expire."""
@@ -275,7 +277,7 @@ class StorageClient:
                 error = self._error(answer, route)
                 if error is None:
                     return answer
-            if not isinstance(error, RetryableError):
+            if not isinstance(error, RetryableError) or self.stopped:
                 raise error
             retry += 1
             if retry >= self._backoff.attempts:
@@ -283,6 +285,8 @@ class StorageClient:
             left = self._reach.time_left()  # never past the moment to give up
             delay = self._backoff.delay(retry, error.retry_after)
             await self._sleep(delay if left is None else min(delay, left))
+            if self.stopped:  # stopped while waiting: send nothing more
+                raise error
 
     def _never_reached(self, url: str, reason: str) -> None:
         """Unreachable when the storage has never answered for too long."""

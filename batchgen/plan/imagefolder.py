@@ -10,7 +10,6 @@ one note saying how many. A folder's hidden files and subfolders are not looked 
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import os
 import re
@@ -92,8 +91,7 @@ def read_images(path: Path) -> Table:
 def _candidates(path: Path, name: str) -> tuple[list[Path], int]:
     """The files to look at, in order of name, and how many subfolders were not looked into."""
     if not path.is_dir():
-        matched = sorted(glob.glob(name, recursive=True))
-        return [Path(m) for m in matched if not os.path.isdir(m)], 0
+        return sorted(_glob(path), key=str), 0
     try:
         entries = sorted(
             (e for e in os.scandir(path) if not e.name.startswith(".")), key=lambda e: e.name
@@ -102,6 +100,22 @@ def _candidates(path: Path, name: str) -> tuple[list[Path], int]:
         raise InputError.one(name, f"cannot read the folder: {exc.strerror or exc}") from None
     folders = sum(1 for e in entries if e.is_dir())
     return [Path(e.path) for e in entries if not e.is_dir()], folders
+
+
+def _glob(pattern: Path) -> list[Path]:
+    """The files ``pattern`` matches. pathlib's ``**`` never walks into a link to a folder (the
+    glob module does, so a link back up made it walk 40 levels deep, or for ever with two);
+    names starting with a dot match only a part that starts with one, as in a shell."""
+    root = _root(pattern)
+    rule = pattern.parts[len(root.parts) :]
+    matched = []
+    for found in root.glob(str(Path(*rule))):
+        parts = found.relative_to(root).parts
+        hidden = any(p.startswith(".") for p in parts)
+        if (hidden and not any(r.startswith(".") for r in rule)) or found.is_dir():
+            continue
+        matched.append(found)
+    return matched
 
 
 def _is_image(path: Path, problems: list[Problem]) -> bool | None:

@@ -207,6 +207,9 @@ def _read_jsonl(name: str, lines: Iterator[tuple[int, str]]) -> Table:
         except ValueError:  # Python refuses to read an integer of more than 4,300 digits
             problems.append(Problem(name, line_no, None, "not valid JSON: a number too long"))
             continue
+        except RecursionError:
+            problems.append(Problem(name, line_no, None, "not valid JSON: nested too deep"))
+            continue
         if not isinstance(value, _Pairs):
             problems.append(Problem(name, line_no, None, "each line must be a JSON object"))
             continue

@@ -55,6 +55,8 @@ class OpenAPIReader:
             line, col = getattr(exc, "lineno", None), getattr(exc, "colno", None)
             where = f" (line {line}, column {col})" if line else ""
             raise self._bad(f"not valid JSON{where}: {getattr(exc, 'msg', exc)}") from None
+        except RecursionError:
+            raise self._bad("not valid JSON: nested too deep to read") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("paths"), dict):
             raise self._bad("an OpenAPI document is a JSON object with 'paths'")
         self.doc = doc

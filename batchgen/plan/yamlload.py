@@ -30,19 +30,38 @@ class AliasBomb(ComposerError):
     """A document whose aliases stand for too many values, or that contains itself."""
 
 
+class TooDeep(ComposerError):
+    """A document nested deeper than ``Loader.max_depth`` (the composer recurses per level)."""
+
+
 class Loader(yaml.SafeLoader):
     """YAML's safe loader without YAML 1.1's base-60 numbers, with aliases bounded."""
 
     # Values that the aliases of one document may stand for in all. A hand-written spec or a
     # row file that merges a base row into every row (``<<: *base``) stays far below.
     max_alias_values = 100_000
+    # Levels of nesting: a spec needs 4 or 5; Python's recursion gives out near 300.
+    max_depth = 100
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._sizes: dict[int, int] = {}  # id(node) -> values it stands for, aliases expanded
         self._aliased = 0
+        self._depth = 0
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self._depth >= self.max_depth:
+            raise TooDeep(
+                problem=f"refused: nested more than {self.max_depth} levels deep",
+                problem_mark=self.peek_event().start_mark,  # type: ignore[no-untyped-call]
+            )
+        self._depth += 1
+        try:
+            return self._compose(parent, index)
+        finally:
+            self._depth -= 1
+
+    def _compose(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()  # type: ignore[no-untyped-call]
             target = self.anchors.get(event.anchor)
@@ -109,7 +128,7 @@ def yaml_problem(name: str, exc: yaml.YAMLError) -> InputError:
     """An InputError for a YAML error, at the line and column YAML names."""
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     what = getattr(exc, "problem", None) or str(exc)
-    if not isinstance(exc, AliasBomb):
+    if not isinstance(exc, AliasBomb | TooDeep):
         what = f"not valid YAML: {what}"
     if mark is None:
         return InputError.one(name, what)

@@ -13,9 +13,10 @@ provider no longer knows (404) fails the job, so ``run --retry-failed`` can subm
 ``FatalError`` anywhere stops everything at once (``Engine.fatal``), but for a key the provider
 refuses (``KeyRefused``) while others are left: that key is retired (``batchgen.run.keys``),
 the job it refused to submit goes to another key, and a job in flight it can no longer follow
-is left as it is for a later run (``Engine.stranded``). ``drain()`` stops new
-submits and lets jobs in flight finish and download. Cancelling ``run`` stops at once; the
-ledger then holds a resumable state.
+is left as it is for a later run (``Engine.stranded``); and for a submit answered 404 in a run
+over several endpoints: that endpoint's jobs fail (``endpoint_unknown``), the others go on.
+``drain()`` stops new submits and lets jobs in flight finish and download. Cancelling ``run``
+stops at once; the ledger then holds a resumable state.
 
 Other processes may change jobs under a live run (``batchgen cancel``). Every move names the
 state the engine last saw (``Ledger.transition(expect=...)``); when the ledger says the job is
@@ -64,6 +65,8 @@ from batchgen.run.uploads import failure as upload_failure
 
 S = JobStatus
 log = logging.getLogger("batchgen.run")
+# A submit refused as no such endpoint at this provider (in a run over several endpoints).
+ENDPOINT_UNKNOWN = "endpoint_unknown"
 
 
 class Engine(Follower):
@@ -135,6 +138,8 @@ class Engine(Follower):
         self._draining = True
         self._slots.wake()
         self._nudge.set()
+        if self._uploads is not None:
+            self._uploads.drain()
 
     @property
     def draining(self) -> bool:
@@ -337,6 +342,8 @@ class Engine(Follower):
             try:
                 payload, files_sent = await self._uploads.payload(row)
             except (RetryableError, PermanentError) as exc:
+                if self.draining:  # stopped, or failed while the run stops: for the next run
+                    return False
                 message, error_type, flags = upload_failure(row, exc)
                 self._fail(job, message, error_type, **flags)
                 return False
@@ -385,6 +392,10 @@ class Engine(Follower):
             self._move(job, S.SUBMIT_UNCERTAIN, error=f"submit uncertain: {exc}")
             return True
         except (FatalError, RetryableError, PermanentError, Unreachable) as exc:
+            if self._lacks_endpoint(exc):
+                # A comparison goes on without a model the provider does not serve.
+                self._fail(job, str(exc), ENDPOINT_UNKNOWN, attempts=row.attempts)
+                return False
             if isinstance(exc, PermanentError):
                 # A refused submit created nothing (unlike a 2xx we could not read).
                 unpaid = sent and exc.error_type != "submit_uncertain"
@@ -418,22 +429,20 @@ class Engine(Follower):
             started_at=now if target is S.RUNNING else None,
             completed_at=now if target is S.COMPLETED else None,
         )
-        job.learn = True
-        job.group = self._group(job.row)
-        job.scout = self._policy.enlist(job.group)
-        start = self._policy.track(
-            job.row.key,
-            job.group,
-            now,
-            queued=state == "IN_QUEUE",
-            queue_position=answer.status.queue_position,
-            others=None if job.slot is None else self._slots.in_flight(job.slot) - 1,
-            lane=job.slot or "",
-        )
-        job.wait = start - now
+        self._submitted(job, answer.status)
         if target is S.COMPLETED:
             await self._finished(job, answer.status)
         return True
+
+    def _lacks_endpoint(self, exc: Exception) -> bool:
+        """True for a submit answered 404/405 (no such app here: nothing was created) in a
+        run over several endpoints, where it is that endpoint's alone to fail."""
+        return (
+            isinstance(exc, FatalError)
+            and not isinstance(exc, KeyRefused)
+            and exc.status in (404, 405)
+            and len(self._outputs) > 1
+        )
 
     def _over_cost(self, row: JobRow, cost: float) -> bool:
         """True (and the job held, saying why) when ``cost`` would take the committed spend

@@ -93,15 +93,30 @@ class Follower(JobBook):
             last_miss = elapsed
             self._seen(job, status)
             if status.state == "IN_QUEUE" or job.wait > elapsed:  # predict its start anew
-                start = self._policy.track(
-                    row.key,
-                    job.group,
-                    timing.wall(),
-                    queued=status.state == "IN_QUEUE",
-                    queue_position=status.queue_position,
-                    lane=job.slot or "",
-                )
-                job.wait = start - submitted
+                self._aim(job, status)
+
+    def _submitted(self, job: Job, status: Status) -> None:
+        """A job this run just submitted teaches the poll policy: its group, whether it is a
+        scout, when it should start (its key's jobs in flight tell the account's concurrency)."""
+        job.learn = True
+        job.group = self._group(job.row)
+        job.scout = self._policy.enlist(job.group)
+        others = None if job.slot is None else self._slots.in_flight(job.slot) - 1
+        self._aim(job, status, others)
+
+    def _aim(self, job: Job, status: Status, others: int | None = None) -> None:
+        """Predict when the job starts running, from what the provider said of it now."""
+        now = self._timing.wall()
+        start = self._policy.track(
+            job.row.key,
+            job.group,
+            now,
+            queued=status.state == "IN_QUEUE",
+            queue_position=status.queue_position,
+            others=others,
+            lane=job.slot or "",
+        )
+        job.wait = start - (job.row.submitted_at or now)
 
     async def _pause(self, job: Job, seconds: float) -> None:
         """Sleep ``seconds`` before the next look, or less when looks are to be timed anew:

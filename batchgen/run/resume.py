@@ -36,6 +36,7 @@ RETRYABLE = UNBILLED_ERRORS | {
     "timeout",
     "unknown_request",
     "submit_uncertain",
+    "endpoint_unknown",
     FILE_REFUSED,
     DOWNLOAD,
     DISK,

@@ -52,6 +52,7 @@ from batchgen.run.outcome import RunResult, run_result
 from batchgen.run.polling import PollPolicy
 from batchgen.run.progress import Reporter
 from batchgen.run.resume import check_origin, recheck_done, reopen, to_drive, videos_in
+from batchgen.run.store_sink import recover_manifest
 from batchgen.run.timing import Timing
 from batchgen.run.uploads import Uploads, check_files
 from batchgen.version import __version__
@@ -148,6 +149,8 @@ class Runner:
             if self.store is not None:  # refused here (exit 2) before anything is sent
                 await asyncio.to_thread(self.store.probe)
                 await asyncio.to_thread(self.store.remove_stale, "videos")
+                if self._shared is None:  # a lost folder: its ledger comes back from the store
+                    await asyncio.to_thread(recover_manifest, self.store, out, LEDGER_NAME)
             records, ledger = self._open(stack, out)
             stack.enter_context(_request_log(out / LOG_NAME))
             started = time.time()

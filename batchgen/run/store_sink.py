@@ -15,9 +15,12 @@ is dropped. Store calls block (one may send a whole block), so they run in a thr
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from batchgen.api.objectstore import ObjectStore, VideoUpload
+from batchgen.errors import UsageError
+from batchgen.ledger.rebuild import MANIFEST
 from batchgen.run.mp4check import Mp4Stream
 
 
@@ -86,3 +89,23 @@ def _abandon(upload: VideoUpload) -> None:
     """Drop ``upload`` in a thread without waiting for it: this runs when a try is cut short,
     a cancel included, where awaiting is no longer possible."""
     asyncio.get_running_loop().run_in_executor(None, upload.abandon)
+
+
+def recover_manifest(store: ObjectStore, out: Path, ledger_name: str) -> None:
+    """A folder without ledger or manifest whose store holds a run's: its ``manifest.jsonl``,
+    fetched into the folder so the ledger is rebuilt from it (see ``ledger.rebuild``) rather
+    than every video generated (and paid for) again. Videos in the store with no manifest
+    there: UsageError, as for a folder."""
+    ledger = out / ledger_name
+    if (ledger.is_file() and ledger.stat().st_size > 0) or (out / MANIFEST).exists():
+        return
+    if store.stored(MANIFEST) is not None:
+        store.get(MANIFEST, out / MANIFEST)
+        return
+    videos = [name for name in store.names("videos") if name.endswith(".mp4")]
+    if videos:
+        raise UsageError(
+            f"{store.url} holds {len(videos)} video(s) but {out} has no ledger ({ledger_name}) "
+            f"and neither has a {MANIFEST} to rebuild it from: running would generate them "
+            "again. Give another --store URL"
+        )

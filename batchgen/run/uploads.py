@@ -116,6 +116,11 @@ class Uploads:
     def __repr__(self) -> str:
         return f"<Uploads {self._storage.mode} uploaded={self.uploaded} now={len(self._pending)}>"
 
+    def drain(self) -> None:
+        """Try no failed upload again (the run submits nothing more)."""
+        if self._client is not None:
+            self._client.stopped = True
+
     async def payload(self, row: JobRow) -> tuple[dict[str, Any], dict[str, str]]:
         """``row``'s payload with its files in place, and what to record as sent for each.
 

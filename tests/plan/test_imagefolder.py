@@ -164,3 +164,21 @@ def test_input_digest_follows_the_images_and_prompts(tmp_path: Path, spec: Path)
     assert plan_of(spec, first).input_sha256 == plan_of(spec, second).input_sha256
     write(second / "x.txt", "pan right")
     assert plan_of(spec, first).input_sha256 != plan_of(spec, second).input_sha256
+
+
+def test_a_glob_does_not_follow_links_to_folders(tmp_path: Path, spec: Path) -> None:
+    """'**' walks real subfolders only: two links back up (a loop) give each image once, at
+    once, instead of thousands of paths; hidden files stay out of a glob as of a folder."""
+    folder = tmp_path / "shots"
+    write(folder / "x.png", png())
+    write(folder / "deep" / "y.png", png(7))
+    write(folder / ".hidden.png", png(8))
+    write(folder / "deep" / ".cache" / "z.png", png(9))
+    (folder / "deep" / "up").symlink_to("..")
+    (folder / "deep" / "up2").symlink_to("..")
+    plan = plan_of(spec, f"{folder}/**/*.png", sets={"prompt": "p"})
+    assert [j.files[0].path for j in plan.jobs] == [
+        str(folder / "deep" / "y.png"),
+        str(folder / "x.png"),
+    ]
+    assert plan.warnings == []

@@ -219,6 +219,22 @@ CORPUS: dict[str, tuple[bytes, int, str]] = {
         "too long",
     ),
     "yaml_long_number.yaml": (b"- prompt: a\n  cfg_scale: " + b"1" * 5000 + b"\n", 2, "too long"),
+    # Nesting deeper than Python's recursion limit: a clear problem, not a RecursionError.
+    "jsonl_deep.jsonl": (
+        b'{"prompt": "a"}\n{"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n",
+        2,
+        "nested",
+    ),
+    "yaml_deep.yaml": (
+        b"- prompt: a\n- x: " + b"[" * 100_000 + b"]" * 100_000 + b"\n",
+        2,
+        "nested",
+    ),
+    "spec_deep.yaml": (
+        b"rows:\n  - prompt: a\nmatrix: " + b"{a: " * 5000 + b"}" * 5000 + b"\n",
+        3,
+        "nested",
+    ),
 }
 
 

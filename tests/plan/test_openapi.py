@@ -115,3 +115,11 @@ def test_invalid_json_names_line_and_column(tmp_path: Path) -> None:
         load_spec_file(path)
     with pytest.raises(InputError, match="not an OpenAPI document"):
         import_openapi("id: me/model\n", "spec.yaml", "2026-11-28")
+
+
+def test_a_document_nested_too_deep_is_refused(tmp_path: Path) -> None:
+    """JSON nested deeper than Python recurses is an InputError, not a RecursionError."""
+    path = tmp_path / "deep.json"
+    path.write_text('{"openapi": "3.0.0", "paths": {"x": ' + "[" * 100_000 + "]" * 100_000 + "}}")
+    with pytest.raises(InputError, match=r"deep\.json: OpenAPI document: not valid JSON: nested"):
+        load_spec_file(path)

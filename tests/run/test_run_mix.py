@@ -74,3 +74,20 @@ async def test_status_counts_each_endpoint(tmp_path: Path) -> None:
     }
     text = render(status)
     assert f"  {OTHER}: 6/6 done, spent $3.00" in text.splitlines()
+
+
+async def test_an_endpoint_the_provider_lacks_fails_only_its_own_jobs(tmp_path: Path) -> None:
+    """In a comparison, a submit answered 404 (no such app at this provider) fails that
+    endpoint's jobs, unbilled and retryable; the other endpoint's jobs all run."""
+    out = tmp_path / "out"
+    plan = build_plan(two_endpoints(tmp_path), output=out, run=SETTINGS)
+    async with MockServer(mock_config()) as server:  # the emulator knows no OTHER
+        result = await run(plan, server)
+        stats = server.stats()
+    assert result.outcome == "failed", result.message
+    assert stats["submits_by_endpoint"] == {KLING: 6}
+    by_endpoint = {(r.endpoint, r.status.value, r.error_type, r.attempts) for r in rows(out)}
+    assert by_endpoint == {(KLING, "done", None, 1), (OTHER, "failed", "endpoint_unknown", 0)}
+    other = read_status(out).by_endpoint[OTHER]
+    assert other == {"jobs": 6, "done": 0, "failed": 6, "spent_usd": 0.0}
+    assert read_status(out).committed_usd == read_status(out).spent_usd

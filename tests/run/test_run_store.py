@@ -157,3 +157,22 @@ async def test_a_store_that_fails_mid_run_stops_it_and_the_next_run_finishes(
         again = server.stats()["requests"]["submit"]
     assert sum(again.values()) == 6
     assert sum(submits.values()) < 6
+
+
+async def test_a_lost_local_folder_is_rebuilt_from_the_stores_manifest(
+    tmp_path: Path, s3: S3
+) -> None:
+    """The local folder gone (ledger, manifest and all), the same run to the same store
+    rebuilds its ledger from the store's manifest.jsonl: nothing is generated again."""
+    out = tmp_path / "out"
+    plan = plan_for(prompts(tmp_path, 4), out, store=s3.url(PREFIX))
+    async with MockServer(mock_config()) as server:
+        assert (await run(plan, server)).outcome == "done"
+        before = server.stats()
+        for path in sorted(out.iterdir()):
+            path.unlink()
+        again = await run(plan, server)
+        after = server.stats()
+    assert again.outcome == "done", again.message
+    assert after["requests"]["submit"] == before["requests"]["submit"]
+    assert_in_bucket(s3, out, after)

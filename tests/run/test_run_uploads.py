@@ -390,3 +390,30 @@ async def test_a_folder_of_images_runs_on_the_built_in_image_to_video(tmp_path: 
     assert records[0]["image_url"] == records[1]["image_url"]
     assert all(r["status"] == "done" and r["endpoint"] == i2v for r in records)
     assert all(stats["files"][r["request_id"]]["sha256"] == r["sha256"] for r in records)
+
+
+async def test_ctrl_c_stops_uploads_retrying_and_leaves_their_jobs_pending(
+    tmp_path: Path,
+) -> None:
+    """A drain (Ctrl-C once) while the storage answers 500: the uploads stop retrying at once
+    and their jobs stay pending for the next run, neither failed nor submitted."""
+    out = tmp_path / "out"
+    plan = image_plan(tmp_path, out, [image(tmp_path, f"{i}.png") for i in range(3)])
+    seen: list[str] = []
+    runner: Runner | None = None
+
+    async def storage(request: web.Request) -> web.StreamResponse:
+        seen.append(request.path)
+        if len(seen) == 2 and runner is not None:
+            runner.drain()
+        return web.json_response({"detail": "storage down"}, status=500)
+
+    async with emulator(plan) as server, scripted(storage) as down:
+        broken = dataclasses.replace(connection(server), storage=Storage("fal", down.url, "X", KEY))
+        runner = Runner(plan, broken, timing=FAST)
+        result = await runner.run()
+        submits = server.stats()["requests"].get("submit")
+    assert result.outcome == "interrupted", result.message
+    assert {(j.status, j.attempts) for j in rows(out)} == {(S.PENDING, 0)}
+    assert submits is None
+    assert len(seen) <= 4  # the ones already on their way when the drain came
