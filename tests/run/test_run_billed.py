@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 from folders import playable_mp4
-from runs import FAST, connection, manifest, mock_config, plan_for, prompts, rows, run
+from runs import FAST, KEY, connection, manifest, mock_config, plan_for, prompts, rows, run
 from scripted import scripted
 
 from batchgen.folder.report import write_report
@@ -23,6 +23,7 @@ from batchgen.run.billing import PRICING_FILE
 from batchgen.run.outcome import RunResult
 from batchgen.run.runner import Runner
 
+KLING = "fal-ai/kling-video/v2.5-turbo/pro/text-to-video"
 KLING_PER_SECOND = 0.07  # $0.35 for 5 s plus $0.07 a second: $0.07 a second of video
 
 
@@ -100,6 +101,31 @@ async def test_offline_price_list_falls_back_to_the_spec_and_says_so(tmp_path: P
         seconds = seconds_of(job.payload["duration"])
         assert seconds is not None
         assert job.billed_usd == round(seconds * KLING_PER_SECOND, 6)
+
+
+async def test_refused_price_list_uses_the_older_one_and_says_why(tmp_path: Path) -> None:
+    """A platform answering 401: a stale pricing.json still prices the jobs, and run.json
+    names it with the refusal."""
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = {"fetched_at_unix": 0.0, "prices": {KLING: {"unit_price": 0.1, "unit": "second"}}}
+    (out / PRICING_FILE).write_text(json.dumps(stale), encoding="utf-8")
+
+    async def refuse(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"detail": "admin key needed"}, status=401)
+
+    async with MockServer(mock_config()) as server, scripted(refuse) as platform:
+        await priced_run(prompts(tmp_path, 2), out, server, platform.url)
+    pricing = run_json(out)["pricing"]
+    assert (pricing["source"], pricing["fetched_at"]) == ("cache", "1970-01-01T00:00:00Z")
+    assert "pricing answered 401" in pricing["note"]
+    assert platform.seen[0].path == "/v1/models/pricing"
+    assert platform.seen[0].query == f"endpoint_id={KLING}"
+    assert platform.seen[0].headers["Authorization"] == f"Key {KEY}"
+    for job in rows(out):
+        seconds = seconds_of(job.payload["duration"])
+        assert seconds is not None
+        assert job.billed_usd == round(seconds * 0.1, 6)
 
 
 async def test_status_report_and_manifest_show_the_billed_cost(tmp_path: Path) -> None:
