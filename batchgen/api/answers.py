@@ -4,7 +4,8 @@ A proxy gone wrong may answer a status look with gigabytes, or with an HTML page
 must neither buffer the first nor mistake the second for a status: ``read_answer`` stops at
 ``limit`` bytes (announced by ``Content-Length``, or counted as they arrive, after any
 decompression) and says the answer is incomplete; ``Answer.object`` is the body as a JSON object
-or None; ``Misreads`` counts a job's unreadable answers in a row; ``excerpt`` quotes the start
+or None; ``Misreads`` counts a job's unreadable answers in a row; ``billable_units`` reads what a
+result answer says the job is billed for; ``excerpt`` quotes the start
 of a body on one printable line, for error messages; ``log_request`` writes one request's line
 to the run's request log (the path only: no query, no header).
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -140,6 +142,16 @@ def request_id_of(answer: Answer) -> str | None:
     data = answer.object()
     rid = data.get("request_id") if data is not None else None
     return rid if isinstance(rid, str) and rid.strip() else None
+
+
+def billable_units(answer: Answer) -> float | None:
+    """The ``x-fal-billable-units`` a result answer carries; None without one (or unreadable):
+    a missing figure is unknown, never 0."""
+    try:
+        units = float(answer.headers.get("x-fal-billable-units", ""))
+    except ValueError:
+        return None
+    return units if math.isfinite(units) and units >= 0 else None
 
 
 def describe(exc: BaseException) -> str:

@@ -61,6 +61,7 @@ from batchgen.api.answers import (
     MAX_BODY,
     Answer,
     Misreads,
+    billable_units,
     describe,
     excerpt,
     log_request,
@@ -234,14 +235,14 @@ class QueueClient:
         )
         return Status.parse(self._misreads.check(request_id, "status", answer, status=True))
 
-    async def result(self, request_id: str, endpoint: str | None = None) -> dict[str, Any]:
-        """The output of a COMPLETED job (a failed job raises its classified error). An
+    async def result(self, request_id: str, endpoint: str | None = None) -> Look:
+        """A COMPLETED job's look, output set (a failed job raises its classified error). An
         unreadable answer raises RetryableError however often it comes: the job is paid for,
         so the caller keeps asking for its output rather than give it up."""
         look = await self._look_result(request_id, endpoint, pending_ok=False, patient=True)
         if look.output is None:
             raise RetryableError(f"result of {request_id} is not ready ({look.status.state})")
-        return look.output
+        return look
 
     async def look(self, request_id: str, endpoint: str | None = None) -> Look:
         """Look at a job once, the way this client follows jobs (see the module docstring).
@@ -311,7 +312,7 @@ class QueueClient:
         data = self._misreads.check(request_id, "result", answer, count=not patient)
         if answer.status == 202 or is_status(data):
             return Look(pending_status(data))
-        return Look(Status("COMPLETED"), data)
+        return Look(Status("COMPLETED"), data, billable_units(answer))
 
     async def cancel(self, request_id: str, endpoint: str | None = None) -> str:
         """Ask for a job to be cancelled; returns the provider's word for what happened.

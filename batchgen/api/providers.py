@@ -51,6 +51,7 @@ class Preset:
     follow: str = "status"
     storage: str = "data"  # where local input files go: fal storage, or data: URIs
     storage_base_url: str | None = None  # fal storage's host; None: the API's base URL
+    platform_url: str | None = None  # its price list's host; "base": the API's base URL
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +110,7 @@ class Connection:
     label: str | None = None
     storage: Storage = field(default_factory=Storage)
     keys: tuple[ApiKey, ...] = ()  # a pool; () : the one key above
+    platform_url: str | None = None  # where its price list is (fal's platform API); None: none
 
     @property
     def pool(self) -> tuple[ApiKey, ...]:
@@ -173,6 +175,7 @@ def load_presets() -> dict[str, Preset]:
             str(v.get("follow", "status")),
             str(v.get("storage", "data")),
             v.get("storage_base_url"),
+            v.get("platform_url"),
         )
         for name, v in data.items()
     }
@@ -245,7 +248,16 @@ def connect(
         follow,
         storage=storage,
         keys=pool,
+        platform_url=_platform(preset, url),
     )
+
+
+def _platform(preset: Preset, url: str) -> str | None:
+    """The preset's platform host, asked only for the preset's own API: the key of a base URL
+    given by hand may belong to another host."""
+    if preset.platform_url == "base":
+        return url
+    return preset.platform_url if url == preset.base_url.rstrip("/") else None
 
 
 def _pool(

@@ -54,6 +54,7 @@ class Look:
 
     status: Status
     output: dict[str, Any] | None = None
+    units: float | None = None  # the result answer's x-fal-billable-units, if it said
 
 
 @dataclass(frozen=True, slots=True)

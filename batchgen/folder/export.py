@@ -45,6 +45,7 @@ _DTYPES: dict[str, ExtensionDtype] = {
     "in_input": pd.BooleanDtype(),
     "price_usd": pd.Float64Dtype(),
     "cost_usd": pd.Float64Dtype(),
+    "billed_usd": pd.Float64Dtype(),
     "latency_s": pd.Float64Dtype(),
 }
 

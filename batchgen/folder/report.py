@@ -260,6 +260,10 @@ def _summary_panel(status: Status, manifest: Manifest) -> str:
         ("spent", f"${status.spent_usd:,.2f}"),
         ("committed", f"${status.committed_usd:,.2f}"),
         ("remaining", f"${status.remaining_usd:,.2f}"),
+        # What results said the provider billed, beside the list-price estimates above.
+        (f"billed ({status.billed_jobs:,} jobs)", f"${status.billed_usd:,.2f}")
+        if status.billed_jobs
+        else ("billed (no result said)", "—"),
     ]
     if latencies:
         tiles += [

@@ -89,6 +89,8 @@ class Status:
     spent_usd: float
     committed_usd: float
     remaining_usd: float
+    billed_usd: float  # what results said the provider billed, over ``billed_jobs`` jobs
+    billed_jobs: int
     unpriced_jobs: int  # jobs whose price is unknown, left out of both sums
     not_in_input: int  # jobs whose row was edited or deleted since they were planned
     in_flight: list[InFlight]
@@ -235,6 +237,8 @@ def summarize(
         spent_usd=money.spent,
         committed_usd=money.committed,
         remaining_usd=round(remaining, 6),
+        billed_usd=money.billed,
+        billed_jobs=money.billed_jobs,
         unpriced_jobs=unpriced,
         not_in_input=sum(not job.in_input for job in jobs),
         in_flight=flying,
@@ -311,6 +315,7 @@ def render(status: Status, *, limit: int = 15) -> str:
     )
     lines.append(f"committed: ${status.committed_usd:,.2f} (submitted, not known to be unbilled)")
     lines.append(f"remaining: ${status.remaining_usd:,.2f} (not yet submitted)")
+    lines.append(billed_line(status.billed_usd, status.billed_jobs))
     if len(status.by_endpoint) > 1:
         lines.append("by endpoint:")
         for endpoint, part in status.by_endpoint.items():
@@ -344,6 +349,15 @@ def render(status: Status, *, limit: int = 15) -> str:
         if len(status.failures) > limit:
             lines.append(f"  … and {len(status.failures) - limit} other errors")
     return "\n".join(lines)
+
+
+def billed_line(usd: float, jobs: int) -> str:
+    """``billed: $1.75 (5 jobs: what their results said the provider billed)``."""
+    if not jobs:
+        return "billed:    no job's result said what it was billed"
+    return (
+        f"billed:    ${usd:,.2f} ({jobs} job{'s' if jobs != 1 else ''}: billed per their results)"
+    )
 
 
 def duration(seconds: float | None) -> str:

@@ -10,14 +10,16 @@ Columns, in order: ``row``, ``key``, ``endpoint``, the input's own columns, the 
 ``data:<mime>;base64 (N bytes)``, or the planned ``sha256:<hex>`` before any submit; ``P.path``
 and ``P.sha256`` of its local file follow it), then ``status error error_type request_id
 api_key_id attempts possibly_duplicate in_input video_path video_url bytes sha256 price_usd
-cost_usd submitted_at completed_at latency_s``. ``api_key_id`` names the key that submitted
-the job by its variable and fingerprint, never the key. ``in_input`` is false for a job whose
-row left the input (edited or deleted) after it was submitted: it is still listed, with its
-video. An input column whose name is one of ours is written as ``input.<name>`` (a parameter as
-``param.<name>``): our columns keep their meaning whatever the spreadsheet holds. ``video_path``
-(relative to ``DIR``) is set for ``done`` jobs only; times are ISO 8601 UTC; ``price_usd`` is the
-job's list price and ``cost_usd`` what it spent (its price once the provider ran it, else 0:
-``batchgen.ledger.money``), so the column sums to the spend ``status`` shows.
+cost_usd billed_usd submitted_at completed_at latency_s``. ``api_key_id`` names the key that
+submitted the job by its variable and fingerprint, never the key. ``in_input`` is false for a
+job whose row left the input (edited or deleted) after it was submitted: it is still listed,
+with its video. An input column whose name is one of ours is written as ``input.<name>`` (a
+parameter as ``param.<name>``): our columns keep their meaning whatever the spreadsheet holds.
+``video_path`` (relative to ``DIR``) is set for ``done`` jobs only; times are ISO 8601 UTC;
+``price_usd`` is the job's list price and ``cost_usd`` what it spent (its price once the
+provider ran it, else 0: ``batchgen.ledger.money``), so the column sums to the spend ``status``
+shows; ``billed_usd`` is what the provider billed (its billable units x unit price), empty when
+its result did not say.
 
 ``manifest.jsonl`` holds the exact values with JSON types (numbers, booleans, null).
 ``manifest.csv`` is meant for spreadsheets:
@@ -69,6 +71,7 @@ TAIL = (
     "sha256",
     "price_usd",
     "cost_usd",
+    "billed_usd",
     "submitted_at",
     "completed_at",
     "latency_s",
@@ -260,6 +263,7 @@ def _record(job: JobRow, layout: _Layout, root: Path) -> dict[str, Any]:
         sha256=job.sha256,
         price_usd=job.cost_usd,
         cost_usd=share(job)[1] if job.cost_usd is not None else None,
+        billed_usd=job.billed_usd,
         submitted_at=iso_utc(job.submitted_at),
         completed_at=iso_utc(job.completed_at),
         latency_s=latency,

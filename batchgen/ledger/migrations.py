@@ -106,5 +106,10 @@ def _v4(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE jobs ADD COLUMN video_dir TEXT")
 
 
+def _v5(db: sqlite3.Connection) -> None:
+    # What the provider billed (x-fal-billable-units x unit price), beside the estimate.
+    db.execute("ALTER TABLE jobs ADD COLUMN billed_usd REAL")
+
+
 # Ordered; the ledger's user_version says how many have run. Append, never edit.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5]

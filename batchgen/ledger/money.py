@@ -2,7 +2,8 @@
 
 Every figure batchgen shows (the progress display, the final line, ``status``, the report,
 the manifest's ``cost_usd``) and ``--max-cost`` come from these two rules, applied to ledger
-rows, so they agree to the cent on the same folder:
+rows, so they agree to the cent on the same folder (``billed`` is apart: what the provider's
+result answers said each job was billed, see ``batchgen.run.billing``):
 
 - **spent**: the provider ran the job to an output: its video URL is known (``downloading``,
   ``done``, or failed only in our download or disk: the video exists and is paid for). A job
@@ -62,13 +63,19 @@ class Money:
     committed: float
     spent: float
     unpriced: int = 0
+    billed: float = 0.0  # what the provider billed, over the ``billed_jobs`` that say
+    billed_jobs: int = 0
 
 
 def tally(rows: Iterable[JobRow]) -> Money:
     """The committed and spent USD of ``rows``."""
     total_committed = total_spent = 0.0
-    unpriced = 0
+    unpriced = billed_jobs = 0
+    billed = 0.0
     for row in rows:
+        if row.billed_usd is not None:
+            billed += row.billed_usd
+            billed_jobs += 1
         if not committed(row):
             continue
         if row.cost_usd is None:
@@ -77,7 +84,9 @@ def tally(rows: Iterable[JobRow]) -> Money:
         total_committed += row.cost_usd
         if spent(row):
             total_spent += row.cost_usd
-    return Money(round(total_committed, 6), round(total_spent, 6), unpriced)
+    return Money(
+        round(total_committed, 6), round(total_spent, 6), unpriced, round(billed, 6), billed_jobs
+    )
 
 
 def share(row: JobRow) -> tuple[float, float]:

@@ -115,5 +115,10 @@ def script(db: Any, sql: str) -> None:
             db.execute(statement)
 
 
+def _v2(db: Any) -> None:
+    # What the provider billed (see the SQLite ledger's fifth migration).
+    db.execute("ALTER TABLE jobs ADD COLUMN billed_usd DOUBLE PRECISION")
+
+
 # Ordered; a batch's ``version`` says how many have run. Append, never edit.
-MIGRATIONS: list[Callable[[Any], None]] = [_v1]
+MIGRATIONS: list[Callable[[Any], None]] = [_v1, _v2]

@@ -7,8 +7,8 @@ of an earlier run (None: a fresh start is right); a manifest to rebuild from (it
 videos with no readable manifest (UsageError: refused, with what to do).
 
 ``restored`` turns each manifest record into the state the ledger takes back: keys, request
-ids, attempts, video URL, path and sha256, what was sent for local files, and a status a run
-can resume from. A job that was
+ids, attempts, video URL, path and sha256, billed cost, what was sent for local files, and a
+status a run can resume from. A job that was
 being submitted becomes ``submit_uncertain`` (sent again only flagged ``possibly_duplicate``);
 one in flight is followed by its request id; a done one keeps its video, which the run re-checks
 (a missing or damaged file is downloaded again from its URL). The manifest is rewritten every
@@ -95,12 +95,17 @@ def restored(record: dict[str, Any]) -> dict[str, Any] | None:
         "video_path": _text(record.get("video_path")),
         "bytes": record.get("bytes") if isinstance(record.get("bytes"), int) else None,
         "sha256": _text(record.get("sha256")),
+        "billed_usd": _number(record.get("billed_usd")),
         "error": _text(record.get("error")),
         "error_type": _text(record.get("error_type")),
         "submitted_at": _seconds(record.get("submitted_at")),
         "completed_at": _seconds(record.get("completed_at")),
         "sent": _sent(record),
     }
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _sent(record: dict[str, Any]) -> dict[str, str]:

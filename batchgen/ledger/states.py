@@ -93,6 +93,7 @@ FIELDS = (
     "retry_from",
     "sent",
     "video_dir",
+    "billed_usd",
 )
 
 
@@ -137,3 +138,6 @@ class JobRow:
     # The folder ``video_path`` is relative to, as ``host:/absolute/path``, when the ledger is
     # shared by workers that each download into their own folder; None: the ledger's folder.
     video_dir: str | None = None
+    # What the provider billed: the result's billable units x the endpoint's unit price; None
+    # when the result did not say (never 0 for unknown). ``cost_usd`` is the estimate.
+    billed_usd: float | None = None

@@ -187,6 +187,7 @@ def make_app(config: MockConfig) -> web.Application:
     add.add_post("/_mock/reset", _reset)
     add.add_get("/files/{request_id}/{name}", serve_file)
     _storage_routes(add)
+    add.add_get("/v1/models/pricing", api_route("pricing", routes.pricing))
     requests = "/{owner_app:.+}/requests/{request_id}"
     add.add_get(requests + "/status/stream", api_route("stream", routes.stream))
     add.add_get(requests + "/status", api_route("status", routes.status))

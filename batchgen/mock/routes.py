@@ -261,3 +261,21 @@ async def cancel(request: web.Request, emu: Emulator, key: str) -> web.Response:
         emu.stats.faults["cancel_ignored"] += 1
     emu.queue.cancel(job, ignored=ignored)
     return answer({"status": "CANCELLATION_REQUESTED"})
+
+
+async def pricing(request: web.Request, emu: Emulator, key: str) -> web.Response:
+    """``GET /v1/models/pricing?endpoint_id=A,B``: each known endpoint's unit price, from its
+    spec at its default parameters (per second where the spec prices by the second)."""
+    prices = []
+    for endpoint_id in request.query.get("endpoint_id", "").split(","):
+        spec = emu.config.specs.get(endpoint_id.strip())
+        if spec is None:
+            continue
+        payload, _ = spec.check({})
+        unit = spec.price.unit_price(payload)
+        if unit is not None:
+            usd, name = unit
+            prices.append(
+                {"endpoint_id": spec.id, "unit_price": usd, "unit": name, "currency": "USD"}
+            )
+    return answer({"prices": prices})

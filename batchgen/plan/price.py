@@ -141,6 +141,15 @@ class PriceRule:
             return None if rate is None else round(rate * self._factor(payload), 6)
         return self.flat_usd
 
+    def unit_price(self, payload: dict[str, Any]) -> tuple[float, str] | None:
+        """What one billable unit of this job costs, and the unit: ``second`` of video where
+        the rule prices by the second, else ``video``; None when the price is unknown."""
+        usd = self.cost(payload)
+        if usd is None or self.per_second is None:
+            return None if usd is None else (usd, "video")
+        seconds = seconds_of(payload.get(self.per_second["parameter"]))
+        return (round(usd / seconds, 6), "second") if seconds else None
+
     def summary(self) -> str:
         """One line for listings: ``$0.35 per 5 s, +$0.07/s``, ``$0.20–0.60/s by resolution``."""
         if self.per_second is not None and "base_usd" in self.base:

@@ -22,9 +22,8 @@ Other processes may change jobs under a live run (``batchgen cancel``). Every mo
 state the engine last saw (``Ledger.transition(expect=...)``); when the ledger says the job is
 elsewhere now, the engine leaves it as the other process put it and drives it no further.
 
-Following submitted jobs (looks, timeouts, cancels) lives in ``batchgen.run.follow``, the moves
-every step shares in ``batchgen.run.jobs``; downloads and the rule that stops a run on a failing
-disk in ``batchgen.run.download_pool``.
+Following jobs lives in ``batchgen.run.follow``, shared moves in ``batchgen.run.jobs``,
+downloads in ``batchgen.run.download_pool``, what a job was billed in ``batchgen.run.billing``.
 """
 
 from __future__ import annotations
@@ -51,6 +50,7 @@ from batchgen.ledger.money import committed
 from batchgen.ledger.states import JobRow, JobStatus
 from batchgen.plan.settings import RunSettings
 from batchgen.run.ahead import Ahead
+from batchgen.run.billing import Billing
 from batchgen.run.claims import Claims
 from batchgen.run.download import Downloader, part_path, video_of
 from batchgen.run.download_pool import DownloadPool
@@ -90,6 +90,7 @@ class Engine(Follower):
         store: ObjectStore | None = None,
         claims: Claims | None = None,
         video_dir: str | None = None,
+        billing: Billing | None = None,
     ) -> None:
         super().__init__(
             ledger=ledger,
@@ -105,6 +106,7 @@ class Engine(Follower):
         self._outputs = outputs or {}  # endpoint id -> the result key holding its video
         self._drivers = drivers or {}
         self._uploads = uploads
+        self._billing = billing or Billing()
         self._pool = DownloadPool(
             ledger=ledger,
             downloader=downloader,
@@ -466,10 +468,10 @@ class Engine(Follower):
         row, timing = job.row, self._timing
         assert row.request_id is not None
         deadline = (row.submitted_at or timing.wall()) + timing.s(self._settings.job_timeout)
-        output, job.output = job.output, None  # already read by the look that saw it done
-        while output is None:
+        look, job.output = job.output, None  # already read by the look that saw it done
+        while look is None:
             try:
-                output = await self._client(row).result(row.request_id, row.endpoint)
+                look = await self._client(row).result(row.request_id, row.endpoint)
             except RetryableError as exc:
                 if exc.error_type is not None:
                     return self._job_failed(job, exc)
@@ -481,16 +483,17 @@ class Engine(Follower):
                 await timing.sleep(timing.s(self._settings.max_poll_interval))
             except PermanentError as exc:
                 return self._job_failed(job, exc)
-        url, size = video_of(output, self._outputs.get(row.endpoint, "video"))
+        url, size = video_of(look.output or {}, self._outputs.get(row.endpoint, "video"))
         if url is None:
             return self._fail(
-                job, f"the result holds no video URL: {str(output)[:300]}", "no_output"
+                job, f"the result holds no video URL: {str(look.output)[:300]}", "no_output"
             )
         path = f"videos/{row.filename}"
         if row.video_url is not None:  # an earlier attempt's .part holds another video
             with contextlib.suppress(OSError):  # unwritable: its download will say so
                 part_path(self._out / path).unlink(missing_ok=True)
-        # A job that completed after its cancel keeps saying so (see batchgen.run.follow).
-        after_cancel = row.error_type == COMPLETED_AFTER_CANCEL
-        clear = {} if after_cancel else {"error": None, "error_type": None}
-        self._move(job, S.DOWNLOADING, video_url=url, video_path=path, bytes=size, **clear)
+        billed = self._billing.usd(row, look.units)
+        fields = {"video_url": url, "video_path": path, "bytes": size, "billed_usd": billed}
+        if row.error_type != COMPLETED_AFTER_CANCEL:  # one keeps saying so: see run.follow
+            fields |= {"error": None, "error_type": None}
+        self._move(job, S.DOWNLOADING, **fields)

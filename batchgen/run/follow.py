@@ -85,7 +85,7 @@ class Follower(JobBook):
                     if first:  # the first completion: every wait is timed anew
                         self._retime()
 
-                job.output = look.output
+                job.output = look if look.output is not None else None
                 return await self._finished(job, status)
             if status.state == "CANCELLED":
                 self._release(job)

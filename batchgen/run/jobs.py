@@ -21,6 +21,7 @@ from typing import Any
 
 from batchgen.api.classify import CANCELLED
 from batchgen.api.client import QueueClient
+from batchgen.api.status import Look
 from batchgen.errors import ApiError, KeyRefused, RetryableError
 from batchgen.ledger.base import LedgerStore
 from batchgen.ledger.money import Money, share
@@ -49,7 +50,7 @@ class Job:
     group: Hashable = ""
     wait: float = 0.0
     scout: bool = True  # a job this run did not submit looks as a scout would
-    output: dict[str, Any] | None = None  # the result, when a look at the result route read it
+    output: Look | None = None  # the look that read its result, when one did
 
 
 class JobBook:

@@ -41,6 +41,7 @@ from batchgen.ledger.shared import Worker, check_url, masked, open_shared
 from batchgen.ledger.states import JobRow, JobStatus
 from batchgen.ledger.store import LEDGER_NAME, Ledger
 from batchgen.plan.build import Plan
+from batchgen.run.billing import load_billing
 from batchgen.run.claims import Claims
 from batchgen.run.download import (
     Downloader,
@@ -127,6 +128,7 @@ class Runner:
         self._task: asyncio.Task[None] | None = None
         self._aborted = False
         self._drained = False
+        self._pricing: dict[str, Any] | None = None  # where billed costs are priced from
 
     def drain(self) -> None:
         """Stop submitting; jobs in flight finish and download (first Ctrl-C)."""
@@ -291,6 +293,13 @@ class Runner:
             ) as api,
             file_session() as files,
         ):
+            specs = plan.endpoints or {plan.endpoint.id: plan.endpoint}
+            prices = {i: ep.price for i, ep in specs.items()}
+            conn = self.connection
+            billing = await load_billing(
+                api, conn, prices, out, timing.request_timeout, timing.wall
+            )
+            self._pricing = billing.public()
             client = QueueClient(
                 api,
                 base_url=self.connection.base_url,
@@ -327,6 +336,7 @@ class Runner:
                 store=self.store,
                 claims=claims,
                 video_dir=None if self._worker is None else self._worker.video_dir,
+                billing=billing,
             )
             if self._drained:
                 engine.drain()
@@ -406,6 +416,7 @@ class Runner:
             "input_sha256": plan.input_sha256,
             "jobs": len(plan.jobs),
             "estimated_cost_usd": plan.estimated_cost,
+            "pricing": self._pricing,  # where billed_usd's unit prices came from
             "connection": self.connection.public(),
             "ledger": None if self._shared is None else masked(self._shared),
             "batch": None if self._shared is None else self._batch,

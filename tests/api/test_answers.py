@@ -168,3 +168,23 @@ async def test_submit_with_request_id_is_fine(session: aiohttp.ClientSession) ->
     async with scripted(reply(200, QUEUED)) as server:
         submitted = await client(session, server.url).submit({"prompt": "x"})
     assert (submitted.request_id, submitted.status.queue_position) == ("rid-1", 3)
+
+
+# -- billable units ----------------------------------------------------------------------------
+
+
+async def test_result_reads_billable_units_and_never_guesses_them(
+    session: aiohttp.ClientSession,
+) -> None:
+    """x-fal-billable-units is read as a number; missing, negative or not a number: None."""
+    output = {"video": {"url": "u"}}
+    answers = [
+        reply(200, output, {"x-fal-billable-units": "7.5"}),
+        reply(200, output),
+        reply(200, output, {"x-fal-billable-units": "lots"}),
+        reply(200, output, {"x-fal-billable-units": "-1"}),
+    ]
+    async with scripted(*answers) as server:
+        api = client(session, server.url)
+        units = [(await api.result("rid")).units for _ in answers]
+    assert units == [7.5, None, None, None]

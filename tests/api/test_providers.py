@@ -301,3 +301,16 @@ def test_the_last_given_names_the_keys() -> None:
     ]:
         with pytest.raises(InputError, match=problem):
             RunSettings().merged(values, "command line")
+
+
+def test_price_list_host_only_for_the_presets_own_api() -> None:
+    """fal asks api.fal.ai, the emulator its own base URL, quickrouter nothing, and a base URL
+    given by hand (its key may be another host's) nothing either."""
+    fal = connect(RunSettings(), environ={"FAL_KEY": "k"})
+    assert fal.platform_url == "https://api.fal.ai"
+    proxied = connect(RunSettings(base_url="https://proxy.example"), environ={"FAL_KEY": "k"})
+    assert proxied.platform_url is None
+    mock = connect(RunSettings(provider="mock"), environ={}, base_url="http://127.0.0.1:9")
+    assert mock.platform_url == "http://127.0.0.1:9"
+    router = connect(RunSettings(provider="quickrouter"), environ={"QUICKROUTER_API_KEY": "t"})
+    assert router.platform_url is None

@@ -198,12 +198,26 @@ def test_a_folder_an_older_batchgen_wrote_is_read_and_brought_up_to_date(
     with Ledger(path, readonly=True) as old:
         (row,) = old.jobs()
         assert (row.files, row.sent, old.file_params()) == ({}, {}, [])
+        assert row.billed_usd is None
     with Ledger(path) as ledger:
+        ledger.update("k", billed_usd=0.35)
+        assert ledger.get("k").billed_usd == 0.35
         ledger.update("k", sent={"image_url": "https://cdn.example/a.png"})
         assert ledger.get("k").sent == {"image_url": "https://cdn.example/a.png"}
         assert ledger.record_upload("ab", "https://rest.example", "https://cdn/a", 3).size == 3
         assert ledger.stale_upload("https://cdn/a") == 1
         assert ledger.upload("ab", "https://rest.example") is None
+
+
+def test_billed_cost_is_kept_beside_the_estimate(tmp_path: Path, open_ledger: Opener) -> None:
+    """billed_usd starts empty (not 0) and keeps what was recorded, apart from cost_usd."""
+    ledger = open_ledger()
+    plan = make_plan(tmp_path, ["a"])
+    ledger.sync(plan.jobs, plan.endpoint.id)
+    (job,) = ledger.jobs()
+    assert job.billed_usd is None
+    ledger.update(job.key, billed_usd=0.42)
+    assert (ledger.get(job.key).billed_usd, ledger.get(job.key).cost_usd) == (0.42, job.cost_usd)
 
 
 def test_first_request_is_the_oldest_and_stays(tmp_path: Path, open_ledger: Opener) -> None:

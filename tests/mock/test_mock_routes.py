@@ -474,3 +474,18 @@ async def test_a_locked_key_cannot_submit_but_reads_its_jobs(server: MockServer,
         assert r.status == 200
     assert server.stats()["keys"][_fp("test-key")]["requests"]["submit"] == 2
     assert "1 locked" in server.config.summary()
+
+
+async def test_pricing_names_unit_prices_from_the_specs(
+    server: MockServer, session: aiohttp.ClientSession
+) -> None:
+    """GET /v1/models/pricing: per second where the spec prices by the second, per video
+    otherwise; an endpoint it has no spec for is left out."""
+    pixverse = "fal-ai/pixverse/v4.5/image-to-video/fast"
+    ids = f"{KLING},{pixverse},nobody/unknown"
+    status, body = await get(session, f"{server.base_url}/v1/models/pricing?endpoint_id={ids}")
+    assert status == 200
+    prices = {p["endpoint_id"]: (p["unit_price"], p["unit"], p["currency"]) for p in body["prices"]}
+    assert prices[KLING] == (0.07, "second", "USD")
+    assert prices[pixverse][1:] == ("video", "USD")
+    assert set(prices) == {KLING, pixverse}
