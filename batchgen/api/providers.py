@@ -51,6 +51,7 @@ class Preset:
     follow: str = "status"
     storage: str = "data"  # where local input files go: fal storage, or data: URIs
     storage_base_url: str | None = None  # fal storage's host; None: the API's base URL
+    request_log: str | None = None  # the platform API's host; "base_url": the API's
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +110,7 @@ class Connection:
     label: str | None = None
     storage: Storage = field(default_factory=Storage)
     keys: tuple[ApiKey, ...] = ()  # a pool; () : the one key above
+    request_log: str | None = None  # where the request log is read (batchgen.api.requestlog)
 
     @property
     def pool(self) -> tuple[ApiKey, ...]:
@@ -173,6 +175,7 @@ def load_presets() -> dict[str, Preset]:
             str(v.get("follow", "status")),
             str(v.get("storage", "data")),
             v.get("storage_base_url"),
+            v.get("request_log"),
         )
         for name, v in data.items()
     }
@@ -245,7 +248,17 @@ def connect(
         follow,
         storage=storage,
         keys=pool,
+        request_log=_request_log(preset, url),
     )
+
+
+def _request_log(preset: Preset, url: str) -> str | None:
+    """The request log's base URL: the preset's, only while the API is the preset's own (a
+    key meant for another host is never sent to fal's platform API)."""
+    if preset.request_log == "base_url":
+        return url
+    same = url == preset.base_url.rstrip("/")
+    return preset.request_log.rstrip("/") if preset.request_log and same else None
 
 
 def _pool(

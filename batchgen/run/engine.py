@@ -59,6 +59,7 @@ from batchgen.run.jobs import Job
 from batchgen.run.keys import KeyPool
 from batchgen.run.polling import PollPolicy
 from batchgen.run.progress import Reporter
+from batchgen.run.reconcile import Reconciler
 from batchgen.run.timing import Timing
 from batchgen.run.uploads import Uploads
 from batchgen.run.uploads import failure as upload_failure
@@ -90,6 +91,7 @@ class Engine(Follower):
         store: ObjectStore | None = None,
         claims: Claims | None = None,
         video_dir: str | None = None,
+        reconciler: Reconciler | None = None,
     ) -> None:
         super().__init__(
             ledger=ledger,
@@ -115,7 +117,7 @@ class Engine(Follower):
             store=store,
             video_dir=video_dir,
         )
-        self._claims = claims
+        self._claims, self._reconciler = claims, reconciler
         self._nudge = asyncio.Event()  # a job of this run ended, or it drains
         self._active = 0
         self._idle = asyncio.Event()
@@ -177,7 +179,8 @@ class Engine(Follower):
                     await self._claimed(tg, self._claims)
                 self._policy.tail = True  # nothing left to submit: the run's end is near
                 self._retime()
-                await self._wait_idle()
+                while self._active:
+                    await self._idle.wait()
                 await self._pool.close()
         except BaseExceptionGroup as group:
             fatal = [e for e in group.exceptions if isinstance(e, FatalError)]
@@ -245,10 +248,6 @@ class Engine(Follower):
         self._active += 1
         self._idle.clear()
         tg.create_task(self._drive(job))
-
-    async def _wait_idle(self) -> None:
-        while self._active:
-            await self._idle.wait()
 
     async def _drive(self, job: Job) -> None:
         try:
@@ -349,7 +348,9 @@ class Engine(Follower):
                 return False
             if self._draining or self._over_cost(row, cost):  # others spent meanwhile
                 return False
-        duplicate = row.possibly_duplicate or row.status is S.SUBMIT_UNCERTAIN
+        duplicate = await self._reconciled(job, payload)  # batchgen.run.reconcile
+        if duplicate is None:  # its lost submit made a job, now followed: not sent again
+            return True
         sent = False
         held = cost  # held for this job while it waits for the rate limiter
         self._reserved += held
@@ -364,6 +365,7 @@ class Engine(Follower):
                     S.SUBMITTING,
                     attempts=row.attempts + 1,
                     origin=self._origin,
+                    submitted_at=self._timing.wall(),  # where a lost answer's job is looked for
                     key_id=job.slot or None,
                     possibly_duplicate=duplicate,
                     request_id=None,
