@@ -301,3 +301,16 @@ def test_the_last_given_names_the_keys() -> None:
     ]:
         with pytest.raises(InputError, match=problem):
             RunSettings().merged(values, "command line")
+
+
+def test_request_log_only_for_the_presets_own_host() -> None:
+    """fal reads its request log at api.fal.ai, the emulator at its base URL, quickrouter and
+    a fal preset pointed at another host (a proxy, whose key fal must not see) nowhere."""
+    fal = {"FAL_KEY": "id:secret"}
+    assert connect(RunSettings(), environ=fal).request_log == "https://api.fal.ai"
+    proxy = RunSettings(base_url="https://proxy.example")
+    assert connect(proxy, environ=fal).request_log is None
+    router = connect(RunSettings(provider="quickrouter"), environ={"QUICKROUTER_API_KEY": "t"})
+    assert router.request_log is None
+    mock = connect(RunSettings(provider="mock"), environ={}, base_url="http://127.0.0.1:9")
+    assert mock.request_log == "http://127.0.0.1:9"
