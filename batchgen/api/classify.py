@@ -107,6 +107,14 @@ def still_in_progress(status: int, body: bytes) -> bool:
     return status in (400, 500) and _IN_PROGRESS in _detail(body)[0].lower()
 
 
+def no_such_app(exc: Exception) -> bool:
+    """A submit answered 404/405: the provider serves no such app (nothing was created); in a
+    run over several endpoints, that endpoint's jobs alone fail."""
+    return (
+        isinstance(exc, FatalError) and not isinstance(exc, KeyRefused) and exc.status in (404, 405)
+    )
+
+
 def surely_not_created(status: int, headers: Mapping[str, str]) -> bool:
     """True when a failed submit answer proves no job was created: safe to send again."""
     if status == 429:

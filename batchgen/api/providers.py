@@ -51,7 +51,9 @@ class Preset:
     follow: str = "status"
     storage: str = "data"  # where local input files go: fal storage, or data: URIs
     storage_base_url: str | None = None  # fal storage's host; None: the API's base URL
-    platform_url: str | None = None  # its price list's host; "base": the API's base URL
+    platform_url: str | None = (
+        None  # fal's platform API: price list, request log; "base": the API's
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +112,12 @@ class Connection:
     label: str | None = None
     storage: Storage = field(default_factory=Storage)
     keys: tuple[ApiKey, ...] = ()  # a pool; () : the one key above
-    platform_url: str | None = None  # where its price list is (fal's platform API); None: none
+    platform_url: str | None = None  # fal's platform API (price list, request log); None: none
+
+    @property
+    def request_log(self) -> str | None:
+        """Where the request log is read (``batchgen.api.requestlog``): the platform API."""
+        return self.platform_url
 
     @property
     def pool(self) -> tuple[ApiKey, ...]:

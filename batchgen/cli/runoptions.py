@@ -25,6 +25,7 @@ _RUN_SETTINGS = (
     "expect_latency",
     "max_poll_interval",
     "on_uncertain_submit",
+    "reconcile",
     "download_concurrency",
     "max_file_bytes",
     "upload",
@@ -221,6 +222,13 @@ def run_options(func: F) -> F:
                 type=click.Choice(["retry", "fail"]),
                 help="A submit whose answer was lost: send again (flagged) or fail.",
                 show_default=_default("on_uncertain_submit"),
+            ),
+            click.option(
+                "--reconcile",
+                type=click.Choice(["on", "off"]),
+                help="Before sending an uncertain submit again, look for its job in the "
+                "provider's request log (fal direct).",
+                show_default=_default("reconcile"),
             ),
             click.option(
                 "--download-concurrency",

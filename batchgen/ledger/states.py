@@ -59,7 +59,8 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     S.SUBMITTING: frozenset(
         {S.QUEUED, S.RUNNING, S.COMPLETED, S.PENDING, S.SUBMIT_UNCERTAIN, S.FAILED}
     ),
-    S.SUBMIT_UNCERTAIN: frozenset({S.SUBMITTING, S.FAILED, S.CANCELLED}),
+    # QUEUED: the provider's request log shows the job its lost submit made (adopted).
+    S.SUBMIT_UNCERTAIN: frozenset({S.SUBMITTING, S.QUEUED, S.FAILED, S.CANCELLED}),
     S.QUEUED: frozenset({S.RUNNING, S.COMPLETED, S.PENDING, S.FAILED, S.CANCELLING, S.CANCELLED}),
     S.RUNNING: frozenset({S.COMPLETED, S.PENDING, S.FAILED, S.CANCELLING, S.CANCELLED}),
     # CANCELLED: the result says client_cancelled (a cancel that landed as the job ended).

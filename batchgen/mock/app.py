@@ -20,6 +20,7 @@ from batchgen.mock.config import MockConfig
 from batchgen.mock.emulator import EMULATOR, Emulator, answer
 from batchgen.mock.faults import ApiFault
 from batchgen.mock.files import serve_file
+from batchgen.mock.requestlog import by_endpoint
 
 Handler = Callable[[web.Request, Emulator, str], Awaitable[web.StreamResponse]]
 Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -188,6 +189,7 @@ def make_app(config: MockConfig) -> web.Application:
     add.add_get("/files/{request_id}/{name}", serve_file)
     _storage_routes(add)
     add.add_get("/v1/models/pricing", api_route("pricing", routes.pricing))
+    add.add_get("/v1/models/requests/by-endpoint", api_route("request_log", by_endpoint))
     requests = "/{owner_app:.+}/requests/{request_id}"
     add.add_get(requests + "/status/stream", api_route("stream", routes.stream))
     add.add_get(requests + "/status", api_route("status", routes.status))

@@ -9,6 +9,7 @@ from batchgen.errors import UsageError
 from batchgen.plan.endpoint import EndpointSpec, builtin_specs
 
 AUTH_SCHEMES = ("any", "bearer", "key")
+REQUEST_LOG = ("on", "down", "forbidden")
 
 # Rates of the injected faults; each is a probability in [0, 1].
 FAULT_FIELDS = (
@@ -80,6 +81,7 @@ class MockConfig:
     envelope_base_url: str | None = None
     policy_word: str | None = None
     status_route: bool = True
+    request_log: str = "on"  # on; down: 503; forbidden: 403 (see batchgen.mock.requestlog)
     storage_token_ttl: float = 3600.0
     data_uri_max_bytes: int = 8 * 1024 * 1024
     strict_file_urls: bool = False
@@ -108,6 +110,8 @@ class MockConfig:
         problems = []
         if self.auth_scheme not in AUTH_SCHEMES:
             problems.append(f"auth_scheme must be one of {', '.join(AUTH_SCHEMES)}")
+        if self.request_log not in REQUEST_LOG:
+            problems.append(f"request_log must be one of {', '.join(REQUEST_LOG)}")
         if any(not key for key in self.api_keys):
             problems.append("api_keys must not contain an empty key")
         if self.max_in_progress < 1:

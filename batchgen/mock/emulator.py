@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -13,12 +13,15 @@ from batchgen.mock.queue import JobQueue
 from batchgen.mock.stats import Stats
 from batchgen.mock.storage import Storage
 
+if TYPE_CHECKING:
+    from batchgen.mock.requestlog import Logged
+
 
 class Emulator:
     """Live config, the job queue, the storage, the fault dice and the statistics of one mock
     server."""
 
-    __slots__ = ("config", "faults", "queue", "stats", "storage")
+    __slots__ = ("config", "faults", "queue", "requests", "stats", "storage")
 
     def __init__(self, config: MockConfig) -> None:
         config.check()
@@ -27,6 +30,7 @@ class Emulator:
         self.queue = JobQueue(config)
         self.storage = Storage(config)
         self.stats = Stats()
+        self.requests: list[Logged] = []  # every submit queued, for the request log
 
     def __repr__(self) -> str:
         return f"<Emulator {self.queue!r}>"
@@ -41,6 +45,7 @@ class Emulator:
         self.queue.clear()
         self.storage = Storage(self.config)
         self.stats = Stats()
+        self.requests = []
         self.faults.reseed()
 
 

@@ -21,6 +21,7 @@ from aiohttp import web
 from batchgen.mock import mp4, outcomes
 from batchgen.mock.emulator import Emulator, answer, public_base
 from batchgen.mock.queue import Job, JobState
+from batchgen.mock.requestlog import Logged
 from batchgen.mock.stats import payload_digest
 
 # A refused input fails in the runner's input parsing, long before a video would be done.
@@ -175,6 +176,7 @@ async def submit(request: web.Request, emu: Emulator, key: str) -> web.Response:
         billable_units=units,
     )
     emu.queue.submit(job, start_timeout)
+    emu.requests.append(Logged(job.id, spec.id, key, time.time(), values))
     if emu.faults.submit_drop():
         emu.stats.faults["submit_drop"] += 1
         raise Dropped

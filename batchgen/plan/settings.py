@@ -21,6 +21,8 @@ from batchgen.plan.text import shown
 
 POLL_MODES = ("adaptive", "stream")
 UNCERTAIN = ("retry", "fail")
+# Whether an uncertain submit is looked up in the provider's request log before it is resent.
+RECONCILE = ("on", "off")
 AUTH_SCHEMES = ("key", "bearer")
 # How jobs are followed (see batchgen.api.client): status looks, result polling, or found out.
 FOLLOW_MODES = ("status", "result", "auto")
@@ -59,6 +61,7 @@ class RunSettings:
     expect_latency: float | None = None
     max_poll_interval: float = 30.0
     on_uncertain_submit: str = "retry"
+    reconcile: str = "on"
     download_concurrency: int = 4
     max_file_bytes: int | None = None
     upload: str | None = None  # None: the provider preset's storage
@@ -205,6 +208,7 @@ def _check(name: str, value: Any) -> Any:
     choices = {
         "poll": POLL_MODES,
         "on_uncertain_submit": UNCERTAIN,
+        "reconcile": RECONCILE,
         "auth_scheme": AUTH_SCHEMES,
         "follow": FOLLOW_MODES,
         "upload": UPLOAD_MODES,

@@ -34,6 +34,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from batchgen.api.classify import no_such_app
 from batchgen.api.objectstore import ObjectStore
 from batchgen.errors import (
     AmbiguousSubmit,
@@ -59,6 +60,7 @@ from batchgen.run.jobs import Job
 from batchgen.run.keys import KeyPool
 from batchgen.run.polling import PollPolicy
 from batchgen.run.progress import Reporter
+from batchgen.run.reconcile import Reconciler
 from batchgen.run.timing import Timing
 from batchgen.run.uploads import Uploads
 from batchgen.run.uploads import failure as upload_failure
@@ -91,6 +93,7 @@ class Engine(Follower):
         claims: Claims | None = None,
         video_dir: str | None = None,
         billing: Billing | None = None,
+        reconciler: Reconciler | None = None,
     ) -> None:
         super().__init__(
             ledger=ledger,
@@ -117,7 +120,7 @@ class Engine(Follower):
             store=store,
             video_dir=video_dir,
         )
-        self._claims = claims
+        self._claims, self._reconciler = claims, reconciler
         self._nudge = asyncio.Event()  # a job of this run ended, or it drains
         self._active = 0
         self._idle = asyncio.Event()
@@ -179,7 +182,8 @@ class Engine(Follower):
                     await self._claimed(tg, self._claims)
                 self._policy.tail = True  # nothing left to submit: the run's end is near
                 self._retime()
-                await self._wait_idle()
+                while self._active:
+                    await self._idle.wait()
                 await self._pool.close()
         except BaseExceptionGroup as group:
             fatal = [e for e in group.exceptions if isinstance(e, FatalError)]
@@ -247,10 +251,6 @@ class Engine(Follower):
         self._active += 1
         self._idle.clear()
         tg.create_task(self._drive(job))
-
-    async def _wait_idle(self) -> None:
-        while self._active:
-            await self._idle.wait()
 
     async def _drive(self, job: Job) -> None:
         try:
@@ -351,7 +351,9 @@ class Engine(Follower):
                 return False
             if self._draining or self._over_cost(row, cost):  # others spent meanwhile
                 return False
-        duplicate = row.possibly_duplicate or row.status is S.SUBMIT_UNCERTAIN
+        duplicate = await self._reconciled(job, payload)  # batchgen.run.reconcile
+        if duplicate is None:  # its lost submit made a job, now followed: not sent again
+            return True
         sent = False
         held = cost  # held for this job while it waits for the rate limiter
         self._reserved += held
@@ -366,6 +368,7 @@ class Engine(Follower):
                     S.SUBMITTING,
                     attempts=row.attempts + 1,
                     origin=self._origin,
+                    submitted_at=self._timing.wall(),  # where a lost answer's job is looked for
                     key_id=job.slot or None,
                     possibly_duplicate=duplicate,
                     request_id=None,
@@ -394,7 +397,7 @@ class Engine(Follower):
             self._move(job, S.SUBMIT_UNCERTAIN, error=f"submit uncertain: {exc}")
             return True
         except (FatalError, RetryableError, PermanentError, Unreachable) as exc:
-            if self._lacks_endpoint(exc):
+            if no_such_app(exc) and len(self._outputs) > 1:
                 # A comparison goes on without a model the provider does not serve.
                 self._fail(job, str(exc), ENDPOINT_UNKNOWN, attempts=row.attempts)
                 return False
@@ -435,16 +438,6 @@ class Engine(Follower):
         if target is S.COMPLETED:
             await self._finished(job, answer.status)
         return True
-
-    def _lacks_endpoint(self, exc: Exception) -> bool:
-        """True for a submit answered 404/405 (no such app here: nothing was created) in a
-        run over several endpoints, where it is that endpoint's alone to fail."""
-        return (
-            isinstance(exc, FatalError)
-            and not isinstance(exc, KeyRefused)
-            and exc.status in (404, 405)
-            and len(self._outputs) > 1
-        )
 
     def _over_cost(self, row: JobRow, cost: float) -> bool:
         """True (and the job held, saying why) when ``cost`` would take the committed spend

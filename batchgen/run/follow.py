@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 from batchgen.api.classify import CANCELLED, UNKNOWN_REQUEST, job_failure
 from batchgen.api.status import Status
@@ -94,6 +95,19 @@ class Follower(JobBook):
             self._seen(job, status)
             if status.state == "IN_QUEUE" or job.wait > elapsed:  # predict its start anew
                 self._aim(job, status)
+
+    async def _reconciled(self, job: Job, payload: dict[str, Any]) -> bool | None:
+        """Whether sending ``job`` (with ``payload``) must be flagged ``possibly_duplicate``;
+        None when the request log shows the job its lost submit made: then it is followed."""
+        row = job.row
+        if self._reconciler is None or row.status is not S.SUBMIT_UNCERTAIN:
+            return row.possibly_duplicate or row.status is S.SUBMIT_UNCERTAIN
+        found = await self._reconciler.resolve(row, payload)
+        if not isinstance(found, str):
+            return found
+        self._move(job, S.QUEUED, request_id=found, error=None, error_type=None)
+        self._submitted(job, Status("IN_QUEUE"))
+        return None
 
     def _submitted(self, job: Job, status: Status) -> None:
         """A job this run just submitted teaches the poll policy: its group, whether it is a

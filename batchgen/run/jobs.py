@@ -30,6 +30,7 @@ from batchgen.plan.settings import RunSettings
 from batchgen.run.keys import KeyPool
 from batchgen.run.polling import PollPolicy
 from batchgen.run.progress import Reporter
+from batchgen.run.reconcile import Reconciler
 from batchgen.run.timing import Timing
 from batchgen.run.uploads import FILE_REFUSED, Uploads
 
@@ -77,6 +78,7 @@ class JobBook:
         # Per endpoint: the parameters its jobs' run times depend on (its price's drivers).
         self._drivers: Mapping[str, tuple[str, ...]] = {}
         self._uploads: Uploads | None = None  # the run's local input files, if it has any
+        self._reconciler: Reconciler | None = None  # resolves lost submits from a request log
         # The folder's money (batchgen.ledger.money), kept up to date move by move.
         self.committed = self.spent = 0.0
         self.stranded = 0  # jobs in flight left for a later run: their key was refused

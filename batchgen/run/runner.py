@@ -52,6 +52,7 @@ from batchgen.run.keys import KeyPool
 from batchgen.run.outcome import RunResult, run_result
 from batchgen.run.polling import PollPolicy
 from batchgen.run.progress import Reporter
+from batchgen.run.reconcile import reconciler
 from batchgen.run.resume import check_origin, recheck_done, reopen, to_drive, videos_in
 from batchgen.run.store_sink import recover_manifest
 from batchgen.run.timing import Timing
@@ -337,6 +338,9 @@ class Runner:
                 claims=claims,
                 video_dir=None if self._worker is None else self._worker.video_dir,
                 billing=billing,
+                reconciler=reconciler(
+                    self.connection, plan.settings, api, ledger, timing, self.reporter
+                ),
             )
             if self._drained:
                 engine.drain()

@@ -25,6 +25,8 @@ class Timing:
     min_poll_interval: float = 0.1  # fal-client polls this often; ours is only a floor
     stream_silence: float = 20.0  # fal sends a keep-alive every 15 s: allow some slack
     cancel_grace: float = 120.0  # how long a cancelled job is followed for its outcome
+    # How long after a lost submit fal's request log is trusted to list it (batchgen.run.reconcile).
+    reconcile_settle: float = 5.0
     request_timeout: float = 60.0  # real seconds, not scaled
     download_read_timeout: float = 60.0  # real seconds, not scaled
     manifest_every: float = 5.0  # real seconds, not scaled

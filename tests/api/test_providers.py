@@ -314,3 +314,16 @@ def test_price_list_host_only_for_the_presets_own_api() -> None:
     assert mock.platform_url == "http://127.0.0.1:9"
     router = connect(RunSettings(provider="quickrouter"), environ={"QUICKROUTER_API_KEY": "t"})
     assert router.platform_url is None
+
+
+def test_request_log_only_for_the_presets_own_host() -> None:
+    """fal reads its request log at api.fal.ai, the emulator at its base URL, quickrouter and
+    a fal preset pointed at another host (a proxy, whose key fal must not see) nowhere."""
+    fal = {"FAL_KEY": "id:secret"}
+    assert connect(RunSettings(), environ=fal).request_log == "https://api.fal.ai"
+    proxy = RunSettings(base_url="https://proxy.example")
+    assert connect(proxy, environ=fal).request_log is None
+    router = connect(RunSettings(provider="quickrouter"), environ={"QUICKROUTER_API_KEY": "t"})
+    assert router.request_log is None
+    mock = connect(RunSettings(provider="mock"), environ={}, base_url="http://127.0.0.1:9")
+    assert mock.request_log == "http://127.0.0.1:9"

@@ -1,0 +1,129 @@
+"""Uncertain submits resolved from fal's request log instead of guessed.
+
+A submit whose answer was lost (``submit_uncertain``) may or may not have made a job. Before
+it is sent again, ``Reconciler.resolve`` asks the provider's request log
+(``batchgen.api.requestlog``) for requests to the job's endpoint since just before the lost
+POST (the ledger's ``submitted_at``, recorded as it leaves) whose input is the job's payload:
+
+- found, and held by no other job of the ledger: that request id is the job's (adopted: no
+  second submit, no second payment, not flagged);
+- not found once ``settle`` (``Timing.reconcile_settle``) has passed since the POST, for the
+  log to catch up: the job is sent again, not flagged ``possibly_duplicate``;
+- the log unreachable, or the key without the scope to read it: sent again flagged, as without
+  a log; said once (a progress note and the log), and not asked again in this run.
+
+Jobs with the same payload (repeats) are resolved one at a time, so two never adopt one id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+
+from batchgen.api.providers import Connection
+from batchgen.api.requestlog import LogUnavailable, RequestLog
+from batchgen.ledger.base import LedgerStore
+from batchgen.ledger.states import JobRow, JobStatus
+from batchgen.plan.settings import RunSettings
+from batchgen.run.progress import Reporter
+from batchgen.run.timing import Timing
+
+log = logging.getLogger("batchgen.run")
+# Real seconds the log's window opens before the POST: clocks of two hosts differ a little.
+SKEW = 60.0
+
+
+class Reconciler:
+    """Resolves uncertain submits of one run against the request logs of its keys."""
+
+    __slots__ = ("_down", "_ledger", "_lock", "_logs", "_reporter", "_timing")
+
+    def __init__(
+        self,
+        logs: Mapping[str, RequestLog],
+        *,
+        ledger: LedgerStore,
+        timing: Timing,
+        reporter: Reporter,
+    ) -> None:
+        if not logs:
+            raise ValueError("a reconciler needs a request log")
+        self._logs = dict(logs)  # by key id ("" for a run without a key pool)
+        self._ledger = ledger
+        self._timing = timing
+        self._reporter = reporter
+        self._lock = asyncio.Lock()
+        self._down: str | None = None  # why the log cannot be read, once it could not
+
+    def __repr__(self) -> str:
+        return f"<Reconciler {len(self._logs)} log(s){' down' if self._down else ''}>"
+
+    async def resolve(self, row: JobRow, payload: dict[str, Any]) -> str | bool:
+        """For an uncertain ``row`` about to be sent with ``payload``: the request id to adopt,
+        else whether a new submit must be flagged ``possibly_duplicate``."""
+        sent = row.submitted_at
+        if row.status is not JobStatus.SUBMIT_UNCERTAIN:
+            return row.possibly_duplicate
+        if self._down is not None or sent is None:
+            return True
+        timing = self._timing
+        wait = sent + timing.s(timing.reconcile_settle) - timing.wall()
+        if wait > 0:
+            await timing.sleep(wait)
+        reader = self._logs.get(row.key_id or "") or next(iter(self._logs.values()))
+        async with self._lock:
+            try:
+                found = await reader.find(row.endpoint, payload, sent - SKEW, timing.wall() + SKEW)
+            except LogUnavailable as exc:
+                self._unavailable(str(exc))
+                return True
+            if found:
+                held = {
+                    r.request_id
+                    for r in self._ledger.iter_jobs()
+                    if r.request_id is not None and r.key != row.key
+                }
+                for request_id in found:
+                    if request_id not in held:
+                        log.info("%s: its lost submit made %s: adopted", row.key, request_id)
+                        return request_id
+        log.info("%s: the request log shows no job for its lost submit: sent again", row.key)
+        return row.possibly_duplicate
+
+    def _unavailable(self, why: str) -> None:
+        if self._down is None:
+            self._down = why
+            message = f"{why}; uncertain submits are sent again, flagged possibly_duplicate"
+            self._reporter.note(message)
+            log.warning("%s", message)
+
+
+def reconciler(
+    connection: Connection,
+    settings: RunSettings,
+    session: aiohttp.ClientSession,
+    ledger: LedgerStore,
+    timing: Timing,
+    reporter: Reporter,
+) -> Reconciler | None:
+    """The run's reconciler: None with ``--reconcile off`` or a provider without a request
+    log (quickrouter, a proxy). Each key reads its own account's log."""
+    if settings.reconcile == "off" or connection.request_log is None:
+        return None
+    keys = connection.pool or (None,)
+    logs = {
+        ("" if key is None else key.key_id): RequestLog(
+            session,
+            base_url=connection.request_log,
+            authorization=connection.header(key),
+            backoff=timing.backoff.scaled(timing.scale),
+            timeout=timing.request_timeout,
+            sleep=timing.sleep,
+        )
+        for key in keys
+    }
+    return Reconciler(logs, ledger=ledger, timing=timing, reporter=reporter)
