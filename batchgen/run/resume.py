@@ -164,7 +164,12 @@ def _reopened(ledger: LedgerStore, row: JobRow, retry: set[JobStatus]) -> tuple[
     "" (left as it is)."""
     if refetch(row, retry):
         row = ledger.transition(
-            row.key, S.DOWNLOADING, expect=row.status, error=None, error_type=None
+            row.key,
+            S.DOWNLOADING,
+            expect=row.status,
+            error=None,
+            error_type=None,
+            video_path=row.video_path or f"videos/{row.filename}",
         )
         return row, "fetch"
     if row.status not in retry:
@@ -205,8 +210,10 @@ def videos_in(folder: Path, store: ObjectStore | None = None) -> list[str]:
 
 
 def refetch(row: JobRow, retry: set[JobStatus]) -> bool:
-    """True for a failed job whose video is paid for and still worth fetching from its URL."""
-    if row.status is not S.FAILED or not (row.video_url and row.video_path):
+    """True for a failed job whose video is paid for and still worth fetching from its URL
+    (its path may be missing: a ledger rebuilt from the manifest, which names the paths of
+    done jobs only, knows the URL; the file is the job's own name in ``videos/``)."""
+    if row.status is not S.FAILED or not row.video_url:
         return False
     if row.error_type in (DOWNLOAD, DISK):
         return True

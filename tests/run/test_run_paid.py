@@ -118,3 +118,23 @@ async def test_interrupted_outage_resumes_from_the_url(tmp_path: Path) -> None:
     assert result.outcome == "done", result.message
     assert_all_verified(out, stats)
     assert submits(stats) == [1] * 5
+
+
+async def test_failed_downloads_are_fetched_again_after_a_lost_ledger(tmp_path: Path) -> None:
+    """A ledger rebuilt from the manifest keeps each failed download's URL; the next run,
+    --retry-failed too, fetches those videos from it and generates none again (chaos seed 6
+    paid twice for 39 jobs here)."""
+    out = tmp_path / "out"
+    plan = plan_for(prompts(tmp_path, 6), out)
+    async with MockServer(mock_config(fault_file_503=1.0)) as server:
+        assert (await run(plan, server)).outcome == "failed"
+        failed = rows(out)
+        for name in ("batchgen.db", "batchgen.db-wal", "batchgen.db-shm"):
+            (out / name).unlink(missing_ok=True)
+        server.config.fault_file_503 = 0.0
+        result = await run(plan, server, retry_failed=True)
+        stats = server.stats()
+    assert result.outcome == "done", result.message
+    assert_all_verified(out, stats)
+    assert submits(stats) == [1] * 6
+    assert {job.request_id for job in failed} == {job.request_id for job in rows(out)}
