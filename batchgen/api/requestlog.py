@@ -47,6 +47,18 @@ def iso(when: float) -> str:
     return datetime.fromtimestamp(when, UTC).isoformat().replace("+00:00", "Z")
 
 
+def _when(item: dict[str, Any]) -> float:
+    """When a log item's request was sent (epoch seconds), or -inf when it does not say."""
+    for field in ("sent_at", "started_at"):
+        value = item.get(field)
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+    return float("-inf")
+
+
 class RequestLog:
     """Reads one account's request log at ``base_url`` with ``authorization``."""
 
@@ -76,7 +88,9 @@ class RequestLog:
         self, endpoint: str, payload: dict[str, Any], start: float, end: float
     ) -> list[str]:
         """Ids of the requests to ``endpoint`` sent in ``[start, end)`` (epoch seconds) whose
-        input equals ``payload``, in the log's order. Raises LogUnavailable."""
+        input equals ``payload``, the newest first (by ``sent_at``, else ``started_at``, else
+        the log's order): a job sent again adopts its latest request,
+        not an earlier attempt's, which may have ended long ago. Raises LogUnavailable."""
         wanted = canonical(payload)
         params = {
             "endpoint_id": endpoint,
@@ -85,7 +99,7 @@ class RequestLog:
             "expand": "payloads",
             "limit": str(PAGE),
         }
-        found: list[str] = []
+        found: list[tuple[float, str]] = []
         for _ in range(MAX_PAGES):
             page = await self._page(params)
             items = page.get("items")
@@ -95,12 +109,14 @@ class RequestLog:
                 if not isinstance(item, dict) or not isinstance(item.get("request_id"), str):
                     continue
                 if "json_input" in item and canonical(item["json_input"]) == wanted:
-                    found.append(item["request_id"])
+                    found.append((_when(item), item["request_id"]))
             cursor = page.get("next_cursor")
             if not page.get("has_more") or not isinstance(cursor, str):
-                return found
+                break
             params["cursor"] = cursor
-        return found
+        # Newest first; of two sent at the same time (as the log tells it), the later listed.
+        order = sorted(range(len(found)), key=lambda i: (-found[i][0], -i))
+        return [found[i][1] for i in order]
 
     async def _page(self, params: dict[str, str]) -> dict[str, Any]:
         url = self._base + PATH

@@ -82,11 +82,14 @@ class Reconciler:
                 self._unavailable(str(exc))
                 return True
             if found:
+                # Another job's request, or an earlier attempt of this one (a request that
+                # ended: the lost POST's own id was never recorded), is not the lost submit's.
                 held = {
                     r.request_id
                     for r in self._ledger.iter_jobs()
                     if r.request_id is not None and r.key != row.key
                 }
+                held.update(self._ledger.requests(row.key))
                 for request_id in found:
                     if request_id not in held:
                         log.info("%s: its lost submit made %s: adopted", row.key, request_id)

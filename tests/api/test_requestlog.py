@@ -44,13 +44,14 @@ def test_canonical_ignores_key_order() -> None:
 async def test_finds_the_matching_requests_across_pages(
     server: MockServer, session: aiohttp.ClientSession
 ) -> None:
-    """Requests whose input is the payload are found on every page the cursor leads to."""
+    """Requests whose input is the payload are found on every page the cursor leads to, the
+    newest first (a job sent again adopts its latest request, not an earlier attempt's)."""
     wanted = {"prompt": "the one", "duration": "5"}
     first = (await submit(session, server, wanted))["request_id"]
     for i in range(101):
         await submit(session, server, {"prompt": f"other {i}"})
     last = (await submit(session, server, {"duration": "5", "prompt": "the one"}))["request_id"]
-    assert await _find(reader(session, server.base_url, Sleeps()), wanted) == [first, last]
+    assert await _find(reader(session, server.base_url, Sleeps()), wanted) == [last, first]
     assert server.stats()["requests"]["request_log"] == {"200": 2}
 
 
