@@ -307,8 +307,9 @@ class Engine(Follower):
         elif status is S.DOWNLOADING:
             row = job.row
             assert row.video_url is not None
-            assert row.video_path is not None
-            self._pool.put(row.key, row.video_url, row.bytes, row.video_path)
+            # A ledger rebuilt from the manifest knows the paths of done jobs only.
+            path = row.video_path or f"videos/{row.filename}"
+            self._pool.put(row.key, row.video_url, row.bytes, path)
             return False
         else:
             return False

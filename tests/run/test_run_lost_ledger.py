@@ -115,3 +115,30 @@ async def test_rebuilt_ledger_keeps_jobs_no_longer_in_the_input(tmp_path: Path) 
     assert [job.in_input for job in jobs].count(False) == 1
     assert {job.status for job in jobs} == {S.DONE}
     assert sum(stats["submits_by_payload"].values()) == 4
+
+
+async def test_ledger_lost_while_videos_download_fetches_them(tmp_path: Path) -> None:
+    """A ledger lost while videos were downloading: the rebuilt ledger (whose manifest names
+    no path for them) fetches each from its URL, with no traceback and no submit again."""
+    out = tmp_path / "out"
+    plan = plan_for(prompts(tmp_path, 4), out)
+    async with MockServer(mock_config(fault_file_503=1.0)) as server:
+        runner = Runner(plan, connection(server), timing=FAST)
+        task = asyncio.create_task(runner.run())
+        await until(
+            lambda: (
+                (out / "batchgen.db").exists()
+                and sum(job.status is S.DOWNLOADING for job in rows(out)) == 4
+            )
+        )
+        runner.abort()
+        await task
+        assert {r["status"] for r in manifest(out)} == {"downloading"}
+        assert {r["video_path"] for r in manifest(out)} == {None}
+        lose_ledger(out)
+        server.config.fault_file_503 = 0.0
+        result = await run(plan, server)
+        stats = server.stats()
+    assert result.outcome == "done", result.message
+    assert_all_verified(out, stats)
+    assert all(n == 1 for n in stats["submits_by_payload"].values())
