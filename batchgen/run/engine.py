@@ -328,6 +328,8 @@ class Engine(Follower):
             )
             return False
         if row.attempts - row.retry_from >= settings.max_attempts:
+            if await self._adopted_at_cap(job):  # its last, lost submit made a job after all
+                return True
             self._fail(job, f"gave up after {row.attempts} attempts: {row.error}", row.error_type)
             return False
         if self._draining:

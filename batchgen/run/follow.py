@@ -109,6 +109,20 @@ class Follower(JobBook):
         self._submitted(job, Status("IN_QUEUE"))
         return None
 
+    async def _adopted_at_cap(self, job: Job) -> bool:
+        """Out of attempts, a job whose last submit's answer was lost may have made a job all
+        the same: True when the request log shows it (it is then followed, not failed)."""
+        row = job.row
+        if self._reconciler is None or row.status is not S.SUBMIT_UNCERTAIN:
+            return False
+        if job.slot is None:
+            job.slot = await self._slots.acquire(lambda: False)
+            if job.slot is None:
+                return False
+        # What that submit sent: the planned payload, each local file as the URL it went as.
+        urls = {name: sent for name, sent in row.sent.items() if not sent.startswith("data:")}
+        return await self._reconciled(job, {**row.payload, **urls}) is None
+
     def _submitted(self, job: Job, status: Status) -> None:
         """A job this run just submitted teaches the poll policy: its group, whether it is a
         scout, when it should start (its key's jobs in flight tell the account's concurrency)."""

@@ -39,6 +39,19 @@ async def test_lost_submit_whose_job_exists_is_adopted(tmp_path: Path) -> None:
     ] * 3
 
 
+async def test_a_lost_last_attempt_that_made_a_job_is_adopted(tmp_path: Path) -> None:
+    """Out of attempts, a job whose last submit's answer was lost is not failed when the log
+    shows the job that submit made: it is followed to its video (chaos seed 3)."""
+    out = tmp_path / "out"
+    async with MockServer(mock_config(fault_submit_drop=1.0)) as server:
+        timing = replace(FAST, reconcile_settle=0)
+        _, outcome = await _run(server, out, prompts(tmp_path, 2), timing, max_attempts=1)
+        stats = server.stats()
+    assert outcome == "done"
+    assert sorted(stats["submits_by_payload"].values()) == [1, 1]
+    assert [(j.status, j.possibly_duplicate) for j in rows(out)] == [(S.DONE, False)] * 2
+
+
 async def test_lost_submit_without_a_job_is_resent_once_unflagged(tmp_path: Path) -> None:
     """When the log shows no job for a lost submit after the settle time, it is sent once more,
     not flagged possibly_duplicate."""
