@@ -203,9 +203,14 @@ class PollPolicy:
 
     def _start_after(self, now: float, ahead: int, key: Hashable, lane: Hashable) -> float:
         ends = []
+        means: dict[Hashable, float | None] = {}  # per group, once per call: not per job
         for other, (start, group, its_lane) in self._starts.items():
-            mean = self._mean(group)
-            if other != key and its_lane == lane and mean is not None and start + mean > now:
+            if other == key or its_lane != lane:
+                continue
+            if group not in means:
+                means[group] = self._mean(group)
+            mean = means[group]
+            if mean is not None and start + mean > now:
                 ends.append(start + mean)
         if len(ends) > ahead:
             return sorted(ends)[ahead]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from runs import FAST, assert_all_verified, connection, mock_config, plan_for, prompts, rows, run
+from test_run_lost_ledger import lose_ledger
 from test_run_resume import until
 
 from batchgen.ledger.states import JobStatus
@@ -129,8 +130,7 @@ async def test_failed_downloads_are_fetched_again_after_a_lost_ledger(tmp_path: 
     async with MockServer(mock_config(fault_file_503=1.0)) as server:
         assert (await run(plan, server)).outcome == "failed"
         failed = rows(out)
-        for name in ("batchgen.db", "batchgen.db-wal", "batchgen.db-shm"):
-            (out / name).unlink(missing_ok=True)
+        lose_ledger(out)
         server.config.fault_file_503 = 0.0
         result = await run(plan, server, retry_failed=True)
         stats = server.stats()
