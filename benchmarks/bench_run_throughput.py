@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import INSTANT, emulator, prompts, stats
+from common import INSTANT, cpu_seconds, emulator, prompts, stats
 
 from batchgen.api.providers import Connection
 from batchgen.plan.build import build_plan
@@ -24,7 +24,7 @@ from batchgen.run.runner import Runner
 from batchgen.run.timing import Timing
 
 
-async def main(jobs: int, concurrency: int, poll: str) -> None:
+async def main(jobs: int, concurrency: int, poll: str, downloads: int = 4) -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-a-"))
     try:
         with emulator(*INSTANT) as base:
@@ -37,22 +37,27 @@ async def main(jobs: int, concurrency: int, poll: str) -> None:
                     "rate": 1_000_000,
                     "expect_latency": 0.01,
                     "poll": poll,
+                    "download_concurrency": downloads,
                 },
             )
             connection = Connection("mock", base, "key", "BATCHGEN_MOCK_KEY", "bench")
             # Zero-latency jobs: let the poll floor be small, or it alone sets the pace.
             runner = Runner(plan, connection, timing=Timing(min_poll_interval=0.005))
+            served = cpu_seconds(base)
             wall, cpu = time.perf_counter(), time.process_time()
             result = await runner.run()
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            served = cpu_seconds(base) - served
             seen = stats(base)
         per_job = list(seen["status_requests"].values()) or [0]
         print(
-            f"jobs={jobs} concurrency={concurrency} poll={poll} outcome={result.outcome} "
+            f"jobs={jobs} concurrency={concurrency} downloads={downloads} poll={poll} "
+            f"outcome={result.outcome} "
             f"({result.message})"
         )
         print(f"wall {wall:.2f} s -> {jobs / wall:.0f} jobs/s")
         print(f"client CPU {cpu:.2f} s -> {cpu / jobs * 1000:.2f} ms per job")
+        print(f"emulator CPU {served:.2f} s -> {served / jobs * 1000:.2f} ms per job")
         print(
             f"status requests per job: median {statistics.median(per_job):.0f}, max {max(per_job)}"
         )
@@ -65,5 +70,6 @@ if __name__ == "__main__":
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--poll", choices=["adaptive", "stream"], default="adaptive")
+    parser.add_argument("--download-concurrency", type=int, default=4)
     args = parser.parse_args()
-    asyncio.run(main(args.jobs, args.concurrency, args.poll))
+    asyncio.run(main(args.jobs, args.concurrency, args.poll, args.download_concurrency))

@@ -33,6 +33,10 @@ INSTANT = (
 )
 
 
+# The emulator process serving each base URL ``emulator`` yielded (see ``cpu_seconds``).
+_PROCESSES: dict[str, subprocess.Popen[str]] = {}
+
+
 @contextmanager
 def emulator(*args: str) -> Iterator[str]:
     """Start ``batchgen mock`` with ``args`` on a free port; yield its base URL."""
@@ -49,10 +53,19 @@ def emulator(*args: str) -> Iterator[str]:
         line = proc.stderr.readline()
         if "serving on" not in line:
             raise RuntimeError(f"emulator did not start: {line}")
-        yield line.split("serving on ", 1)[1].split()[0]
+        base = line.split("serving on ", 1)[1].split()[0]
+        _PROCESSES[base] = proc
+        yield base
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def cpu_seconds(base_url: str) -> float:
+    """CPU time (user + system) the emulator at ``base_url`` has used so far (Linux)."""
+    with open(f"/proc/{_PROCESSES[base_url].pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stats(base_url: str) -> dict[str, Any]:

@@ -51,7 +51,7 @@ import copy
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -190,8 +190,8 @@ class QueueClient:
         self,
         payload: dict[str, Any],
         *,
-        before_send: Callable[[], None] | None = None,
-        not_sent: Callable[[], None] | None = None,
+        before_send: Callable[[], Awaitable[None]] | None = None,
+        not_sent: Callable[[], Awaitable[None]] | None = None,
         stop: Callable[[], bool] | None = None,
         endpoint: str | None = None,
     ) -> Submitted:
@@ -403,11 +403,11 @@ class QueueClient:
         body: Any = None,
         params: dict[str, str] | None = None,
         request_id: str | None = None,
-        before_send: Callable[[], None] | None = None,
+        before_send: Callable[[], Awaitable[None]] | None = None,
         accept: tuple[int, ...] = (),
         pending_ok: bool = False,
         stop: Callable[[], bool] | None = None,
-        not_sent: Callable[[], None] | None = None,
+        not_sent: Callable[[], Awaitable[None]] | None = None,
     ) -> Answer:
         retry = 0
         while True:
@@ -415,7 +415,7 @@ class QueueClient:
             waiting = False
             await self._acquire()
             if before_send is not None:
-                before_send()
+                await before_send()
             started = time.perf_counter()
             try:
                 async with self._session.request(
@@ -432,7 +432,7 @@ class QueueClient:
                 log_request(method, url, "not-connected", request_id, started)
                 error = RetryableError(f"{route}: cannot connect: {describe(exc)}")
                 if not_sent is not None:
-                    not_sent()
+                    await not_sent()
                 waiting = self._reach.cannot_connect(self._base, describe(exc))
             except (aiohttp.ClientError, TimeoutError) as exc:
                 log_request(method, url, "lost", request_id, started)

@@ -9,10 +9,10 @@ batch in a PostgreSQL database that several workers share. Both implement it thr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
-from batchgen.ledger.core import SyncReport
+from batchgen.ledger.core import Move, SyncReport
 from batchgen.ledger.states import JobRow, JobStatus
 from batchgen.ledger.uploads import Upload
 
@@ -28,6 +28,11 @@ class LedgerStore(Protocol):
 
     def reader(self) -> LedgerStore:
         """Another connection to the same ledger, read-only, for a thread of its own."""
+        ...
+
+    def twin(self) -> LedgerStore:
+        """Another connection to the same ledger, to write from a thread of its own (made
+        in that thread: a connection stays in the thread that made it)."""
         ...
 
     def close(self) -> None: ...
@@ -70,6 +75,8 @@ class LedgerStore(Protocol):
     def transition(
         self, key: str, status: JobStatus, *, expect: JobStatus | None = None, **values: Any
     ) -> JobRow: ...
+
+    def transitions(self, moves: Sequence[Move]) -> list[JobRow | Exception]: ...
 
     def update(self, key: str, **values: Any) -> None: ...
 

@@ -11,14 +11,23 @@ its own dialect (``_FILE_PARAMS``, ``_ORDER``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from batchgen.errors import JobChanged, LedgerError
 from batchgen.ledger.states import FIELDS, TRANSITIONS, JobRow, JobStatus
 from batchgen.ledger.uploads import UploadCache
+
+
+class Move(NamedTuple):
+    """One job's move, as ``SqlLedger.transition`` takes it."""
+
+    key: str
+    status: JobStatus
+    expect: JobStatus | None
+    values: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,15 +299,41 @@ class SqlLedger(UploadCache):
         the same transaction), else JobChanged: another process moved it meanwhile.
         ``request_id`` given here is also appended to the job's request history.
         """
+        outcome = self.transitions([Move(key, status, expect, values)])[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def transitions(self, moves: Sequence[Move]) -> list[JobRow | Exception]:
+        """Make ``moves`` (each as ``transition`` would) in one transaction: one commit for
+        them all (see ``batchgen.ledger.writer``). Returns, per move, the job's row after it,
+        or the JobChanged or LedgerError that refused it (nothing of that move written). A
+        transaction that fails (a full disk) raises, and none of the moves is made."""
+        outcomes: dict[int, str | Exception] = {}
         with self._tx() as db:
-            current, attempts = self._lock_job(db, key)
-            now = JobStatus(current)
-            if expect is not None and now is not expect:
-                raise JobChanged(f"job {key}: is {now} now, not {expect}")
-            if status != now and status not in TRANSITIONS[now]:
-                raise LedgerError(f"job {key}: {now} -> {status} is not allowed")
-            self._write(db, key, {"status": status.value, **values}, attempts)
-        return self.get(key)
+            # Rows are locked in key order (a shared ledger's heartbeat locks them so too).
+            for at in sorted(range(len(moves)), key=lambda i: moves[i].key):
+                key, status, expect, values = moves[at]
+                try:
+                    current, attempts = self._lock_job(db, key)
+                    now = JobStatus(current)
+                    if expect is not None and now is not expect:
+                        raise JobChanged(f"job {key}: is {now} now, not {expect}")
+                    if status != now and status not in TRANSITIONS[now]:
+                        raise LedgerError(f"job {key}: {now} -> {status} is not allowed")
+                    self._write(db, key, {"status": status.value, **values}, attempts)
+                except (JobChanged, LedgerError) as exc:  # raised before its first write
+                    outcomes[at] = exc
+                else:
+                    outcomes[at] = key
+            moved = [o for o in outcomes.values() if isinstance(o, str)]
+            rows = {}
+            if moved:
+                marks = ", ".join("?" * len(moved))
+                sql = f"SELECT {self._columns} FROM jobs WHERE key IN ({marks})"
+                rows = {r[0]: _row(r) for r in self._query(db, sql, moved)}
+        outcome = [outcomes[at] for at in range(len(moves))]
+        return [rows[o] if isinstance(o, str) else o for o in outcome]
 
     def update(self, key: str, **values: Any) -> None:
         """Set fields of ``key`` without changing its status."""

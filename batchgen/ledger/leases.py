@@ -87,12 +87,17 @@ class Leases(SqlAccess):
         return [(key, JobStatus(status)) for key, status, _ in sorted(taken, key=lambda r: r[2])]
 
     def heartbeat(self) -> int:
-        """Extend every lease this worker holds by ``lease`` from now; how many it holds."""
+        """Extend every lease this worker holds by ``lease`` from now; how many it holds.
+
+        Rows are locked in key order, as moves lock them (``SqlLedger.transitions``): the
+        worker's moves commit on a connection of their own, and two transactions that lock
+        the same rows in the same order cannot deadlock."""
         me = self._me()
         with self._tx() as db:
             held: int = self._query(
                 db,
-                f"UPDATE jobs SET lease_until = {NOW} + ? WHERE owner = ?",
+                f"UPDATE jobs SET lease_until = {NOW} + ? WHERE key IN ("
+                'SELECT key FROM jobs WHERE owner = ? ORDER BY key COLLATE "C" FOR UPDATE)',
                 (self.lease, me.id),
             ).rowcount
             self._query(db, f"UPDATE workers SET seen_at = {NOW} WHERE id = ?", (me.id,))

@@ -82,6 +82,12 @@ class PgLedger(Leases, SqlLedger):
         """Another connection to this batch, read-only (for a thread of its own)."""
         return PgLedger(self._url, self.batch, readonly=True, clock=self._clock)
 
+    def twin(self) -> PgLedger:
+        """Another connection to this batch, for the same worker, to write from a thread."""
+        return PgLedger(
+            self._url, self.batch, worker=self.worker, lease=self.lease, clock=self._clock
+        )
+
     def close(self) -> None:
         self._db.close()
 

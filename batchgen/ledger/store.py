@@ -84,6 +84,10 @@ class Ledger(SqlLedger):
         """Another connection to this ledger, read-only (for a thread of its own)."""
         return Ledger(self.path, readonly=True)
 
+    def twin(self) -> Ledger:
+        """Another connection to this ledger, to write from a thread of its own."""
+        return Ledger(self.path, clock=self._clock)
+
     def file_params(self) -> list[str]:
         if "NULL AS files" in self._columns:  # a folder an older batchgen wrote
             return []

@@ -48,6 +48,10 @@ class BitWriter:
         while self._n:
             self.u(1, 0)
 
+    @property
+    def aligned(self) -> bool:
+        return self._n == 0
+
     def raw(self, data: bytes) -> None:
         if self._n:
             raise ValueError("raw bytes need a byte-aligned writer")
@@ -143,11 +147,25 @@ def idr_picture(macroblocks: list[bytes], idr_pic_id: int) -> bytes:
     for samples in macroblocks:
         if len(samples) != _MB_BYTES:
             raise ValueError(f"an I_PCM macroblock holds {_MB_BYTES} samples")
-        w.ue(_MB_TYPE_I_PCM)
-        w.align_zero()  # pcm_alignment_zero_bit
+        if w.aligned:  # after the first: the same two bytes, no bit twiddling
+            w.raw(_PCM_ALIGNED)
+        else:
+            w.ue(_MB_TYPE_I_PCM)
+            w.align_zero()  # pcm_alignment_zero_bit
         w.raw(samples)
     w.trailing_bits()
     return _nal(3, _NAL_IDR, w.getvalue())
+
+
+def _pcm_prefix() -> bytes:
+    w = BitWriter()
+    w.ue(_MB_TYPE_I_PCM)
+    w.align_zero()
+    return w.getvalue()
+
+
+# mb_type I_PCM and its alignment bits, as written from a byte boundary.
+_PCM_ALIGNED = _pcm_prefix()
 
 
 def flat_macroblock(y: int, cb: int, cr: int) -> bytes:

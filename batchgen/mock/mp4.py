@@ -100,7 +100,7 @@ def _moov(
     return box(b"moov", mvhd, trak)
 
 
-@functools.lru_cache(maxsize=128)
+@functools.lru_cache(maxsize=512)  # a job's result, then its download, a little later
 def movie(request_id: str) -> bytes:
     """``ftyp`` + ``moov`` + ``mdat`` of the job's video, without the trailing ``free`` box."""
     return encode(_frames(request_id), WIDTH_MBS, HEIGHT_MBS, FPS)

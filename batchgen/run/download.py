@@ -280,10 +280,14 @@ class PartFile:
         self._handle: IO[Any] | None = None
 
     def prepare(self) -> None:
-        self.where.parent.mkdir(parents=True, exist_ok=True)
+        if not self.where.parent.is_dir():  # one stat when it is there (the usual case)
+            self.where.parent.mkdir(parents=True, exist_ok=True)
 
     def kept(self) -> int:
-        return self.part.stat().st_size if self.part.exists() else 0
+        try:
+            return self.part.stat().st_size
+        except FileNotFoundError:
+            return 0
 
     async def hash_kept(self, digest: Any) -> None:
         # hashlib lets go of the GIL on big blocks: a 1 GB part hashes aside.

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from batchgen.api.objectstore import ObjectStore
 from batchgen.errors import DiskError, JobChanged, PermanentError, RetryableError
-from batchgen.ledger.base import LedgerStore
 from batchgen.ledger.states import JobStatus
+from batchgen.ledger.writer import LedgerWriter
 from batchgen.run.download import DISK, DOWNLOAD, VIDEO_REFUSED, Downloader
 from batchgen.run.progress import Reporter
 from batchgen.run.store_sink import StoreSink
@@ -45,7 +45,6 @@ class DownloadPool:
     __slots__ = (
         "_disk_errors",
         "_downloader",
-        "_ledger",
         "_on_disk_stop",
         "_out",
         "_queue",
@@ -53,13 +52,14 @@ class DownloadPool:
         "_store",
         "_video_dir",
         "_workers",
+        "_writes",
         "disk_stop",
     )
 
     def __init__(
         self,
         *,
-        ledger: LedgerStore,
+        writes: LedgerWriter,
         downloader: Downloader,
         reporter: Reporter,
         out_dir: Path,
@@ -68,7 +68,7 @@ class DownloadPool:
         store: ObjectStore | None = None,
         video_dir: str | None = None,
     ) -> None:
-        self._ledger, self._downloader, self._reporter = ledger, downloader, reporter
+        self._writes, self._downloader, self._reporter = writes, downloader, reporter
         self._store = store  # videos go there (same paths) instead of into ``out_dir``
         self._video_dir = video_dir  # recorded with each video: a shared ledger's worker folder
         self._out, self._workers, self._on_disk_stop = out_dir, workers, on_disk_stop
@@ -110,8 +110,8 @@ class DownloadPool:
                 self._queue.task_done()
 
     async def _download(self, key: str, url: str, size: int | None, path: str) -> None:
-        def failed(error: str, error_type: str) -> None:
-            self._ledger.transition(
+        async def failed(error: str, error_type: str) -> None:
+            await self._writes.transition(
                 key, S.FAILED, expect=S.DOWNLOADING, error=error, error_type=error_type
             )
             self._reporter.moved(S.DOWNLOADING, S.FAILED)
@@ -124,13 +124,13 @@ class DownloadPool:
             fetched = await self._downloader.fetch(url, dest, expected_size=size, name=path)
         except (RetryableError, PermanentError) as exc:
             fallback = DOWNLOAD if isinstance(exc, RetryableError) else VIDEO_REFUSED
-            failed(f"download: {exc}", exc.error_type or fallback)
+            await failed(f"download: {exc}", exc.error_type or fallback)
         except DiskError as exc:
-            failed(str(exc), DISK)
+            await failed(str(exc), DISK)
             self._disk_failed(exc)
         else:
             self._disk_errors.clear()
-            self._ledger.transition(
+            await self._writes.transition(
                 key,
                 S.DONE,
                 expect=S.DOWNLOADING,

@@ -22,8 +22,9 @@ Other processes may change jobs under a live run (``batchgen cancel``). Every mo
 state the engine last saw (``Ledger.transition(expect=...)``); when the ledger says the job is
 elsewhere now, the engine leaves it as the other process put it and drives it no further.
 
-Following jobs lives in ``batchgen.run.follow``, shared moves in ``batchgen.run.jobs``,
-downloads in ``batchgen.run.download_pool``, what a job was billed in ``batchgen.run.billing``.
+Submitting lives in ``batchgen.run.submit``, following jobs in ``batchgen.run.follow``, shared
+moves in ``batchgen.run.jobs`` (committed through ``batchgen.ledger.writer``), downloads in
+``batchgen.run.download_pool``, what a job was billed in ``batchgen.run.billing``.
 """
 
 from __future__ import annotations
@@ -34,10 +35,8 @@ import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from batchgen.api.classify import no_such_app
 from batchgen.api.objectstore import ObjectStore
 from batchgen.errors import (
-    AmbiguousSubmit,
     DiskError,
     FatalError,
     JobChanged,
@@ -47,31 +46,28 @@ from batchgen.errors import (
     Unreachable,
 )
 from batchgen.ledger.base import LedgerStore
-from batchgen.ledger.money import committed
-from batchgen.ledger.states import JobRow, JobStatus
+from batchgen.ledger.states import JobStatus
 from batchgen.plan.settings import RunSettings
 from batchgen.run.ahead import Ahead
 from batchgen.run.billing import Billing
 from batchgen.run.claims import Claims
 from batchgen.run.download import Downloader, part_path, video_of
 from batchgen.run.download_pool import DownloadPool
-from batchgen.run.follow import COMPLETED_AFTER_CANCEL, Follower
+from batchgen.run.follow import COMPLETED_AFTER_CANCEL
 from batchgen.run.jobs import Job
 from batchgen.run.keys import KeyPool
 from batchgen.run.polling import PollPolicy
 from batchgen.run.progress import Reporter
 from batchgen.run.reconcile import Reconciler
+from batchgen.run.submit import Submitter
 from batchgen.run.timing import Timing
 from batchgen.run.uploads import Uploads
-from batchgen.run.uploads import failure as upload_failure
 
 S = JobStatus
 log = logging.getLogger("batchgen.run")
-# A submit refused as no such endpoint at this provider (in a run over several endpoints).
-ENDPOINT_UNKNOWN = "endpoint_unknown"
 
 
-class Engine(Follower):
+class Engine(Submitter):
     """Runs the jobs it is given to the end (or to a stop). One use per instance."""
 
     def __init__(
@@ -111,7 +107,7 @@ class Engine(Follower):
         self._uploads = uploads
         self._billing = billing or Billing()
         self._pool = DownloadPool(
-            ledger=ledger,
+            writes=self._writes,
             downloader=downloader,
             reporter=reporter,
             out_dir=out_dir,
@@ -147,10 +143,6 @@ class Engine(Follower):
             self._uploads.drain()
 
     @property
-    def draining(self) -> bool:
-        return self._draining
-
-    @property
     def stopped(self) -> str | None:
         """Why the run stopped early on an environment fault, or None: a failing disk (videos
         that cannot be written, see ``batchgen.run.download_pool``, or a ledger that cannot
@@ -173,6 +165,7 @@ class Engine(Follower):
                 remote.append(key)
             elif status in (S.COMPLETED, S.DOWNLOADING):
                 fetch.append(key)
+        self._writes.start()
         try:
             async with asyncio.TaskGroup() as tg:
                 self._pool.start(tg)
@@ -199,6 +192,10 @@ class Engine(Follower):
                 log.error("%s", self._stopped)
             else:
                 raise group.exceptions[0] if len(group.exceptions) == 1 else group from None
+        finally:
+            await self._writes.close()
+            writes = self._writes
+            log.info("ledger: %d moves in %d transactions", writes.moves, writes.transactions)
 
     async def _given(
         self, tg: asyncio.TaskGroup, waiting: list[str], remote: list[str], fetch: list[str]
@@ -290,7 +287,7 @@ class Engine(Follower):
         """Move ``job`` on by one state; False when this run is done with it."""
         status = job.row.status
         if status is S.SUBMITTING:  # left so by a crash: its POST may have gone out
-            self._move(
+            await self._move(
                 job,
                 S.SUBMIT_UNCERTAIN,
                 error="interrupted while submitting: a job may exist at the provider",
@@ -315,150 +312,6 @@ class Engine(Follower):
             return False
         return True
 
-    async def _submit(self, job: Job) -> bool:
-        row, settings = job.row, self._settings
-        if not row.in_input:  # followed only because the provider held it: never sent again
-            lost = " (its last submit's answer was lost: a job may exist at the provider)"
-            why = lost if row.status is S.SUBMIT_UNCERTAIN else f": {row.error}"
-            self._fail(job, f"no longer in the input; not submitted again{why}", row.error_type)
-            return False
-        if row.status is S.SUBMIT_UNCERTAIN and settings.on_uncertain_submit == "fail":
-            self._fail(
-                job, f"{row.error}; not sent again (--on-uncertain-submit fail)", "submit_uncertain"
-            )
-            return False
-        if row.attempts - row.retry_from >= settings.max_attempts:
-            if await self._adopted_at_cap(job):  # its last, lost submit made a job after all
-                return True
-            self._fail(job, f"gave up after {row.attempts} attempts: {row.error}", row.error_type)
-            return False
-        if self._draining:
-            return False
-        if job.slot is None:
-            job.slot = await self._slots.acquire(lambda: self._draining)
-            if job.slot is None:
-                return False
-        # A job submitted again after a transient failure is committed already.
-        cost = 0.0 if committed(row) else (row.cost_usd or 0.0)
-        if self._over_cost(row, cost):
-            return False
-        payload, files_sent = row.payload, dict[str, str]()
-        if row.files and self._uploads is not None:  # local files: uploaded (or inline) first
-            try:
-                payload, files_sent = await self._uploads.payload(row)
-            except (RetryableError, PermanentError) as exc:
-                if self.draining:  # stopped, or failed while the run stops: for the next run
-                    return False
-                message, error_type, flags = upload_failure(row, exc)
-                self._fail(job, message, error_type, **flags)
-                return False
-            if self._draining or self._over_cost(row, cost):  # others spent meanwhile
-                return False
-        duplicate = await self._reconciled(job, payload)  # batchgen.run.reconcile
-        if duplicate is None:  # its lost submit made a job, now followed: not sent again
-            return True
-        sent = False
-        held = cost  # held for this job while it waits for the rate limiter
-        self._reserved += held
-
-        def before_send() -> None:
-            nonlocal sent, held
-            if not sent:  # committed before the POST leaves: a crash now means "uncertain"
-                self._reserved -= held  # counted in self.committed from this move on
-                held = 0.0
-                self._move(
-                    job,
-                    S.SUBMITTING,
-                    attempts=row.attempts + 1,
-                    origin=self._origin,
-                    submitted_at=self._timing.wall(),  # where a lost answer's job is looked for
-                    key_id=job.slot or None,
-                    possibly_duplicate=duplicate,
-                    request_id=None,
-                    error=None,
-                    error_type=None,
-                    sent=files_sent,
-                )
-                sent = True
-
-        def not_sent() -> None:
-            nonlocal sent
-            if sent:  # the connection failed before a byte left: back to where it was
-                back = S.SUBMIT_UNCERTAIN if row.status is S.SUBMIT_UNCERTAIN else S.PENDING
-                self._move(job, back, attempts=row.attempts, error=row.error)
-                sent = False
-
-        try:
-            answer = await self._keys.client(job.slot).submit(
-                payload,
-                before_send=before_send,
-                not_sent=not_sent,
-                stop=lambda: self._draining,
-                endpoint=row.endpoint,
-            )
-        except AmbiguousSubmit as exc:
-            self._move(job, S.SUBMIT_UNCERTAIN, error=f"submit uncertain: {exc}")
-            return True
-        except (FatalError, RetryableError, PermanentError, Unreachable) as exc:
-            if no_such_app(exc) and len(self._outputs) > 1:
-                # A comparison goes on without a model the provider does not serve.
-                self._fail(job, str(exc), ENDPOINT_UNKNOWN, attempts=row.attempts)
-                return False
-            if isinstance(exc, PermanentError):
-                # A refused submit created nothing (unlike a 2xx we could not read).
-                unpaid = sent and exc.error_type != "submit_uncertain"
-                self._fail(
-                    job, str(exc), exc.error_type, **({"attempts": row.attempts} if unpaid else {})
-                )
-                return False
-            if sent:
-                self._move(
-                    job,
-                    S.PENDING,
-                    attempts=row.attempts,
-                    possibly_duplicate=duplicate,  # an earlier uncertain submit still may be
-                    error=f"not submitted: {exc}",
-                )
-            if isinstance(exc, FatalError | Unreachable):
-                raise
-            self.not_submitted += 1
-            return False
-        finally:
-            self._reserved -= held
-        now = self._timing.wall()
-        state = answer.status.state
-        target = {"IN_PROGRESS": S.RUNNING, "COMPLETED": S.COMPLETED}.get(state, S.QUEUED)
-        self._move(
-            job,
-            target,
-            request_id=answer.request_id,
-            submitted_at=now,
-            queue_position=answer.status.queue_position,
-            started_at=now if target is S.RUNNING else None,
-            completed_at=now if target is S.COMPLETED else None,
-        )
-        self._submitted(job, answer.status)
-        if target is S.COMPLETED:
-            await self._finished(job, answer.status)
-        return True
-
-    def _over_cost(self, row: JobRow, cost: float) -> bool:
-        """True (and the job held, saying why) when ``cost`` would take the committed spend
-        above ``--max-cost``."""
-        limit = self._settings.max_cost
-        total = self.committed + self._reserved + cost
-        if limit is None or total <= limit + 1e-9:
-            return False
-        self._ledger.update(
-            row.key,
-            error=(
-                f"not submitted: it would take the committed spend to ${total:,.2f}, "
-                f"above --max-cost ${limit:,.2f}"
-            ),
-        )
-        self.held_by_cost += 1
-        return True
-
     async def _collect(self, job: Job) -> None:
         """Read the result of a completed job; record its video URL; queue the download."""
         row, timing = job.row, self._timing
@@ -470,18 +323,18 @@ class Engine(Follower):
                 look = await self._client(row).result(row.request_id, row.endpoint)
             except RetryableError as exc:
                 if exc.error_type is not None:
-                    return self._job_failed(job, exc)
+                    return await self._job_failed(job, exc)
                 # The job ran and is paid for: keep asking for its result, not for a new job.
                 if timing.wall() >= deadline:
-                    return self._fail(
+                    return await self._fail(
                         job, f"result unreadable until --job-timeout: {exc}", "timeout"
                     )
                 await timing.sleep(timing.s(self._settings.max_poll_interval))
             except PermanentError as exc:
-                return self._job_failed(job, exc)
+                return await self._job_failed(job, exc)
         url, size = video_of(look.output or {}, self._outputs.get(row.endpoint, "video"))
         if url is None:
-            return self._fail(
+            return await self._fail(
                 job, f"the result holds no video URL: {str(look.output)[:300]}", "no_output"
             )
         path = f"videos/{row.filename}"
@@ -492,4 +345,4 @@ class Engine(Follower):
         fields = {"video_url": url, "video_path": path, "bytes": size, "billed_usd": billed}
         if row.error_type != COMPLETED_AFTER_CANCEL:  # one keeps saying so: see run.follow
             fields |= {"error": None, "error_type": None}
-        self._move(job, S.DOWNLOADING, **fields)
+        await self._move(job, S.DOWNLOADING, **fields)

@@ -57,7 +57,7 @@ class Follower(JobBook):
         while True:
             now = timing.wall()
             if now >= deadline:
-                return self._unresolved(job) if cancelling else await self._timeout(job)
+                return await (self._unresolved(job) if cancelling else self._timeout(job))
             delay = self._policy.delay(now - submitted, job.group, wait=job.wait, scout=job.scout)
             await self._pause(job, min(delay, deadline - now))
             try:  # a look (its retries too) must not outlast the job's time
@@ -69,7 +69,7 @@ class Follower(JobBook):
                 if isinstance(exc, RetryableError) and exc.error_type is None:
                     continue  # the next look is the retry
                 self._release(job)  # the job ended in error, or the provider forgot it
-                return self._ended(job, exc)
+                return await self._ended(job, exc)
             elapsed = timing.wall() - submitted
             status = look.status
             if status.done:
@@ -90,9 +90,9 @@ class Follower(JobBook):
                 return await self._finished(job, status)
             if status.state == "CANCELLED":
                 self._release(job)
-                return self._ended(job, None)
+                return await self._ended(job, None)
             last_miss = elapsed
-            self._seen(job, status)
+            await self._seen(job, status)
             if status.state == "IN_QUEUE" or job.wait > elapsed:  # predict its start anew
                 self._aim(job, status)
 
@@ -105,7 +105,7 @@ class Follower(JobBook):
         found = await self._reconciler.resolve(row, payload)
         if not isinstance(found, str):
             return found
-        self._move(job, S.QUEUED, request_id=found, error=None, error_type=None)
+        await self._move(job, S.QUEUED, request_id=found, error=None, error_type=None)
         self._submitted(job, Status("IN_QUEUE"))
         return None
 
@@ -174,7 +174,7 @@ class Follower(JobBook):
                     async for status in statuses:
                         if status.done:
                             return status
-                        self._seen(job, status)
+                        await self._seen(job, status)
         except (RetryableError, PermanentError) as exc:
             log.info("job %s: status stream: %s; polling instead", job.row.key, exc)
         except TimeoutError:
@@ -182,27 +182,29 @@ class Follower(JobBook):
         job.stream_broken = True
         return None
 
-    def _seen(self, job: Job, status: Status) -> None:
+    async def _seen(self, job: Job, status: Status) -> None:
         if status.state == "IN_PROGRESS" and job.row.status is S.QUEUED:
-            self._move(job, S.RUNNING, started_at=self._timing.wall(), queue_position=None)
+            await self._move(job, S.RUNNING, started_at=self._timing.wall(), queue_position=None)
 
     async def _finished(self, job: Job, status: Status) -> None:
         """The provider says the job ended: give back its slot, then take its outcome."""
         self._release(job)
         if status.error or status.error_type:
-            self._ended(job, job_failure(status.error, status.error_type))
+            await self._ended(job, job_failure(status.error, status.error_type))
         elif job.row.status is S.CANCELLING:
-            self._completed_after_cancel(job)
+            await self._completed_after_cancel(job)
         elif job.row.status is not S.COMPLETED:
-            self._move(job, S.COMPLETED, completed_at=self._timing.wall(), queue_position=None)
+            await self._move(
+                job, S.COMPLETED, completed_at=self._timing.wall(), queue_position=None
+            )
 
-    def _ended(self, job: Job, exc: ApiError | None) -> None:
+    async def _ended(self, job: Job, exc: ApiError | None) -> None:
         """The job ended in error (``None``: the provider reported it cancelled)."""
         if job.row.status is not S.CANCELLING:
             if exc is None:
-                self._move(job, S.CANCELLED, error="cancelled at the provider")
+                await self._move(job, S.CANCELLED, error="cancelled at the provider")
                 return
-            return self._job_failed(job, exc)
+            return await self._job_failed(job, exc)
         # A cancel was asked: whatever the error, the job is over and is not submitted again.
         if exc is not None and exc.error_type == UNKNOWN_REQUEST:
             word = "unknown to the provider"
@@ -210,10 +212,10 @@ class Follower(JobBook):
             word = "cancelled at the provider"
         else:
             word = f"ended with an error after its cancel: {exc}"
-        self._cancel_outcome(job, word)
+        await self._cancel_outcome(job, word)
 
     async def _timeout(self, job: Job) -> None:
-        self._move(job, S.CANCELLING, error_type="timeout")
+        await self._move(job, S.CANCELLING, error_type="timeout")
         await self._cancel(job)
 
     async def _cancel(self, job: Job) -> None:
@@ -230,30 +232,30 @@ class Follower(JobBook):
         # ALREADY_COMPLETED too: it ended, but only a look says how (cancelled, failed, a video).
         if word == "NOT_FOUND":  # the result route does not know it either
             self._release(job)
-            return self._cancel_outcome(job, "unknown to the provider")
+            return await self._cancel_outcome(job, "unknown to the provider")
         log.info("job %s: cancel asked (%s); following it until it ends", job.row.key, word)
-        self._move(job, S.CANCELLING, error=f"cancel asked; the provider answered {word}")
+        await self._move(job, S.CANCELLING, error=f"cancel asked; the provider answered {word}")
         await self._follow(job)
 
-    def _cancel_outcome(self, job: Job, word: str) -> None:
+    async def _cancel_outcome(self, job: Job, word: str) -> None:
         """A cancelled job ended without a video: cancelled if the user asked, else failed."""
         if job.row.error_type == USER_CANCEL:
             error = {
                 "cancelled at the provider": "cancelled by user",
                 "unknown to the provider": "cancelled: unknown to provider",
             }.get(word, f"cancelled by user; the job {word}")
-            self._move(job, S.CANCELLED, error=error)
+            await self._move(job, S.CANCELLED, error=error)
             return
         if word == "unknown to the provider":
             message = f"request {job.row.request_id} is unknown to the provider (expired?)"
-            return self._fail(job, message, UNKNOWN_REQUEST)
+            return await self._fail(job, message, UNKNOWN_REQUEST)
         limit = self._settings.job_timeout
-        self._fail(job, f"timed out after {limit:g} s (--job-timeout); {word}", "timeout")
+        await self._fail(job, f"timed out after {limit:g} s (--job-timeout); {word}", "timeout")
 
-    def _completed_after_cancel(self, job: Job) -> None:
+    async def _completed_after_cancel(self, job: Job) -> None:
         """The job completed although a cancel was asked: it is paid for; collect its video."""
         why = "the user's cancel" if job.row.error_type == USER_CANCEL else "its --job-timeout"
-        self._move(
+        await self._move(
             job,
             S.COMPLETED,
             completed_at=self._timing.wall(),
@@ -262,11 +264,11 @@ class Follower(JobBook):
             error_type=COMPLETED_AFTER_CANCEL,
         )
 
-    def _unresolved(self, job: Job) -> None:
+    async def _unresolved(self, job: Job) -> None:
         """The cancel's grace is over and the provider has not said how the job ended."""
         self._release(job)
         grace = self._timing.cancel_grace
-        self._move(
+        await self._move(
             job,
             S.CANCELLING,
             error=(

@@ -3,10 +3,11 @@
 ``Job`` is a ledger row plus what this run knows of it (which key's concurrency slot it holds,
 may its latency teach the poll policy, did a look already read its output). ``JobBook`` holds
 what the steps share (ledger, the keys with their clients and slots, settings, timing,
-reporter, the spend so far) and the moves they all make: ``_move`` names the state this run
-last saw, so a job another process moved meanwhile raises JobChanged instead of being
-overwritten; ``_job_failed`` decides what a job that ended in error becomes; ``_refused``
-what a key the provider refuses means for the job that sent it. ``batchgen.run.follow`` and
+reporter, the spend so far) and the moves they all make: ``_move`` commits through the run's
+``LedgerWriter`` (a thread, many moves to a transaction) and names the state this run last
+saw, so a job another process moved meanwhile raises JobChanged instead of being overwritten;
+``_job_failed`` decides what a job that ended in error becomes; ``_refused`` what a key the
+provider refuses means for the job that sent it. ``batchgen.run.follow`` and
 ``batchgen.run.engine`` build on it.
 """
 
@@ -26,6 +27,7 @@ from batchgen.errors import ApiError, KeyRefused, RetryableError
 from batchgen.ledger.base import LedgerStore
 from batchgen.ledger.money import Money, share
 from batchgen.ledger.states import JobRow, JobStatus
+from batchgen.ledger.writer import LedgerWriter
 from batchgen.plan.settings import RunSettings
 from batchgen.run.keys import KeyPool
 from batchgen.run.polling import PollPolicy
@@ -69,6 +71,8 @@ class JobBook:
         out_dir: Path,
     ) -> None:
         self._ledger, self._keys = ledger, keys
+        # The moves of this run's jobs, committed in a thread (started and closed by run()).
+        self._writes = LedgerWriter(ledger)
         self._settings, self._timing, self._policy = settings, timing, policy
         self._reporter, self._out = reporter, out_dir
         self._slots = keys.slots
@@ -94,28 +98,30 @@ class JobBook:
         self.committed, self.spent = money.committed, money.spent
         self._reporter.money(self.committed, self.spent)
 
-    def _job_failed(self, job: Job, exc: ApiError) -> None:
+    async def _job_failed(self, job: Job, exc: ApiError) -> None:
         """A job ended in error: submit it again when transient and attempts remain."""
         if exc.error_type in CANCELLED:  # someone cancelled it: not a failure of the job
             self._release(job)
             error = f"cancelled at the provider: {exc}"
-            self._move(job, S.CANCELLED, error=error, error_type=exc.error_type)
+            await self._move(job, S.CANCELLED, error=error, error_type=exc.error_type)
             log.info("job %s: cancelled at the provider: %s", job.row.key, exc)
             return
         if isinstance(exc, RetryableError):
             if job.row.attempts - job.row.retry_from < self._settings.max_attempts:
                 log.info("job %s: %s; submitting again", job.row.key, exc)
-                self._move(job, S.PENDING, error=str(exc), error_type=exc.error_type)
+                await self._move(job, S.PENDING, error=str(exc), error_type=exc.error_type)
                 return
-            return self._fail(job, f"{exc} (after {job.row.attempts} attempts)", exc.error_type)
+            return await self._fail(
+                job, f"{exc} (after {job.row.attempts} attempts)", exc.error_type
+            )
         if self._uploads is not None and self._uploads.refused(job.row, exc):
-            return self._fail(job, str(exc), FILE_REFUSED)  # --retry-failed uploads it again
-        self._fail(job, str(exc), exc.error_type)
+            return await self._fail(job, str(exc), FILE_REFUSED)  # --retry-failed uploads it again
+        await self._fail(job, str(exc), exc.error_type)
 
-    def _move(self, job: Job, status: JobStatus, **fields: Any) -> None:
+    async def _move(self, job: Job, status: JobStatus, **fields: Any) -> None:
         """Move the job on from the state this run last saw; JobChanged if it is elsewhere."""
         old = job.row
-        job.row = self._ledger.transition(old.key, status, expect=old.status, **fields)
+        job.row = await self._writes.transition(old.key, status, expect=old.status, **fields)
         self._account(old, job.row)
 
     def _account(self, old: JobRow, new: JobRow) -> None:
@@ -127,9 +133,9 @@ class JobBook:
             self.spent = round(self.spent + after[1] - before[1], 6)
             self._reporter.money(self.committed, self.spent)
 
-    def _fail(self, job: Job, message: str, error_type: str | None, **fields: Any) -> None:
+    async def _fail(self, job: Job, message: str, error_type: str | None, **fields: Any) -> None:
         self._release(job)
-        self._move(job, S.FAILED, error=message, error_type=error_type, **fields)
+        await self._move(job, S.FAILED, error=message, error_type=error_type, **fields)
         self._reporter.note(f"failed: row {job.row.row} ({job.row.key[:8]}): {message}")
         log.info("job %s: failed: %s", job.row.key, message)
 

@@ -54,6 +54,7 @@ from batchgen.run.polling import PollPolicy
 from batchgen.run.progress import Reporter
 from batchgen.run.reconcile import reconciler
 from batchgen.run.resume import check_origin, recheck_done, reopen, to_drive, videos_in
+from batchgen.run.runlog import request_log
 from batchgen.run.store_sink import recover_manifest
 from batchgen.run.timing import Timing
 from batchgen.run.uploads import Uploads, check_files
@@ -155,7 +156,7 @@ class Runner:
                 if self._shared is None:  # a lost folder: its ledger comes back from the store
                     await asyncio.to_thread(recover_manifest, self.store, out, LEDGER_NAME)
             records, ledger = self._open(stack, out)
-            stack.enter_context(_request_log(out / LOG_NAME))
+            stack.enter_context(request_log(out / LOG_NAME))
             started = time.time()
             check_origin(ledger, self.connection, self.plan.output_dir)
             remove_stale_temps(out)  # left by a run killed while writing run.json or a manifest
@@ -456,36 +457,3 @@ def _writing(out: Path, name: str) -> Iterator[None]:
         yield
     except OSError as exc:
         raise DiskError.from_os(str(out / name), exc) from None
-
-
-class _LogFile(logging.FileHandler):
-    """The run's log file; a line that cannot be written (disk full) is dropped quietly, as
-    the run reports a failing disk itself, and a traceback must never reach the user."""
-
-    def handleError(self, record: logging.LogRecord) -> None:
-        pass
-
-    def flush(self) -> None:
-        with contextlib.suppress(OSError):
-            super().flush()
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            super().close()
-
-
-@contextlib.contextmanager
-def _request_log(path: Path) -> Iterator[None]:
-    """Send batchgen's request and job log to ``path`` for the duration of the run."""
-    logger = logging.getLogger("batchgen")
-    handler = _LogFile(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-        handler.close()

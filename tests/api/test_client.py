@@ -232,13 +232,17 @@ async def test_submit_retried_after_429_and_ingress_503(session: aiohttp.ClientS
     """429 (honouring Retry-After) and an ingress 503 surely created nothing: sent again."""
     sleeps = Sleeps()
     calls: list[int] = []
+
+    async def before_send() -> None:
+        calls.append(1)
+
     async with scripted(
         reply(429, {"detail": "slow down"}, {"Retry-After": "3"}),
         reply(503, text="<html>nginx</html>"),
         reply(200, QUEUED),
     ) as server:
         answer = await client(session, server.url, sleeps).submit(
-            {"prompt": "x"}, before_send=lambda: calls.append(1)
+            {"prompt": "x"}, before_send=before_send
         )
     assert answer.request_id == "rid-1"
     assert len(server.seen) == 3

@@ -42,3 +42,12 @@ def open_ledger(backend: str, request: pytest.FixtureRequest, tmp_path: Path) ->
     yield make
     for ledger in opened:
         ledger.close()
+
+
+def opening(ledger: LedgerStore, request: pytest.FixtureRequest) -> str:
+    """Python code that opens ``ledger`` again, for a process of its own (``open_shared`` and
+    ``Ledger`` imported there)."""
+    if isinstance(ledger, Ledger):
+        return f"Ledger(Path({str(ledger.path)!r}))"
+    url, batch = request.getfixturevalue("postgres").url, request.getfixturevalue("batch")
+    return f"open_shared({url!r}, {batch!r})"

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Opener
+from conftest import Opener, opening
 
 from batchgen.errors import DiskError, JobChanged, LedgerError
 from batchgen.ledger.migrations import MIGRATIONS
@@ -131,11 +131,6 @@ def test_committed_state_survives_kill_9(
     """What a process committed is there after it is killed with SIGKILL mid-write."""
     plan = make_plan(tmp_path, [f"p{i}" for i in range(50)])
     ledger = open_ledger()  # made here, so the batch exists; the process opens its own
-    if isinstance(ledger, Ledger):
-        opening = f"Ledger(Path({str(ledger.path)!r}))"
-    else:
-        url, batch = request.getfixturevalue("postgres").url, request.getfixturevalue("batch")
-        opening = f"open_shared({url!r}, {batch!r})"
     script = f"""
 import os, signal
 from pathlib import Path
@@ -144,7 +139,7 @@ from batchgen.ledger.shared import open_shared
 from batchgen.ledger.store import Ledger
 from batchgen.plan.build import build_plan
 plan = build_plan(Path({str(tmp_path / "p.csv")!r}))
-ledger = {opening}
+ledger = {opening(ledger, request)}
 ledger.sync(plan.jobs, plan.endpoint.id)
 for i, job in enumerate(plan.jobs):
     ledger.transition(job.key, JobStatus.SUBMITTING, attempts=1)
