@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import shutil
 import statistics
 import tempfile
@@ -61,6 +62,15 @@ async def main(jobs: int, concurrency: int, poll: str, downloads: int = 4) -> No
         print(
             f"status requests per job: median {statistics.median(per_job):.0f}, max {max(per_job)}"
         )
+        commits = re.search(
+            r"ledger: (\d+) moves in (\d+) transactions",
+            (folder / "out" / "batchgen.log").read_text(encoding="utf-8"),
+        )
+        if commits:
+            moves, transactions = int(commits[1]), int(commits[2])
+            print(
+                f"ledger: {moves} moves in {transactions} commits ({moves / transactions:.1f} each)"
+            )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -5,7 +5,8 @@ other folder uses, ``core`` its one implementation in SQL, over two backends: ``
 a folder's jobs in ``DIR/batchgen.db`` (SQLite, the default; schema in ``migrations``), and
 ``postgres`` a named batch in a PostgreSQL database (``shared`` opens it by URL; schema in
 ``pg_schema``) that several runs work together, each claiming jobs under a lease
-(``leases``). Each move is committed before the action it records. ``uploads`` remembers the
+(``leases``). Each move is committed before the action it records; during a run ``writer``
+commits them from a thread, many to a transaction. ``uploads`` remembers the
 input files uploaded for the batch; ``manifest`` writes what the ledger holds as
 ``manifest.csv``, ``manifest.jsonl`` and ``run.json``.
 
