@@ -3,7 +3,7 @@
 ``SqlLedger`` holds every operation of ``batchgen.ledger.base.LedgerStore`` written once, in SQL
 both SQLite and PostgreSQL read (``?`` placeholders, ``ON CONFLICT`` upserts). A backend
 supplies the connection and the few things that differ: how a transaction starts and what its
-errors mean (``_tx``), how a job's row is locked for a move (``_lock_job``: PostgreSQL takes a
+errors mean (``_tx``), how jobs' rows are locked for moves (``_lock_jobs``: PostgreSQL takes a
 row lock and checks the job's claim), how a big read streams (``_stream``), and the bits of
 its own dialect (``_FILE_PARAMS``, ``_ORDER``).
 """
@@ -63,8 +63,9 @@ class SqlLedger(UploadCache):
         """The rows of ``sql``, read as they are consumed, from one snapshot."""
         raise NotImplementedError
 
-    def _lock_job(self, db: Any, key: str) -> tuple[str, int]:
-        """The status and attempts of ``key``, locked for a move in ``db``'s transaction."""
+    def _lock_jobs(self, db: Any, keys: list[str]) -> dict[str, tuple[str, int] | JobChanged]:
+        """The status and attempts of each of ``keys`` there is, locked for a move in ``db``'s
+        transaction (in key order), or JobChanged for one this connection may not move."""
         raise NotImplementedError
 
     def _also(self, values: dict[str, Any]) -> dict[str, Any]:
@@ -311,21 +312,19 @@ class SqlLedger(UploadCache):
         transaction that fails (a full disk) raises, and none of the moves is made."""
         outcomes: dict[int, str | Exception] = {}
         with self._tx() as db:
-            # Rows are locked in key order (a shared ledger's heartbeat locks them so too).
-            for at in sorted(range(len(moves)), key=lambda i: moves[i].key):
+            # One statement locks every row, in key order (as a shared ledger's heartbeat).
+            order = sorted(range(len(moves)), key=lambda i: moves[i].key)
+            held = self._lock_jobs(db, sorted({move.key for move in moves}))
+            for at in order:
                 key, status, expect, values = moves[at]
                 try:
-                    current, attempts = self._lock_job(db, key)
-                    now = JobStatus(current)
-                    if expect is not None and now is not expect:
-                        raise JobChanged(f"job {key}: is {now} now, not {expect}")
-                    if status != now and status not in TRANSITIONS[now]:
-                        raise LedgerError(f"job {key}: {now} -> {status} is not allowed")
+                    attempts = self._locked(held.get(key), key, status, expect)
                     self._write(db, key, {"status": status.value, **values}, attempts)
                 except (JobChanged, LedgerError) as exc:  # raised before its first write
                     outcomes[at] = exc
                 else:
                     outcomes[at] = key
+                    held[key] = (status.value, values.get("attempts", attempts))
             moved = [o for o in outcomes.values() if isinstance(o, str)]
             rows = {}
             if moved:
@@ -335,10 +334,35 @@ class SqlLedger(UploadCache):
         outcome = [outcomes[at] for at in range(len(moves))]
         return [rows[o] if isinstance(o, str) else o for o in outcome]
 
+    def _locked(
+        self,
+        held: tuple[str, int] | JobChanged | None,
+        key: str,
+        status: JobStatus,
+        expect: JobStatus | None,
+    ) -> int:
+        """The attempts of ``key``, once checked that it exists, may be moved by this
+        connection, is still in ``expect``, and may go to ``status``."""
+        current, attempts = self._held(held, key)
+        now = JobStatus(current)
+        if expect is not None and now is not expect:
+            raise JobChanged(f"job {key}: is {now} now, not {expect}")
+        if status != now and status not in TRANSITIONS[now]:
+            raise LedgerError(f"job {key}: {now} -> {status} is not allowed")
+        return attempts
+
+    def _held(self, held: tuple[str, int] | JobChanged | None, key: str) -> tuple[str, int]:
+        """What ``_lock_jobs`` found of ``key``: its status and attempts, else why not."""
+        if held is None:
+            raise LedgerError(f"no job with key {key!r} in {self.where}")
+        if isinstance(held, JobChanged):
+            raise held
+        return held
+
     def update(self, key: str, **values: Any) -> None:
         """Set fields of ``key`` without changing its status."""
         with self._tx() as db:
-            _, attempts = self._lock_job(db, key)
+            _, attempts = self._held(self._lock_jobs(db, [key]).get(key), key)
             self._write(db, key, values, attempts)
 
     def _write(self, db: Any, key: str, values: dict[str, Any], attempts: int) -> None:

@@ -11,7 +11,7 @@ worker died while it was ``submitting`` is ``submit_uncertain`` for its next wor
 a crash on one machine.
 
 Every move a worker makes checks the claim in the move's own transaction
-(``PgLedger._lock_job``), so a worker that stalled past its lease and was taken over cannot
+(``PgLedger._lock_jobs``), so a worker that stalled past its lease and was taken over cannot
 move the job any more. ``release`` gives a job back (the worker will not drive it further);
 ``leave`` gives back all of them when the run ends. Mixed into ``PgLedger``.
 """

@@ -188,16 +188,19 @@ class PgLedger(Leases, SqlLedger):
         # readers go on, moves wait the moment it takes.
         db.execute("LOCK TABLE jobs IN SHARE ROW EXCLUSIVE MODE")
 
-    def _lock_job(self, db: Any, key: str) -> tuple[str, int]:
-        row = db.execute(
-            "SELECT status, attempts, owner FROM jobs WHERE key = %s FOR UPDATE", (key,)
-        ).fetchone()
-        if row is None:
-            raise LedgerError(f"no job with key {key!r} in {self.where}")
-        status, attempts, owner = row
-        if self.worker is not None and owner is not None and owner != self.worker.id:
-            raise JobChanged(f"job {key}: claimed by another worker ({owner})")
-        return status, attempts
+    def _lock_jobs(self, db: Any, keys: list[str]) -> dict[str, tuple[str, int] | JobChanged]:
+        rows = db.execute(
+            "SELECT key, status, attempts, owner FROM jobs WHERE key = ANY(%s) "
+            'ORDER BY key COLLATE "C" FOR UPDATE',
+            (keys,),
+        ).fetchall()
+        me = None if self.worker is None else self.worker.id
+        return {
+            key: (status, attempts)
+            if me is None or owner is None or owner == me
+            else JobChanged(f"job {key}: claimed by another worker ({owner})")
+            for key, status, attempts, owner in rows
+        }
 
     def _also(self, values: dict[str, Any]) -> dict[str, Any]:
         # A job at its end needs no driver: its claim goes (a later --retry-failed may be

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from batchgen.errors import BatchgenError, DiskError, LedgerError, UsageError
+from batchgen.errors import BatchgenError, DiskError, JobChanged, LedgerError, UsageError
 from batchgen.ledger.core import NAMES, SqlLedger, SyncReport
 from batchgen.ledger.migrations import MIGRATIONS
 
@@ -105,12 +105,13 @@ class Ledger(SqlLedger):
     def _stream(self, sql: str) -> Iterator[tuple[Any, ...]]:
         yield from self._db.execute(sql)
 
-    def _lock_job(self, db: sqlite3.Connection, key: str) -> tuple[str, int]:
+    def _lock_jobs(
+        self, db: sqlite3.Connection, keys: list[str]
+    ) -> dict[str, tuple[str, int] | JobChanged]:
         # BEGIN IMMEDIATE has locked the whole file: one writer at a time.
-        row = db.execute("SELECT status, attempts FROM jobs WHERE key = ?", (key,)).fetchone()
-        if row is None:
-            raise LedgerError(f"no job with key {key!r}")
-        return row[0], row[1]
+        marks = ", ".join("?" * len(keys))
+        sql = f"SELECT key, status, attempts FROM jobs WHERE key IN ({marks})"
+        return {key: (status, attempts) for key, status, attempts in db.execute(sql, keys)}
 
     def _not_a_ledger(self, why: str) -> UsageError:
         return UsageError(
