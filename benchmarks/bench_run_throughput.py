@@ -13,6 +13,7 @@ import asyncio
 import re
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 from common import INSTANT, cpu_seconds, emulator, prompts, stats
 
 from batchgen.api.providers import Connection
+from batchgen.ledger.writer import SWITCH_INTERVAL
 from batchgen.plan.build import build_plan
 from batchgen.run.runner import Runner
 from batchgen.run.timing import Timing
@@ -82,4 +84,5 @@ if __name__ == "__main__":
     parser.add_argument("--poll", choices=["adaptive", "stream"], default="adaptive")
     parser.add_argument("--download-concurrency", type=int, default=4)
     args = parser.parse_args()
+    sys.setswitchinterval(SWITCH_INTERVAL)  # as batchgen run does
     asyncio.run(main(args.jobs, args.concurrency, args.poll, args.download_concurrency))

@@ -31,6 +31,7 @@ from batchgen.cli.main import (
 )
 from batchgen.cli.runoptions import _RUN_SETTINGS, MOCK_IN_PROGRESS, MOCK_TIME_SCALE, run_options
 from batchgen.errors import UsageError
+from batchgen.ledger.writer import SWITCH_INTERVAL
 
 
 @cli.command()
@@ -150,6 +151,7 @@ def run(
         "ledger": ledger_url or None,
         "batch": batch,
     }
+    sys.setswitchinterval(SWITCH_INTERVAL)  # see batchgen.ledger.writer
     result = asyncio.run(_run(plan, resume, timing, mock, api_key_file, progress, retry))
     # The run is over: a late Ctrl-C has nothing left to stop, and must not cut the last words.
     with contextlib.suppress(ValueError):

@@ -29,6 +29,10 @@ from batchgen.ledger.states import JobRow, JobStatus
 
 # Moves in one transaction at most: a bigger backlog takes several, each a short lock.
 MOST = 256
+# The writer's thread takes the GIL back after every SQLite call; at Python's default switch
+# interval (5 ms) a busy event loop keeps it waiting that long each time, and every move with
+# it. ``batchgen run`` sets this interval for its process (a library leaves it alone).
+SWITCH_INTERVAL = 0.0005
 
 _Waiting = tuple[Move, "asyncio.Future[JobRow]"]
 
