@@ -25,11 +25,20 @@ from batchgen.plan.endpoint import DEFAULT_ENDPOINT, EndpointSpec, load_spec_fil
 from batchgen.plan.fileorigins import PlanFiles, check_image_column
 from batchgen.plan.files import not_a_file
 from batchgen.plan.imagefolder import input_name, is_image_set
+from batchgen.plan.inputfiles import InputFile
 from batchgen.plan.inputs import Record, Table, read_table
 from batchgen.plan.jobspec import JobSpec, load_jobspec, looks_like_spec
 from batchgen.plan.mix import check_values, mix_of
 from batchgen.plan.model import Job, Plan, job_key
-from batchgen.plan.naming import DEFAULT_TEMPLATE, Namer, check_template, model_slug, slug
+from batchgen.plan.naming import (
+    DEFAULT_TEMPLATE,
+    FOLDER_TEMPLATE,
+    Namer,
+    check_template,
+    file_stem,
+    model_slug,
+    slug,
+)
 from batchgen.plan.outdir import output_problem
 from batchgen.plan.text import counted
 
@@ -141,7 +150,8 @@ def _plan(
     else:
         ep = resolve(wanted or DEFAULT_ENDPOINT)
     settings = spec.run.merged(run or {}, "command line")
-    template = filename or spec.filename or DEFAULT_TEMPLATE
+    images = spec.rows is None and is_image_set(input_path)
+    template = filename or spec.filename or (FOLDER_TEMPLATE if images else DEFAULT_TEMPLATE)
     if filename:
         check_template(filename, "--filename")
     else:
@@ -260,7 +270,8 @@ def _expand(plan: Plan, spec: JobSpec, table: Table, sets: dict[str, str], extra
                             )
                         continue
                     seen[key] = row
-                    name = _name(namer, spec, row, repeat, key, payload, extra, ep, problems)
+                    stem = _stem(ep, payload, files)
+                    name = _name(namer, spec, row, repeat, key, payload, extra, ep, stem, problems)
                     plan.jobs.append(
                         Job(
                             key=key,
@@ -322,6 +333,17 @@ def _at_record(
     return Problem(*record.place(path, column), column, message + on)
 
 
+def _stem(ep: EndpointSpec, payload: dict[str, Any], files: tuple[InputFile, ...]) -> str:
+    """The ``{stem}`` of a job: the file name, without extension, of its first file parameter
+    that has a value (the local file, else the URL); ``""`` when there is none."""
+    local = {f.param: f.path for f in files}
+    for name, param in ep.params.items():
+        value = local.get(name, payload.get(name))
+        if param.is_file and isinstance(value, str):
+            return file_stem(value)
+    return ""
+
+
 def _name(
     namer: Namer,
     spec: JobSpec,
@@ -331,16 +353,19 @@ def _name(
     payload: dict[str, Any],
     extra: dict[str, Any],
     ep: EndpointSpec,
+    stem: str,
     problems: list[Problem],
 ) -> str:
     fields = {k: ("" if v is None else v) for k, v in extra.items()}
     fields.update(payload)
+    prompt_slug = slug(str(payload.get("prompt", "")))
     fields.update(
         row=row,
         repeat=repeat,
         key=key,
         key8=key[:8],
-        slug=slug(str(payload.get("prompt", ""))),
+        slug=prompt_slug,
+        stem=stem or prompt_slug,
         endpoint=slug(ep.id, 80),
         model=model_slug(ep.id),
     )
