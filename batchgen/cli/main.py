@@ -99,7 +99,11 @@ def plan_options(func: F) -> F:
             click.option(
                 "--endpoint-spec",
                 type=click.Path(path_type=Path),
-                help="Your own endpoint spec: a spec file (YAML) or fal's OpenAPI document (JSON).",
+                multiple=True,
+                help=(
+                    "Your own endpoint spec: a spec file (YAML) or fal's OpenAPI document "
+                    "(JSON). Repeat it for several endpoints; --endpoint picks the plan's."
+                ),
             ),
             click.option("--filename", help="File name template, e.g. '{row:04d}-{slug}'."),
             click.option(
@@ -140,7 +144,7 @@ def plan(
     target: Path | None,
     sets: tuple[str, ...],
     endpoint: str | None,
-    endpoint_spec: Path | None,
+    endpoint_spec: tuple[Path, ...],
     filename: str | None,
     sheet: str | None,
     extra_columns: str | None,

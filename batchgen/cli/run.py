@@ -42,7 +42,7 @@ def run(
     target: Path | None,
     sets: tuple[str, ...],
     endpoint: str | None,
-    endpoint_spec: Path | None,
+    endpoint_spec: tuple[Path, ...],
     filename: str | None,
     sheet: str | None,
     extra_columns: str | None,
@@ -90,8 +90,9 @@ def run(
         stored = stored_run(output)
         target = Path(stored["target"])
         endpoint = endpoint or stored.get("endpoint")
-        spec_file = stored.get("endpoint_spec")
-        endpoint_spec = endpoint_spec or (Path(spec_file) if spec_file else None)
+        spec_files = stored.get("endpoint_spec") or ()  # one path before several were taken
+        spec_files = [spec_files] if isinstance(spec_files, str) else spec_files
+        endpoint_spec = endpoint_spec or tuple(Path(p) for p in spec_files)
         filename = filename or stored.get("filename")
         set_values = set_values or dict(stored.get("sets") or {})
         sheet = sheet or stored.get("sheet")
@@ -131,7 +132,7 @@ def run(
     resume = {
         "target": str(target.resolve()),
         "endpoint": endpoint,
-        "endpoint_spec": str(endpoint_spec.resolve()) if endpoint_spec else None,
+        "endpoint_spec": [str(p.resolve()) for p in endpoint_spec],
         "filename": filename,
         "sets": set_values,
         "sheet": sheet,
@@ -221,9 +222,15 @@ async def _run(
     server: Any = None
     if mock:
         from batchgen.mock import MockConfig, MockServer
+        from batchgen.plan.endpoint import builtin_specs
 
+        # It serves the endpoints the user's spec files describe too.
+        own = {i: ep for i, ep in plan.endpoints.items() if not ep.passthrough}
+        specs = {**builtin_specs(), **own}
         server = MockServer(
-            MockConfig(time_scale=timing.scale, max_in_progress=MOCK_IN_PROGRESS, seed=None)
+            MockConfig(
+                time_scale=timing.scale, max_in_progress=MOCK_IN_PROGRESS, seed=None, specs=specs
+            )
         )
         await server.start()
     try:

@@ -15,21 +15,31 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from batchgen.errors import InputError, Problem
 from batchgen.plan.columns import sort_columns
 from batchgen.plan.defaults import MAX_JOBS
-from batchgen.plan.endpoint import DEFAULT_ENDPOINT, EndpointSpec, load_spec_file, resolve
+from batchgen.plan.endpoint import DEFAULT_ENDPOINT, EndpointSpec, resolve
 from batchgen.plan.fileorigins import PlanFiles, check_image_column
 from batchgen.plan.files import not_a_file
 from batchgen.plan.imagefolder import input_name, is_image_set
+from batchgen.plan.inputfiles import InputFile
 from batchgen.plan.inputs import Record, Table, read_table
 from batchgen.plan.jobspec import JobSpec, load_jobspec, looks_like_spec
-from batchgen.plan.mix import check_values, mix_of
+from batchgen.plan.mix import check_values, load_described, mix_of, unnamed_problem
 from batchgen.plan.model import Job, Plan, job_key
-from batchgen.plan.naming import DEFAULT_TEMPLATE, Namer, check_template, model_slug, slug
+from batchgen.plan.naming import (
+    DEFAULT_TEMPLATE,
+    FOLDER_TEMPLATE,
+    Namer,
+    check_template,
+    file_stem,
+    model_slug,
+    slug,
+)
 from batchgen.plan.outdir import output_problem
 from batchgen.plan.text import counted
 
@@ -48,7 +58,7 @@ def build_plan(
     target: str | Path,
     *,
     endpoint: str | None = None,
-    endpoint_spec: str | Path | None = None,
+    endpoint_spec: str | Path | Sequence[str | Path] = (),
     sets: dict[str, str] | None = None,
     output: str | Path | None = None,
     filename: str | None = None,
@@ -58,8 +68,10 @@ def build_plan(
 ) -> Plan:
     """Plan every job of ``target`` (a prompt file or a job spec); CLI options override.
 
-    ``sheet`` names the sheet of an XLSX input; ``extra_columns="ok"`` keeps columns that look
-    like misspelt parameters as notes instead of refusing them (see ``columns``).
+    ``endpoint_spec``: the user's endpoint spec files (one path, or several), each describing
+    its own endpoint; they replace the job spec's. ``sheet`` names the sheet of an XLSX input;
+    ``extra_columns="ok"`` keeps columns that look like misspelt parameters as notes instead of
+    refusing them (see ``columns``).
     """
     target = Path(target)
     spec = (
@@ -70,14 +82,16 @@ def build_plan(
     # The folder is checked first and reported with any other problem: nothing is sent either way.
     folder = _folder_problems(spec, output, out_dir)
     try:
-        plan = _plan(target, spec, input_path, out_dir, endpoint, endpoint_spec, filename, run)
+        plan, unnamed = _plan(
+            target, spec, input_path, out_dir, endpoint, endpoint_spec or (), filename, run
+        )
         plan.default_output = not output and spec.output is None
         table = plan_table(spec, target, sheet or spec.sheet)
         plan.records = len(table.records)
         plan.input_sha256 = table.digest or file_sha256(input_path if spec.rows is None else target)
         plan.warnings.extend(table.notes)
         extra_ok = (extra_columns or spec.extra_columns or "error").lower() == "ok"
-        _expand(plan, spec, table, sets or {}, extra_ok)
+        _expand(plan, spec, table, sets or {}, extra_ok, unnamed)
     except InputError as exc:
         raise InputError([*exc.problems, *folder]) from None
     if folder:
@@ -126,22 +140,24 @@ def _plan(
     input_path: Path,
     out_dir: Path,
     endpoint: str | None,
-    endpoint_spec: str | Path | None,
+    endpoint_spec: str | Path | Sequence[str | Path],
     filename: str | None,
     run: dict[str, Any] | None,
-) -> Plan:
-    """The plan's frame, before its jobs: endpoint, settings, template, folder."""
-    # A spec file describes its own endpoint: the plan's, unless another is named; either way
-    # rows may name it in an endpoint column or the matrix.
-    spec_path = endpoint_spec or spec.endpoint_spec
-    described = load_spec_file(spec_path) if spec_path is not None else None
+) -> tuple[Plan, Problem | None]:
+    """The plan's frame, before its jobs: endpoint, settings, template, folder; and the
+    problem of a row that names no endpoint when the plan has none (several spec files)."""
+    # Each spec file describes its own endpoint. One is the plan's unless another is named;
+    # of several, --endpoint picks one. Rows may name any in an endpoint column or the matrix.
+    given = [endpoint_spec] if isinstance(endpoint_spec, str | Path) else list(endpoint_spec)
+    described = load_described(given or spec.endpoint_specs)
     wanted = (endpoint or spec.endpoint or "").strip("/")
-    if described is not None and wanted in ("", described.id):
-        ep = described
-    else:
-        ep = resolve(wanted or DEFAULT_ENDPOINT)
+    own = {ep.id: ep for ep in described}.get(wanted) if wanted else next(iter(described), None)
+    ep = own or resolve(wanted or DEFAULT_ENDPOINT)
+    several = not wanted and len(described) > 1
+    unnamed = unnamed_problem(described, spec, flag=bool(given)) if several else None
     settings = spec.run.merged(run or {}, "command line")
-    template = filename or spec.filename or DEFAULT_TEMPLATE
+    images = spec.rows is None and is_image_set(input_path)
+    template = filename or spec.filename or (FOLDER_TEMPLATE if images else DEFAULT_TEMPLATE)
     if filename:
         check_template(filename, "--filename")
     else:
@@ -162,13 +178,20 @@ def _plan(
             f"endpoint {ep.id!r} has no spec: every column is sent as given and the price is "
             "unknown (pass --endpoint-spec FILE to describe it)"
         )
-    return plan
+    return plan, unnamed
 
 
-def _expand(plan: Plan, spec: JobSpec, table: Table, sets: dict[str, str], extra_ok: bool) -> None:
+def _expand(
+    plan: Plan,
+    spec: JobSpec,
+    table: Table,
+    sets: dict[str, str],
+    extra_ok: bool,
+    unnamed: Problem | None,
+) -> None:
     """Check every row and give the plan its jobs; InputError with every problem found."""
     problems: list[Problem] = []
-    mix = mix_of(spec, table, plan.endpoint, problems, plan.described)
+    mix = mix_of(spec, table, plan.endpoint, problems, plan.described, unnamed)
     assert mix.union is not None
     union = mix.union
 
@@ -260,7 +283,8 @@ def _expand(plan: Plan, spec: JobSpec, table: Table, sets: dict[str, str], extra
                             )
                         continue
                     seen[key] = row
-                    name = _name(namer, spec, row, repeat, key, payload, extra, ep, problems)
+                    stem = _stem(ep, payload, files)
+                    name = _name(namer, spec, row, repeat, key, payload, extra, ep, stem, problems)
                     plan.jobs.append(
                         Job(
                             key=key,
@@ -280,10 +304,9 @@ def _expand(plan: Plan, spec: JobSpec, table: Table, sets: dict[str, str], extra
             break
     if problems:
         raise InputError(problems)
-    if plan.described is not None and plan.described.id not in plan.endpoints:
-        plan.warnings.append(
-            f"the endpoint spec for {plan.described.id!r} is not used: no row runs on it"
-        )
+    for ep in plan.described:
+        if ep.id not in plan.endpoints:
+            plan.warnings.append(f"the endpoint spec for {ep.id!r} is not used: no row runs on it")
     if same:
         plan.warnings.append(
             f"{counted(same, 'job')} of the matrix asked the same as another of its row (an "
@@ -322,6 +345,17 @@ def _at_record(
     return Problem(*record.place(path, column), column, message + on)
 
 
+def _stem(ep: EndpointSpec, payload: dict[str, Any], files: tuple[InputFile, ...]) -> str:
+    """The ``{stem}`` of a job: the file name, without extension, of its first file parameter
+    that has a value (the local file, else the URL); ``""`` when there is none."""
+    local = {f.param: f.path for f in files}
+    for name, param in ep.params.items():
+        value = local.get(name, payload.get(name))
+        if param.is_file and isinstance(value, str):
+            return file_stem(value)
+    return ""
+
+
 def _name(
     namer: Namer,
     spec: JobSpec,
@@ -331,16 +365,19 @@ def _name(
     payload: dict[str, Any],
     extra: dict[str, Any],
     ep: EndpointSpec,
+    stem: str,
     problems: list[Problem],
 ) -> str:
     fields = {k: ("" if v is None else v) for k, v in extra.items()}
     fields.update(payload)
+    prompt_slug = slug(str(payload.get("prompt", "")))
     fields.update(
         row=row,
         repeat=repeat,
         key=key,
         key8=key[:8],
-        slug=slug(str(payload.get("prompt", ""))),
+        slug=prompt_slug,
+        stem=stem or prompt_slug,
         endpoint=slug(ep.id, 80),
         model=model_slug(ep.id),
     )

@@ -9,6 +9,7 @@
     repeat: 2
     output: ../out/demo            # relative to this file
     filename: "{row:04d}-{slug}-{key8}"
+    endpoint_spec: [a.yaml, b.yaml]  # your own endpoints, each described by a file (or one)
     sheet: Prompts                 # an XLSX's sheet (default: the first with a prompt column)
     extra_columns: ok              # keep columns that look like misspelt parameters as notes
     run: {concurrency: 8, rate: 10, max_cost: 25}
@@ -36,7 +37,7 @@ from batchgen.plan.yamlload import Loader, yaml_problem
 # What each field holds; a field of another shape is a problem at its line, never a traceback.
 SHAPES = {
     "endpoint": "text",
-    "endpoint_spec": "path",
+    "endpoint_spec": "paths",
     "provider": "text",
     "input": "path",
     "sheet": "text",
@@ -56,6 +57,7 @@ KEYS = tuple(SHAPES)
 WANTED = {
     "text": "a non-empty text",
     "path": "a path (text)",
+    "paths": "a path (text) or a list of paths",
     "rows": "a list of rows (- prompt: ...)",
     "values": "a mapping of names to single values",
     "lists": "a mapping of parameters to lists of values",
@@ -73,7 +75,8 @@ class JobSpec:
 
     path: str
     endpoint: str | None = None
-    endpoint_spec: Path | None = None
+    # Endpoint spec files, each describing its own endpoint (``endpoint_spec: [a.yaml, b.yaml]``).
+    endpoint_specs: list[Path] = field(default_factory=list)
     input: Path | None = None
     sheet: str | None = None
     rows: Table | None = None
@@ -214,6 +217,19 @@ class _Fields:
                 for ident, child in self.pairs(node, f"{key}.")
                 if (value := self.shaped(f"{key}.{ident}", "values", child)) is not None
             }
+        if shape == "paths":
+            if not isinstance(node, yaml.SequenceNode):
+                one = self.shaped(key, "path", node)
+                return None if one is None else [one]
+            if not node.value:
+                self.bad(key, wrong + "an empty list")
+                return None
+            paths = []
+            for number, entry in enumerate(node.value, 1):
+                where = f"{key}[{number}]"
+                self.lines[where] = entry.start_mark.line + 1
+                paths.append(self.shaped(where, "path", entry))
+            return None if None in paths else paths
         if shape in ("values", "lists"):
             if _is_null(node):
                 return {}
@@ -350,9 +366,10 @@ def _build(spec: JobSpec, base: Path, data: dict[str, Any], problems: list[Probl
     if extra is not None and extra.lower() not in EXTRA_COLUMNS:
         bad("extra_columns", f"{shown(extra)} is not one of: {', '.join(EXTRA_COLUMNS)}")
     spec.extra_columns = extra.lower() if extra is not None else None
-    for key in ("input", "output", "endpoint_spec"):
+    for key in ("input", "output"):
         if key in data:
             setattr(spec, key, (base / data[key]).resolve())
+    spec.endpoint_specs = [(base / p).resolve() for p in data.get("endpoint_spec", ())]
     spec.rows = data.get("rows")
     if "input" in lines and "rows" in lines:
         bad("rows", "give either 'input' or 'rows', not both")

@@ -13,18 +13,25 @@ plan has is a problem. ``per_endpoint: {ID: {name: value}}`` gives defaults that
 that endpoint's jobs and must be its parameters. An endpoint id in a column or the matrix must
 be known (built in, or described with ``--endpoint-spec``): a misspelt id would otherwise run
 passthrough and spend money on the wrong thing.
+
+Each ``--endpoint-spec`` file (the flag given several times, or a list under a job spec's
+``endpoint_spec``) describes its own endpoint. One file's endpoint is the plan's unless
+``--endpoint`` names another; with several, ``--endpoint`` picks it, or every row names its own.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from batchgen.errors import Problem
+from batchgen.errors import InputError, Problem
 from batchgen.plan.defaults import checked_defaults, checked_matrix
-from batchgen.plan.endpoint import EndpointSpec, Param, builtin_specs
+from batchgen.plan.endpoint import EndpointSpec, Param, builtin_specs, load_spec_file
 from batchgen.plan.jobspec import JobSpec
 from batchgen.plan.table import Table
 from batchgen.plan.text import fold, is_blank
@@ -68,19 +75,66 @@ def matrix_axis(spec: JobSpec) -> str | None:
     return next((name for name in spec.matrix if fold(name) == AXIS), None)
 
 
+def load_described(paths: Sequence[str | Path]) -> list[EndpointSpec]:
+    """The endpoints the user's spec files describe, in order (a file given twice is read
+    once); InputError with every file's problems, and for an id two files describe."""
+    problems: list[Problem] = []
+    found: dict[str, EndpointSpec] = {}
+    once: dict[str, str | Path] = {}
+    for given in paths:  # each file once, as first spelt
+        once.setdefault(os.path.abspath(given), given)
+    for path in once.values():
+        try:
+            ep = load_spec_file(path)
+        except InputError as exc:
+            problems.extend(exc.problems)
+            continue
+        first = found.setdefault(ep.id, ep)
+        if first is not ep:
+            problems.append(
+                Problem(
+                    ep.source,
+                    None,
+                    None,
+                    f"describes {ep.id!r}, as {first.source} does: give each endpoint one spec",
+                )
+            )
+    if problems:
+        raise InputError(problems)
+    return list(found.values())
+
+
+def unnamed_problem(described: list[EndpointSpec], spec: JobSpec, *, flag: bool) -> Problem:
+    """What to say when several spec files leave the plan without an endpoint of its own, at
+    the ``--endpoint-spec`` flag (``flag``) or the job spec's ``endpoint_spec`` field."""
+    ids = ", ".join(ep.id for ep in described)
+    message = (
+        f"{len(described)} endpoint specs ({ids}) and no endpoint named for the plan: name it "
+        "with --endpoint ID (or endpoint: in a job spec), or each row's in an 'endpoint' "
+        f"column or the matrix (matrix: {{endpoint: [{ids}]}})"
+    )
+    if flag:
+        return Problem("--endpoint-spec", None, None, message)
+    line = spec.lines.get("endpoint_spec", 1)
+    return Problem(spec.path, line, "endpoint_spec", message, "field")
+
+
 def mix_of(
     spec: JobSpec,
     table: Table,
     default: EndpointSpec,
     problems: list[Problem],
-    described: EndpointSpec | None = None,
+    described: Sequence[EndpointSpec] = (),
+    unnamed: Problem | None = None,
 ) -> Mix:
-    """Which endpoints the plan's rows run on (``described``: the endpoint of the user's spec
-    file, known besides the built-ins); unknown ids and conflicts appended."""
+    """Which endpoints the plan's rows run on (``described``: the endpoints of the user's spec
+    files, known besides the built-ins); unknown ids and conflicts appended. ``unnamed``: the
+    plan has no endpoint of its own (``default`` only stands in), the problem of a row that
+    names none."""
     mix = Mix(default=default, column=endpoint_column(table))
     known = builtin_specs()
-    for ep in (described, default):
-        if ep is not None and not ep.passthrough:
+    for ep in (*described, default):
+        if not ep.passthrough:
             known[ep.id] = ep
     axis_name = matrix_axis(spec)
     wanted: list[tuple[str, str, int | None, str, str]] = []  # id, path, line, column, label
@@ -110,7 +164,10 @@ def mix_of(
                 ident = str(value).strip().strip("/")
                 wanted.append((ident, table.path, record.line_of(mix.column), mix.column, "column"))
     if not wanted or (mix.axis is None and _has_blank(table, mix.column)):
-        mix.specs[default.id] = default
+        if unnamed is None:
+            mix.specs[default.id] = default
+        else:
+            problems.append(_at_blank(table, mix.column, unnamed))
     for ident, path, at, column, label in wanted:
         if ident in mix.specs:
             continue
@@ -135,6 +192,17 @@ def mix_of(
 
 def _has_blank(table: Table, column: str | None) -> bool:
     return column is None or any(is_blank(r.values.get(column)) for r in table.records)
+
+
+def _at_blank(table: Table, column: str | None, unnamed: Problem) -> Problem:
+    """``unnamed`` at the first blank endpoint cell, if the input has an endpoint column."""
+    blank = [r for r in table.records if column is not None and is_blank(r.values.get(column))]
+    if column is None or not blank:
+        return unnamed
+    more = f" (and {len(blank) - 1} more)" if len(blank) > 1 else ""
+    return Problem(
+        *blank[0].place(table.path, column), column, f"is blank{more}; {unnamed.message}"
+    )
 
 
 def union_of(specs: list[EndpointSpec]) -> EndpointSpec:

@@ -55,8 +55,8 @@ class Plan:
     default_output: bool = False
     # Every endpoint a job runs on, by id, in first-use order (``endpoint`` is the first).
     endpoints: dict[str, EndpointSpec] = field(default_factory=dict)
-    # The endpoint a user's spec file (--endpoint-spec) describes, if one was given.
-    described: EndpointSpec | None = None
+    # The endpoints the user's spec files (--endpoint-spec) describe, in the order given.
+    described: list[EndpointSpec] = field(default_factory=list)
 
     @property
     def estimated_cost(self) -> float | None:

@@ -1,6 +1,8 @@
 """File names for videos: from a template, always safe and unique inside the output folder.
 
 Template fields: ``row``, ``repeat``, ``key`` (16 hex), ``key8``, ``slug`` (of the prompt),
+``stem`` (the name without extension of the job's first file input: ``cat`` for ``photos/cat.png``
+or ``https://host/cat.png``; the prompt's slug when the job has none, or only a ``data:`` URI),
 ``endpoint`` (the endpoint id as a slug), ``model`` (a short one: ``kling-video-v2-5-turbo-pro``),
 every parameter sent and every input column, matched as columns are (``{ID}`` and ``{id}`` are the
 column ``id``; ``{shot_no}`` the column ``Shot No``). Whatever the row data, the result has
@@ -14,12 +16,16 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
+from pathlib import PurePath, PurePosixPath
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from batchgen.errors import InputError
 from batchgen.plan.text import fold
 
 DEFAULT_TEMPLATE = "{row:05d}-{slug}-{key8}"
+# A folder of images names each video after its image (collisions get the key added).
+FOLDER_TEMPLATE = "{stem}"
 MAX_STEM = 120
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
 # Unicode categories a file name must not hold: controls (Cc, C1 included) and line or paragraph
@@ -51,6 +57,20 @@ def model_slug(endpoint_id: str) -> str:
     generic = {"text-to-video", "image-to-video", "video", "standard"}
     kept = [p for p in parts if p not in generic] or parts
     return slug("-".join(kept), 60)
+
+
+def file_stem(location: str) -> str:
+    """The name without its extension of the file at ``location``, a local path or an
+    ``http(s)://`` URL (its path's last part, %-escapes decoded); ``""`` for a ``data:`` URI or
+    a URL that names no file. Not yet safe: ``safe_name`` makes the whole name so."""
+    if location[:5].lower() == "data:":
+        return ""
+    if "://" in location:
+        try:
+            return PurePosixPath(unquote(urlsplit(location).path)).stem
+        except ValueError:  # not a URL after all (planning refuses those)
+            return ""
+    return PurePath(location).stem
 
 
 def check_template(template: str, source: str, line: int | None = None) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from media_files import JPEG, WEBP, mp4, png, write
+from media_files import GIF, JPEG, WEBP, mp4, png, write
 
 from batchgen.errors import InputError
 from batchgen.plan.build import Plan, build_plan
@@ -182,3 +182,39 @@ def test_a_glob_does_not_follow_links_to_folders(tmp_path: Path, spec: Path) -> 
         str(folder / "x.png"),
     ]
     assert plan.warnings == []
+
+
+def test_folder_videos_are_named_after_their_images(spec: Path, photos: Path) -> None:
+    """A folder's default name is {stem}.mp4; a stem two images share (by case and extension,
+    or in two subfolders) gets the job's key added to the later one; --filename still wins."""
+    plan = plan_of(spec, photos, sets={"prompt": "p"})
+    assert plan.filename_template == "{stem}"
+    assert [j.filename for j in plan.jobs] == ["a.mp4", "b.mp4", "c.mp4"]
+    write(photos / "B.gif", GIF)
+    write(photos / "sub" / "a.png", png(4))
+    deep = plan_of(spec, f"{photos}/**/*", sets={"prompt": "p"})
+    assert [(Path(j.files[0].path).name, j.filename) for j in deep.jobs] == [
+        ("B.gif", "B.mp4"),
+        ("a.jpg", "a.mp4"),
+        ("b.png", f"b-{deep.jobs[2].key}.mp4"),
+        ("c.webp", "c.mp4"),
+        ("a.png", f"a-{deep.jobs[4].key}.mp4"),
+        ("d.png", "d.mp4"),
+    ]
+    again = plan_of(spec, f"{photos}/**/*", sets={"prompt": "p"})
+    assert [j.filename for j in again.jobs] == [j.filename for j in deep.jobs]
+    named = plan_of(spec, photos, sets={"prompt": "p"}, filename="{row}-{stem}")
+    assert [j.filename for j in named.jobs] == ["1-B.mp4", "2-a.mp4", "3-b.mp4", "4-c.mp4"]
+
+
+def test_image_names_become_safe_video_names(tmp_path: Path, spec: Path) -> None:
+    """An image's name passes the rules every file name does: no control or invisible
+    characters, no reserved device name, Unicode kept (NFC)."""
+    folder = tmp_path / "odd"
+    odd = ("con.png", "evil\u202egpm.png", "line\nbreak.png", "Re\u0301sume\u0301 1.png")
+    for shade, name in enumerate(odd):
+        write(folder / name, png(shade))
+    plan = plan_of(spec, folder, sets={"prompt": "p"})
+    assert sorted(j.filename for j in plan.jobs) == sorted(
+        ["_con.mp4", "evilgpm.mp4", "line_break.mp4", "R\u00e9sum\u00e9 1.mp4"]
+    )

@@ -118,6 +118,25 @@ def test_urls_and_data_uris_are_sent_as_is(tmp_path: Path, spec: Path) -> None:
     assert all(j.files == () for j in jobs)
 
 
+def test_stem_names_a_video_after_its_first_file_input(tmp_path: Path, spec: Path) -> None:
+    """{stem} is the first file parameter's name without extension: a local file's, a URL's
+    last path part (decoded, query left out); a data: URI, or a job with no file, falls back
+    on the prompt's slug."""
+    write(tmp_path / "shots" / "cat.v2.png", png())
+    uri = "data:image/png;base64," + base64.b64encode(png(1)).decode()
+    csv = write(
+        tmp_path / "rows.csv",
+        "prompt,image_url,audio_url\n"
+        f"a,shots/cat.v2.png,\nb,https://cdn.example.com/x/My%20Dog.JPG?sig=1,\n"
+        f'Slow Pan,"{uri}",\n',
+    )
+    jobs = plan_of(spec, csv, filename="{stem}").jobs
+    assert [j.filename for j in jobs] == ["cat.v2.mp4", "My Dog.mp4", "slow-pan.mp4"]
+    text = build_plan(write(tmp_path / "t2v.csv", "prompt\nA cat\n"), filename="{stem}-{row}")
+    assert text.jobs[0].filename == "a-cat-1.mp4"
+    assert text.filename_template == "{stem}-{row}"
+
+
 def test_key_follows_the_bytes_not_the_path(tmp_path: Path, spec: Path) -> None:
     """Renaming or moving the image keeps the job's key; changing its bytes changes it."""
     write(tmp_path / "cat.png", png())

@@ -202,3 +202,107 @@ def test_images_go_to_the_image_endpoints_of_a_comparison(tmp_path: Path) -> Non
         str((tmp_path / "cat.png").resolve()),
         str((tmp_path / "end.png").resolve()),
     }
+
+
+THIRD = "me/third/text-to-video"
+THIRD_SPEC = f"""id: {THIRD}
+parameters:
+  prompt: {{type: string, required: true}}
+  seconds: {{type: integer, enum: [4, 8], default: 4}}
+price: {{flat_usd: 0.2}}
+"""
+
+
+@pytest.fixture
+def third(tmp_path: Path) -> Path:
+    return write(tmp_path / "third.yaml", THIRD_SPEC)
+
+
+def test_several_spec_files_compare_uncatalogued_models(
+    tmp_path: Path, other: Path, third: Path
+) -> None:
+    """Two spec files, each its own endpoint: a matrix or a column names them by id;
+    --endpoint picks the plan's for blank cells; a built-in runs beside them."""
+    csv = write(tmp_path / "p.csv", "prompt\na cat\n")
+    matrix = f"matrix:\n  endpoint: [{OTHER}, {THIRD}, {KLING}]\n"
+    spec = write(tmp_path / "m.yaml", f"input: {csv.name}\n{matrix}")
+    plan = build_plan(spec, endpoint_spec=[other, third])
+    assert [j.endpoint for j in plan.jobs] == [OTHER, THIRD, KLING]
+    assert plan.jobs[1].payload == {"prompt": "a cat", "seconds": 4}
+    sources = [ep.source for ep in plan.endpoints.values()]
+    assert sources[:2] == [str(other), str(third)]
+    assert sources[2].startswith("built-in")
+    rows = write(tmp_path / "rows.csv", f"prompt,endpoint\na,{THIRD}\nb,\nc,{OTHER}\n")
+    plan = build_plan(rows, endpoint_spec=(other, third), endpoint=THIRD)
+    assert [j.endpoint for j in plan.jobs] == [THIRD, THIRD, OTHER]
+    plan = build_plan(csv, endpoint_spec=[other, third], endpoint=KLING)
+    assert [j.endpoint for j in plan.jobs] == [KLING]
+    assert plan.warnings == [
+        f"the endpoint spec for {OTHER!r} is not used: no row runs on it",
+        f"the endpoint spec for {THIRD!r} is not used: no row runs on it",
+    ]
+
+
+def test_several_spec_files_need_the_plans_endpoint_named(
+    tmp_path: Path, other: Path, third: Path
+) -> None:
+    """With several spec files and no --endpoint, a row that names no endpoint is a problem
+    saying what to do: at the flag, at the job spec's field, or at the first blank cell."""
+    csv = write(tmp_path / "p.csv", "prompt\na cat\n")
+    advice = (
+        f"2 endpoint specs ({OTHER}, {THIRD}) and no endpoint named for the plan: name it with "
+        "--endpoint ID (or endpoint: in a job spec), or each row's in an 'endpoint' column or "
+        f"the matrix (matrix: {{endpoint: [{OTHER}, {THIRD}]}})"
+    )
+    with pytest.raises(InputError) as excinfo:
+        build_plan(csv, endpoint_spec=[other, third])
+    assert problems(excinfo) == [f"--endpoint-spec: {advice}"]
+    spec = write(
+        tmp_path / "s.yaml", f"input: p.csv\nendpoint_spec:\n  - {other.name}\n  - third.yaml\n"
+    )
+    with pytest.raises(InputError) as excinfo:
+        build_plan(spec)
+    assert problems(excinfo) == [f"{spec}:2: field 'endpoint_spec': {advice}"]
+    rows = write(tmp_path / "rows.csv", f"prompt,endpoint\na,{THIRD}\nb,\nc,\n")
+    with pytest.raises(InputError) as excinfo:
+        build_plan(rows, endpoint_spec=[other, third])
+    assert problems(excinfo) == [f"{rows}:3: column 'endpoint': is blank (and 1 more); {advice}"]
+    named = write(tmp_path / "named.csv", f"prompt,endpoint\na,{THIRD}\nb,{OTHER}\n")
+    plan = build_plan(named, endpoint_spec=[other, third])
+    assert [j.endpoint for j in plan.jobs] == [THIRD, OTHER]
+    assert plan.endpoint.id == THIRD
+
+
+def test_spec_file_lists_are_checked_at_their_lines(
+    tmp_path: Path, other: Path, third: Path
+) -> None:
+    """endpoint_spec takes a path or a list of paths: an empty list or an entry of another
+    shape is a problem at its line; every file's own problems are reported together; two files
+    describing one id are refused; one file given twice is read once."""
+    write(tmp_path / "p.csv", "prompt\na\n")
+    spec = write(
+        tmp_path / "s.yaml", "input: p.csv\nendpoint_spec:\n  - other.yaml\n  - [x.yaml]\n"
+    )
+    with pytest.raises(InputError) as excinfo:
+        build_plan(spec)
+    assert problems(excinfo) == [
+        f"{spec}:4: field 'endpoint_spec[2]': must be a path (text), not a list"
+    ]
+    write(spec, "input: p.csv\nendpoint_spec: []\n")
+    with pytest.raises(InputError) as excinfo:
+        build_plan(spec)
+    assert problems(excinfo) == [
+        f"{spec}:2: field 'endpoint_spec': must be a path (text) or a list of paths, not an "
+        "empty list"
+    ]
+    broken = write(tmp_path / "broken.yaml", "id: me/broken\nparameters:\n  prompt: 7\n")
+    twin = write(tmp_path / "twin.yaml", THIRD_SPEC)
+    with pytest.raises(InputError) as excinfo:
+        build_plan(tmp_path / "p.csv", endpoint_spec=[broken, third, twin, tmp_path / "no.yaml"])
+    found = problems(excinfo)
+    assert len(found) == 3, found
+    assert found[0].startswith(f"{broken}: parameter 'prompt': must be a mapping")
+    assert found[1] == f"{twin}: describes {THIRD!r}, as {third} does: give each endpoint one spec"
+    assert found[2].startswith(f"{tmp_path / 'no.yaml'}: ")
+    plan = build_plan(tmp_path / "p.csv", endpoint_spec=[third, tmp_path / "." / "third.yaml"])
+    assert [j.endpoint for j in plan.jobs] == [THIRD]

@@ -390,6 +390,39 @@ async def test_a_folder_of_images_runs_on_the_built_in_image_to_video(tmp_path: 
     assert records[0]["image_url"] == records[1]["image_url"]
     assert all(r["status"] == "done" and r["endpoint"] == i2v for r in records)
     assert all(stats["files"][r["request_id"]]["sha256"] == r["sha256"] for r in records)
+    assert [r["video_path"] for r in records] == [
+        "videos/a-cat.mp4",
+        "videos/b-same-cat.mp4",
+        "videos/c-owl.mp4",
+    ]
+    assert all((out / r["video_path"]).is_file() for r in records)
+
+
+async def test_a_folder_keeps_its_video_names_when_images_are_added(tmp_path: Path) -> None:
+    """A run of photos/ names each video after its image; a later run with an image of the
+    same stem, sorted first, leaves the done video's name alone and names the new one apart."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    image(photos, "cat.png")
+    out = tmp_path / "out"
+    i2v = "fal-ai/kling-video/v2.5-turbo/pro/image-to-video"
+    options: dict[str, Any] = {"endpoint": i2v, "sets": {"prompt": "p"}, "output": out}
+    async with MockServer(mock_config()) as server:
+        first = await run(build_plan(photos, run=SETTINGS, **options), server)
+        image(photos, "cat.jpg", size=3000)
+        plan = build_plan(photos, run=SETTINGS, **options)
+        # The plan alone would give cat.jpg the name; the ledger holds it for cat.png's key.
+        assert [j.filename for j in plan.jobs] == ["cat.mp4", f"cat-{plan.jobs[1].key}.mp4"]
+        second = await run(plan, server)
+    assert (first.outcome, second.outcome) == ("done", "done"), second.message
+    records = manifest(out)
+    assert [(Path(r["image_url.path"]).name, r["video_path"]) for r in records] == [
+        ("cat.jpg", f"videos/cat-{records[0]['key'][:8]}.mp4"),
+        ("cat.png", "videos/cat.mp4"),
+    ]
+    assert sorted(p.name for p in (out / "videos").iterdir()) == sorted(
+        Path(r["video_path"]).name for r in records
+    )
 
 
 async def test_ctrl_c_stops_uploads_retrying_and_leaves_their_jobs_pending(
