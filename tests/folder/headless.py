@@ -13,6 +13,7 @@ import os
 import select
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -61,6 +62,17 @@ class Browser:
         self._events.clear()
         self._call("Page.navigate", {"url": url}, session=True)
         self._wait_event("Page.loadEventFired")
+
+    def reopen_until(self, url: str, expression: str, done: Callable[[Any], bool]) -> Any:
+        """Load ``url`` until ``expression``'s value satisfies ``done`` (or ``timeout``); that
+        value, or the last one. For what a page stored just before (localStorage reaches the
+        browser by a channel of its own: a page loaded at once may not see it yet)."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            self.open(url)
+            value = self.evaluate(expression)
+            if done(value) or time.monotonic() >= deadline:
+                return value
 
     def evaluate(self, expression: str) -> Any:
         """The JSON value of ``expression`` evaluated in the page."""

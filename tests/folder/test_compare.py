@@ -288,8 +288,8 @@ def test_keys_pick_winners_kept_per_batch_and_exported(tmp_path: Path) -> None:
             "tie1",
             "none is good0",
         ]
-        b.open(page.as_uri())
-        assert b.evaluate(STATE)["won"] == [1, 0, -1, -1]
+        kept = [1, 0, -1, -1]
+        assert b.reopen_until(page.as_uri(), STATE, lambda s: s["won"] == kept)["won"] == kept
         saved = b.download("document.getElementById('export').click()", tmp_path)
         b.open(other_page.as_uri())
         assert b.evaluate(STATE)["picked"] == "0 of 4 rows picked"
