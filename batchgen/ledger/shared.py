@@ -112,8 +112,10 @@ def open_shared(
     readonly: bool = False,
     worker: Worker | None = None,
     lease: float = 60.0,
+    max_cost: float | None = None,
 ) -> PgLedger:
-    """The batch ``batch`` of the database at ``url`` (created unless ``readonly``)."""
+    """The batch ``batch`` of the database at ``url`` (created unless ``readonly``); with
+    ``max_cost``, its submits are held to that cap on the batch's committed USD."""
     check_url(url)
     try:
         from batchgen.ledger.postgres import PgLedger
@@ -121,4 +123,4 @@ def open_shared(
         raise UsageError(
             "a PostgreSQL ledger needs psycopg: pip install 'batchgen[postgres]'"
         ) from None
-    return PgLedger(url, batch, readonly=readonly, worker=worker, lease=lease)
+    return PgLedger(url, batch, readonly=readonly, worker=worker, lease=lease, max_cost=max_cost)

@@ -214,7 +214,13 @@ class Runner:
             return records, stack.enter_context(Ledger.in_folder(out))
         self._worker = Worker.here(str(out))
         shared = stack.enter_context(
-            open_shared(self._shared, self._batch, worker=self._worker, lease=self.timing.lease)
+            open_shared(
+                self._shared,
+                self._batch,
+                worker=self._worker,
+                lease=self.timing.lease,
+                max_cost=self.plan.settings.max_cost,  # held for the whole batch
+            )
         )
         shared.join()
         stack.callback(shared.leave)
