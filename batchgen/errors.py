@@ -7,7 +7,8 @@ message. The CLI maps the branches to exit codes; the library never prints.
     ├── InputError              bad input files, rows or settings (exit 2); holds Problems
     ├── UsageError              contradictory or missing options (exit 2)
     ├── LedgerError             the output folder's state refuses an operation
-    │   └── JobChanged          another process moved the job since it was read
+    │   ├── JobChanged          another process moved the job since it was read
+    │   └── OverCost            a submit would take the committed spend above --max-cost
     ├── DiskError               a file of the output folder cannot be written
     └── ApiError                an answer from the queue API, classified once (see client)
         ├── RetryableError      429, 5xx, timeouts, connection errors: try again later
@@ -101,6 +102,19 @@ class LedgerError(BatchgenError):
 class JobChanged(LedgerError):
     """A transition expected the job in one state and found it in another: another process
     (``batchgen cancel``, a second run) changed it since it was read."""
+
+
+class OverCost(LedgerError):
+    """A job held back by ``--max-cost``: submitting it would take the committed spend to
+    ``total`` USD, above ``limit``. Raised by a shared ledger for a move to ``submitting``
+    (the batch's spend is summed in that move's transaction), nothing of the move written."""
+
+    def __init__(self, total: float, limit: float) -> None:
+        super().__init__(
+            f"not submitted: it would take the committed spend to ${total:,.2f}, "
+            f"above --max-cost ${limit:,.2f}"
+        )
+        self.total, self.limit = total, limit
 
 
 class DiskError(BatchgenError):

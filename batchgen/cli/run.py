@@ -16,7 +16,7 @@ import shlex
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -32,6 +32,9 @@ from batchgen.cli.main import (
 from batchgen.cli.runoptions import _RUN_SETTINGS, MOCK_IN_PROGRESS, MOCK_TIME_SCALE, run_options
 from batchgen.errors import UsageError
 from batchgen.ledger.writer import SWITCH_INTERVAL
+
+if TYPE_CHECKING:
+    from batchgen.ledger.shared import SharedBatch
 
 
 @cli.command()
@@ -73,7 +76,7 @@ def run(
     from batchgen.cli.finish import run_on_finish
     from batchgen.cli.outfolder import check_default_folder
     from batchgen.cli.preview import go_ahead
-    from batchgen.ledger.shared import check_url
+    from batchgen.ledger.shared import SharedBatch, check_url
     from batchgen.ledger.states import JobStatus
     from batchgen.plan.build import build_plan
     from batchgen.run.resume import stored_run
@@ -169,7 +172,9 @@ def run(
         lines = [f"{prefix}{result.message}; output in {plan.output_dir}", *steps]
     click.echo("\n".join(lines), err=True)
     if plan.settings.store is not None:
-        _report_to_store(plan.output_dir)
+        name = batch or Path(plan.output_dir).name  # as the run named it
+        shared = SharedBatch(ledger_url, name) if ledger_url else None
+        _report_to_store(plan.output_dir, plan.settings.store, shared)
     if on_finish:
         run_on_finish(on_finish, plan, result)
     if code:
@@ -192,14 +197,17 @@ def _check_connection(plan: Any, api_key_file: Path | None, mock: bool) -> None:
         ObjectStore.open(plan.settings.store).probe()
 
 
-def _report_to_store(out_dir: Path) -> None:
-    """Write the report into the run's store, beside its videos; a failure is a warning:
-    ``batchgen report`` writes it again."""
+def _report_to_store(out_dir: Path, store: str, shared: SharedBatch | None) -> None:
+    """Write the report into the run's store, beside its videos (a worker's: its batch's
+    report); a failure is a warning: ``batchgen report`` writes it again."""
     from batchgen.errors import BatchgenError
     from batchgen.folder.report import write_pages
 
     try:
-        write_pages(out_dir)
+        if shared is None:
+            write_pages(out_dir)
+        else:
+            write_pages(out_dir, shared=shared, store=store)
     except BatchgenError as exc:
         click.echo(f"warning: the report was not written: {exc}", err=True)
 

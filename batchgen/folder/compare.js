@@ -13,7 +13,9 @@
   const nodes = [];
   let current = 0;
 
-  const href = (file) => file.split('/').map(encodeURIComponent).join('/');
+  // A relative path, quoted part by part; an object's URL (s3://...) keeps its scheme.
+  const href = (file) => (/^[a-z][a-z0-9+.-]*:\/\//i.test(file)
+    ? encodeURI(file) : file.split('/').map(encodeURIComponent).join('/'));
   document.documentElement.style.setProperty('--cols', String(COLS.length));
 
   // -- picks: line id -> a column id, 'tie' or 'none'; kept per batch in localStorage --------

@@ -7,7 +7,8 @@
   reads: every done video next to a ``metadata.jsonl`` whose ``file_name`` names it, plus
   ``key``, ``row``, the prompt and parameters, the input's columns, ``request_id`` and
   ``sha256``. Videos are hard-linked when the folder is on the same file system, else copied;
-  a folder whose videos are in a store (``--store``) has them copied from there.
+  a folder whose videos are in a store (``--store``) has them copied from there, as has a
+  shared batch's video that its worker put in a store (named by its object's URL).
   They are named ``<key>.mp4``: names made from prompts could hold "test" or "valid", which
   ``datasets`` would take for split names. Keys ending in ``_file_name`` or ``file_names`` are
   renamed with a trailing ``_``: ``datasets`` would read them as more video columns. Each
@@ -32,7 +33,7 @@ from batchgen.api.objectstore import ObjectStore
 from batchgen.errors import DiskError, UsageError
 from batchgen.folder.status import open_ledger, store_of
 from batchgen.ledger.manifest import Manifest, atomic_open, build_manifest, write_csv, write_jsonl
-from batchgen.ledger.shared import SharedBatch
+from batchgen.ledger.shared import SharedBatch, in_store
 
 FORMATS = ("csv", "jsonl", "parquet", "hf")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".mpeg")
@@ -73,7 +74,7 @@ def export(
     root = Path(out_dir) if out_dir is not None else Path(to).absolute().parent
     with open_ledger(out_dir, shared=shared) as ledger:
         manifest = build_manifest(ledger, root)
-        store = store_of(ledger)
+        store = store_of(ledger) if shared is None else None  # a shared job's names its own
     to = Path(to)
     if fmt == "hf":
         return export_hf(manifest, root, to, store)
@@ -139,13 +140,15 @@ def export_hf(
     result = ExportResult(path=to, rows=0)
     names = _metadata_names(manifest)
     rows = []
+    opened: dict[str, ObjectStore] = {}
     for record in manifest.records:
         if record["status"] != "done" or not record["video_path"]:
             continue
         source = out_dir / record["video_path"]
         suffix = source.suffix.lower() if source.suffix.lower() in VIDEO_SUFFIXES else ".mp4"
         name = f"{record['key']}{suffix}"
-        if not _fetched(record["video_path"], source, to / name, store, result):
+        video, its_store = _stored(record["video_path"], store, opened)
+        if not _fetched(video, source, to / name, its_store, result):
             result.missing.append(record["key"])
             continue
         row = {"file_name": name}
@@ -171,6 +174,19 @@ def _metadata_names(manifest: Manifest) -> dict[str, str]:
         taken.add(name)
         names[column] = name
     return names
+
+
+def _stored(
+    video_path: str, store: ObjectStore | None, opened: dict[str, ObjectStore]
+) -> tuple[str, ObjectStore | None]:
+    """The video's name in the store it is in, and that store (``store``, or for an object's
+    URL the store of its folder, opened once in ``opened``); a file's path and None."""
+    if not in_store(video_path):
+        return video_path, store
+    folder, _, name = video_path.rpartition("/")
+    if folder not in opened:
+        opened[folder] = ObjectStore.open(folder)
+    return name, opened[folder]
 
 
 def _fetched(

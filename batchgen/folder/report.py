@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from batchgen.api.objectstore import ObjectStore
 from batchgen.folder.compare import Comparison, batch_identity, compare_view, render_compare
 from batchgen.folder.pagedata import (
     common_values,
@@ -39,7 +40,7 @@ from batchgen.folder.pagedata import (
 from batchgen.folder.report_page import CSS, JS, PAGE
 from batchgen.folder.status import ORDER, Status, duration, open_ledger, store_of, summarize
 from batchgen.ledger.manifest import Manifest, atomic_write, build_manifest
-from batchgen.ledger.shared import SharedBatch
+from batchgen.ledger.shared import SharedBatch, in_store
 
 MAX_FILTER_VALUES = 40  # a column with more distinct values gets no drop-down filter
 _COLOURS = {
@@ -60,30 +61,38 @@ class Pages:
 
 
 def write_pages(
-    out_dir: Path, *, now: float | None = None, shared: SharedBatch | None = None
+    out_dir: Path,
+    *,
+    now: float | None = None,
+    shared: SharedBatch | None = None,
+    store: str | None = None,
 ) -> Pages:
     """Write ``DIR/report.html`` and, when the folder's jobs compare models or matrix
     variants, ``DIR/compare.html`` (see ``compare``), each atomically. A folder whose videos
     are in a store (``--store``) gets them in the store instead, beside ``videos/``, which
-    their relative links name. With ``shared``, the pages of that batch go to ``DIR``,
-    linking the videos of the workers' folders on this machine."""
+    their relative links name. With ``shared``, the pages of that batch go to ``DIR`` (or to
+    ``store``, a worker's), linking each video where its worker put it: a store's object by
+    its URL (relative in the pages' own store), a folder on this machine by its path."""
     out_dir = Path(out_dir).absolute()
     now = time.time() if now is None else now
-    if shared is not None:
+    if shared is not None and store is None:
         out_dir.mkdir(parents=True, exist_ok=True)
     with open_ledger(out_dir, shared=shared) as ledger:
         jobs = ledger.jobs()
-        manifest = build_manifest(ledger, out_dir, jobs)
+        pages_in = store_of(ledger) if shared is None else None
+        if store is not None:
+            pages_in = ObjectStore.open(store)
+        here = "" if pages_in is None else pages_in.url
+        manifest = build_manifest(ledger, out_dir, jobs, here=here)
         plan = ledger.meta("plan") or {}
         first = ledger.first_request()
-        store = store_of(ledger)
 
     def put(name: str, page: str) -> Path | str:
-        if store is None:
+        if pages_in is None:
             atomic_write(out_dir / name, page)
             return out_dir / name
-        store.write(name, page.encode())
-        return store.url_of(name)
+        pages_in.write(name, page.encode())
+        return pages_in.url_of(name)
 
     status = summarize(jobs, folder=out_dir.name, endpoint=plan.get("endpoint"), now=now)
     view = compare_view(jobs, manifest)
@@ -214,7 +223,7 @@ def gallery_json(manifest: Manifest, status: Status, common: dict[str, str] | No
                 "dup": bool(record["possibly_duplicate"]),
                 "orphan": not record["in_input"],
                 "attempts": record["attempts"],
-                "video": quote(record["video_path"]) if record["video_path"] else None,
+                "video": _href(record["video_path"]) if record["video_path"] else None,
                 "latency": None if record["latency_s"] is None else duration(record["latency_s"]),
             }
         )
@@ -383,3 +392,9 @@ def latency_svg(values: list[float], width: int = 560, height: int = 180) -> str
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _href(path: str) -> str:
+    """A video's path as a link: a relative path quoted whole; an object's URL (a shared
+    batch's video in a store) keeps its scheme."""
+    return quote(path, safe="/:" if in_store(path) else "/")

@@ -100,6 +100,8 @@ class Status:
     # Per endpoint (a comparison has several): jobs, done, failed, spent_usd.
     by_endpoint: dict[str, dict[str, Any]] = field(default_factory=dict)
     store: str | None = None  # the URL the videos went to (--store), else they are in folder
+    # A shared batch's done videos by where they are: a worker's store URL or host:/folder.
+    videos_in: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (what ``batchgen status --json`` prints)."""
@@ -133,7 +135,7 @@ def read_status(
     with open_ledger(out_dir, shared=shared) as ledger:
         jobs = ledger.jobs()
         plan = ledger.meta("plan") or {}
-        store = ledger.meta("store")
+        store = ledger.meta("store") if shared is None else None  # a shared job says, each
         live = live_workers(ledger) if isinstance(ledger, Leases) else live_run(out_dir)
     status = summarize(
         jobs,
@@ -227,6 +229,7 @@ def summarize(
     ]
     flying.sort(key=lambda f: -(f.age_s or 0.0))
     by_endpoint = _by_endpoint(jobs)
+    places = Counter(job.video_dir for job in jobs if job.status is S.DONE and job.video_dir)
     if len(by_endpoint) > 1:
         endpoint = f"{len(by_endpoint)} endpoints"
     return Status(
@@ -246,6 +249,7 @@ def summarize(
         as_of=now,
         live_run=live_run,
         by_endpoint=by_endpoint,
+        videos_in=dict(places.most_common()),
     )
 
 
@@ -303,6 +307,9 @@ def render(status: Status, *, limit: int = 15) -> str:
     lines.append(f"run going: {status.live_run}" if status.live_run else "no run is going")
     if status.store:
         lines.append(f"videos in: {status.store}")
+    elif status.videos_in:
+        places = ", ".join(f"{place} ({n})" for place, n in status.videos_in.items())
+        lines.append(f"videos in: {places}")
     shown = [f"{name} {n}" for name, n in status.counts.items() if n]
     lines.append("  " + (" · ".join(shown) or "no jobs"))
     unknown = (

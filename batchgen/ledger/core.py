@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from batchgen.errors import JobChanged, LedgerError
+from batchgen.ledger.money import COMMITTED_SQL
 from batchgen.ledger.states import FIELDS, TRANSITIONS, JobRow, JobStatus
 from batchgen.ledger.uploads import UploadCache
 
@@ -71,6 +72,13 @@ class SqlLedger(UploadCache):
     def _also(self, values: dict[str, Any]) -> dict[str, Any]:
         """Columns a backend sets with a job's ``values`` (a shared ledger: its claim)."""
         return {}
+
+    def _before_moves(self, db: Any, moves: Sequence[Move]) -> None:
+        """Called first in the transaction of ``transitions``, before any row is locked."""
+
+    def _admit(self, db: Any, move: Move) -> None:
+        """Refuse ``move`` (a LedgerError) before it is written: a shared batch's
+        ``--max-cost`` (see ``batchgen.ledger.budget``)."""
 
     def close(self) -> None:
         raise NotImplementedError
@@ -263,6 +271,12 @@ class SqlLedger(UploadCache):
         sql = f"SELECT request_id FROM requests WHERE key = ? ORDER BY {self._ORDER}"
         return [r[0] for r in self._read(sql, (key,))]
 
+    def committed_usd(self) -> float:
+        """The committed USD of all the jobs (``batchgen.ledger.money``), summed by the
+        database: ``tally(self.iter_jobs()).committed`` without reading the rows out."""
+        rows = self._read(f"SELECT COALESCE(SUM(cost_usd), 0) FROM jobs WHERE {COMMITTED_SQL}")
+        return round(float(rows[0][0]), 6)
+
     def file_params(self) -> list[str]:
         """The parameters some job names a local file for, in input order."""
         return [r[0] for r in self._read(self._FILE_PARAMS)]
@@ -308,10 +322,12 @@ class SqlLedger(UploadCache):
     def transitions(self, moves: Sequence[Move]) -> list[JobRow | Exception]:
         """Make ``moves`` (each as ``transition`` would) in one transaction: one commit for
         them all (see ``batchgen.ledger.writer``). Returns, per move, the job's row after it,
-        or the JobChanged or LedgerError that refused it (nothing of that move written). A
-        transaction that fails (a full disk) raises, and none of the moves is made."""
+        or the LedgerError (JobChanged, OverCost...) that refused it (nothing of that move
+        written). A transaction that fails (a full disk) raises, and none of the moves is
+        made."""
         outcomes: dict[int, str | Exception] = {}
         with self._tx() as db:
+            self._before_moves(db, moves)
             # One statement locks every row, in key order (as a shared ledger's heartbeat).
             order = sorted(range(len(moves)), key=lambda i: moves[i].key)
             held = self._lock_jobs(db, sorted({move.key for move in moves}))
@@ -319,6 +335,7 @@ class SqlLedger(UploadCache):
                 key, status, expect, values = moves[at]
                 try:
                     attempts = self._locked(held.get(key), key, status, expect)
+                    self._admit(db, moves[at])
                     self._write(db, key, {"status": status.value, **values}, attempts)
                 except (JobChanged, LedgerError) as exc:  # raised before its first write
                     outcomes[at] = exc

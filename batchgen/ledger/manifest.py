@@ -15,7 +15,8 @@ submitted the job by its variable and fingerprint, never the key. ``in_input`` i
 job whose row left the input (edited or deleted) after it was submitted: it is still listed,
 with its video. An input column whose name is one of ours is written as ``input.<name>`` (a
 parameter as ``param.<name>``): our columns keep their meaning whatever the spreadsheet holds.
-``video_path`` (relative to ``DIR``) is set for ``done`` jobs only; times are ISO 8601 UTC;
+``video_path`` (relative to ``DIR``; in a shared batch, see ``video_path`` below) is set for
+``done`` jobs only; times are ISO 8601 UTC;
 ``price_usd`` is the job's list price and ``cost_usd`` what it spent (its price once the
 provider ran it, else 0: ``batchgen.ledger.money``), so the column sums to the spend ``status``
 shows; ``billed_usd`` is what the provider billed (its billable units x unit price), empty when
@@ -53,6 +54,7 @@ from typing import IO, Any
 
 from batchgen.ledger.base import LedgerStore
 from batchgen.ledger.money import share
+from batchgen.ledger.shared import in_store
 from batchgen.ledger.states import JobRow, JobStatus
 
 LEAD = ("row", "key", "endpoint")
@@ -173,14 +175,15 @@ def write_run_json(out_dir: Path, info: dict[str, Any]) -> None:
 
 
 def build_manifest(
-    ledger: LedgerStore, out_dir: Path, jobs: list[JobRow] | None = None
+    ledger: LedgerStore, out_dir: Path, jobs: list[JobRow] | None = None, *, here: str = ""
 ) -> Manifest:
     """Every job of ``ledger`` (or ``jobs``, read from it already) as a manifest record, with
-    the column layout described above."""
+    the column layout described above; ``here``: the store URL the records are for, if any
+    (see ``video_path``)."""
     jobs = ledger.jobs() if jobs is None else jobs
     layout = _layout(ledger, jobs)
     root = Path(out_dir).resolve()
-    records = [_record(job, layout, root) for job in jobs]
+    records = [_record(job, layout, root, here) for job in jobs]
     return Manifest(
         columns=layout.columns,
         records=records,
@@ -236,7 +239,7 @@ def _free(name: str, prefix: str, taken: set[str]) -> str:
     return name
 
 
-def _record(job: JobRow, layout: _Layout, root: Path) -> dict[str, Any]:
+def _record(job: JobRow, layout: _Layout, root: Path, here: str = "") -> dict[str, Any]:
     record: dict[str, Any] = {"row": job.row, "key": job.key, "endpoint": job.endpoint}
     for column, name in layout.inputs.items():
         record[column] = job.extra.get(name)
@@ -257,7 +260,7 @@ def _record(job: JobRow, layout: _Layout, root: Path) -> dict[str, Any]:
         attempts=job.attempts,
         possibly_duplicate=job.possibly_duplicate,
         in_input=job.in_input,
-        video_path=video_path(job, root) if job.status is JobStatus.DONE else None,
+        video_path=video_path(job, root, here) if job.status is JobStatus.DONE else None,
         video_url=job.video_url,
         bytes=job.bytes,
         sha256=job.sha256,
@@ -278,12 +281,16 @@ def iso_utc(seconds: float | None) -> str | None:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def video_path(job: JobRow, root: Path) -> str | None:
-    """Where ``job``'s video is, relative to ``root``. A shared batch's video is in its
-    worker's folder (``job.video_dir``): on this machine, the path to it; on another,
-    ``host:/folder/videos/NAME.mp4``."""
+def video_path(job: JobRow, root: Path, here: str = "") -> str | None:
+    """Where ``job``'s video is, relative to ``root``. A shared batch's video is where its
+    worker put it (``job.video_dir``): in a store, the object's URL
+    (``s3://bucket/prefix/videos/NAME.mp4``; relative to the store when that is ``here``, the
+    store a page is written to); in the worker's folder, on this machine, the path to it; on
+    another, ``host:/folder/videos/NAME.mp4``."""
     if job.video_dir is None or not job.video_path:
         return _relative(job.video_path, root)
+    if in_store(job.video_dir):
+        return job.video_path if job.video_dir == here else f"{job.video_dir}/{job.video_path}"
     host, _, folder = job.video_dir.partition(":")
     if host == socket.gethostname():
         return _relative(os.path.join(folder, job.video_path), root)

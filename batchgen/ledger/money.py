@@ -56,6 +56,24 @@ def committed(row: JobRow) -> bool:
     return row.error_type not in UNBILLED_ERRORS  # failed: unbilled only after a 5xx
 
 
+def _among(values: Iterable[str]) -> str:
+    return ", ".join(f"'{value}'" for value in sorted(values))
+
+
+_BILLABLE = f"COALESCE(error_type, '') NOT IN ({_among(UNBILLED_ERRORS)})"
+# ``committed`` as a condition on a row of the jobs table, for sums made in the database (a
+# shared batch's --max-cost, see batchgen.ledger.budget): the same rule, line for line, which
+# tests/ledger/test_money.py holds to ``committed`` on every kind of row.
+COMMITTED_SQL = (
+    f"(status IN ({_among(_RAN)}) OR (status = 'failed' AND video_url IS NOT NULL) "
+    f"OR status IN ({_among(IN_FLIGHT)}) "
+    "OR (attempts > 0 AND ("
+    f"(status = 'pending' AND in_input = 1 AND (attempts > retry_from OR {_BILLABLE})) "
+    "OR (status = 'cancelled' AND started_at IS NOT NULL) "
+    f"OR (status = 'failed' AND {_BILLABLE}))))"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Money:
     """Committed and spent USD of some jobs; ``unpriced``: jobs of unknown price (left out)."""

@@ -6,6 +6,8 @@ Each call that changes something is one transaction, committed before it returns
 A move locks the job's row (``SELECT ... FOR UPDATE``) and, for a worker, checks that no other
 worker holds the job's claim (``batchgen.ledger.leases``): a worker whose lease ran out and
 was taken over can no longer move the job. A job that reaches a final state drops its claim.
+Opened with ``max_cost``, a move to ``submitting`` is refused when it would take the batch's
+committed spend above it (``batchgen.ledger.budget``).
 
 Errors: a URL that does not connect (bad host, refused, wrong password) or a batch that is not
 there is a UsageError (``batchgen`` exits 2); a connection lost later is a LedgerError. Both
@@ -22,6 +24,7 @@ from typing import Any
 import psycopg
 
 from batchgen.errors import BatchgenError, JobChanged, LedgerError, UsageError
+from batchgen.ledger.budget import Budget
 from batchgen.ledger.core import NAMES, SqlLedger
 from batchgen.ledger.leases import Leases
 from batchgen.ledger.pg_schema import BATCHES, MIGRATIONS, SCHEMA_LOCK, script
@@ -32,12 +35,24 @@ CONNECT_TIMEOUT = 10  # seconds: a server that does not answer is named, not wai
 _FINAL = tuple(s.value for s in JobStatus if s.final)
 
 
-class PgLedger(Leases, SqlLedger):
+class PgLedger(Leases, Budget, SqlLedger):
     """The jobs of batch ``batch`` in the PostgreSQL database at ``url``. ``worker``: the run
     this connection drives jobs for (claims are checked for it); ``lease``: seconds a claim
-    holds without a heartbeat."""
+    holds without a heartbeat; ``max_cost``: the cap on the batch's committed USD that its
+    submits are held to."""
 
-    __slots__ = ("_clock", "_columns", "_cursors", "_db", "_url", "batch", "lease", "worker")
+    __slots__ = (
+        "_clock",
+        "_columns",
+        "_cursors",
+        "_db",
+        "_url",
+        "batch",
+        "batch_id",
+        "lease",
+        "max_cost",
+        "worker",
+    )
 
     def __init__(
         self,
@@ -48,8 +63,10 @@ class PgLedger(Leases, SqlLedger):
         worker: Worker | None = None,
         lease: float = 60.0,
         clock: Callable[[], float] = time.time,
+        max_cost: float | None = None,
     ) -> None:
         self._url, self.batch, self.worker, self.lease = url, batch, worker, lease
+        self.max_cost = max_cost
         self._clock = clock
         self._columns = ", ".join(NAMES)
         self._cursors = 0
@@ -61,6 +78,7 @@ class PgLedger(Leases, SqlLedger):
             ) from None
         try:
             schema = self._open(readonly)
+            self.batch_id = int(schema.removeprefix("b_"))
             self._db.execute(f'SET search_path TO "{schema}"')
             if readonly:
                 self._db.execute("SET default_transaction_read_only = on")
@@ -85,7 +103,12 @@ class PgLedger(Leases, SqlLedger):
     def twin(self) -> PgLedger:
         """Another connection to this batch, for the same worker, to write from a thread."""
         return PgLedger(
-            self._url, self.batch, worker=self.worker, lease=self.lease, clock=self._clock
+            self._url,
+            self.batch,
+            worker=self.worker,
+            lease=self.lease,
+            clock=self._clock,
+            max_cost=self.max_cost,
         )
 
     def close(self) -> None:

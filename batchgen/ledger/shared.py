@@ -4,6 +4,10 @@
 is the URL as any message, log line or file may show it (the password replaced by ``***``);
 ``open_shared`` opens the batch (``batchgen.ledger.postgres.PgLedger``), saying plainly when
 psycopg is not installed. The password goes to the database server only.
+
+A job of a shared batch records where its worker put its video (``JobRow.video_dir``): the
+worker's folder as ``host:/absolute/folder``, or, for a worker whose videos go to object
+storage (``--store``), the store's URL (``s3://bucket/prefix``): ``in_store`` tells them apart.
 """
 
 from __future__ import annotations
@@ -97,12 +101,20 @@ class Worker:
     @classmethod
     def here(cls, folder: str) -> Worker:
         host, pid = socket.gethostname(), os.getpid()
-        return cls(f"{host}:{pid}:{os.urandom(3).hex()}", host, pid, os.path.abspath(folder))
+        # One leading slash: ``host://folder`` would read as a URL (see ``in_store``).
+        absolute = "/" + os.path.abspath(folder).lstrip("/")
+        return cls(f"{host}:{pid}:{os.urandom(3).hex()}", host, pid, absolute)
 
     @property
     def video_dir(self) -> str:
         """Where its videos are, as the ledger records it (``host:/absolute/folder``)."""
         return f"{self.host}:{self.folder}"
+
+
+def in_store(place: str | None) -> bool:
+    """True when ``place`` (a job's ``video_dir``, or a manifest's ``video_path``) is a URL in
+    a store (``s3://...``), not ``host:/folder`` or a path."""
+    return place is not None and "://" in place
 
 
 def open_shared(
@@ -112,8 +124,10 @@ def open_shared(
     readonly: bool = False,
     worker: Worker | None = None,
     lease: float = 60.0,
+    max_cost: float | None = None,
 ) -> PgLedger:
-    """The batch ``batch`` of the database at ``url`` (created unless ``readonly``)."""
+    """The batch ``batch`` of the database at ``url`` (created unless ``readonly``); with
+    ``max_cost``, its submits are held to that cap on the batch's committed USD."""
     check_url(url)
     try:
         from batchgen.ledger.postgres import PgLedger
@@ -121,4 +135,4 @@ def open_shared(
         raise UsageError(
             "a PostgreSQL ledger needs psycopg: pip install 'batchgen[postgres]'"
         ) from None
-    return PgLedger(url, batch, readonly=readonly, worker=worker, lease=lease)
+    return PgLedger(url, batch, readonly=readonly, worker=worker, lease=lease, max_cost=max_cost)

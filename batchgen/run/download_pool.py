@@ -70,7 +70,7 @@ class DownloadPool:
     ) -> None:
         self._writes, self._downloader, self._reporter = writes, downloader, reporter
         self._store = store  # videos go there (same paths) instead of into ``out_dir``
-        self._video_dir = video_dir  # recorded with each video: a shared ledger's worker folder
+        self._video_dir = video_dir  # recorded with each video: a shared batch's worker's place
         self._out, self._workers, self._on_disk_stop = out_dir, workers, on_disk_stop
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self._disk_errors: list[DiskError] = []  # the latest downloads, all failing alike

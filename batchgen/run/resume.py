@@ -96,7 +96,8 @@ def recheck_done(
 ) -> list[JobRow]:
     """Finished jobs whose video is missing or damaged are downloaded again: in ``out``, a
     whole MP4 of the recorded size; in ``store``, an object of the recorded size and sha256.
-    With a shared ledger, only those whose video this worker's folder (``video_dir``) holds."""
+    With a shared ledger, only those whose video is where this worker puts its own
+    (``video_dir``): its folder, or its store, whichever worker put them there."""
     done = {
         row.video_path: (row.bytes, row.sha256)
         for row in rows

@@ -163,9 +163,8 @@ class Runner:
             orphaned = self._prepare(ledger, rebuilding=records is not None)
             if records is not None:
                 orphaned = self._rebuild(ledger, records)
-            mine = None if self._worker is None else self._worker.video_dir
             rows = recheck_done(
-                ledger, to_drive(ledger), out, self.reporter, self.store, video_dir=mine
+                ledger, to_drive(ledger), out, self.reporter, self.store, video_dir=self._place
             )
             rows = reopen(ledger, rows, self._retry, self.reporter, refused_too=self._refused_too)
             money = tally(ledger.iter_jobs())
@@ -177,7 +176,7 @@ class Runner:
             del rows
             with _writing(out, "run.json"):
                 write_run_json(out, self._info(started, None))
-            publish(self.store, out, "run.json")
+            publish(self.store, out, *self._own("run.json"))
             log.info("run started: %d jobs, %s", total, self.connection.public())
             engine = await self._drive(ledger, todo, out, money)
             # Other processes (batchgen cancel) may have moved jobs this run never touched.
@@ -189,7 +188,7 @@ class Runner:
                     write_manifest(ledger, out)
                 with _writing(out, "run.json"):
                     write_run_json(out, self._info(started, result))
-                publish(self.store, out, "manifest.csv", "manifest.jsonl", "run.json")
+                publish(self.store, out, "manifest.csv", "manifest.jsonl", *self._own("run.json"))
             except DiskError:
                 if engine.stopped is None:
                     raise
@@ -214,7 +213,13 @@ class Runner:
             return records, stack.enter_context(Ledger.in_folder(out))
         self._worker = Worker.here(str(out))
         shared = stack.enter_context(
-            open_shared(self._shared, self._batch, worker=self._worker, lease=self.timing.lease)
+            open_shared(
+                self._shared,
+                self._batch,
+                worker=self._worker,
+                lease=self.timing.lease,
+                max_cost=self.plan.settings.max_cost,  # held for the whole batch
+            )
         )
         shared.join()
         stack.callback(shared.leave)
@@ -238,7 +243,8 @@ class Runner:
         if self._resume is not None:
             ledger.set_meta("run", self._resume)
         store = self.store
-        ledger.set_meta("store", None if store is None else store.url)  # for report, export
+        if self._shared is None:  # for report, export (a shared batch's jobs say, each)
+            ledger.set_meta("store", None if store is None else store.url)
         out = Path(plan.output_dir)
         # Rebuilding a lost ledger, the videos on disk are its jobs' own, by their names.
         occupied = () if rebuilding else videos_in(out / "videos", store)
@@ -271,6 +277,19 @@ class Runner:
         )
         log.warning("ledger rebuilt from %s: %d jobs", MANIFEST, count)
         return [row.key for row in ledger.jobs() if not row.in_input]
+
+    @property
+    def _place(self) -> str | None:
+        """Where this worker of a shared batch puts videos, as its jobs record it (their
+        ``video_dir``): its store's URL, else ``host:/folder``. None for a folder's run."""
+        if self._worker is None:
+            return None
+        return self._worker.video_dir if self.store is None else self.store.url
+
+    def _own(self, *names: str) -> tuple[str, ...]:
+        """This run's own files to copy to its store: none for a worker of a shared batch,
+        whose store other workers share (its folder keeps them)."""
+        return names if self._shared is None else ()
 
     def _report_start(self, rows: list[JobRow]) -> None:
         plan, timing = self.plan, self.timing
@@ -337,7 +356,7 @@ class Runner:
                 uploads=Uploads.open(ledger, self.connection.storage, api, timing),
                 store=self.store,
                 claims=claims,
-                video_dir=None if self._worker is None else self._worker.video_dir,
+                video_dir=self._place,
                 billing=billing,
                 reconciler=reconciler(
                     self.connection, plan.settings, api, ledger, timing, self.reporter

@@ -3,7 +3,10 @@
 ``Submitter._submit`` sends one job (``pending``, or ``submit_uncertain`` after a lost answer)
 under the run's concurrency slot, the ``--max-cost`` cap and the key's rate limit. The move to
 ``submitting`` is committed right before the POST leaves (a crash then means "uncertain",
-never "not sent"); the answer's request id is committed the moment it arrives. A lost answer
+never "not sent"); the answer's request id is committed the moment it arrives. In a batch
+several workers share, that move is also where the cap holds for the whole batch: the ledger
+refuses it (``OverCost``) when the batch's committed spend would pass ``--max-cost``
+(``batchgen.ledger.budget``), and the job is held back as on one machine. A lost answer
 is resolved from the provider's request log where there is one (``batchgen.run.reconcile``),
 else the job is sent again flagged ``possibly_duplicate``. Local input files are uploaded (or
 inlined) first (``batchgen.run.uploads``).
@@ -17,12 +20,14 @@ from batchgen.api.classify import no_such_app
 from batchgen.errors import (
     AmbiguousSubmit,
     FatalError,
+    OverCost,
     PermanentError,
     RetryableError,
     Unreachable,
 )
 from batchgen.ledger.money import committed
 from batchgen.ledger.states import JobRow, JobStatus
+from batchgen.run.claims import Claims
 from batchgen.run.follow import Follower
 from batchgen.run.jobs import Job
 from batchgen.run.uploads import failure as upload_failure
@@ -40,6 +45,7 @@ class Submitter(Follower):
     _outputs: Mapping[str, str]  # endpoint id -> the result key holding its video
     _reserved: float  # USD of jobs about to be submitted (--max-cost)
     _draining: bool  # submit nothing more
+    _claims: Claims | None  # this worker's share of a batch in a shared ledger
     held_by_cost: int
     not_submitted: int
 
@@ -135,6 +141,9 @@ class Submitter(Follower):
         except AmbiguousSubmit as exc:
             await self._move(job, S.SUBMIT_UNCERTAIN, error=f"submit uncertain: {exc}")
             return True
+        except OverCost as exc:  # other workers of the batch committed the rest: not sent
+            self._hold(row, exc)
+            return False
         except (FatalError, RetryableError, PermanentError, Unreachable) as exc:
             if no_such_app(exc) and len(self._outputs) > 1:
                 # A comparison goes on without a model the provider does not serve.
@@ -182,15 +191,18 @@ class Submitter(Follower):
         """True (and the job held, saying why) when ``cost`` would take the committed spend
         above ``--max-cost``."""
         limit = self._settings.max_cost
-        total = self.committed + self._reserved + cost
-        if limit is None or total <= limit + 1e-9:
+        if limit is None:
             return False
-        self._ledger.update(
-            row.key,
-            error=(
-                f"not submitted: it would take the committed spend to ${total:,.2f}, "
-                f"above --max-cost ${limit:,.2f}"
-            ),
-        )
-        self.held_by_cost += 1
+        # A shared batch's is every worker's, read now; the move to submitting checks it
+        # again, atomically. This early look spares uploads for jobs that cannot go.
+        known = self.committed if self._claims is None else self._ledger.committed_usd()
+        total = known + self._reserved + cost
+        if total <= limit + 1e-9:
+            return False
+        self._hold(row, OverCost(total, limit))
         return True
+
+    def _hold(self, row: JobRow, why: OverCost) -> None:
+        """``row`` stays pending, held back by ``--max-cost``; its error says why."""
+        self._ledger.update(row.key, error=str(why))
+        self.held_by_cost += 1

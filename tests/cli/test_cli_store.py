@@ -10,6 +10,7 @@ import socket
 from pathlib import Path
 from urllib.parse import unquote
 
+import pgserver
 import pytest
 from click.testing import CliRunner
 from runs import prompts, rows
@@ -148,3 +149,25 @@ def test_a_store_url_that_is_no_store_exits_2(tmp_path: Path, url: str, says: st
     assert says in output
     assert "hunter2" not in output
     assert not (out / "batchgen.db").exists()
+
+
+def test_a_worker_of_a_shared_batch_leaves_the_batch_report_in_its_bucket(
+    tmp_path: Path, s3: S3, postgres: pgserver.Server, batch: str
+) -> None:
+    """`run --ledger --batch --store`: the worker writes its batch's report into the bucket,
+    its links relative to the objects beside it; `status --batch` names the store."""
+    out = tmp_path / "worker"
+    code, output = invoke(
+        "run", str(prompts(tmp_path, 3)), "--out", str(out), *FAST, "--store", s3.url(PREFIX),
+        "--ledger", postgres.url, "--batch", batch,
+    )  # fmt: skip
+    assert code == 0, output
+    assert "not written" not in output
+    keys = set(s3.keys(f"{PREFIX}/"))
+    links = gallery_videos(s3.read(f"{PREFIX}/report.html").decode())
+    assert len(links) == 3
+    assert all(link.startswith("videos/") for link in links)
+    assert {f"{PREFIX}/{unquote(link)}" for link in links} <= keys
+    code, output = invoke("status", "--ledger", postgres.url, "--batch", batch)
+    assert code == 0, output
+    assert f"videos in: s3://{BUCKET}/{PREFIX} (3)" in output

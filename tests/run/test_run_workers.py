@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pgserver
+import pytest
 from runs import FAST, cli_args, connection, mock_config, plan_for, prompts, sha256
 from test_run_resume import finish, start
 
@@ -134,3 +135,55 @@ async def test_a_worker_killed_mid_run_leaves_its_jobs_to_the_others(
     for job in jobs:
         if not job.possibly_duplicate:
             assert stats["submits_by_payload"][payload_digest(job.payload)] == 1
+
+
+async def test_max_cost_holds_for_the_whole_batch(
+    tmp_path: Path, postgres: pgserver.Server, batch: str
+) -> None:
+    """Three workers given --max-cost $2.45 on 30 jobs of $0.35 each: seven are submitted in
+    all, one submit each; the batch's committed spend, read all along, never passes the cap;
+    the other 23 stay pending and unsent, each saying so, and every run ends held by it."""
+    source = tmp_path / "p.csv"
+    source.write_text("prompt\n" + "".join(f"shot {i}\n" for i in range(30)))
+    seen: list[float] = []
+    async with MockServer(mock_config()) as server:
+        runners = [
+            Runner(
+                plan_for(source, tmp_path / f"w{i}", concurrency=4, max_cost=2.45),
+                connection(server),
+                timing=SHARED,
+                ledger=postgres.url,
+                batch=batch,
+            )
+            for i in range(3)
+        ]
+        running = asyncio.gather(*(runner.run() for runner in runners))
+        while not running.done():  # the batch's committed spend, as the workers move
+            seen.append(await asyncio.to_thread(committed_now, postgres.url, batch))
+        results = await running
+        stats = server.stats()
+    assert sorted(stats["submits_by_payload"].values()) == [1] * 7
+    jobs = batch_rows(postgres.url, batch)
+    assert sum(job.status is S.DONE for job in jobs) == 7
+    held = [job for job in jobs if job.status is not S.DONE]
+    assert len(held) == 23
+    for job in held:
+        assert (job.status, job.attempts) == (S.PENDING, 0)
+        assert job.error is not None
+        assert job.error.startswith("not submitted: it would take the committed spend to $2.80")
+        assert job.error.endswith("above --max-cost $2.45")
+    assert seen
+    assert max(seen) <= 2.45 + 1e-9
+    assert committed_now(postgres.url, batch) == pytest.approx(2.45)
+    for result in results:
+        assert result.outcome == "failed"
+        assert result.held_by_cost > 0
+        assert "--max-cost reached" in result.message
+
+
+def committed_now(url: str, batch: str) -> float:
+    try:
+        with open_shared(url, batch, readonly=True) as ledger:
+            return ledger.committed_usd()
+    except UsageError:  # no batch yet
+        return 0.0
