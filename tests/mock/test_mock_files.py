@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 
 import aiohttp
@@ -121,7 +122,14 @@ async def test_large_videos_stream_at_the_configured_size(server: MockServer, se
             digest.update(piece)
             received += len(piece)
     assert received == 20_000_000
-    assert server.stats()["files"][video["request_id"]]["sha256"] == digest.hexdigest()
+    # The emulator records a download once its answer has gone out: a moment after it arrives.
+    for _ in range(500):
+        served = server.stats()["files"].get(video["request_id"])
+        if served is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert served is not None
+    assert served["sha256"] == digest.hexdigest()
 
 
 @pytest.mark.parametrize(
