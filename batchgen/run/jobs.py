@@ -14,6 +14,7 @@ provider refuses means for the job that sent it. ``batchgen.run.follow`` and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
@@ -121,7 +122,17 @@ class JobBook:
     async def _move(self, job: Job, status: JobStatus, **fields: Any) -> None:
         """Move the job on from the state this run last saw; JobChanged if it is elsewhere."""
         old = job.row
-        job.row = await self._writes.transition(old.key, status, expect=old.status, **fields)
+        moving = self._writes.move(old.key, status, expect=old.status, **fields)
+        try:
+            job.row = await asyncio.shield(moving)
+        except asyncio.CancelledError:
+            # Cancelled (a --job-timeout, a stop) while the writer has the move: it may be
+            # made all the same. Its outcome is awaited, so that ``job.row`` stays what the
+            # ledger holds for whatever the caller does next (a cancel, say).
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                job.row = await asyncio.shield(moving)
+                self._account(old, job.row)
+            raise
         self._account(old, job.row)
 
     def _account(self, old: JobRow, new: JobRow) -> None:
