@@ -244,8 +244,11 @@ class Engine(Submitter):
             if not claims.open_elsewhere() and not self._active:
                 break
             self._nudge.clear()  # look again when a job ends, or a lease may have run out
+            # Not wait_for: on 3.11 it loses a cancel that comes as the nudge does (a job
+            # failing sets both), and this would claim more jobs into a stopping run.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._nudge.wait(), self._timing.heartbeat)
+                async with asyncio.timeout(self._timing.heartbeat):
+                    await self._nudge.wait()
 
     # -- driving one job ------------------------------------------------------------------
 

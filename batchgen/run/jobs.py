@@ -14,7 +14,6 @@ provider refuses means for the job that sent it. ``batchgen.run.follow`` and
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
@@ -129,8 +128,13 @@ class JobBook:
             # Cancelled (a --job-timeout, a stop) while the writer has the move: it may be
             # made all the same. Its outcome is awaited, so that ``job.row`` stays what the
             # ledger holds for whatever the caller does next (a cancel, say).
-            with contextlib.suppress(Exception, asyncio.CancelledError):
+            try:
                 job.row = await asyncio.shield(moving)
+            except asyncio.CancelledError:
+                moving.cancel()  # cancelled again: nobody waits for it any more
+            except Exception:  # not made: the row is as it was
+                pass
+            else:
                 self._account(old, job.row)
             raise
         self._account(old, job.row)

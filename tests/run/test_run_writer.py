@@ -69,15 +69,19 @@ def lose_the_writer(url: str, batch: str) -> None:
         db.execute("SELECT pg_terminate_backend(%s)", pid)
 
 
+@pytest.mark.parametrize(
+    ("jobs", "latency"), [(60, 100.0), (4, 500.0)], ids=["busy", "every-job-claimed"]
+)
 async def test_a_writer_that_loses_its_ledger_stops_the_run_with_its_message(
-    tmp_path: Path, postgres: pgserver.Server, batch: str
+    tmp_path: Path, postgres: pgserver.Server, batch: str, jobs: int, latency: float
 ) -> None:
-    """The shared ledger drops the writer's connection mid-run, failing every move waiting in
-    its transaction at once: the run ends with the ledger's one error (the CLI shows its
-    message), not a group of them (a traceback)."""
-    plan = plan_for(prompts(tmp_path, 60), tmp_path / "w", concurrency=32)
+    """The shared ledger drops the writer's connection mid-run: with many moves waiting, all
+    of them fail in one commit; with every job claimed, the worker waits for one to end. The
+    run ends with the ledger's one error (the CLI shows its message), never a group of them
+    or the worker's own claims cut short (a traceback)."""
+    plan = plan_for(prompts(tmp_path, jobs), tmp_path / "w", concurrency=32)
     timing = dataclasses.replace(FAST, manifest_every=1000.0, lease=5.0, heartbeat=0.05)
-    async with MockServer(mock_config(latency=100.0, max_in_progress=32)) as server:
+    async with MockServer(mock_config(latency=latency, max_in_progress=32)) as server:
         runner = Runner(plan, connection(server), timing=timing, ledger=postgres.url, batch=batch)
         running = asyncio.create_task(runner.run())
         await until(lambda: bool(server.stats()["submits_by_payload"]))
