@@ -85,6 +85,10 @@ class SqlLedger(UploadCache):
     def _before_sync(self, db: Any) -> None:
         """Hold off other writers' syncs for the transaction (a shared ledger's workers)."""
 
+    def _before_moves(self, db: Any) -> None:
+        """Take, before any row, the lock a move's writes need (a shared ledger's table lock:
+        a move holding a row must never wait for a sync that waits for that row)."""
+
     def sync(
         self, jobs: Iterable[Any], endpoint: str = "", *, occupied: Iterable[str] = ()
     ) -> SyncReport:
@@ -311,6 +315,7 @@ class SqlLedger(UploadCache):
         transaction that fails (a full disk) raises, and none of the moves is made."""
         outcomes: dict[int, str | Exception] = {}
         with self._tx() as db:
+            self._before_moves(db)
             # Rows are locked in key order (a shared ledger's heartbeat locks them so too).
             for at in sorted(range(len(moves)), key=lambda i: moves[i].key):
                 key, status, expect, values = moves[at]
@@ -338,6 +343,7 @@ class SqlLedger(UploadCache):
     def update(self, key: str, **values: Any) -> None:
         """Set fields of ``key`` without changing its status."""
         with self._tx() as db:
+            self._before_moves(db)
             _, attempts = self._lock_job(db, key)
             self._write(db, key, values, attempts)
 

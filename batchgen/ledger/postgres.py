@@ -188,6 +188,13 @@ class PgLedger(Leases, SqlLedger):
         # readers go on, moves wait the moment it takes.
         db.execute("LOCK TABLE jobs IN SHARE ROW EXCLUSIVE MODE")
 
+    def _before_moves(self, db: Any) -> None:
+        # What the move's UPDATE takes anyway, taken first: a SELECT ... FOR UPDATE alone
+        # takes less, so a sync could lock the table between it and the UPDATE, then wait
+        # for the row the move holds (a deadlock). Now the move waits for the sync, or the
+        # sync for the move.
+        db.execute("LOCK TABLE jobs IN ROW EXCLUSIVE MODE")
+
     def _lock_job(self, db: Any, key: str) -> tuple[str, int]:
         row = db.execute(
             "SELECT status, attempts, owner FROM jobs WHERE key = %s FOR UPDATE", (key,)
