@@ -7,18 +7,29 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
 import pgserver
 import psycopg
 import pytest
-from runs import FAST, connection, mock_config, plan_for, prompts, rows, run
+from runs import (
+    FAST,
+    assert_all_verified,
+    connection,
+    mock_config,
+    plan_for,
+    prompts,
+    rows,
+    run,
+)
 from test_run_resume import until
 
 from batchgen.errors import LedgerError
 from batchgen.ledger.states import JobStatus
 from batchgen.mock import MockServer
+from batchgen.mock.stats import payload_digest
 from batchgen.run.runner import Runner
 
 S = JobStatus
@@ -50,6 +61,45 @@ async def test_a_move_still_committing_at_the_job_timeout_is_followed_on(tmp_pat
     assert (job.status, job.error_type) == (S.FAILED, "timeout"), (job.status, job.error)
     assert stats["requests"]["cancel"]
     assert result.outcome == "failed"
+
+
+def ended(server: MockServer) -> int:
+    """Looks that found a job ended: its run moves it to completed next."""
+    return int(server.stats()["requests"].get("status", {}).get("200", 0))
+
+
+def collected(out: Path) -> int:
+    return sum(job.status in (S.COMPLETED, S.DOWNLOADING, S.DONE) for job in rows(out))
+
+
+async def test_a_stop_while_moves_wait_for_their_commit_ends_and_resumes(tmp_path: Path) -> None:
+    """Stopping now (SIGTERM, a second Ctrl-C) while moves wait for a ledger another process
+    holds: the run ends interrupted once they are committed, its writer thread gone; the
+    next run finishes every job, none sent twice unflagged."""
+    out = tmp_path / "out"
+    plan = plan_for(prompts(tmp_path, 20), out)
+    async with MockServer(mock_config(latency=200.0)) as server:
+        runner = Runner(plan, connection(server), timing=FAST)
+        running = asyncio.create_task(runner.run())
+        await until(lambda: (out / "batchgen.db").exists() and any(j.request_id for j in rows(out)))
+        lock = sqlite3.connect(out / "batchgen.db", isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")
+        try:  # until a job ended: its move to completed waits for the ledger
+            await until(lambda: ended(server) > collected(out))
+            runner.abort()
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+        stopped = await running
+        assert not any(t.name == "batchgen-ledger" for t in threading.enumerate())
+        result = await run(plan, server)
+        stats = server.stats()
+    assert stopped.outcome == "interrupted"
+    assert result.outcome == "done", result.message
+    assert_all_verified(out, stats)
+    for job in rows(out):
+        sent = stats["submits_by_payload"][payload_digest(job.payload)]
+        assert sent == 1 or job.possibly_duplicate
 
 
 def lose_the_writer(url: str, batch: str) -> None:
