@@ -74,7 +74,10 @@ class SqlLedger(UploadCache):
         return {}
 
     def _before_moves(self, db: Any, moves: Sequence[Move]) -> None:
-        """Called first in the transaction of ``transitions``, before any row is locked."""
+        """Called first in the transaction of ``transitions`` (and ``update``: no moves),
+        before any row is locked: take the locks the moves' writes need (a shared ledger's
+        table lock, so a move holding a row never waits for a sync that waits for that row;
+        its batch's money lock, see ``batchgen.ledger.budget``)."""
 
     def _admit(self, db: Any, move: Move) -> None:
         """Refuse ``move`` (a LedgerError) before it is written: a shared batch's
@@ -379,6 +382,7 @@ class SqlLedger(UploadCache):
     def update(self, key: str, **values: Any) -> None:
         """Set fields of ``key`` without changing its status."""
         with self._tx() as db:
+            self._before_moves(db, ())
             _, attempts = self._held(self._lock_jobs(db, [key]).get(key), key)
             self._write(db, key, values, attempts)
 

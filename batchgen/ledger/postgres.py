@@ -17,7 +17,7 @@ name the database by its masked URL: the password is in no message.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,7 +25,7 @@ import psycopg
 
 from batchgen.errors import BatchgenError, JobChanged, LedgerError, UsageError
 from batchgen.ledger.budget import Budget
-from batchgen.ledger.core import NAMES, SqlLedger
+from batchgen.ledger.core import NAMES, Move, SqlLedger
 from batchgen.ledger.leases import Leases
 from batchgen.ledger.pg_schema import BATCHES, MIGRATIONS, SCHEMA_LOCK, script
 from batchgen.ledger.shared import Worker, masked, scrub
@@ -210,6 +210,14 @@ class PgLedger(Leases, Budget, SqlLedger):
         # Workers starting together sync one after another (each sees the others' keys);
         # readers go on, moves wait the moment it takes.
         db.execute("LOCK TABLE jobs IN SHARE ROW EXCLUSIVE MODE")
+
+    def _before_moves(self, db: Any, moves: Sequence[Move]) -> None:
+        # What the move's UPDATE takes anyway, taken first: a SELECT ... FOR UPDATE alone
+        # takes less, so a sync could lock the table between it and the UPDATE, then wait
+        # for the row the move holds (a deadlock). Now the move waits for the sync, or the
+        # sync for the move.
+        db.execute("LOCK TABLE jobs IN ROW EXCLUSIVE MODE")
+        super()._before_moves(db, moves)  # the batch's money lock (Budget), when capped
 
     def _lock_jobs(self, db: Any, keys: list[str]) -> dict[str, tuple[str, int] | JobChanged]:
         rows = db.execute(

@@ -81,10 +81,17 @@ class LedgerWriter:
         self, key: str, status: JobStatus, *, expect: JobStatus | None = None, **values: Any
     ) -> JobRow:
         """``LedgerStore.transition``, committed by the writer's thread."""
+        return await self.move(key, status, expect=expect, **values)
+
+    def move(
+        self, key: str, status: JobStatus, *, expect: JobStatus | None = None, **values: Any
+    ) -> asyncio.Future[JobRow]:
+        """Hand the writer a move; the future is ``transition``'s outcome. Awaited through
+        ``asyncio.shield``, a caller cancelled meanwhile may still learn how its move ended."""
         assert self._loop is not None, "start() the writer first"
         future: asyncio.Future[JobRow] = self._loop.create_future()
         self._queue.put((Move(key, status, expect, values), future))
-        return await future
+        return future
 
     async def __aenter__(self) -> LedgerWriter:
         self.start()

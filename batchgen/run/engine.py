@@ -37,6 +37,7 @@ from pathlib import Path
 
 from batchgen.api.objectstore import ObjectStore
 from batchgen.errors import (
+    BatchgenError,
     DiskError,
     FatalError,
     JobChanged,
@@ -191,7 +192,11 @@ class Engine(Submitter):
                 )
                 log.error("%s", self._stopped)
             else:
-                raise group.exceptions[0] if len(group.exceptions) == 1 else group from None
+                errors = group.exceptions
+                # One failed commit fails every move in it: the same error, from many jobs.
+                if len(errors) == 1 or all(isinstance(e, BatchgenError) for e in errors):
+                    raise errors[0] from None
+                raise group from None
         finally:
             await self._writes.close()
             writes = self._writes
@@ -239,8 +244,11 @@ class Engine(Submitter):
             if not claims.open_elsewhere() and not self._active:
                 break
             self._nudge.clear()  # look again when a job ends, or a lease may have run out
+            # Not wait_for: on 3.11 it loses a cancel that comes as the nudge does (a job
+            # failing sets both), and this would claim more jobs into a stopping run.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._nudge.wait(), self._timing.heartbeat)
+                async with asyncio.timeout(self._timing.heartbeat):
+                    await self._nudge.wait()
 
     # -- driving one job ------------------------------------------------------------------
 

@@ -121,7 +121,22 @@ class JobBook:
     async def _move(self, job: Job, status: JobStatus, **fields: Any) -> None:
         """Move the job on from the state this run last saw; JobChanged if it is elsewhere."""
         old = job.row
-        job.row = await self._writes.transition(old.key, status, expect=old.status, **fields)
+        moving = self._writes.move(old.key, status, expect=old.status, **fields)
+        try:
+            job.row = await asyncio.shield(moving)
+        except asyncio.CancelledError:
+            # Cancelled (a --job-timeout, a stop) while the writer has the move: it may be
+            # made all the same. Its outcome is awaited, so that ``job.row`` stays what the
+            # ledger holds for whatever the caller does next (a cancel, say).
+            try:
+                job.row = await asyncio.shield(moving)
+            except asyncio.CancelledError:
+                moving.cancel()  # cancelled again: nobody waits for it any more
+            except Exception:  # not made: the row is as it was
+                pass
+            else:
+                self._account(old, job.row)
+            raise
         self._account(old, job.row)
 
     def _account(self, old: JobRow, new: JobRow) -> None:

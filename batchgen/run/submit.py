@@ -124,11 +124,13 @@ class Submitter(Follower):
                 sent = True
 
         async def not_sent() -> None:
-            nonlocal sent
+            nonlocal sent, held
             if sent:  # the connection failed before a byte left: back to where it was
                 back = S.SUBMIT_UNCERTAIN if row.status is S.SUBMIT_UNCERTAIN else S.PENDING
                 await self._move(job, back, attempts=row.attempts, error=row.error)
                 sent = False
+                held = cost  # held again until it is sent, or given up
+                self._reserved += held
 
         try:
             answer = await self._keys.client(job.slot).submit(

@@ -6,8 +6,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pgserver
+import psycopg
 import pytest
 from test_ledger import make_plan
 
@@ -148,3 +150,51 @@ def test_only_postgresql_urls_and_every_password_masked() -> None:
         "postgresql://h/db?password=***&sslmode=require"
     )
     assert masked("postgres://u@h/db") == "postgres://u@h/db"
+
+
+def waiting_for_locks(db: psycopg.Connection[Any], count: int) -> None:
+    """Until ``count`` sessions of the server wait for a lock (bounded by the test timeout)."""
+    sql = "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+    while db.execute(sql).fetchone() != (count,):
+        pass
+
+
+def test_a_worker_syncing_an_edited_input_and_a_move_take_turns(
+    tmp_path: Path, worker: Make, postgres: pgserver.Server, batch: str
+) -> None:
+    """A worker joins with an edited input (its sync rewrites every known row's place) while
+    another worker moves one of those rows: both are made, one after the other; neither is
+    aborted as a deadlock (a move that locked its row, then waited for the sync's table lock,
+    while the sync waited for that row)."""
+    plan = make_plan(tmp_path, ["p0", "p1"])
+    mover, joiner = worker("a"), worker("b")
+    mover.sync(plan.jobs, plan.endpoint.id)
+    edited = make_plan(tmp_path, ["new", "p0", "p1"])  # every known row one further down
+    first, second = (job.key for job in plan.jobs)
+    failed: list[Exception] = []
+
+    def start(step: Callable[[], object]) -> threading.Thread:
+        def run() -> None:
+            try:
+                step()
+            except Exception as exc:
+                failed.append(exc)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    with psycopg.connect(postgres.url, autocommit=True) as other:
+        found = other.execute("SELECT id FROM batchgen.batches WHERE name = %s", (batch,))
+        jobs = f"b_{found.fetchone()[0]}.jobs"  # type: ignore[index]
+        with other.transaction():  # another session holds p0's row for a moment
+            other.execute(f"SELECT 1 FROM {jobs} WHERE key = %s FOR UPDATE", (first,))
+            syncing = start(lambda: joiner.sync(edited.jobs, edited.endpoint.id))
+            waiting_for_locks(other, 1)  # the sync holds the table, and waits for p0
+            moving = start(lambda: mover.transition(second, S.SUBMITTING, attempts=1))
+            waiting_for_locks(other, 2)
+        syncing.join()
+        moving.join()
+    assert failed == []
+    assert mover.get(second).status is S.SUBMITTING
+    assert mover.get(second).row == 3
