@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import INSTANT, cpu_seconds, emulator, prompts, stats
+from common import INSTANT, cpu_seconds, emulator, main_thread_cpu, prompts, stats
 
 from batchgen.api.providers import Connection
 from batchgen.ledger.writer import SWITCH_INTERVAL
@@ -47,9 +47,10 @@ async def main(jobs: int, concurrency: int, poll: str, downloads: int = 4) -> No
             # Zero-latency jobs: let the poll floor be small, or it alone sets the pace.
             runner = Runner(plan, connection, timing=Timing(min_poll_interval=0.005))
             served = cpu_seconds(base)
-            wall, cpu = time.perf_counter(), time.process_time()
+            wall, cpu, loop = time.perf_counter(), time.process_time(), main_thread_cpu()
             result = await runner.run()
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            loop = main_thread_cpu() - loop
             served = cpu_seconds(base) - served
             seen = stats(base)
         per_job = list(seen["status_requests"].values()) or [0]
@@ -59,7 +60,10 @@ async def main(jobs: int, concurrency: int, poll: str, downloads: int = 4) -> No
             f"({result.message})"
         )
         print(f"wall {wall:.2f} s -> {jobs / wall:.0f} jobs/s")
-        print(f"client CPU {cpu:.2f} s -> {cpu / jobs * 1000:.2f} ms per job")
+        print(
+            f"client CPU {cpu:.2f} s -> {cpu / jobs * 1000:.2f} ms per job "
+            f"(event loop {loop / jobs * 1000:.2f}, other threads {(cpu - loop) / jobs * 1000:.2f})"
+        )
         print(f"emulator CPU {served:.2f} s -> {served / jobs * 1000:.2f} ms per job")
         print(
             f"status requests per job: median {statistics.median(per_job):.0f}, max {max(per_job)}"

@@ -103,3 +103,10 @@ async def sample_rss(into: list[float], every: float = 0.05) -> None:
     while True:
         into.append(rss_mb())
         await asyncio.sleep(every)
+
+
+def main_thread_cpu() -> float:
+    """CPU seconds (user + system) of this process's main thread: its event loop (Linux)."""
+    with open(f"/proc/self/task/{os.getpid()}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
