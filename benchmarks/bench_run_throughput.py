@@ -68,15 +68,16 @@ async def main(jobs: int, concurrency: int, poll: str, downloads: int = 4) -> No
         print(
             f"status requests per job: median {statistics.median(per_job):.0f}, max {max(per_job)}"
         )
-        commits = re.search(
-            r"ledger: (\d+) moves in (\d+) transactions",
-            (folder / "out" / "batchgen.log").read_text(encoding="utf-8"),
-        )
+        logged = (folder / "out" / "batchgen.log").read_text(encoding="utf-8")
+        commits = re.search(r"ledger: (\d+) moves in (\d+) transactions", logged)
+        fsyncs = re.search(r"videos: (\d+) folder fsyncs", logged)
         if commits:
             moves, transactions = int(commits[1]), int(commits[2])
             print(
                 f"ledger: {moves} moves in {transactions} commits ({moves / transactions:.1f} each)"
             )
+        if fsyncs:
+            print(f"videos: {jobs} in {fsyncs[1]} folder fsyncs")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -43,6 +43,7 @@ import aiohttp
 from batchgen.api.backoff import Backoff
 from batchgen.api.classify import classify
 from batchgen.errors import DiskError, PermanentError, RetryableError
+from batchgen.run.foldersync import FolderSync
 from batchgen.run.mp4check import mp4_problem
 from batchgen.version import __version__
 
@@ -95,7 +96,7 @@ def part_path(dest: Path) -> Path:
 class Downloader:
     """Fetches files with retries. Holds no concurrency limit: the caller's workers do."""
 
-    __slots__ = ("_backoff", "_max_bytes", "_session", "_sleep", "_timeout")
+    __slots__ = ("_backoff", "_folders", "_max_bytes", "_session", "_sleep", "_timeout")
 
     def __init__(
         self,
@@ -111,6 +112,12 @@ class Downloader:
         self._max_bytes = max_bytes
         self._timeout = aiohttp.ClientTimeout(total=None, connect=30.0, sock_read=read_timeout)
         self._sleep = sleep
+        self._folders = FolderSync()  # the videos' folder fsyncs, shared (group fsync)
+
+    @property
+    def folder_fsyncs(self) -> int:
+        """How many folder fsyncs the videos fetched so far took (see ``FolderSync``)."""
+        return self._folders.fsyncs
 
     async def fetch(
         self,
@@ -124,7 +131,7 @@ class Downloader:
         or a ``Sink``); raise PermanentError (file gone, too big, not an MP4), RetryableError
         (gave up) or DiskError (``dest`` cannot be written; it names ``name``, else
         ``dest``)."""
-        sink = PartFile(dest) if isinstance(dest, Path) else dest
+        sink = PartFile(dest, self._folders) if isinstance(dest, Path) else dest
         try:
             return await self._fetch(url, sink, expected_size)
         except OSError as exc:  # network errors became RetryableError in _once: this is local
@@ -273,10 +280,11 @@ class PartFile:
     """A video written to ``NAME.part`` beside its final path, kept from one try to the next
     (resumed with Range), fsynced and moved into place once whole."""
 
-    __slots__ = ("_handle", "part", "where")
+    __slots__ = ("_folders", "_handle", "part", "where")
 
-    def __init__(self, dest: Path) -> None:
+    def __init__(self, dest: Path, folders: FolderSync | None = None) -> None:
         self.where, self.part = dest, part_path(dest)
+        self._folders = folders or FolderSync()
         self._handle: IO[Any] | None = None
 
     def prepare(self) -> None:
@@ -305,7 +313,9 @@ class PartFile:
         problem = await asyncio.to_thread(_seal, self.part, self.where)
         if problem is not None:
             self.part.unlink(missing_ok=True)
-        return problem
+            return problem
+        await self._folders.synced(self.where.parent)  # the rename is durable from here
+        return None
 
     async def drop(self) -> None:
         # Local file operations take microseconds: not worth a thread hop from the event loop.
@@ -338,15 +348,15 @@ def _close_opened(opening: asyncio.Future[IO[Any]]) -> None:
 
 
 def _seal(part: Path, dest: Path) -> str | None:
-    """Check the MP4 structure, make the bytes durable, move them into place; else say why
-    not (in a thread: fsync of a large file takes long enough to stall every poll)."""
+    """Check the MP4 structure, make the bytes durable, move them into place (the folder's
+    fsync, shared, follows: ``batchgen.run.foldersync``); else say why not (in a thread:
+    fsync of a large file takes long enough to stall every poll)."""
     with part.open("rb") as handle:
         problem = mp4_problem(handle)
         if problem is not None:
             return problem
         os.fsync(handle.fileno())
     os.replace(part, dest)
-    _fsync_dir(dest.parent)
     return None
 
 
@@ -359,19 +369,6 @@ def _hash_into(path: Path, digest: Any) -> None:
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _log(url: str, status: int, started: float) -> None:

@@ -201,6 +201,7 @@ class Engine(Submitter):
             await self._writes.close()
             writes = self._writes
             log.info("ledger: %d moves in %d transactions", writes.moves, writes.transactions)
+            log.info("videos: %d folder fsyncs", self._downloader.folder_fsyncs)
 
     async def _given(
         self, tg: asyncio.TaskGroup, waiting: list[str], remote: list[str], fetch: list[str]
