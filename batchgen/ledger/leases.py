@@ -29,6 +29,9 @@ NOW = "EXTRACT(EPOCH FROM clock_timestamp())::float8"  # the database's clock: o
 _OPEN = tuple(s.value for s in JobStatus if not s.final)
 # Jobs a worker may take: not at an end; a pending one only while its row is in the input.
 _TAKEABLE = "status = ANY(?) AND (in_input = 1 OR status <> 'pending')"
+# The rows a worker holds, locked in key order: as moves lock them (``SqlLedger.transitions``),
+# so a heartbeat or a leave never deadlocks with a move on the worker's other connection.
+_MINE = 'key IN (SELECT key FROM jobs WHERE owner = ? ORDER BY key COLLATE "C" FOR UPDATE)'
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +99,7 @@ class Leases(SqlAccess):
         with self._tx() as db:
             held: int = self._query(
                 db,
-                f"UPDATE jobs SET lease_until = {NOW} + ? WHERE key IN ("
-                'SELECT key FROM jobs WHERE owner = ? ORDER BY key COLLATE "C" FOR UPDATE)',
+                f"UPDATE jobs SET lease_until = {NOW} + ? WHERE {_MINE}",
                 (self.lease, me.id),
             ).rowcount
             self._query(db, f"UPDATE workers SET seen_at = {NOW} WHERE id = ?", (me.id,))
@@ -117,7 +119,7 @@ class Leases(SqlAccess):
         me = self._me()
         with self._tx() as db:
             self._query(
-                db, "UPDATE jobs SET owner = NULL, lease_until = NULL WHERE owner = ?", (me.id,)
+                db, f"UPDATE jobs SET owner = NULL, lease_until = NULL WHERE {_MINE}", (me.id,)
             )
             self._query(db, f"UPDATE workers SET ended_at = {NOW} WHERE id = ?", (me.id,))
 
