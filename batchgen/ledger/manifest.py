@@ -117,7 +117,7 @@ def atomic_open(path: Path, mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]
         with suppress(FileNotFoundError):
             tmp.unlink()
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def remove_stale_temps(
@@ -145,7 +145,7 @@ def remove_stale_temps(
     return removed
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     """Make the rename itself durable (POSIX); where folders cannot be opened, skip."""
     with suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)

@@ -282,9 +282,9 @@ class PartFile:
 
     __slots__ = ("_folders", "_handle", "part", "where")
 
-    def __init__(self, dest: Path, folders: FolderSync | None = None) -> None:
+    def __init__(self, dest: Path, folders: FolderSync) -> None:
         self.where, self.part = dest, part_path(dest)
-        self._folders = folders or FolderSync()
+        self._folders = folders
         self._handle: IO[Any] | None = None
 
     def prepare(self) -> None:

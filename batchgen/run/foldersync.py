@@ -12,9 +12,10 @@ videos arrive at once, they take two.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable
 from pathlib import Path
+
+from batchgen.ledger.manifest import fsync_dir
 
 
 class FolderSync:
@@ -23,7 +24,7 @@ class FolderSync:
     __slots__ = ("_fsync", "_next", "_running", "fsyncs")
 
     def __init__(self, fsync: Callable[[Path], None] | None = None) -> None:
-        self._fsync = fsync or fsync_folder  # run in a thread
+        self._fsync = fsync or fsync_dir  # run in a thread
         self._running: dict[Path, asyncio.Future[None]] = {}  # the fsync under way, per folder
         self._next: dict[Path, asyncio.Future[None]] = {}  # the one to begin after it
         self.fsyncs = 0
@@ -59,17 +60,3 @@ class FolderSync:
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
-
-
-def fsync_folder(folder: Path) -> None:
-    """fsync ``folder`` itself (its entries: a rename into it is durable after this)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
