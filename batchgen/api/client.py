@@ -77,6 +77,7 @@ from batchgen.api.classify import (
     still_in_progress,
     surely_not_created,
 )
+from batchgen.api.clock import PROCESS, RunClock
 from batchgen.api.reach import Reach
 from batchgen.api.status import NOT_READY, Look, Status, Submitted, is_status, pending_status
 from batchgen.errors import (
@@ -114,6 +115,8 @@ class QueueClient:
         "_auth",
         "_backoff",
         "_base",
+        "_clock",
+        "_deadline",
         "_limiter",
         "_max_body",
         "_misreads",
@@ -144,6 +147,7 @@ class QueueClient:
         unreadable_limit: int = 3,
         reach: Reach | None = None,
         key_id: str | None = None,
+        clock: RunClock = PROCESS,
     ) -> None:
         if follow not in FOLLOW_MODES:
             raise ValueError(f"follow must be one of {FOLLOW_MODES}, not {follow!r}")
@@ -154,7 +158,12 @@ class QueueClient:
         self.key_id = key_id
         self._limiter = limiter
         self._backoff = backoff or Backoff()
-        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 30.0))
+        # The whole request's deadline counts only time the process ran (batchgen.api.clock):
+        # an answer that came while it was stopped is read, not called lost. A connect that
+        # times out sent nothing, so aiohttp's own timer may time it.
+        self._deadline = timeout
+        self._clock = clock
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=min(timeout, 30.0))
         self._sleep = sleep
         self._mode = _Mode(follow)
         self._notify = notify
@@ -418,15 +427,18 @@ class QueueClient:
                 await before_send()
             started = time.perf_counter()
             try:
-                async with self._session.request(
-                    method,
-                    url,
-                    json=body,
-                    params=params,
-                    headers=self._auth,
-                    allow_redirects=False,
-                    timeout=self._timeout,
-                ) as resp:
+                async with (
+                    self._clock.deadline(self._deadline),
+                    self._session.request(
+                        method,
+                        url,
+                        json=body,
+                        params=params,
+                        headers=self._auth,
+                        allow_redirects=False,
+                        timeout=self._timeout,
+                    ) as resp,
+                ):
                     answer = await read_answer(resp, self._max_body)
             except _NOT_SENT as exc:
                 log_request(method, url, "not-connected", request_id, started)

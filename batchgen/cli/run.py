@@ -63,6 +63,7 @@ def run(
     ledger_url: str | None,
     batch: str | None,
     lease: float | None,
+    request_timeout: float | None,
     **options: Any,
 ) -> None:
     """Run TARGET (a prompt file, a folder or glob of images, or a job spec): submit, poll,
@@ -147,6 +148,8 @@ def run(
         time_scale = mock_time_scale
     scale = time_scale if time_scale is not None else (MOCK_TIME_SCALE if mock else 1.0)
     timing = Timing(scale=scale)
+    if request_timeout is not None:
+        timing = dataclasses.replace(timing, request_timeout=request_timeout)
     if lease is not None:  # a heartbeat five times a lease: a busy machine misses none
         timing = dataclasses.replace(timing, lease=lease, heartbeat=lease / 5)
     retry = {

@@ -274,6 +274,17 @@ def run_options(func: F) -> F:
                 show_default="the output folder's name",
             ),
             click.option(
+                "--request-timeout",
+                type=click.FloatRange(min=0.1),
+                metavar="SECONDS",
+                help=(
+                    "How long one request to the API may take before it counts as lost, "
+                    "counting only the time this process runs (a stopped process or a "
+                    "sleeping laptop reads the answers that came meanwhile)."
+                ),
+                show_default="60",
+            ),
+            click.option(
                 "--lease",
                 type=click.FloatRange(min=0.01),
                 hidden=True,

@@ -312,6 +312,12 @@ def render(status: Status, *, limit: int = 15) -> str:
         lines.append(f"videos in: {places}")
     shown = [f"{name} {n}" for name, n in status.counts.items() if n]
     lines.append("  " + (" · ".join(shown) or "no jobs"))
+    stopping = status.counts.get(str(S.CANCELLING), 0)
+    if stopping:
+        lines.append(
+            f"  {stopping} cancelling: asked to stop, not yet ended at the provider; until "
+            "they end they may still run and be billed"
+        )
     unknown = (
         f" ({status.unpriced_jobs} jobs of unknown price not counted)"
         if status.unpriced_jobs

@@ -325,7 +325,7 @@ class Engine(Submitter):
         """Read the result of a completed job; record its video URL; queue the download."""
         row, timing = job.row, self._timing
         assert row.request_id is not None
-        deadline = (row.submitted_at or timing.wall()) + timing.s(self._settings.job_timeout)
+        deadline = self._sent(job) + timing.s(self._settings.job_timeout)
         look, job.output = job.output, None  # already read by the look that saw it done
         while look is None:
             try:
@@ -334,7 +334,7 @@ class Engine(Submitter):
                 if exc.error_type is not None:
                     return await self._job_failed(job, exc)
                 # The job ran and is paid for: keep asking for its result, not for a new job.
-                if timing.wall() >= deadline:
+                if timing.clock.now() >= deadline:
                     return await self._fail(
                         job, f"result unreadable until --job-timeout: {exc}", "timeout"
                     )

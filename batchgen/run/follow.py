@@ -39,29 +39,40 @@ class Follower(JobBook):
         """Look at the job until it ends, or its time (or its cancel's grace) is up."""
         row, timing, client = job.row, self._timing, self._client(job.row)
         assert row.request_id is not None
+        clock = timing.clock  # time the process ran: a night with the lid shut is not counted
         cancelling = row.status is S.CANCELLING
-        submitted = row.submitted_at or timing.wall()
-        if cancelling:
-            deadline = timing.wall() + timing.s(timing.cancel_grace)
-        else:
-            deadline = submitted + timing.s(self._settings.job_timeout)
+        submitted = self._sent(job)
+        timeout = timing.s(self._settings.job_timeout)
+        # A job asked to stop holds its slot until the provider says it ended, or until the
+        # ceiling: a wedged provider must not stall the batch forever.
+        ceiling = submitted + timeout * timing.stuck_after
+        grace = clock.now() + timing.s(timing.cancel_grace) if cancelling else None
+        deadline = grace if grace is not None else submitted + timeout
         streams = self._settings.poll == "stream" and client.follow != "result"
         if streams and not cancelling and not job.stream_broken:
             status = await self._watch(job, deadline)
             if status is not None:
                 if job.learn:
-                    elapsed = timing.wall() - submitted
+                    elapsed = clock.now() - submitted
                     self._policy.observe(elapsed, elapsed, job.group, wait=job.wait)
                 return await self._finished(job, status)
         last_miss = 0.0
+        looked = False  # a job is never given up on before one look: it may have ended
         while True:
-            now = timing.wall()
-            if now >= deadline:
-                return await (self._unresolved(job) if cancelling else self._timeout(job))
+            now = clock.now()
+            if now >= deadline and looked:
+                if not cancelling:
+                    return await self._timeout(job)
+                if deadline == grace and ceiling > now:
+                    deadline = ceiling  # still running: looked at now and then, slot held
+                    await self._overdue(job)
+                    continue
+                return await self._unresolved(job)
             delay = self._policy.delay(now - submitted, job.group, wait=job.wait, scout=job.scout)
-            await self._pause(job, min(delay, deadline - now))
+            await self._pause(job, max(0.0, min(delay, deadline - now)))
+            looked = True
             try:  # a look (its retries too) must not outlast the job's time
-                async with asyncio.timeout(max(0.0, deadline - timing.wall())):
+                async with clock.deadline(max(0.0, deadline - clock.now())):
                     look = await client.look(row.request_id, row.endpoint)
             except TimeoutError:
                 continue  # the job's time is up: the loop's check cancels it
@@ -70,7 +81,7 @@ class Follower(JobBook):
                     continue  # the next look is the retry
                 self._release(job)  # the job ended in error, or the provider forgot it
                 return await self._ended(job, exc)
-            elapsed = timing.wall() - submitted
+            elapsed = clock.now() - submitted
             status = look.status
             if status.done:
                 if job.learn and not cancelling:
@@ -134,7 +145,7 @@ class Follower(JobBook):
 
     def _aim(self, job: Job, status: Status, others: int | None = None) -> None:
         """Predict when the job starts running, from what the provider said of it now."""
-        now = self._timing.wall()
+        now = self._timing.clock.now()
         start = self._policy.track(
             job.row.key,
             job.group,
@@ -144,7 +155,7 @@ class Follower(JobBook):
             others=others,
             lane=job.slot or "",
         )
-        job.wait = start - (job.row.submitted_at or now)
+        job.wait = start - self._sent(job)
 
     async def _pause(self, job: Job, seconds: float) -> None:
         """Sleep ``seconds`` before the next look, or less when looks are to be timed anew:
@@ -166,7 +177,7 @@ class Follower(JobBook):
         assert job.row.request_id is not None
         silence = self._timing.s(self._timing.stream_silence)
         try:
-            async with asyncio.timeout(max(0.0, deadline - self._timing.wall())):
+            async with self._timing.clock.deadline(max(0.0, deadline - self._timing.clock.now())):
                 stream = self._client(job.row).stream(
                     job.row.request_id, silence=silence, endpoint=job.row.endpoint
                 )
@@ -224,7 +235,7 @@ class Follower(JobBook):
         assert job.row.request_id is not None
         grace = self._timing.s(self._timing.cancel_grace)
         try:
-            async with asyncio.timeout(grace):
+            async with self._timing.clock.deadline(grace):
                 client = self._client(job.row)
                 word = await client.cancel(job.row.request_id, job.row.endpoint)
         except (RetryableError, PermanentError, TimeoutError) as exc:
@@ -264,16 +275,39 @@ class Follower(JobBook):
             error_type=COMPLETED_AFTER_CANCEL,
         )
 
-    async def _unresolved(self, job: Job) -> None:
-        """The cancel's grace is over and the provider has not said how the job ended."""
-        self._release(job)
-        grace = self._timing.cancel_grace
+    async def _overdue(self, job: Job) -> None:
+        """The cancel's grace is over and the job still runs: it keeps its slot (the cap
+        counts what the provider runs) and is looked at now and then until it ends."""
+        grace, times = self._timing.cancel_grace, self._timing.stuck_after
         await self._move(
             job,
             S.CANCELLING,
             error=(
                 f"cancel asked; after {grace:g} s the provider still had not said how the job "
-                "ended: it may still complete and be billed; the next run follows it"
+                f"ended: followed until it does, holding its --concurrency slot, for up to "
+                f"{times:g}x its --job-timeout"
             ),
         )
         log.info("job %s: %s", job.row.key, job.row.error)
+
+    async def _unresolved(self, job: Job) -> None:
+        """Past the ceiling (``Timing.stuck_after`` times its --job-timeout) the provider
+        still has not said how the job ended: its slot goes to another job, saying so."""
+        self._release(job)
+        self.overdue += 1
+        times = self._timing.stuck_after
+        await self._move(
+            job,
+            S.CANCELLING,
+            error=(
+                f"cancel asked; after {times:g}x its --job-timeout the provider still had not "
+                "said how the job ended: it may still complete and be billed; its slot went "
+                "to another job; the next run follows it"
+            ),
+        )
+        log.info("job %s: %s", job.row.key, job.row.error)
+        self._reporter.note(
+            f"{self.overdue} job(s) still not ended {times:g}x past their --job-timeout: "
+            "their slots went to other jobs, so more than --concurrency may be running and "
+            "billed at the provider now (batchgen status shows them)"
+        )

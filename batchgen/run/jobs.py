@@ -54,6 +54,9 @@ class Job:
     wait: float = 0.0
     scout: bool = True  # a job this run did not submit looks as a scout would
     output: Look | None = None  # the look that read its result, when one did
+    # When it was submitted, on the run clock (timing.clock): time the process was stopped
+    # does not count against its --job-timeout. None until known (see JobBook._sent).
+    sent: float | None = None
 
 
 class JobBook:
@@ -86,6 +89,7 @@ class JobBook:
         # The folder's money (batchgen.ledger.money), kept up to date move by move.
         self.committed = self.spent = 0.0
         self.stranded = 0  # jobs in flight left for a later run: their key was refused
+        self.overdue = 0  # jobs asked to stop that outlived the ceiling: their slots freed
 
     def _group(self, row: JobRow) -> Hashable:
         """The jobs whose run times the poll policy learns together: one endpoint, the same
@@ -117,6 +121,15 @@ class JobBook:
         if self._uploads is not None and self._uploads.refused(job.row, exc):
             return await self._fail(job, str(exc), FILE_REFUSED)  # --retry-failed uploads it again
         await self._fail(job, str(exc), exc.error_type)
+
+    def _sent(self, job: Job) -> float:
+        """When ``job`` was submitted, on the run clock: this run's own reading, else (a job
+        an earlier run submitted) what the wall clock says has passed since its submit."""
+        if job.sent is None:
+            timing = self._timing
+            ago = timing.wall() - (job.row.submitted_at or timing.wall())
+            job.sent = timing.clock.now() - max(0.0, ago)
+        return job.sent
 
     async def _move(self, job: Job, status: JobStatus, **fields: Any) -> None:
         """Move the job on from the state this run last saw; JobChanged if it is elsewhere."""

@@ -27,6 +27,7 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
+from batchgen.api.clock import PROCESS
 from batchgen.ledger.states import JobStatus
 
 S = JobStatus
@@ -36,7 +37,7 @@ _FINISHED = (S.DONE, S.FAILED, S.CANCELLED)
 class Reporter:
     """Counts jobs by state and money, and shows nothing; subclasses show them."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = PROCESS.now) -> None:
         self.states: Counter[JobStatus] = Counter()
         self.total = 0
         self.committed: float | None = None
@@ -139,6 +140,8 @@ class Reporter:
             else ("run", "queue", "wait", "dl", "failed")
         )
         parts = [f"{name} {n}" for name, n in zip(names, f.values(), strict=True)]
+        if self.states[S.CANCELLING]:  # asked to stop, not yet ended: they hold their slots
+            parts[0] += f" ({self.states[S.CANCELLING]} cancelling)"
         if self.committed is None or self.spent is None:
             return " · ".join(parts)
         committed, spent = f"${self.committed:,.2f}", f"${self.spent:,.2f}"
@@ -167,7 +170,7 @@ class BarReporter(Reporter):
     def __init__(
         self,
         stream: TextIO,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = PROCESS.now,
         width: Callable[[], int] = lambda: shutil.get_terminal_size().columns,
     ) -> None:
         super().__init__(clock)
@@ -222,7 +225,7 @@ class LineReporter(Reporter):
         self,
         stream: TextIO,
         every: float = 10.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = PROCESS.now,
         wall: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(clock)

@@ -332,7 +332,12 @@ class Runner:
                 sleep=timing.sleep,
                 follow=self.connection.follow,
                 notify=self.reporter.note,
-                reach=Reach(give_up_after=timing.unreachable_after, notify=self.reporter.note),
+                reach=Reach(
+                    give_up_after=timing.unreachable_after,
+                    notify=self.reporter.note,
+                    clock=timing.clock.now,
+                ),
+                clock=timing.clock,
             )
             downloader = Downloader(
                 files,
@@ -369,6 +374,8 @@ class Runner:
             stop = asyncio.Event()
             ticker = asyncio.create_task(self._manifest_ticker(ledger.reader, out, stop))
             clock = asyncio.create_task(self._clock_ticker(stop))
+            timing.clock.notify = self.reporter.note  # a pause is told once, as it ends
+            watch = asyncio.create_task(timing.clock.watch(stop))
             beat = None if claims is None else claims.beat(timing.heartbeat, stop)
             beating = None if beat is None else asyncio.create_task(beat)
             engine.count_money(money)  # read at the start; nothing moved a job since
@@ -384,6 +391,7 @@ class Runner:
                 stop.set()
                 await ticker
                 await clock
+                await watch
                 if beating is not None:
                     await beating
         return engine

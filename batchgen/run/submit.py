@@ -173,6 +173,7 @@ class Submitter(Follower):
         finally:
             self._reserved -= held
         now = self._timing.wall()
+        job.sent = self._timing.clock.now()
         state = answer.status.state
         target = {"IN_PROGRESS": S.RUNNING, "COMPLETED": S.COMPLETED}.get(state, S.QUEUED)
         await self._move(

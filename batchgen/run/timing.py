@@ -4,6 +4,10 @@
 cap) and the internal ones here (poll floor, backoff, stream silence): a run against an
 emulator on a thousandfold-compressed clock keeps its proportions. A server's ``Retry-After``
 is real time and is not scaled. ``sleep`` and ``wall`` are injectable.
+
+``clock`` is the time the process ran (``batchgen.api.clock``): job timeouts, the cancel's grace
+and the latencies the poll policy learns are measured on it, so a night with the laptop shut
+times out nothing. ``wall`` stamps what is recorded (submitted at, completed at).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batchgen.api.backoff import Backoff
+from batchgen.api.clock import PROCESS, RunClock
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +29,10 @@ class Timing:
     scale: float = 1.0
     min_poll_interval: float = 0.1  # fal-client polls this often; ours is only a floor
     stream_silence: float = 20.0  # fal sends a keep-alive every 15 s: allow some slack
-    cancel_grace: float = 120.0  # how long a cancelled job is followed for its outcome
+    cancel_grace: float = 120.0  # how long a cancelled job is followed before it is overdue
+    # A job asked to stop holds its --concurrency slot until the provider says it ended, at
+    # most this many times its --job-timeout after its submit (then the slot is freed).
+    stuck_after: float = 3.0
     # How long after a lost submit fal's request log is trusted to list it (batchgen.run.reconcile).
     reconcile_settle: float = 5.0
     request_timeout: float = 60.0  # real seconds, not scaled
@@ -44,6 +52,7 @@ class Timing:
     download_backoff: Backoff = field(default_factory=lambda: Backoff(attempts=5))
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
     wall: Callable[[], float] = time.time
+    clock: RunClock = PROCESS
 
     def s(self, seconds: float) -> float:
         """``seconds`` of run time, in real seconds."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from pathlib import Path
 
@@ -163,3 +164,48 @@ async def test_timeout_cancel_interrupted_before_its_answer_fails_as_timed_out(
     assert (job.status, job.error_type) == (S.FAILED, "timeout")
     assert job.error is not None
     assert job.error.endswith("(--job-timeout); cancelled at the provider")
+
+
+async def test_jobs_running_past_their_timeout_keep_their_slots(tmp_path: Path) -> None:
+    """Jobs that run on past --job-timeout and the cancel's grace (the provider ignores the
+    cancel) still count against --concurrency until they end: never more than 2 in flight
+    at the provider under --concurrency 2, and each paid video is collected."""
+    out = tmp_path / "out"
+    plan = plan_for(prompts(tmp_path, 4), out, concurrency=2, job_timeout=100)
+    # Jobs of 400 ms; timed out at 100 ms, the grace over at ~220 ms: two slots must wait.
+    config = mock_config(latency=400.0, latency_jitter=0.0, fault_cancel_ignored=1.0)
+    timing = dataclasses.replace(FAST, stuck_after=20.0)
+    async with MockServer(config) as server:
+        result = await Runner(plan, connection(server), timing=timing).run()
+        stats = server.stats()
+    assert result.outcome == "done", result.message
+    assert_all_verified(out, stats)
+    assert once_each_stats(stats)
+    [lane] = stats["keys"].values()
+    assert lane["max_in_flight"] == 2
+    assert {job.error_type for job in rows(out)} == {"completed_after_cancel"}
+
+
+async def test_past_the_ceiling_a_stuck_job_gives_its_slot_back_saying_so(
+    tmp_path: Path,
+) -> None:
+    """A job that outlives the ceiling (a multiple of --job-timeout) frees its slot: the
+    other jobs go on, the stuck one stays cancelling for the next run, and a note says how
+    many may still be running and billed."""
+    out = tmp_path / "out"
+    plan = plan_for(prompts(tmp_path, 3), out, concurrency=1, job_timeout=40)
+    config = mock_config(latency=100_000.0, fault_cancel_ignored=1.0)
+    timing = dataclasses.replace(FAST, stuck_after=5.0)
+    async with MockServer(config) as server:
+        runner = Runner(plan, connection(server), timing=timing)
+        result = await runner.run()
+        stats = server.stats()
+    assert result.outcome == "failed"
+    assert {job.status for job in rows(out)} == {S.CANCELLING}
+    assert sum(stats["submits_by_payload"].values()) == 3
+    assert any(
+        "may be running and billed at the provider" in note for note in runner.reporter.notes
+    )
+    for job in rows(out):
+        assert job.error is not None
+        assert "its slot went to another job; the next run follows it" in job.error
