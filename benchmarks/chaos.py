@@ -7,7 +7,8 @@ For each seed: an emulator in its own process (time-scaled, seeded faults: 429s,
 connection resets, runner_disconnected, request_timeout, dropped submit answers, truncated
 downloads, ignored cancels), and `python -m batchgen run` subprocesses on one folder. During the
 first rounds a random action hits each run (SIGKILL, SIGTERM, SIGHUP, SIGINT once or twice, a
-second run on the same folder, a CDN outage through POST /_mock/config) and between runs a row
+second run on the same folder, a CDN outage through POST /_mock/config, a SIGSTOP of 3-6 s with
+`--request-timeout 2`, as a closed laptop lid with requests in flight) and between runs a row
 of the CSV may be edited or the ledger deleted. Then plain runs, and `--retry-failed`, until
 every row is done or the rounds run out. At the end, with the emulator's faults off:
 
@@ -75,7 +76,9 @@ IN_RUN_ACTIONS = {
     "sigint": 2,
     "sigint2": 2,
     "concurrent": 2,
+    "freeze": 2,
 }
+FREEZE_REQUEST_TIMEOUT = 2.0  # real seconds: a freeze outlasts it, so its deadlines pass frozen
 RUN_TIMEOUT = 180.0  # real seconds: a run that outlives this hangs
 
 
@@ -319,7 +322,9 @@ def wait(proc: subprocess.Popen[bytes], ctx: Ctx, what: str, timeout: float = RU
 def one_run(ctx: Ctx, round_no: int, action: str, outage: tuple[float, float] | None) -> int:
     """Start a run, do ``action`` to it (and a CDN outage), wait for its end; its exit code."""
     s = ctx.seed
-    extra = ("--retry-failed",) if action == "retry-failed" else ()
+    extra: tuple[str, ...] = ("--retry-failed",) if action == "retry-failed" else ()
+    if action == "freeze":
+        extra = ("--request-timeout", str(FREEZE_REQUEST_TIMEOUT))
     proc, err = ctx.start(*extra)
     started = time.monotonic()
     at = ctx.rng.uniform(0.5, 10.0)
@@ -347,6 +352,12 @@ def one_run(ctx: Ctx, round_no: int, action: str, outage: tuple[float, float] | 
             s.act(round_no, f"CDN outage starts at {when:.2f}s")
         elif event == "concurrent":
             concurrent(ctx, round_no, proc, when)
+        elif event == "freeze":
+            frozen = ctx.rng.uniform(1.5, 3.0) * FREEZE_REQUEST_TIMEOUT
+            proc.send_signal(signal.SIGSTOP)
+            time.sleep(frozen)
+            proc.send_signal(signal.SIGCONT)
+            s.act(round_no, f"SIGSTOP at {when:.2f}s for {frozen:.1f}s")
         elif event == "sigint2":
             proc.send_signal(signal.SIGINT)
             time.sleep(0.2)

@@ -6,19 +6,12 @@ passes fal's envelope through, whose URLs point at fal's host, where the proxy's
 go). Credentials are sent on API requests only, and redirects are not followed, so they never
 leave the configured origin.
 
-Every HTTP answer is classified in one place, ``classify``, into the error tree:
-
-- ``RetryableError`` without ``error_type``: the *request* may succeed later (429, 5xx from
-  the ingress, timeouts, resets); ``QueueClient`` retries it with backoff.
-- ``RetryableError`` with ``error_type``: the *job* failed transiently (runner_disconnected...);
-  the same request would answer the same, the job must be submitted again.
-- ``PermanentError``: the job failed for good (422, content policy, bad_request).
-- ``FatalError``: no request will succeed (a redirect, no such endpoint); its ``KeyRefused``
-  (401/403/402, exhausted balance) names the key the client sent (``key_id``).
-- ``AmbiguousSubmit``: a submit went out and its answer was lost.
-- ``ProtocolError`` (a ``PermanentError``): the job failed on an answer that breaks the
-  protocol. A 2xx submit without a usable ``request_id`` may have created a job all the same:
-  it is never sent again automatically (error_type ``submit_uncertain``: a job may exist).
+Every HTTP answer is classified in one place, ``classify``, into the error tree of
+``batchgen.errors``. What each branch means here: a ``RetryableError`` without ``error_type``
+is retried with backoff (the *request* may succeed later); with one, the *job* failed
+transiently and must be submitted again; a ``KeyRefused`` names the key sent (``key_id``); a
+``ProtocolError`` for a 2xx submit without a usable ``request_id`` has error_type
+``submit_uncertain`` (a job may exist: never sent again automatically).
 
 A submit is retried only when it surely created nothing: the connection was never made, a 429,
 or a 503 from the ingress (no ``x-fal-request-id``).
