@@ -68,6 +68,9 @@ class Follower(JobBook):
                     await self._overdue(job)
                     continue
                 return await self._unresolved(job)
+            start = self._policy.start_of(job.row.key)  # predicted again once the run learned
+            if start is not None:
+                job.wait = start - submitted
             delay = self._policy.delay(now - submitted, job.group, wait=job.wait, scout=job.scout)
             await self._pause(job, max(0.0, min(delay, deadline - now)))
             looked = True
@@ -98,6 +101,7 @@ class Follower(JobBook):
                         self._retime()
 
                 job.output = look if look.output is not None else None
+                self._release(job, submitted + (last_miss + elapsed) / 2)  # it ended in between
                 return await self._finished(job, status)
             if status.state == "CANCELLED":
                 self._release(job)

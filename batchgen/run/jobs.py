@@ -176,8 +176,9 @@ class JobBook:
         """The client of the key that submitted ``row`` (see ``batchgen.run.keys``)."""
         return self._keys.client(row.key_id)
 
-    def _release(self, job: Job) -> None:
-        self._policy.forget(job.row.key)
+    def _release(self, job: Job, ended: float | None = None) -> None:
+        """The job no longer holds its slot; ``ended``: when it ended (run clock), if known."""
+        self._policy.forget(job.row.key, self._timing.clock.now() if ended is None else ended)
         if job.slot is not None:
             self._slots.release(job.slot)
             job.slot = None

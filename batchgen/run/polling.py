@@ -77,9 +77,14 @@ class PollPolicy:
     __slots__ = (
         "_all",
         "_caps",
+        "_ended",
         "_enlisted",
         "_groups",
+        "_means_then",
+        "_predicted",
+        "_said",
         "_starts",
+        "generation",
         "growth",
         "ladder",
         "margin",
@@ -127,6 +132,16 @@ class PollPolicy:
         self._caps: dict[Hashable, deque[int]] = {}  # by lane (key): its account's concurrency
         # job -> predicted start, group, lane
         self._starts: dict[Hashable, tuple[float, Hashable, Hashable]] = {}
+        # job -> what its start was predicted from: when the provider said it, queued or
+        # not, its queue position (in the order they were said: the queue's order)
+        # and, for a job since seen running, when it was (it started by then)
+        self._said: dict[Hashable, tuple[float, bool, int | None, float | None]] = {}
+        self._ended: dict[Hashable, deque[float]] = {}  # by lane: when recent jobs ended
+        # Bumped when what was learned moves (a group's first run times, its mean by more
+        # than a tenth): every start predicted before is predicted again from what was said.
+        self.generation = 0
+        self._predicted = 0  # the generation the starts were predicted at
+        self._means_then: dict[Hashable, float] = {}
 
     def __repr__(self) -> str:
         return (
@@ -191,15 +206,46 @@ class PollPolicy:
         running = None if queue_position is None or others is None else others - queue_position
         if queued and running is not None and running >= 1:
             self._caps.setdefault(lane, deque(maxlen=_CAP_WINDOW)).append(running)
+        self.start_of(key)  # what is tracked is predicted at this generation first
+        said = self._said.pop(key, None)
+        if not queued and said is not None and said[1] and said[3] is None:
+            # First seen running: it started after it was last said queued, and by now.
+            self._said[key] = (*said[:3], now)
+        else:
+            self._said[key] = (now, queued, queue_position, None)
+        self._starts.pop(key, None)
+        return self._predict(key, group, lane)
+
+    def start_of(self, key: Hashable) -> float | None:
+        """When job ``key`` is predicted to start (see ``track``), predicted again from what
+        the provider said if the run has learned since; None for a job not tracked."""
+        if self._predicted != self.generation:
+            self._predicted = self.generation
+            tracked = list(self._starts.items())
+            self._starts.clear()
+            for other, (_, group, lane) in tracked:  # in the order said: ahead ones first
+                self._predict(other, group, lane)
+        known = self._starts.get(key)
+        return None if known is None else known[0]
+
+    def _predict(self, key: Hashable, group: Hashable, lane: Hashable) -> float:
+        now, queued, position, by = self._said[key]
         start = now
-        if queued and queue_position is not None:
-            start = self._start_after(now, max(0, queue_position), key, lane)
+        if queued and position is not None:
+            start = self._start_after(now, max(0, position), key, lane)
+        if by is not None:
+            start = min(start, by)
         self._starts[key] = (start, group, lane)
         return start
 
-    def forget(self, key: Hashable) -> None:
-        """The job ended (or is no longer followed): it frees its place."""
-        self._starts.pop(key, None)
+    def forget(self, key: Hashable, ended: float | None = None) -> None:
+        """The job ended (at ``ended``, on the caller's clock, when known) or is no longer
+        followed: it frees its place. Its end still tells when the jobs queued behind it
+        started, should their starts be predicted again."""
+        known = self._starts.pop(key, None)
+        self._said.pop(key, None)
+        if known is not None and ended is not None:
+            self._ended.setdefault(known[2], deque(maxlen=_CAP_WINDOW * 4)).append(ended)
 
     def _start_after(self, now: float, ahead: int, key: Hashable, lane: Hashable) -> float:
         ends = []
@@ -212,6 +258,7 @@ class PollPolicy:
             mean = means[group]
             if mean is not None and start + mean > now:
                 ends.append(start + mean)
+        ends += [end for end in self._ended.get(lane, ()) if end > now]
         if len(ends) > ahead:
             return sorted(ends)[ahead]
         # The provider holds jobs we do not follow (another client's, or from before): pace
@@ -272,9 +319,10 @@ class PollPolicy:
         """Learn from a job seen not done at ``last_miss`` and done at ``seen_done`` (seconds
         after its submit; ``last_miss`` is 0 when the first look found it done), predicted to
         wait ``wait`` in the queue; ``ran``: how long it ran, when the provider said (then
-        that is the sample)."""
+        that is the sample, unless it is longer than the job has existed: a clock that is not
+        ours, such as a time-scaled emulator's)."""
         middle = (max(0.0, last_miss) + max(last_miss, seen_done)) / 2
-        if ran is not None:
+        if ran is not None and ran <= seen_done:  # longer than since its submit: not believed
             sample = ran
         elif middle - wait > 0.25 * middle:
             sample = middle - wait
@@ -285,3 +333,7 @@ class PollPolicy:
             own = self._groups[group] = _Times(self.window)
         own.add(sample)
         self._all.add(sample)
+        mean, then = self._mean(group), self._means_then.get(group)
+        if mean is not None and (then is None or abs(mean - then) > 0.1 * then):
+            self._means_then[group] = mean
+            self.generation += 1

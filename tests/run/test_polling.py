@@ -174,3 +174,60 @@ def test_each_key_has_its_own_queue() -> None:
     policy.track("b-running", "", 0.5, queued=False, lane="B")
     assert policy.track("b-queued", "", 0.5, queued=True, queue_position=0, lane="B") == 1.5
     assert policy.track("a-queued", "", 0.5, queued=True, queue_position=0, lane="A") == 1.0
+
+
+def test_starts_predicted_on_the_seed_are_predicted_again_once_the_run_learns() -> None:
+    """Queued behind two running jobs, a job's start is predicted on the catalog's 100 s;
+    the first completions say 1 s, and its start is predicted again from what was said."""
+    policy = PollPolicy(100.0, max_interval=300, margin=0.0)
+    policy.track("a", "", 0.0, queued=False)
+    policy.track("b", "", 0.0, queued=False)
+    assert policy.track("q", "", 0.0, queued=True, queue_position=0) == 100.0
+    generation = policy.generation
+    policy.observe(0.5, 1.5, ran=1.0)
+    assert policy.generation > generation
+    assert policy.start_of("q") == pytest.approx(1.0)
+
+
+def test_a_small_move_of_the_learned_times_predicts_nothing_again() -> None:
+    """Only a move of the mean by more than a tenth makes the starts stale."""
+    policy = learned([1.0] * 10)
+    generation = policy.generation
+    policy.observe(0.0, 1.02, ran=1.02)
+    assert policy.generation == generation
+    for _ in range(6):  # slower jobs now: the mean moves, by more than a tenth each time
+        policy.observe(0.0, 9.0, ran=9.0)
+    assert generation + 1 < policy.generation < generation + 6
+
+
+def test_a_job_first_seen_running_started_between_its_looks() -> None:
+    """Said queued behind a job due to end at 1 s, seen running at 3 s: it started at 1 s,
+    not when it was seen (that would make its run time look 2 s shorter)."""
+    policy = learned([1.0] * 10)
+    policy.track("a", "", 0.0, queued=False)
+    policy.track("q", "", 0.0, queued=True, queue_position=0)
+    assert policy.track("q", "", 3.0, queued=False) == pytest.approx(1.0)
+    late = learned([5.0] * 10)  # predicted to start at 5 s, seen running at 3 s: by 3 s
+    late.track("a", "", 0.0, queued=False)
+    late.track("q", "", 0.0, queued=True, queue_position=0)
+    assert late.track("q", "", 3.0, queued=False) == pytest.approx(3.0)
+
+
+def test_the_ends_of_forgotten_jobs_still_time_the_queue_behind_them() -> None:
+    """Predicted again after the job ahead ended (at 1.2 s), a queued job starts at that end,
+    not at the end of the job after it."""
+    policy = PollPolicy(100.0, max_interval=300, margin=0.0)
+    policy.track("a", "", 0.0, queued=False)
+    policy.track("b", "", 0.5, queued=False)
+    policy.track("q", "", 0.5, queued=True, queue_position=0)
+    policy.forget("a", ended=1.2)
+    policy.observe(0.0, 1.2, ran=1.2)
+    assert policy.start_of("q") == pytest.approx(1.2)
+
+
+def test_a_run_time_longer_than_the_job_existed_is_not_believed() -> None:
+    """inference_time on another clock (a time-scaled emulator says 110 s for a job seen done
+    1.2 s after its submit) gives way to what the run saw."""
+    policy = PollPolicy(100.0, max_interval=300, margin=0.0, quantile=0.5)
+    policy.observe(0.8, 1.6, ran=110.0)
+    assert policy.expected() == pytest.approx(1.2)
