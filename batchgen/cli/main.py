@@ -112,6 +112,13 @@ def plan_options(func: F) -> F:
                 help="The sheet of an XLSX to read (default: the first with a prompt column).",
             ),
             click.option(
+                "--skip-hidden-rows",
+                is_flag=True,
+                default=None,
+                help="Leave an XLSX's hidden rows out (by default they are read, and named).",
+                show_default="no, or the job spec's skip_hidden_rows",
+            ),
+            click.option(
                 "--add",
                 is_flag=True,
                 help=(
@@ -147,6 +154,7 @@ def plan(
     endpoint_spec: tuple[Path, ...],
     filename: str | None,
     sheet: str | None,
+    skip_hidden_rows: bool | None,
     extra_columns: str | None,
     add: bool,
     output: Path | None,
@@ -174,6 +182,7 @@ def plan(
         filename=filename,
         sheet=sheet,
         extra_columns=extra_columns,
+        skip_hidden_rows=skip_hidden_rows,
     )
     check_default_folder(result, add)
     counts = folder_counts(result)

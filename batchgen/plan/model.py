@@ -50,6 +50,9 @@ class Plan:
     settings: RunSettings
     filename_template: str
     records: int = 0
+    # XLSX: records read from hidden rows, and hidden rows left out (see ``Table``).
+    hidden_rows: int = 0
+    hidden_left_out: int = 0
     warnings: list[str] = field(default_factory=list)
     # True when no --out and no spec ``output`` named the folder: it is out/<input name>.
     default_output: bool = False
