@@ -126,6 +126,8 @@ class Plan:
             "endpoints": list(self.endpoints) or [self.endpoint.id],
             "input": self.input_path,
             "records": self.records,
+            "hidden_rows": self.hidden_rows,
+            "hidden_rows_left_out": self.hidden_left_out,
             "jobs": len(self.jobs),
             "estimated_cost_usd": self.estimated_cost,
             "breakdown": self.breakdown(),

@@ -189,6 +189,7 @@ def test_hidden_rows_are_named_and_skip_hidden_rows_leaves_them_out(tmp_path: Pa
     )
     assert f"input:    {path} (9 records; 3 hidden rows left out)\n" in output
     plan = build_plan(path, skip_hidden_rows=True)
+    assert (plan.summary()["hidden_rows"], plan.summary()["hidden_rows_left_out"]) == (0, 3)
     assert [j.payload["prompt"] for j in plan.jobs][2:4] == ["shot 4", "shot 6"]
     assert [(j.row, j.line) for j in plan.jobs][2:4] == [(3, 4), (4, 6)]
 
