@@ -11,18 +11,20 @@ PACKAGE = Path(batchgen.__file__).parent
 MAX_LINES = 500
 
 # What each part of the package may import besides itself. cli → run/folder → api → plan/ledger
-# → errors; the emulator sees only endpoint specs. The top-level __init__ and __main__ are the
-# public face and may import anything.
+# → errors; the emulator sees only endpoint specs; fsnames (names no encoding holds) is beside
+# errors, for all. The top-level __init__ and __main__ are the public face and may import anything.
+BASE = frozenset({"errors", "fsnames"})
 ALLOWED: dict[str, frozenset[str]] = {
     "errors": frozenset(),
+    "fsnames": frozenset(),
     "version": frozenset(),
-    "plan": frozenset({"errors"}),
-    "ledger": frozenset({"errors"}),
-    "api": frozenset({"plan", "errors", "version"}),
-    "run": frozenset({"api", "plan", "ledger", "errors", "version"}),
-    "folder": frozenset({"api", "plan", "ledger", "errors", "version"}),
-    "mock": frozenset({"plan", "errors", "version"}),
-    "cli": frozenset({"run", "folder", "api", "plan", "ledger", "mock", "errors", "version"}),
+    "plan": BASE,
+    "ledger": BASE,
+    "api": BASE | {"plan", "version"},
+    "run": BASE | {"api", "plan", "ledger", "version"},
+    "folder": BASE | {"api", "plan", "ledger", "version"},
+    "mock": BASE | {"plan", "version"},
+    "cli": BASE | {"run", "folder", "api", "plan", "ledger", "mock", "version"},
 }
 FACADE = frozenset({"__init__", "__main__"})
 

@@ -20,6 +20,7 @@ from batchgen.cli.main import (
     handle_errors,
 )
 from batchgen.errors import UsageError
+from batchgen.fsnames import json_text
 
 if TYPE_CHECKING:
     from batchgen.ledger.shared import SharedBatch
@@ -118,9 +119,11 @@ def status(
             if as_json:
                 data = result.to_dict()
                 click.echo(
-                    json.dumps(data, ensure_ascii=False)
-                    if watch
-                    else json.dumps(data, indent=2, ensure_ascii=False)
+                    json_text(
+                        json.dumps(data, ensure_ascii=False)
+                        if watch
+                        else json.dumps(data, indent=2, ensure_ascii=False)
+                    )
                 )
             elif terminal:
                 footer = f"every {interval:g}s; Ctrl-C to stop"

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from batchgen.errors import BatchgenError, FatalError, InputError, UsageError
+from batchgen.fsnames import argument_text, install_output_escapes, json_text
 from batchgen.version import __version__
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -65,6 +66,7 @@ def handle_errors(func: F) -> F:
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """Run a spreadsheet of prompts as video-generation jobs on a fal-style queue API."""
+    install_output_escapes()  # a name no locale can encode is shown escaped, never raises
     if ctx.invoked_subcommand is None:  # plain `batchgen`: the help, and success
         click.echo(ctx.get_help())
 
@@ -80,6 +82,17 @@ def parse_sets(values: tuple[str, ...]) -> dict[str, str]:
     return sets
 
 
+def text_option(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A text option (or each of a repeated one) as the UTF-8 its bytes spell, whatever the
+    locale: under ``LC_ALL=C`` a typed ``café`` is bytes Python could not decode."""
+    try:
+        if isinstance(value, tuple):
+            return tuple(argument_text(v) for v in value)
+        return None if value is None else argument_text(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
 def plan_options(func: F) -> F:
     """Options shared by every command that builds a plan (plan, run)."""
     for option in reversed(
@@ -90,10 +103,12 @@ def plan_options(func: F) -> F:
                 "sets",
                 multiple=True,
                 metavar="FIELD=VALUE",
+                callback=text_option,
                 help="Default for a parameter (row cells override it).",
             ),
             click.option(
                 "--endpoint",
+                callback=text_option,
                 help="Endpoint id (default: the spec's, else Kling 2.5 turbo pro text-to-video).",
             ),
             click.option(
@@ -105,11 +120,23 @@ def plan_options(func: F) -> F:
                     "(JSON). Repeat it for several endpoints; --endpoint picks the plan's."
                 ),
             ),
-            click.option("--filename", help="File name template, e.g. '{row:04d}-{slug}'."),
+            click.option(
+                "--filename",
+                callback=text_option,
+                help="File name template, e.g. '{row:04d}-{slug}'.",
+            ),
             click.option(
                 "--sheet",
                 metavar="NAME",
+                callback=text_option,
                 help="The sheet of an XLSX to read (default: the first with a prompt column).",
+            ),
+            click.option(
+                "--skip-hidden-rows",
+                is_flag=True,
+                default=None,
+                help="Leave an XLSX's hidden rows out (by default they are read, and named).",
+                show_default="no, or the job spec's skip_hidden_rows",
             ),
             click.option(
                 "--add",
@@ -147,6 +174,7 @@ def plan(
     endpoint_spec: tuple[Path, ...],
     filename: str | None,
     sheet: str | None,
+    skip_hidden_rows: bool | None,
     extra_columns: str | None,
     add: bool,
     output: Path | None,
@@ -174,6 +202,7 @@ def plan(
         filename=filename,
         sheet=sheet,
         extra_columns=extra_columns,
+        skip_hidden_rows=skip_hidden_rows,
     )
     check_default_folder(result, add)
     counts = folder_counts(result)
@@ -181,7 +210,7 @@ def plan(
         data = {**result.summary(), "folder": counts}
         if list_jobs:
             data["job_list"] = job_rows(result)
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        click.echo(json_text(json.dumps(data, indent=2, ensure_ascii=False)))
         return
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)

@@ -84,9 +84,19 @@ def folder_line(counts: dict[str, int] | None) -> str | None:
     return ", ".join(parts)
 
 
+def _records(plan: Plan) -> str:
+    """``12 records, 3 in hidden rows``: what of the input the plan holds."""
+    text = counted(plan.records, "record")
+    if plan.hidden_rows:
+        text += f", {plan.hidden_rows:,} in hidden rows"
+    if plan.hidden_left_out:
+        text += f"; {counted(plan.hidden_left_out, 'hidden row')} left out"
+    return text
+
+
 def echo_summary(plan: Plan, counts: dict[str, int] | None) -> None:
     click.echo(f"endpoint: {plan.endpoint_label}")
-    click.echo(f"input:    {plan.input_path} ({counted(plan.records, 'record')})")
+    click.echo(f"input:    {plan.input_path} ({_records(plan)})")
     click.echo(f"jobs:     {len(plan.jobs):,}")
     for group in plan.breakdown():
         label = ", ".join(f"{k}={v}" for k, v in group.items() if k not in ("jobs", "cost_usd"))

@@ -48,6 +48,7 @@ def run(
     endpoint_spec: tuple[Path, ...],
     filename: str | None,
     sheet: str | None,
+    skip_hidden_rows: bool | None,
     extra_columns: str | None,
     add: bool,
     output: Path | None,
@@ -100,6 +101,7 @@ def run(
         filename = filename or stored.get("filename")
         set_values = set_values or dict(stored.get("sets") or {})
         sheet = sheet or stored.get("sheet")
+        skip_hidden_rows = skip_hidden_rows or stored.get("skip_hidden_rows")
         extra_columns = extra_columns or stored.get("extra_columns")
         overrides = {**(stored.get("options") or {}), **overrides}
         # A --mock run resumes on a fresh emulator: it knows none of the earlier request ids,
@@ -122,6 +124,7 @@ def run(
         run=overrides,
         sheet=sheet,
         extra_columns=extra_columns,
+        skip_hidden_rows=skip_hidden_rows,
     )
     check_default_folder(plan, add)
     for warning in plan.warnings:
@@ -140,6 +143,7 @@ def run(
         "filename": filename,
         "sets": set_values,
         "sheet": sheet,
+        "skip_hidden_rows": skip_hidden_rows,
         "extra_columns": extra_columns,
         "options": overrides,
         "mock": mock,

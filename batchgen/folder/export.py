@@ -32,6 +32,7 @@ from pandas.api.extensions import ExtensionDtype
 from batchgen.api.objectstore import ObjectStore
 from batchgen.errors import DiskError, UsageError
 from batchgen.folder.status import open_ledger, store_of
+from batchgen.fsnames import JSON_ESCAPE, escaped, has_surrogates
 from batchgen.ledger.manifest import Manifest, atomic_open, build_manifest, write_csv, write_jsonl
 from batchgen.ledger.shared import SharedBatch, in_store
 
@@ -116,9 +117,17 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
+def _shown(record: dict[str, Any]) -> dict[str, Any]:
+    """A record whose text Arrow takes: a name no encoding holds shown escaped (it is data for
+    people and other tools, never a path opened again)."""
+    if not any(isinstance(v, str) and has_surrogates(v) for v in record.values()):
+        return record
+    return {k: escaped(v) if isinstance(v, str) else v for k, v in record.items()}
+
+
 def write_parquet(manifest: Manifest, to: Path) -> None:
     """The manifest as a Parquet file with typed, nullable columns, written atomically."""
-    records = uniform(manifest.records, manifest.columns)
+    records = [_shown(r) for r in uniform(manifest.records, manifest.columns)]
     frame = pd.DataFrame.from_records(records, columns=manifest.columns).convert_dtypes()
     for column in manifest.columns:
         if frame[column].isna().all():  # no value to infer from: use what the column holds
@@ -155,7 +164,8 @@ def export_hf(
         row.update({target: record[column] for column, target in names.items()})
         rows.append(row)
     columns = list(rows[0]) if rows else []
-    with atomic_open(to / "metadata.jsonl", "w", encoding="utf-8", newline="\n") as handle:
+    metadata = to / "metadata.jsonl"
+    with atomic_open(metadata, "w", encoding="utf-8", errors=JSON_ESCAPE, newline="\n") as handle:
         for row in uniform(rows, columns):
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     result.rows = len(rows)

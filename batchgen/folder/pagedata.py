@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from batchgen.fsnames import json_escaped
 from batchgen.ledger.manifest import Manifest
 
 
@@ -53,5 +54,5 @@ def same_for_every_job(common: dict[str, str]) -> str:
 def script_json(data: Any) -> str:
     """``data`` as JSON safe inside ``<script type="application/json">``: ``<``, ``>`` and ``&``
     written as ``\\u`` escapes, so no value can close the element or open a comment."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    text = json_escaped(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

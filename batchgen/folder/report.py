@@ -39,6 +39,7 @@ from batchgen.folder.pagedata import (
 )
 from batchgen.folder.report_page import CSS, JS, PAGE
 from batchgen.folder.status import ORDER, Status, duration, open_ledger, store_of, summarize
+from batchgen.fsnames import escaped
 from batchgen.ledger.manifest import Manifest, atomic_write, build_manifest
 from batchgen.ledger.shared import SharedBatch, in_store
 
@@ -88,6 +89,7 @@ def write_pages(
         first = ledger.first_request()
 
     def put(name: str, page: str) -> Path | str:
+        page = escaped(page)  # a name no encoding holds, shown as people can read it
         if pages_in is None:
             atomic_write(out_dir / name, page)
             return out_dir / name
@@ -397,4 +399,5 @@ def latency_svg(values: list[float], width: int = 560, height: int = 180) -> str
 def _href(path: str) -> str:
     """A video's path as a link: a relative path quoted whole; an object's URL (a shared
     batch's video in a store) keeps its scheme."""
-    return quote(path, safe="/:" if in_store(path) else "/")
+    # The bytes of a name the locale cannot encode, as a browser finds the file by them.
+    return quote(path.encode("utf-8", "surrogateescape"), safe="/:" if in_store(path) else "/")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from batchgen.errors import JobChanged, LedgerError
+from batchgen.fsnames import escaped, json_text
 from batchgen.ledger.money import COMMITTED_SQL
 from batchgen.ledger.states import FIELDS, TRANSITIONS, JobRow, JobStatus
 from batchgen.ledger.uploads import UploadCache
@@ -429,8 +430,17 @@ def _free_name(name: str, key: str, taken: set[str]) -> str:
     return f"{stem}-{key}-{counter}.mp4"
 
 
+def storable(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``values`` with each text that holds a name no encoding can (in a message: a path
+    the locale could not decode) shown escaped (``fsnames.escaped``): such text is for
+    people, never opened again; JSON values keep the very name (``_json``)."""
+    return tuple(escaped(v) if isinstance(v, str) else v for v in values)
+
+
 def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """JSON text that SQLite and PostgreSQL take, a name no encoding holds included (see
+    ``fsnames.json_text``: it reads back unchanged)."""
+    return json_text(json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
 
 
 def _files_json(job: Any) -> str | None:

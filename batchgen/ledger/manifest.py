@@ -52,6 +52,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from batchgen.fsnames import ESCAPE, JSON_ESCAPE, json_text
 from batchgen.ledger.base import LedgerStore
 from batchgen.ledger.money import share
 from batchgen.ledger.shared import in_store
@@ -167,7 +168,7 @@ def atomic_write(path: Path, data: bytes | str) -> None:
 
 def write_run_json(out_dir: Path, info: dict[str, Any]) -> None:
     """Atomically write ``DIR/run.json``: ``info`` as pretty JSON (unknown types as text)."""
-    text = json.dumps(info, indent=2, ensure_ascii=False, default=str) + "\n"
+    text = json_text(json.dumps(info, indent=2, ensure_ascii=False, default=str)) + "\n"
     atomic_write(Path(out_dir) / "run.json", text)
 
 
@@ -321,8 +322,13 @@ def write_manifest(ledger: LedgerStore, out_dir: Path) -> None:
     root = out.resolve()
     dumps = json.JSONEncoder(ensure_ascii=False).encode
     with (
-        atomic_open(out / "manifest.csv", "w", encoding="utf-8-sig", newline="") as table,
-        atomic_open(out / "manifest.jsonl", "w", encoding="utf-8", newline="\n") as lines,
+        # A name no encoding holds is shown escaped (it is never opened from here).
+        atomic_open(
+            out / "manifest.csv", "w", encoding="utf-8-sig", errors=ESCAPE, newline=""
+        ) as table,
+        atomic_open(
+            out / "manifest.jsonl", "w", encoding="utf-8", errors=JSON_ESCAPE, newline="\n"
+        ) as lines,
     ):
         writer = csv.writer(table, lineterminator="\r\n")
         writer.writerow([spreadsheet_cell(c) for c in columns])
@@ -334,7 +340,7 @@ def write_manifest(ledger: LedgerStore, out_dir: Path) -> None:
 
 def write_csv(manifest: Manifest, path: Path) -> None:
     """``manifest`` as spreadsheet-safe CSV (see the module docstring), atomically."""
-    with atomic_open(path, "w", encoding="utf-8-sig", newline="") as handle:
+    with atomic_open(path, "w", encoding="utf-8-sig", errors=ESCAPE, newline="") as handle:
         writer = csv.writer(handle, lineterminator="\r\n")
         writer.writerow([spreadsheet_cell(c) for c in manifest.columns])
         columns = manifest.columns
@@ -344,7 +350,7 @@ def write_csv(manifest: Manifest, path: Path) -> None:
 def write_jsonl(manifest: Manifest, path: Path) -> None:
     """``manifest`` as JSON lines with native types, columns in manifest order, atomically."""
     dumps = json.JSONEncoder(ensure_ascii=False).encode
-    with atomic_open(path, "w", encoding="utf-8", newline="\n") as handle:
+    with atomic_open(path, "w", encoding="utf-8", errors=JSON_ESCAPE, newline="\n") as handle:
         handle.writelines(dumps(record) + "\n" for record in manifest.records)
 
 

@@ -25,7 +25,7 @@ import psycopg
 
 from batchgen.errors import BatchgenError, JobChanged, LedgerError, UsageError
 from batchgen.ledger.budget import Budget
-from batchgen.ledger.core import NAMES, Move, SqlLedger
+from batchgen.ledger.core import NAMES, Move, SqlLedger, storable
 from batchgen.ledger.leases import Leases
 from batchgen.ledger.pg_schema import BATCHES, MIGRATIONS, SCHEMA_LOCK, script
 from batchgen.ledger.shared import Worker, masked, scrub
@@ -178,7 +178,11 @@ class PgLedger(Leases, Budget, SqlLedger):
         return LedgerError(f"{self.where}: {self._plain(exc)}")
 
     def _query(self, db: Any, sql: str, args: Iterable[Any] = ()) -> Any:
-        return db.execute(sql.replace("?", "%s"), tuple(args))
+        values = tuple(args)
+        try:
+            return db.execute(sql.replace("?", "%s"), values)
+        except UnicodeEncodeError:  # refused before it was sent: a name no encoding holds
+            return db.execute(sql.replace("?", "%s"), storable(values))
 
     def _many(self, db: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
         if rows:

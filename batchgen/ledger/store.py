@@ -12,6 +12,7 @@ serialised by SQLite.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -21,7 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 from batchgen.errors import BatchgenError, DiskError, JobChanged, LedgerError, UsageError
-from batchgen.ledger.core import NAMES, SqlLedger, SyncReport
+from batchgen.ledger.core import NAMES, SqlLedger, SyncReport, storable
 from batchgen.ledger.migrations import MIGRATIONS
 
 LEDGER_NAME = "batchgen.db"
@@ -45,8 +46,10 @@ class Ledger(SqlLedger):
         if not readonly:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            # By path, never by an unescaped URI: a folder named "a#b" or "50%" is a folder.
-            target = f"file:{quote(str(self.path))}?mode=ro" if readonly else str(self.path)
+            # By path, never by an unescaped URI: a folder named "a#b" or "50%" is a folder; its
+            # bytes are quoted, so a name the locale cannot encode opens too.
+            uri = f"file:{quote(os.fsencode(self.path))}?mode=ro"
+            target = uri if readonly else str(self.path)
             self._db = sqlite3.connect(target, uri=readonly, isolation_level=None, timeout=30)
         except sqlite3.Error as exc:
             raise self._failure(exc) from None
@@ -94,7 +97,11 @@ class Ledger(SqlLedger):
         return super().file_params()
 
     def _query(self, db: sqlite3.Connection, sql: str, args: Iterable[Any] = ()) -> Any:
-        return db.execute(sql, tuple(args))
+        values = tuple(args)
+        try:
+            return db.execute(sql, values)
+        except UnicodeEncodeError:  # refused before it ran: a name no encoding holds
+            return db.execute(sql, storable(values))
 
     def _many(self, db: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
         db.executemany(sql, rows)

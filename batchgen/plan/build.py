@@ -65,13 +65,15 @@ def build_plan(
     run: dict[str, Any] | None = None,
     sheet: str | None = None,
     extra_columns: str | None = None,
+    skip_hidden_rows: bool | None = None,
 ) -> Plan:
     """Plan every job of ``target`` (a prompt file or a job spec); CLI options override.
 
     ``endpoint_spec``: the user's endpoint spec files (one path, or several), each describing
     its own endpoint; they replace the job spec's. ``sheet`` names the sheet of an XLSX input;
     ``extra_columns="ok"`` keeps columns that look like misspelt parameters as notes instead of
-    refusing them (see ``columns``).
+    refusing them (see ``columns``); ``skip_hidden_rows`` leaves an XLSX's hidden rows out
+    (None: as the job spec says).
     """
     target = Path(target)
     spec = (
@@ -81,26 +83,40 @@ def build_plan(
     out_dir = Path(output) if output else spec.output or Path("out") / input_name(input_path)
     # The folder is checked first and reported with any other problem: nothing is sent either way.
     folder = _folder_problems(spec, output, out_dir)
+    skip = spec.skip_hidden_rows if skip_hidden_rows is None else skip_hidden_rows
+    cells: list[Problem] = []
     try:
         plan, unnamed = _plan(
             target, spec, input_path, out_dir, endpoint, endpoint_spec or (), filename, run
         )
         plan.default_output = not output and spec.output is None
-        table = plan_table(spec, target, sheet or spec.sheet)
+        table = plan_table(spec, target, sheet or spec.sheet, skip)
+        cells = table.problems
         plan.records = len(table.records)
+        plan.hidden_rows, plan.hidden_left_out = table.hidden_rows, table.hidden_left_out
         plan.input_sha256 = table.digest or file_sha256(input_path if spec.rows is None else target)
         plan.warnings.extend(table.notes)
         extra_ok = (extra_columns or spec.extra_columns or "error").lower() == "ok"
         _expand(plan, spec, table, sets or {}, extra_ok, unnamed)
     except InputError as exc:
-        raise InputError([*exc.problems, *folder]) from None
-    if folder:
-        raise InputError(folder)
+        raise InputError([*_with_cells(cells, exc.problems), *folder]) from None
+    if cells or folder:
+        raise InputError([*cells, *folder])
     return plan
 
 
-def plan_table(spec: JobSpec, target: Path, sheet: str | None = None) -> Table:
-    """The rows of a plan: the spec's own, or its prompt file's (``sheet`` of an XLSX)."""
+def _with_cells(cells: list[Problem], problems: list[Problem]) -> list[Problem]:
+    """The problems of unknown cells, then the others but those at the same cells (a formula
+    with no saved value, not "is required and is empty")."""
+    known = {(p.path, p.line, p.column) for p in cells}
+    return [*cells, *(p for p in problems if (p.path, p.line, p.column) not in known)]
+
+
+def plan_table(
+    spec: JobSpec, target: Path, sheet: str | None = None, skip_hidden_rows: bool = False
+) -> Table:
+    """The rows of a plan: the spec's own, or its prompt file's (``sheet`` of an XLSX, its
+    hidden rows left out with ``skip_hidden_rows``)."""
     if spec.rows is not None:
         return spec.rows
     if spec.input is not None and spec.input != target and not is_image_set(spec.input):
@@ -119,7 +135,7 @@ def plan_table(spec: JobSpec, target: Path, sheet: str | None = None) -> Table:
                 "input",
                 "field",
             )
-    return read_table(spec.input or target, sheet=sheet)
+    return read_table(spec.input or target, sheet=sheet, skip_hidden_rows=skip_hidden_rows)
 
 
 def _folder_problems(spec: JobSpec, output: str | Path | None, out_dir: Path) -> list[Problem]:
@@ -209,7 +225,7 @@ def _expand(
     if "prompt" not in columns.params.values() and "prompt" not in given:
         raise InputError.one(table.path, _no_prompt(table), table.header_line)
 
-    if not table.records:
+    if not table.records and not table.problems:  # unknown cells are not blank ones
         problems.append(
             Problem(table.path, table.header_line, None, "no rows to run: every row is blank")
         )

@@ -75,7 +75,7 @@ def read_images(path: Path) -> Table:
         prompt = _prompt(prompts.get(image), problems)
         values = {IMAGE_COLUMN: os.path.abspath(image), "prompt": prompt}
         records.append(Record(position, values, source=str(image)))
-        digest.update(f"{os.path.relpath(image, root)}\0{image.stat().st_size}\0".encode())
+        digest.update(os.fsencode(f"{os.path.relpath(image, root)}\0{image.stat().st_size}\0"))
         digest.update(f"{prompt or ''}\n".encode())
     if problems:
         raise InputError(problems)

@@ -41,13 +41,18 @@ SUFFIXES = {
 
 
 def read_table(
-    path: str | Path, *, max_line: int = MAX_LINE_CHARS, sheet: str | None = None
+    path: str | Path,
+    *,
+    max_line: int = MAX_LINE_CHARS,
+    sheet: str | None = None,
+    skip_hidden_rows: bool = False,
 ) -> Table:
     """Read an input file, choosing the format by its extension; a folder or glob of images
     (see ``imagefolder``) gives one record per image.
 
     ``max_line`` bounds the characters of one line of a text file (see ``files``); ``sheet``
-    names the sheet of an XLSX to read (see ``sheets``).
+    names the sheet of an XLSX to read and ``skip_hidden_rows`` leaves its hidden rows out (see
+    ``sheets``); an XLSX's unknown cells are the table's ``problems``, not raised.
     """
     path = Path(path)
     if is_image_set(path):
@@ -62,7 +67,7 @@ def read_table(
         return read_sheet_text(path, name, kind, max_line)
     with open_regular(path, name) as handle:
         if kind == "xlsx":
-            return read_xlsx(name, handle.read(), sheet)
+            return read_xlsx(name, handle.read(), sheet, skip_hidden_rows)
         lines = text_lines(name, handle, max_line)
         if kind == "yaml":
             return read_yaml_rows(name, "".join(text for _, text in lines))

@@ -11,6 +11,7 @@
     filename: "{row:04d}-{slug}-{key8}"
     endpoint_spec: [a.yaml, b.yaml]  # your own endpoints, each described by a file (or one)
     sheet: Prompts                 # an XLSX's sheet (default: the first with a prompt column)
+    skip_hidden_rows: true         # leave an XLSX's hidden rows out (default: read them)
     extra_columns: ok              # keep columns that look like misspelt parameters as notes
     run: {concurrency: 8, rate: 10, max_cost: 25}
     # several keys, each with its own cap: run: {keys: [{env: FAL_KEY_A, concurrency: 2}, ...]}
@@ -41,6 +42,7 @@ SHAPES = {
     "provider": "text",
     "input": "path",
     "sheet": "text",
+    "skip_hidden_rows": "flag",
     "rows": "rows",
     "defaults": "values",
     "matrix": "lists",
@@ -63,6 +65,7 @@ WANTED = {
     "lists": "a mapping of parameters to lists of values",
     "endpoint values": "a mapping of endpoint ids to mappings of parameter defaults",
     "count": "a whole number",
+    "flag": "true or false",
 }
 MAX_REPEAT = 10_000
 # How far into a file ``looks_like_spec`` reads to find the shape of the document.
@@ -79,6 +82,7 @@ class JobSpec:
     endpoint_specs: list[Path] = field(default_factory=list)
     input: Path | None = None
     sheet: str | None = None
+    skip_hidden_rows: bool = False
     rows: Table | None = None
     defaults: dict[str, Any] = field(default_factory=dict)
     matrix: dict[str, list[Any]] = field(default_factory=dict)
@@ -251,6 +255,11 @@ class _Fields:
             self.bad(key, wrong + _kind(node, self.loader))
             return None
         value = self.loader.construct_object(node)
+        if shape == "flag":
+            if not isinstance(value, bool):
+                self.bad(key, wrong + shown(value))
+                return None
+            return value
         if shape == "count":
             if isinstance(value, bool) or not isinstance(value, int):
                 self.bad(key, wrong + shown(value))
@@ -362,6 +371,7 @@ def _build(spec: JobSpec, base: Path, data: dict[str, Any], problems: list[Probl
     spec.endpoint = data.get("endpoint")
     spec.filename = data.get("filename")
     spec.sheet = data.get("sheet")
+    spec.skip_hidden_rows = data.get("skip_hidden_rows", False)
     extra = data.get("extra_columns")
     if extra is not None and extra.lower() not in EXTRA_COLUMNS:
         bad("extra_columns", f"{shown(extra)} is not one of: {', '.join(EXTRA_COLUMNS)}")

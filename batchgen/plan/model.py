@@ -50,6 +50,9 @@ class Plan:
     settings: RunSettings
     filename_template: str
     records: int = 0
+    # XLSX: records read from hidden rows, and hidden rows left out (see ``Table``).
+    hidden_rows: int = 0
+    hidden_left_out: int = 0
     warnings: list[str] = field(default_factory=list)
     # True when no --out and no spec ``output`` named the folder: it is out/<input name>.
     default_output: bool = False
@@ -123,6 +126,8 @@ class Plan:
             "endpoints": list(self.endpoints) or [self.endpoint.id],
             "input": self.input_path,
             "records": self.records,
+            "hidden_rows": self.hidden_rows,
+            "hidden_rows_left_out": self.hidden_left_out,
             "jobs": len(self.jobs),
             "estimated_cost_usd": self.estimated_cost,
             "breakdown": self.breakdown(),

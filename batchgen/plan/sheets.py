@@ -5,7 +5,9 @@ the one that makes the header name a ``prompt`` column (else the one that splits
 into the most cells). Text is UTF-8, UTF-16 with a BOM, or cp1252 where UTF-8 fails (with a
 note; see ``encodings``). A ``.txt`` is one prompt per line, unless it is a tab-separated sheet
 with a ``prompt`` column (Excel's "Unicode Text"). In an XLSX, ``sheet`` names the sheet to
-read; without it, the first sheet with a ``prompt`` column is read (else the first sheet).
+read; without it, the first sheet with a ``prompt`` column is read (else the first sheet). Its
+formulas are read by their saved values: one with none (a sheet written by a script) is a
+problem at its cell, never a blank; hidden rows are read, and named (see ``xlsxcells``).
 """
 
 from __future__ import annotations
@@ -17,14 +19,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from batchgen.errors import InputError
+from batchgen.errors import InputError, Problem
 from batchgen.plan.encodings import CP1252, describe, sniff_encoding
 from batchgen.plan.files import open_regular, text_lines
 from batchgen.plan.table import Record, Table, has_prompt, rows_table
 from batchgen.plan.text import fold, is_blank
+from batchgen.plan.xlsxcells import SheetScan, scan_sheet
 
 DELIMITERS = (",", ";", "\t")
 _NAMES = {",": "commas", ";": "semicolons", "\t": "tabs"}
+# Hidden rows a note names by number; past these it counts the rest.
+_NAMED_ROWS = 10
 
 
 def read_sheet_text(path: Path, name: str, kind: str, max_line: int) -> Table:
@@ -118,8 +123,13 @@ def _read_prompt_lines(name: str, lines: Iterator[tuple[int, str]]) -> Table:
     return Table(name, ["prompt"], records, records[0].line)
 
 
-def read_xlsx(name: str, data: bytes, sheet: str | None = None) -> Table:
-    """The chosen sheet of a workbook as a Table (rows are sheet rows)."""
+def read_xlsx(name: str, data: bytes, sheet: str | None = None, skip_hidden: bool = False) -> Table:
+    """The chosen sheet of a workbook as a Table (rows are sheet rows).
+
+    A formula with no saved value or an error value is a problem of the table (see
+    ``xlsxcells``); hidden rows are named in a note, or with ``skip_hidden`` left out (as if
+    deleted, before the header is looked for) and named in a note.
+    """
     import openpyxl
 
     try:
@@ -133,17 +143,65 @@ def read_xlsx(name: str, data: bytes, sheet: str | None = None) -> Table:
         chosen = _choose(name, book, names, sheet)
         ws = book[chosen]
         where = f"{name}[{chosen}]" if len(names) > 1 else name
-        first = ws.min_row or 1
-        table = rows_table(
-            where,
-            ((first + i, list(row)) for i, row in enumerate(ws.iter_rows(values_only=True))),
-            "sheet row",
-        )
+        # openpyxl keeps no hidden rows in read-only mode, nor a formula beside its value.
+        scan = scan_sheet(ws._get_source, skip_hidden)
+        skipped: list[int] = []
+
+        def rows() -> Iterator[tuple[int, list[Any]]]:
+            # iter_rows starts at A1 whatever the sheet's first cell: the count is the row.
+            for number, cells in enumerate(ws.iter_rows(values_only=True), start=1):
+                if skip_hidden and number in scan.hidden:
+                    if not all(is_blank(c) for c in cells):
+                        skipped.append(number)
+                    continue
+                yield number, list(cells)
+
+        try:
+            table = rows_table(where, rows(), "sheet row")
+        except InputError as exc:
+            raise InputError([*_cell_problems(where, scan, None), *exc.problems]) from None
     finally:
         book.close()
     table.sheet = chosen
     table.other_sheets = [n for n in names if n != chosen]
+    table.problems = _cell_problems(where, scan, table)
+    table.hidden_left_out = len(skipped)
+    if skipped:
+        table.notes.append(f"{where}: {_rows(skipped)} left out (--skip-hidden-rows)")
+    hidden = [r.line for r in table.records if r.line in scan.hidden]
+    table.hidden_rows = len(hidden)
+    if hidden:
+        them = "it" if len(hidden) == 1 else "them"
+        table.notes.append(
+            f"{where}: {_rows(hidden)} included; --skip-hidden-rows leaves {them} out"
+        )
     return table
+
+
+def _rows(numbers: list[int]) -> str:
+    """``3 hidden rows (5, 9, 12) are``: the first few named."""
+    shown = ", ".join(str(n) for n in numbers[:_NAMED_ROWS])
+    if len(numbers) > _NAMED_ROWS:
+        shown += f" and {len(numbers) - _NAMED_ROWS:,} more"
+    if len(numbers) == 1:
+        return f"1 hidden row ({shown}) is"
+    return f"{len(numbers):,} hidden rows ({shown}) are"
+
+
+def _cell_problems(where: str, scan: SheetScan, table: Table | None) -> list[Problem]:
+    """A problem for each odd cell, at its row and, for a data row, its column."""
+    problems = []
+    for cell in scan.cells:
+        column = None
+        header = table is not None and cell.row == table.header_line
+        if table is not None and cell.row > table.header_line and cell.column <= len(table.columns):
+            column = table.columns[cell.column - 1]
+        problems.append(Problem(where, cell.row, column, cell.message(header)))
+    if scan.more:
+        problems.append(
+            Problem(where, None, None, f"and {scan.more:,} more cells like these (not listed)")
+        )
+    return problems
 
 
 def _choose(name: str, book: Any, names: list[str], sheet: str | None) -> str:

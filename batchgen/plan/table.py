@@ -61,6 +61,12 @@ class Table:
     images: bool = False
     # What identifies the input when it is no single file (a folder's names, sizes, prompts).
     digest: str | None = None
+    # Cells whose value is unknown (an XLSX formula with no saved value): problems that the
+    # plan reports with those of the rows, in place of what the blank would have caused.
+    problems: list[Problem] = field(default_factory=list)
+    # XLSX: records read from hidden rows, and hidden rows left out (--skip-hidden-rows).
+    hidden_rows: int = 0
+    hidden_left_out: int = 0
 
 
 def clean(value: Any) -> Any:

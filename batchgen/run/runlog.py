@@ -14,6 +14,8 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+from batchgen.fsnames import ESCAPE
+
 
 class _LogFile(logging.FileHandler):
     """The run's log file; a line that cannot be written (disk full) is dropped quietly, as
@@ -27,7 +29,7 @@ class _LogFile(logging.FileHandler):
     FLUSH_EVERY = 0.5
 
     def __init__(self, path: Path) -> None:
-        super().__init__(path, encoding="utf-8")
+        super().__init__(path, encoding="utf-8", errors=ESCAPE)  # a name no locale holds
         self._due: asyncio.TimerHandle | None = None
 
     def flush(self) -> None:

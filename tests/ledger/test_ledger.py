@@ -40,6 +40,20 @@ def test_sync_adds_new_keeps_known_and_reports_orphans(tmp_path: Path, open_ledg
     assert [j.key for j in ledger.jobs(in_input_only=True)] == [j.key for j in second.jobs]
 
 
+def test_names_no_encoding_holds_are_stored(tmp_path: Path, open_ledger: Opener) -> None:
+    """A path the locale could not decode (surrogates) is kept exactly in JSON (meta) and shown
+    escaped in a message, instead of an encoding error."""
+    ledger = open_ledger()
+    plan = make_plan(tmp_path, ["a"])
+    ledger.sync(plan.jobs, plan.endpoint.id)
+    name = "/data/caf\udcc3\udca9-\udcff/p.csv"  # b"/data/caf\xc3\xa9-\xff/p.csv", C locale
+    ledger.set_meta("plan", {"input_path": name})
+    key = plan.jobs[0].key
+    ledger.transition(key, JobStatus.FAILED, error=f"could not read {name}")
+    assert ledger.meta("plan") == {"input_path": name}
+    assert ledger.get(key).error == "could not read /data/café-\\xff/p.csv"
+
+
 def test_refuses_transitions_not_written_down(tmp_path: Path, open_ledger: Opener) -> None:
     """done -> submitting, pending -> done and the like are refused."""
     ledger = open_ledger()
