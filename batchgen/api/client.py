@@ -57,6 +57,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from batchgen.api import network
 from batchgen.api.answers import (
     MAX_BODY,
     Answer,
@@ -94,8 +95,13 @@ from batchgen.plan.settings import FOLLOW_MODES
 
 log = logging.getLogger("batchgen.http")
 
-# Transport failures that happen before a byte of the request left: nothing was created.
-_NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+# Transport failures that happen before a byte of the request left: nothing was created (a
+# proxy refusing the tunnel has not passed the request on).
+_NOT_SENT = (
+    aiohttp.ClientConnectorError,
+    aiohttp.ConnectionTimeoutError,
+    aiohttp.ClientHttpProxyError,
+)
 
 
 class _Mode:
@@ -433,7 +439,10 @@ class QueueClient:
                 error = RetryableError(f"{route}: cannot connect: {describe(exc)}")
                 if not_sent is not None:
                     await not_sent()
-                waiting = self._reach.cannot_connect(self._base, describe(exc))
+                if not network.local(exc):  # too many open files says nothing of the API
+                    waiting = self._reach.cannot_connect(
+                        self._base, describe(exc), lasting=network.lasting(exc)
+                    )
             except (aiohttp.ClientError, TimeoutError) as exc:
                 log_request(method, url, "lost", request_id, started)
                 if route == "submit":

@@ -248,7 +248,11 @@ async def _run(
             base_url=server.base_url if server is not None else None,
         )
         if server is not None:  # a new one each time, on a new port: name it, not its port
-            connection = dataclasses.replace(connection, label="in-process emulator")
+            # This process serves it: no proxy could reach it.
+            network = dataclasses.replace(connection.network, direct=(server.host,))
+            connection = dataclasses.replace(
+                connection, label="in-process emulator", network=network
+            )
         for warning in connection.warnings:
             click.echo(f"warning: {warning}", err=True)
         runner = Runner(plan, connection, timing=timing, reporter=reporter, resume=resume, **retry)
