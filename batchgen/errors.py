@@ -26,8 +26,13 @@ message. The CLI maps the branches to exit codes; the library never prints.
 from __future__ import annotations
 
 import errno as errnos
+import os
+import sys
 from dataclasses import dataclass
 from typing import Any
+
+if sys.platform != "win32":  # imported now: out of descriptors, an import opens no file
+    import resource
 
 # The error_types of a job failure (fal's ``error_type``) that are transient: submitting the job
 # again may well succeed, and fal bills none of them (its 5xx family). batchgen.api.classify
@@ -153,14 +158,22 @@ def too_many_open_files(errno: int | None = errnos.EMFILE) -> str:
     ulimit -n)``."""
     if errno == errnos.ENFILE:
         return "too many open files on this system (its table of open files is full)"
-    try:
-        import resource
-
-        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    except (ImportError, OSError, ValueError):  # no resource module (Windows)
+    if sys.platform == "win32":
         return "too many open files (raise the limit of open files)"
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     limit = "unlimited" if soft == resource.RLIM_INFINITY else str(soft)
     return f"too many open files (the limit is {limit}: raise it with ulimit -n)"
+
+
+def out_of_files() -> int | None:
+    """EMFILE (ENFILE) when this process cannot open one more file now, else None: for a
+    failure that gives no errno (SQLite's "unable to open database file")."""
+    try:
+        fd = os.open(os.devnull, os.O_RDONLY)
+    except OSError as exc:
+        return exc.errno if exc.errno in OPEN_FILES_ERRNOS else None
+    os.close(fd)
+    return None
 
 
 def open_files_error(exc: BaseException) -> int | None:
