@@ -95,14 +95,6 @@ from batchgen.plan.settings import FOLLOW_MODES
 
 log = logging.getLogger("batchgen.http")
 
-# Transport failures that happen before a byte of the request left: nothing was created (a
-# proxy refusing the tunnel has not passed the request on).
-_NOT_SENT = (
-    aiohttp.ClientConnectorError,
-    aiohttp.ConnectionTimeoutError,
-    aiohttp.ClientHttpProxyError,
-)
-
 
 class _Mode:
     """How jobs are followed; one object for a client and its siblings (one switch for all)."""
@@ -434,7 +426,7 @@ class QueueClient:
                     timeout=self._timeout,
                 ) as resp:
                     answer = await read_answer(resp, self._max_body)
-            except _NOT_SENT as exc:
+            except network.NOT_SENT as exc:
                 log_request(method, url, "not-connected", request_id, started)
                 error = RetryableError(f"{route}: cannot connect: {describe(exc)}")
                 if not_sent is not None:

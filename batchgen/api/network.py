@@ -42,6 +42,14 @@ _NO_PROXY_NAMES = ("no_proxy", "NO_PROXY")
 _PROXY_SCHEMES = ("http", "https")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
+# Transport failures that happen before a byte of the request left: nothing was created (a
+# proxy refusing the tunnel has not passed the request on).
+NOT_SENT = (
+    aiohttp.ClientConnectorError,
+    aiohttp.ConnectionTimeoutError,
+    aiohttp.ClientHttpProxyError,
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Proxy:

@@ -69,12 +69,6 @@ TOKEN_MARGIN = 60.0
 # An upload may take the request timeout plus its bytes at this rate (a slow uplink).
 MIN_UPLOAD_RATE = 100_000
 _CHUNK = 256 * 1024
-# Transport failures that happen before a byte of the request left.
-_NOT_SENT = (
-    aiohttp.ClientConnectorError,
-    aiohttp.ConnectionTimeoutError,
-    aiohttp.ClientHttpProxyError,
-)
 
 
 class _FileBody:
@@ -262,7 +256,7 @@ class StorageClient:
                     timeout=timeout,
                 ) as resp:
                     answer = await read_answer(resp, self._max_body)
-            except _NOT_SENT as exc:
+            except network.NOT_SENT as exc:
                 log_request(method, url, "not-connected", None, started)
                 if not network.local(exc):  # too many open files says nothing of the host
                     self._never_reached(url, describe(exc), network.lasting(exc))
