@@ -9,7 +9,8 @@ message. The CLI maps the branches to exit codes; the library never prints.
     ├── LedgerError             the output folder's state refuses an operation
     │   ├── JobChanged          another process moved the job since it was read
     │   └── OverCost            a submit would take the committed spend above --max-cost
-    ├── DiskError               a file of the output folder cannot be written
+    ├── DiskError               a file of the output folder cannot be written (or opened:
+    │                           too many open files, ``open_files``)
     └── ApiError                an answer from the queue API, classified once (see client)
         ├── RetryableError      429, 5xx, timeouts, connection errors: try again later
         ├── PermanentError      422, content policy, bad_request: this job failed
@@ -24,8 +25,14 @@ message. The CLI maps the branches to exit codes; the library never prints.
 
 from __future__ import annotations
 
+import errno as errnos
+import os
+import sys
 from dataclasses import dataclass
 from typing import Any
+
+if sys.platform != "win32":  # imported now: out of descriptors, an import opens no file
+    import resource
 
 # The error_types of a job failure (fal's ``error_type``) that are transient: submitting the job
 # again may well succeed, and fal bills none of them (its 5xx family). batchgen.api.classify
@@ -121,16 +128,66 @@ class DiskError(BatchgenError):
     """A file cannot be written (disk full, permission denied, name too long...).
 
     ``path`` is the file meant, ``reason`` the system's words (``No space left on device``)
-    and ``errno`` its number, so a caller can tell one failing file from a failing disk.
+    and ``errno`` its number, so a caller can tell one failing file from a failing disk. Too
+    many open files (``open_files``) is no disk's fault: its reason says so, with the limit.
     """
 
     def __init__(self, path: str, reason: str, errno: int | None = None) -> None:
-        super().__init__(f"cannot write {path}: {reason}")
+        verb = "open" if errno in OPEN_FILES_ERRNOS else "write"
+        super().__init__(f"cannot {verb} {path}: {reason}")
         self.path, self.reason, self.errno = path, reason, errno
+
+    @property
+    def open_files(self) -> bool:
+        """True when the process (or the system) may open no more files: not the disk."""
+        return self.errno in OPEN_FILES_ERRNOS
 
     @classmethod
     def from_os(cls, path: str, exc: OSError) -> DiskError:
+        if exc.errno in OPEN_FILES_ERRNOS:
+            return cls(path, too_many_open_files(exc.errno), exc.errno)
         return cls(path, exc.strerror or str(exc) or type(exc).__name__, exc.errno)
+
+
+# A process out of file descriptors (EMFILE), or a system out of open files (ENFILE).
+OPEN_FILES_ERRNOS = frozenset({errnos.EMFILE, errnos.ENFILE})
+
+
+def too_many_open_files(errno: int | None = errnos.EMFILE) -> str:
+    """EMFILE (ENFILE) in words: ``too many open files (the limit is 64: raise it with
+    ulimit -n)``."""
+    if errno == errnos.ENFILE:
+        return "too many open files on this system (its table of open files is full)"
+    if sys.platform == "win32":
+        return "too many open files (raise the limit of open files)"
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    limit = "unlimited" if soft == resource.RLIM_INFINITY else str(soft)
+    return f"too many open files (the limit is {limit}: raise it with ulimit -n)"
+
+
+def out_of_files() -> int | None:
+    """EMFILE (ENFILE) when this process cannot open one more file now, else None: for a
+    failure that gives no errno (SQLite's "unable to open database file")."""
+    try:
+        fd = os.open(os.devnull, os.O_RDONLY)
+    except OSError as exc:
+        return exc.errno if exc.errno in OPEN_FILES_ERRNOS else None
+    os.close(fd)
+    return None
+
+
+def open_files_error(exc: BaseException) -> int | None:
+    """The errno of ``exc`` (or of the OSError behind it) when it is EMFILE or ENFILE."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        code = getattr(current, "errno", None)
+        if code in OPEN_FILES_ERRNOS:
+            return int(code)
+        inner = getattr(current, "os_error", None)  # aiohttp's connector errors hold one
+        current = inner if isinstance(inner, BaseException) else current.__cause__
+    return None
 
 
 class ApiError(BatchgenError):

@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 
+from batchgen.api.network import failure
 from batchgen.errors import ProtocolError, RetryableError
 
 log = logging.getLogger("batchgen.http")
@@ -155,9 +156,9 @@ def billable_units(answer: Answer) -> float | None:
 
 
 def describe(exc: BaseException) -> str:
-    """An exception as ``Type: text`` for messages."""
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    """An exception as ``Type: text`` for messages, or in plain words where batchgen knows
+    what to do about it (``batchgen.api.network.failure``)."""
+    return failure(exc)
 
 
 def log_request(

@@ -50,6 +50,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from batchgen.api import network
 from batchgen.api.answers import (
     MAX_BODY,
     Answer,
@@ -87,9 +88,6 @@ from batchgen.plan.endpoint import EndpointSpec, owner_app
 from batchgen.plan.settings import FOLLOW_MODES
 
 log = logging.getLogger("batchgen.http")
-
-# Transport failures that happen before a byte of the request left: nothing was created.
-_NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 
 
 class _Mode:
@@ -433,12 +431,15 @@ class QueueClient:
                     ) as resp,
                 ):
                     answer = await read_answer(resp, self._max_body)
-            except _NOT_SENT as exc:
+            except network.NOT_SENT as exc:
                 log_request(method, url, "not-connected", request_id, started)
                 error = RetryableError(f"{route}: cannot connect: {describe(exc)}")
                 if not_sent is not None:
                     await not_sent()
-                waiting = self._reach.cannot_connect(self._base, describe(exc))
+                if not network.local(exc):  # too many open files says nothing of the API
+                    waiting = self._reach.cannot_connect(
+                        self._base, describe(exc), lasting=network.lasting(exc)
+                    )
             except (aiohttp.ClientError, TimeoutError) as exc:
                 log_request(method, url, "lost", request_id, started)
                 if route == "submit":

@@ -13,6 +13,9 @@ Both are checked before anything is sent: a key must be one line of printable AS
 spaces (a second line or a control character would otherwise fail inside the HTTP library
 with the job's POST half begun), and a base URL must hold no ``user:password@`` (it would be
 written to ``run.json``, the log and the ledger). The error messages never quote a secret.
+
+How hosts are reached (the proxy of ``HTTPS_PROXY``..., the CAs of ``--ca-bundle``) is the
+connection's ``network`` (``batchgen.api.network``), read from the same environment.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from batchgen.api.network import Network
 from batchgen.errors import UsageError
 from batchgen.plan.settings import AUTH_SCHEMES, RunSettings
 
@@ -113,6 +117,8 @@ class Connection:
     storage: Storage = field(default_factory=Storage)
     keys: tuple[ApiKey, ...] = ()  # a pool; () : the one key above
     platform_url: str | None = None  # fal's platform API (price list, request log); None: none
+    # Proxies and trusted CAs; made by hand, a connection reaches hosts as os.environ says.
+    network: Network = field(default_factory=Network.from_env)
 
     @property
     def request_log(self) -> str | None:
@@ -167,6 +173,7 @@ class Connection:
             "keys": [key.public() for key in self.pool],
             "follow": self.follow,
             "storage": self.storage.public(),
+            "network": self.network.public(),
         }
 
 
@@ -205,8 +212,9 @@ def connect(
     Several keys (``RunSettings.key_envs``) make a pool: every variable must hold a key
     (the emulator makes one up for each that does not); ``api_key_file`` is for one key only.
 
-    Raises UsageError for an unknown provider, a bad URL or a missing key (naming each
-    missing variable).
+    Raises UsageError for an unknown provider, a bad URL, a missing key (naming each
+    missing variable), a proxy variable that names no proxy, or a ``ca_bundle`` that
+    cannot be read.
     """
     presets = load_presets()
     preset = presets.get(settings.provider)
@@ -245,6 +253,7 @@ def connect(
         pool = (ApiKey(key_env, key, cap),) if cap is not None else ()
     follow = settings.follow or preset.follow
     storage, more = _storage(settings, preset, url, key_env, key, environ)
+    network = Network.from_env(environ, ca_bundle=settings.ca_bundle)
     return Connection(
         settings.provider,
         url,
@@ -256,6 +265,7 @@ def connect(
         storage=storage,
         keys=pool,
         platform_url=_platform(preset, url),
+        network=network,
     )
 
 

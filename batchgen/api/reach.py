@@ -2,7 +2,9 @@
 
 A run that has never had an answer from the API (connection refused, no such host, a TLS
 error) after ``give_up_after`` seconds of trying is misconfigured, not unlucky: ``Reach`` raises
-``Unreachable`` naming the host and the error, and the run stops (exit 1). Once the API has
+``Unreachable`` naming the host, the proxy in effect (``route``: see
+``batchgen.api.network.Network.route``) and the error, and the run stops (exit 1); a failure
+that trying again cannot mend (a certificate not trusted) stops it at once. Once the API has
 answered, a lost connection is an overnight network blip: requests keep trying (their failed
 connections no longer count against their retries), and the user is told once that batchgen is
 waiting for the API, since when, and again when it is back.
@@ -25,6 +27,7 @@ class Reach:
         "_clock",
         "_first_failure",
         "_notify",
+        "_route",
         "_wall",
         "down_since",
         "give_up_after",
@@ -37,9 +40,11 @@ class Reach:
         notify: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        route: Callable[[str], str] | None = None,
     ) -> None:
         self.give_up_after = give_up_after
         self._notify, self._clock, self._wall = notify, clock, wall
+        self._route = route
         self._first_failure: float | None = None
         self.down_since: float | None = None  # wall time; None while it answers
         self._answered = False
@@ -66,26 +71,38 @@ class Reach:
             return None
         return max(0.0, self.give_up_after - (self._clock() - self._first_failure))
 
-    def cannot_connect(self, origin: str, reason: str) -> bool:
+    def cannot_connect(self, origin: str, reason: str, *, lasting: bool = False) -> bool:
         """A connection to ``origin`` failed before anything was sent. Raises Unreachable when
-        the API never answered for too long; True when the caller should wait it out (retry
-        without counting the try), False for an ordinary retry."""
+        the API never answered for too long, or at once for a ``lasting`` failure (one no
+        retry mends); True when the caller should wait it out (retry without counting the
+        try), False for an ordinary retry."""
+        via = self.route(origin)
         if not self._answered:
             now = self._clock()
             if self._first_failure is None:
                 self._first_failure = now
-            if now - self._first_failure >= self.give_up_after:
+            if lasting:
                 raise Unreachable(
-                    f"cannot reach the API at {origin}: {reason} (no answer for "
-                    f"{self.give_up_after:g} s); nothing was sent. Check --base-url, the "
+                    f"cannot reach the API at {origin}{via}: {reason}; nothing was sent"
+                )
+            if now - self._first_failure >= self.give_up_after:
+                proxied = via.startswith(" through")
+                check = "the proxy (or NO_PROXY), --base-url" if proxied else "--base-url"
+                raise Unreachable(
+                    f"cannot reach the API at {origin}{via}: {reason} (no answer for "
+                    f"{self.give_up_after:g} s); nothing was sent. Check {check}, the "
                     "provider and the network, then run again"
                 )
             return False
         if self.down_since is None:
             self.down_since = self._wall()
             since = datetime.fromtimestamp(self.down_since).strftime("%H:%M")
-            self._say(f"waiting for the API at {origin} since {since} ({reason})")
+            self._say(f"waiting for the API at {origin}{via} since {since} ({reason})")
         return True
+
+    def route(self, origin: str) -> str:
+        """How ``origin`` is reached, for messages: `` through the proxy ...`` or ``""``."""
+        return "" if self._route is None else self._route(origin)
 
     def _say(self, message: str) -> None:
         if self._notify is not None:

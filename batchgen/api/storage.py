@@ -39,6 +39,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from batchgen.api import network
 from batchgen.api.answers import MAX_BODY, Answer, describe, excerpt, log_request, read_answer
 from batchgen.api.backoff import Backoff
 from batchgen.api.classify import classify
@@ -68,8 +69,6 @@ TOKEN_MARGIN = 60.0
 # An upload may take the request timeout plus its bytes at this rate (a slow uplink).
 MIN_UPLOAD_RATE = 100_000
 _CHUNK = 256 * 1024
-# Transport failures that happen before a byte of the request left.
-_NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 
 
 class _FileBody:
@@ -257,9 +256,10 @@ class StorageClient:
                     timeout=timeout,
                 ) as resp:
                     answer = await read_answer(resp, self._max_body)
-            except _NOT_SENT as exc:
+            except network.NOT_SENT as exc:
                 log_request(method, url, "not-connected", None, started)
-                self._never_reached(url, describe(exc))
+                if not network.local(exc):  # too many open files says nothing of the host
+                    self._never_reached(url, describe(exc), network.lasting(exc))
                 error = RetryableError(f"storage {route}: cannot connect: {describe(exc)}")
             except (aiohttp.ClientError, TimeoutError) as exc:
                 log_request(method, url, "lost", None, started)
@@ -288,14 +288,21 @@ class StorageClient:
             if self.stopped:  # stopped while waiting: send nothing more
                 raise error
 
-    def _never_reached(self, url: str, reason: str) -> None:
-        """Unreachable when the storage has never answered for too long."""
+    def _never_reached(self, url: str, reason: str, lasting: bool) -> None:
+        """Unreachable when the storage has never answered for too long (or at once, for a
+        ``lasting`` failure)."""
         try:
-            self._reach.cannot_connect(origin(url), reason)
+            self._reach.cannot_connect(origin(url), reason, lasting=lasting)
         except Unreachable:
+            where = f"{origin(url)}{self._reach.route(origin(url))}"
+            if lasting:
+                raise Unreachable(
+                    f"cannot reach the storage at {where}: {reason}; nothing was uploaded"
+                ) from None
+            proxied = "the proxy (or NO_PROXY), " if " through " in where else ""
             raise Unreachable(
-                f"cannot reach the storage at {origin(url)}: {reason} (no answer for "
-                f"{self._reach.give_up_after:g} s); nothing was uploaded. Check "
+                f"cannot reach the storage at {where}: {reason} (no answer for "
+                f"{self._reach.give_up_after:g} s); nothing was uploaded. Check {proxied}"
                 "--storage-base-url and the network (or --upload data), then run again"
             ) from None
 

@@ -176,6 +176,12 @@ def redraw(text: str, *, first: bool) -> str:
     "cancelled with the key that submitted it).",
 )
 @click.option("--api-key-file", type=click.Path(path_type=Path), help="File holding the API key.")
+@click.option(
+    "--ca-bundle",
+    metavar="FILE",
+    type=click.Path(exists=True, dir_okay=False, readable=True, resolve_path=True),
+    help="Also trust the CA certificates of this PEM file (default: the one the run used).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Also print one line per job.")
 @handle_errors
 def cancel(
@@ -191,6 +197,7 @@ def cancel(
     auth_scheme: str | None,
     api_key_env: str | None,
     api_key_file: Path | None,
+    ca_bundle: str | None,
     verbose: bool,
 ) -> None:
     """Stop the batch in DIR: cancel its jobs at the provider and mark the jobs not submitted
@@ -206,6 +213,7 @@ def cancel(
         "base_url": base_url,
         "auth_scheme": auth_scheme,
         "api_key_env": api_key_env,
+        "ca_bundle": ca_bundle,
     }
     outcomes = cancel_folder(
         out_dir,

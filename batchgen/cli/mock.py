@@ -184,6 +184,13 @@ def mock(
         click.echo(f"  {config.summary()}", err=True)
 
     try:
-        serve(config, host=host, port=port, ssl_context=context, on_ready=ready)
+        serve(
+            config,
+            host=host,
+            port=port,
+            ssl_context=context,
+            on_ready=ready,
+            notify=lambda message: click.echo(f"warning: {message}", err=True),
+        )
     except KeyboardInterrupt:
         click.echo("stopped", err=True)

@@ -81,6 +81,7 @@ def run(
     from batchgen.ledger.shared import SharedBatch, check_url
     from batchgen.ledger.states import JobStatus
     from batchgen.plan.build import build_plan
+    from batchgen.run.descriptors import fit
     from batchgen.run.resume import stored_run
     from batchgen.run.timing import Timing
 
@@ -162,6 +163,12 @@ def run(
         "ledger": ledger_url or None,
         "batch": batch,
     }
+    room = fit(plan.settings.concurrency, plan.settings.download_concurrency, emulator=mock)
+    if room.warning is not None:  # the soft limit could not be raised far enough
+        click.echo(f"warning: {room.warning}", err=True)
+        plan.settings = dataclasses.replace(
+            plan.settings, concurrency=room.concurrency, download_concurrency=room.downloads
+        )
     sys.setswitchinterval(SWITCH_INTERVAL)  # see batchgen.ledger.writer
     result = asyncio.run(_run(plan, resume, timing, mock, api_key_file, progress, retry))
     # The run is over: a late Ctrl-C has nothing left to stop, and must not cut the last words.
@@ -237,7 +244,11 @@ async def _run(
     server: Any = None
     if mock:
         from batchgen.mock import MockConfig, MockServer
+        from batchgen.mock.server import quiet_accept_errors
         from batchgen.plan.endpoint import builtin_specs
+
+        # Out of file descriptors, its accept loop says so once instead of a traceback each.
+        quiet_accept_errors(asyncio.get_running_loop(), reporter.note)
 
         # It serves the endpoints the user's spec files describe too.
         own = {i: ep for i, ep in plan.endpoints.items() if not ep.passthrough}
@@ -255,7 +266,11 @@ async def _run(
             base_url=server.base_url if server is not None else None,
         )
         if server is not None:  # a new one each time, on a new port: name it, not its port
-            connection = dataclasses.replace(connection, label="in-process emulator")
+            # This process serves it: no proxy could reach it.
+            network = dataclasses.replace(connection.network, direct=(server.host,))
+            connection = dataclasses.replace(
+                connection, label="in-process emulator", network=network
+            )
         for warning in connection.warnings:
             click.echo(f"warning: {warning}", err=True)
         runner = Runner(plan, connection, timing=timing, reporter=reporter, resume=resume, **retry)

@@ -31,6 +31,7 @@ _RUN_SETTINGS = (
     "upload",
     "storage_base_url",
     "store",
+    "ca_bundle",
 )
 
 
@@ -113,6 +114,16 @@ def run_options(func: F) -> F:
                     "credentials from the environment (AWS_ACCESS_KEY_ID..., AWS_PROFILE)."
                 ),
                 show_default="none: videos in the output folder",
+            ),
+            click.option(
+                "--ca-bundle",
+                metavar="FILE",
+                type=click.Path(exists=True, dir_okay=False, readable=True, resolve_path=True),
+                help=(
+                    "Also trust the CA certificates of this PEM file (a corporate proxy's, a "
+                    "private API's); SSL_CERT_FILE / SSL_CERT_DIR replace the system's."
+                ),
+                show_default="the system's CAs",
             ),
             click.option(
                 "--api-key-file",

@@ -39,10 +39,10 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-import aiohttp
-
+from batchgen.api.network import Network
 from batchgen.api.providers import Connection, connect
-from batchgen.errors import ApiError, FatalError, JobChanged
+from batchgen.api.sessions import api_session
+from batchgen.errors import ApiError, FatalError, JobChanged, UsageError
 from batchgen.folder.choose import check_rows, resolve_keys
 from batchgen.folder.status import open_ledger
 from batchgen.ledger.base import LedgerStore
@@ -266,20 +266,22 @@ def _kind(o: CancelOutcome) -> str:
     return f"provider answered {o.answer}: left cancelling, the next run asks again"
 
 
-def connection_for(
-    ledger: LedgerStore,
-    overrides: dict[str, Any] | None = None,
-    api_key_file: Path | None = None,
-    folder: Path | None = None,
-) -> Connection:
-    """Where the run of ``ledger`` sent its jobs (``folder``'s ``run.json`` settings, else the
-    options the ledger keeps), with ``overrides`` (provider, base_url, auth_scheme,
-    api_key_env) applied; the key comes from the environment or ``api_key_file``, a pool's
-    keys (``api_key_env`` A,B) from the environment."""
+def settings_for(
+    ledger: LedgerStore, overrides: dict[str, Any] | None = None, folder: Path | None = None
+) -> RunSettings:
+    """How the run of ``ledger`` reached its provider (``folder``'s ``run.json`` settings,
+    else the options the ledger keeps), with ``overrides`` (provider, base_url, auth_scheme,
+    api_key_env, ca_bundle) applied."""
     stored = _stored_settings(ledger, folder)
     known = {f.name for f in fields(RunSettings)}
     settings = RunSettings().merged({k: v for k, v in stored.items() if k in known}, "ledger")
-    return connect(settings.merged(overrides or {}, "command line"), api_key_file=api_key_file)
+    return settings.merged(overrides or {}, "command line")
+
+
+def connection_for(settings: RunSettings, api_key_file: Path | None = None) -> Connection:
+    """Where the run of ``settings`` sent its jobs; the key comes from the environment or
+    ``api_key_file``, a pool's keys (``api_key_env`` A,B) from the environment."""
+    return connect(settings, api_key_file=api_key_file)
 
 
 def _stored_settings(ledger: LedgerStore, folder: Path | None) -> dict[str, Any]:
@@ -293,6 +295,15 @@ def _stored_settings(ledger: LedgerStore, folder: Path | None) -> dict[str, Any]
         run = ledger.meta("run")
         settings = run.get("options") if isinstance(run, dict) else None
     return settings if isinstance(settings, dict) else {}
+
+
+def _network(settings: RunSettings) -> Network:
+    """The network of ``settings``; without its CA bundle when that cannot be read (no job
+    needs the provider yet: one that comes to need it meets the same refusal in connect)."""
+    try:
+        return Network.from_env(ca_bundle=settings.ca_bundle)
+    except UsageError:
+        return Network.from_env()
 
 
 def cancel_folder(
@@ -314,19 +325,21 @@ def cancel_folder(
 
     with open_ledger(out_dir, readonly=False, shared=shared) as ledger:
         jobs, skipped = select(ledger, keys, rows=rows, include_pending=include_pending)
+        settings = settings_for(ledger, overrides, out_dir)
         # Known at once when a job needs a request (a missing key stops before anything is
         # touched); else only if a live run submits a job meanwhile.
         found: list[Connection] = []
         if any(job.status in AT_PROVIDER | {S.SUBMITTING} for job in jobs):
-            found.append(connection_for(ledger, overrides, api_key_file, out_dir))
+            found.append(connection_for(settings, api_key_file))
+        network = found[0].network if found else _network(settings)
 
         async def main() -> list[CancelOutcome]:
-            async with aiohttp.ClientSession() as session:
+            async with api_session(network) as session:
                 clients: dict[tuple[str, str | None], Canceller] = {}
 
                 def client_for(job: JobRow) -> Canceller:
                     if not found:
-                        found.append(connection_for(ledger, overrides, api_key_file, out_dir))
+                        found.append(connection_for(settings, api_key_file))
                     key = found[0].key_for(job.key_id)
                     which = (job.endpoint, None if key is None else key.key_id)
                     if which not in clients:

@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from batchgen.errors import BatchgenError, DiskError, JobChanged, LedgerError, UsageError
+from batchgen.errors import (
+    BatchgenError,
+    DiskError,
+    JobChanged,
+    LedgerError,
+    UsageError,
+    out_of_files,
+    too_many_open_files,
+)
 from batchgen.ledger.core import NAMES, SqlLedger, SyncReport, storable
 from batchgen.ledger.migrations import MIGRATIONS
 
@@ -57,6 +65,8 @@ class Ledger(SqlLedger):
             tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
         except sqlite3.DatabaseError as exc:
             self._db.close()
+            if "unable to open" in str(exc) and out_of_files() is not None:  # not the file's
+                raise self._failure(exc) from None
             raise self._not_a_ledger(str(exc)) from None
         if (tables or readonly) and "jobs" not in tables:
             self._db.close()
@@ -129,6 +139,8 @@ class Ledger(SqlLedger):
     def _failure(self, exc: sqlite3.Error) -> BatchgenError:
         """An SQLite error as one of batchgen's: a full or failing disk is a DiskError."""
         text = str(exc)
+        if "unable to open" in text and (code := out_of_files()) is not None:
+            return DiskError(str(self.path), too_many_open_files(code), code)
         if "full" in text or "I/O" in text or "readonly" in text or "unable to open" in text:
             return DiskError(str(self.path), text)
         if "locked" in text or "busy" in text:

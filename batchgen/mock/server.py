@@ -1,8 +1,13 @@
-"""Starting and stopping the emulator: in a running event loop, in a thread, or until Ctrl-C."""
+"""Starting and stopping the emulator: in a running event loop, in a thread, or until Ctrl-C.
+
+Out of file descriptors, asyncio's accept loop logs a traceback for every connection it cannot
+accept (and retries a second later): ``quiet_accept_errors`` makes that one warning.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 import threading
 from collections.abc import Callable
@@ -11,9 +16,12 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from batchgen.errors import open_files_error, too_many_open_files
 from batchgen.mock.app import make_app
 from batchgen.mock.config import MockConfig
 from batchgen.mock.emulator import EMULATOR, Emulator
+
+log = logging.getLogger("batchgen.mock")
 
 # In-flight answers get this long at shutdown; open status streams are released before.
 _SHUTDOWN_TIMEOUT = 2.0
@@ -202,13 +210,16 @@ def serve(
     port: int = 8787,
     ssl_context: ssl.SSLContext | None = None,
     on_ready: Callable[[str], None] | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> None:
     """Serve in the current thread until interrupted (KeyboardInterrupt propagates).
 
-    ``on_ready(base_url)`` is called once the server listens, e.g. to print where.
+    ``on_ready(base_url)`` is called once the server listens, e.g. to print where;
+    ``notify`` once if connections are turned away for want of file descriptors.
     """
 
     async def main() -> None:
+        quiet_accept_errors(asyncio.get_running_loop(), notify or log.warning)
         server = MockServer(config, host=host, port=port, ssl_context=ssl_context)
         await server.start()
         if on_ready is not None:
@@ -216,3 +227,36 @@ def serve(
         await server.serve_forever()
 
     asyncio.run(main())
+
+
+def quiet_accept_errors(
+    loop: asyncio.AbstractEventLoop, say: Callable[[str], None]
+) -> Callable[[], None]:
+    """Install on ``loop`` a handler that turns a server's ``accept()`` failing for want of
+    descriptors into one ``say`` (and a log line for each); every other error goes to the
+    handler that was there. Returns a function restoring that handler."""
+    before = loop.get_exception_handler()
+    said = False
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        nonlocal said
+        exc = context.get("exception")
+        message = str(context.get("message", ""))
+        code = None if exc is None else open_files_error(exc)
+        if code is not None and "accept" in message:
+            log.warning("a connection was not accepted: %s", too_many_open_files(code))
+            if not said:
+                said = True
+                say(f"the emulator turns connections away: {too_many_open_files(code)}")
+            return
+        if isinstance(exc, ValueError) and "_start_serving" in message:
+            # asyncio's accept retry, a second after EMFILE, on a server closed meanwhile.
+            log.debug("a closed server's accept retry: %s", exc)
+            return
+        if before is not None:
+            before(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+    return lambda: loop.set_exception_handler(before)

@@ -14,6 +14,7 @@
     skip_hidden_rows: true         # leave an XLSX's hidden rows out (default: read them)
     extra_columns: ok              # keep columns that look like misspelt parameters as notes
     run: {concurrency: 8, rate: 10, max_cost: 25}
+    # a private CA's certificates: run: {ca_bundle: certs/ca.pem} (relative to this file)
     # several keys, each with its own cap: run: {keys: [{env: FAL_KEY_A, concurrency: 2}, ...]}
 
 Every problem is reported with the spec's file and line.
@@ -22,7 +23,7 @@ Every problem is reported with the spec's file and line.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -402,6 +403,8 @@ def _build(spec: JobSpec, base: Path, data: dict[str, Any], problems: list[Probl
             settings = settings.merged({"provider": data["provider"]}, name, lines, label="field")
         except InputError as exc:
             problems.extend(exc.problems)
+    if settings.ca_bundle is not None:  # a path in a spec is relative to it, as every path is
+        settings = replace(settings, ca_bundle=str((base / settings.ca_bundle).resolve()))
     spec.run = settings
     if problems:
         raise InputError(sorted(problems, key=lambda p: p.line or 0))

@@ -67,6 +67,7 @@ class RunSettings:
     upload: str | None = None  # None: the provider preset's storage
     storage_base_url: str | None = None  # None: the preset's (fal: https://rest.fal.ai)
     store: str | None = None  # videos and run files go to this fsspec URL (s3://bucket/prefix)
+    ca_bundle: str | None = None  # a PEM file of CAs trusted beside the system's
 
     def merged(
         self,

@@ -17,7 +17,7 @@ URL; ``video_refused`` (too big, not a video) waits for ``--retry-failed``; only
 is generated again, by ``--retry-failed``.
 
 File hosts are public CDNs: the session given here must carry no credentials (see
-``file_session``), so nothing leaks to them, through redirects either.
+``batchgen.api.sessions.file_session``), so nothing leaks to them, through redirects either.
 
 A local file that cannot be written (disk full, permission denied, name too long, a file
 where the folder should be) raises ``DiskError``, never a bare OSError: the caller decides
@@ -40,12 +40,18 @@ from typing import IO, Any, Protocol
 
 import aiohttp
 
+from batchgen.api.answers import describe
 from batchgen.api.backoff import Backoff
 from batchgen.api.classify import classify
-from batchgen.errors import DiskError, PermanentError, RetryableError
+from batchgen.errors import (
+    DiskError,
+    PermanentError,
+    RetryableError,
+    open_files_error,
+    too_many_open_files,
+)
 from batchgen.run.foldersync import FolderSync
 from batchgen.run.mp4check import mp4_problem
-from batchgen.version import __version__
 
 log = logging.getLogger("batchgen.http")
 CHUNK = 256 * 1024
@@ -67,16 +73,6 @@ class Fetched:
     path: Path | str  # a local path, or an object's URL
     bytes: int
     sha256: str
-
-
-def file_session(**kwargs: Any) -> aiohttp.ClientSession:
-    """A session for file hosts: no Authorization, no cookies, no proxy credentials."""
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0),
-        cookie_jar=aiohttp.DummyCookieJar(),
-        headers={"User-Agent": f"batchgen/{__version__}"},
-        **kwargs,
-    )
 
 
 def looks_whole(path: Path, size: int | None) -> bool:
@@ -208,7 +204,12 @@ class Downloader:
                 size = await self._stream(resp, sink, offset, digest)
         except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
             await sink.broken()  # a .part keeps what arrived; the next try asks for the rest
-            raise RetryableError(f"download broke: {type(exc).__name__}: {exc}") from None
+            raise RetryableError(f"download broke: {describe(exc)}") from None
+        except OSError as exc:
+            if open_files_error(exc) is None:
+                raise  # the disk's: fetch makes it a DiskError
+            await sink.broken()  # no descriptor for the .part now; one may be free later
+            raise RetryableError(f"download waits: {too_many_open_files(exc.errno)}") from None
         for want, what in ((total, "Content-Length"), (expected_size, "file_size")):
             if want is not None and size != want:
                 await sink.drop()

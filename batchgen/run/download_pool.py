@@ -147,10 +147,15 @@ class DownloadPool:
             self._disk_errors.clear()
         self._disk_errors.append(exc)
         if len(self._disk_errors) >= DISK_ERRORS_IN_A_ROW and self.disk_stop is None:
+            fix = (
+                "Raise `ulimit -n` (or lower --concurrency)"
+                if exc.open_files  # not the disk's fault
+                else "Fix the disk or the folder (or the store)"
+            )
             self.disk_stop = (
                 f"stopped: {len(self._disk_errors)} videos in a row could not be written "
-                f"(last: {exc}); nothing more was submitted or downloaded. Fix the disk or "
-                "the folder (or the store), then run again with --retry-failed"
+                f"(last: {exc}); nothing more was submitted or downloaded. {fix}, then run "
+                "again with --retry-failed"
             )
             log.error("%s", self.disk_stop)
             self._on_disk_stop()

@@ -186,9 +186,13 @@ class Engine(Submitter):
                 self.fatal = fatal[0]
                 log.error("fatal: %s", self.fatal)
             elif ledger:  # the ledger cannot be written: stop, as nothing can be recorded
+                fix = (
+                    "raise `ulimit -n` (or lower --concurrency)"
+                    if ledger[0].open_files
+                    else "free some space (or fix the folder)"
+                )
                 self._stopped = (
-                    f"stopped: {ledger[0]}; nothing is lost: free some space (or fix the "
-                    "folder), then run again to resume"
+                    f"stopped: {ledger[0]}; nothing is lost: {fix}, then run again to resume"
                 )
                 log.error("%s", self._stopped)
             else:

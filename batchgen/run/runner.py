@@ -23,13 +23,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiolimiter import AsyncLimiter
 
 from batchgen.api.client import QueueClient
 from batchgen.api.objectstore import ObjectStore
 from batchgen.api.providers import Connection
 from batchgen.api.reach import Reach
+from batchgen.api.sessions import api_session, file_session
 from batchgen.errors import DiskError, UsageError
 from batchgen.ledger.base import LedgerStore
 from batchgen.ledger.leases import Leases
@@ -43,10 +43,7 @@ from batchgen.ledger.store import LEDGER_NAME, Ledger
 from batchgen.plan.build import Plan
 from batchgen.run.billing import load_billing
 from batchgen.run.claims import Claims
-from batchgen.run.download import (
-    Downloader,
-    file_session,
-)
+from batchgen.run.download import Downloader
 from batchgen.run.engine import Engine
 from batchgen.run.keys import KeyPool
 from batchgen.run.outcome import RunResult, run_result
@@ -305,15 +302,8 @@ class Runner:
     ) -> Engine:
         plan, timing = self.plan, self.timing
         claims = Claims(ledger) if isinstance(ledger, Leases) else None
-        connector = aiohttp.TCPConnector(limit=0)
-        async with (
-            aiohttp.ClientSession(
-                connector=connector,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                headers={"User-Agent": f"batchgen/{__version__}"},
-            ) as api,
-            file_session() as files,
-        ):
+        network = self.connection.network
+        async with api_session(network) as api, file_session(network) as files:
             specs = plan.endpoints or {plan.endpoint.id: plan.endpoint}
             prices = {i: ep.price for i, ep in specs.items()}
             conn = self.connection
@@ -336,6 +326,7 @@ class Runner:
                     give_up_after=timing.unreachable_after,
                     notify=self.reporter.note,
                     clock=timing.clock.now,
+                    route=network.route,
                 ),
                 clock=timing.clock,
             )
@@ -358,7 +349,9 @@ class Runner:
                 origin=self.connection.origin,
                 outputs={i: ep.output for i, ep in plan.endpoints.items()},
                 drivers={i: ep.price.drivers for i, ep in plan.endpoints.items()},
-                uploads=Uploads.open(ledger, self.connection.storage, api, timing),
+                uploads=Uploads.open(
+                    ledger, self.connection.storage, api, timing, route=network.route
+                ),
                 store=self.store,
                 claims=claims,
                 video_dir=self._place,

@@ -29,7 +29,7 @@ import asyncio
 import hashlib
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -94,9 +94,16 @@ class Uploads:
 
     @classmethod
     def open(
-        cls, ledger: LedgerStore, storage: Storage, session: aiohttp.ClientSession, timing: Timing
+        cls,
+        ledger: LedgerStore,
+        storage: Storage,
+        session: aiohttp.ClientSession,
+        timing: Timing,
+        *,
+        route: Callable[[str], str] | None = None,
     ) -> Uploads:
-        """Uploads to ``storage`` through ``session``, with the run's timing."""
+        """Uploads to ``storage`` through ``session``, with the run's timing; ``route`` says
+        how a host is reached, for messages (``batchgen.api.network.Network.route``)."""
         client = None
         if storage.mode == "fal":
             assert storage.base_url is not None
@@ -109,7 +116,7 @@ class Uploads:
                 sleep=timing.sleep,
                 timeout=timing.request_timeout,
                 clock=timing.wall,
-                reach=Reach(give_up_after=timing.unreachable_after),
+                reach=Reach(give_up_after=timing.unreachable_after, route=route),
             )
         return cls(ledger, storage, client, timing=timing)
 

@@ -155,3 +155,11 @@ def test_hundreds_of_problems_are_capped(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         build_plan(write(tmp_path / "p.csv", "prompt,duration\n" + rows))
     assert 1000 <= len(info.value.problems) <= 1002
+
+
+def test_a_spec_ca_bundle_is_relative_to_the_spec(tmp_path: Path) -> None:
+    """`run: {ca_bundle: certs/ca.pem}` names a file beside the spec, wherever the command runs."""
+    write(tmp_path / "p.csv", "prompt\na\n")
+    spec = write(tmp_path / "spec.yaml", "input: p.csv\nrun: {ca_bundle: certs/ca.pem}\n")
+    plan = build_plan(spec)
+    assert plan.settings.ca_bundle == str(tmp_path.resolve() / "certs" / "ca.pem")

@@ -16,8 +16,9 @@ from folders import mp4_bytes
 from scripted import Handler, reply, scripted
 
 from batchgen.api.backoff import Backoff
+from batchgen.api.sessions import file_session
 from batchgen.errors import DiskError, PermanentError, RetryableError
-from batchgen.run.download import Downloader, file_session, looks_whole, part_path
+from batchgen.run.download import Downloader, looks_whole, part_path
 
 VIDEO = mp4_bytes(os.urandom(300_000))
 DIGEST = hashlib.sha256(VIDEO).hexdigest()
