@@ -111,16 +111,16 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
     ):
         emu.stats.record("file", 404)
         return answer({"detail": "File not found"}, 404)
+    if emu.faults.file_down():
+        emu.stats.faults["file_503"] += 1
+        emu.stats.record("file", 503)
+        return answer({"detail": "Service Unavailable"}, 503)
     if emu.config.file_link_ttl is not None:
         refusal = emu.links.problem(request_id, request.query, emu.queue.loop.time())
         if refusal is not None:
             emu.stats.faults["link_refused"] += 1
             emu.stats.record("file", 403)
             return web.Response(status=403, text=refusal, content_type="application/xml")
-    if emu.faults.file_down():
-        emu.stats.faults["file_503"] += 1
-        emu.stats.record("file", 503)
-        return answer({"detail": "Service Unavailable"}, 503)
     video = mp4.video_file(request_id, emu.config.video_bytes)
     head = ranged(request, video.size, "video/mp4")
     emu.stats.record("file", head.status)

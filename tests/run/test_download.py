@@ -18,8 +18,10 @@ from scripted import Handler, reply, scripted
 
 from batchgen.api.backoff import Backoff
 from batchgen.errors import DiskError, PermanentError, RetryableError
+from batchgen.plan.settings import RunSettings
 from batchgen.run.download import Downloader, Link, file_session, looks_whole
 from batchgen.run.partfile import part_path
+from batchgen.run.timing import Timing
 
 VIDEO = mp4_bytes(os.urandom(300_000))
 DIGEST = hashlib.sha256(VIDEO).hexdigest()
@@ -210,6 +212,35 @@ async def test_outage_is_ridden_out(tmp_path: Path, files: aiohttp.ClientSession
     assert got.sha256 == DIGEST
     assert len(server.seen) == 11
     assert sleeps == [1, 2, 4, 8, 16, 30, 30, 30, 30, 30]
+
+
+async def test_the_default_patience_rides_out_a_twelve_minute_outage(
+    tmp_path: Path, files: aiohttp.ClientSession
+) -> None:
+    """With the run's default schedule (waits from 0.5 s, jittered, capped near 30 s) and
+    patience (15 min), a file host down for 12 minutes is waited out: the video is fetched
+    within a capped wait of the host's return, in a few dozen tries."""
+    sleeps = Sleeps()
+    outage = 12 * 60
+
+    async def down_then_up(request: web.Request) -> web.StreamResponse:
+        if sleeps.now < outage:
+            return web.Response(status=503, text="busy")
+        return await serve()(request)
+
+    async with scripted(down_then_up) as server:
+        fetcher = Downloader(
+            files,
+            backoff=Timing().download_backoff,
+            patience=RunSettings().download_patience,
+            sleep=sleeps,
+            clock=sleeps.clock,
+        )
+        got = await fetcher.fetch(server.url + "/f", tmp_path / "a.mp4")
+    assert got.sha256 == DIGEST
+    assert outage <= sleeps.now <= outage + 45
+    assert max(sleeps) <= 45
+    assert 20 <= len(server.seen) <= 60
 
 
 async def test_download_gives_up_when_its_patience_is_spent(
