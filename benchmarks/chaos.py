@@ -116,11 +116,16 @@ class Seed:
 
 
 @contextmanager
-def emulator(folder: Path, seed: int, scale: float) -> Iterator[tuple[str, Path]]:
+def emulator(
+    folder: Path,
+    seed: int,
+    scale: float,
+    rates: dict[str, float] = FAULTS,
+    extra: tuple[str, ...] = (),
+) -> Iterator[tuple[str, Path]]:
     """``batchgen mock`` in its own process, its stderr to a file (a pipe could fill up)."""
-    faults = [
-        x for name, rate in FAULTS.items() for x in (f"--{name.replace('_', '-')}", f"{rate}")
-    ]
+    faults = [x for name, rate in rates.items() for x in (f"--{name.replace('_', '-')}", f"{rate}")]
+    faults += extra
     log = folder / "emulator.stderr"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "batchgen", "mock", "--port", "0", "--api-key", KEY]
@@ -631,6 +636,135 @@ def run_seed(
     return result
 
 
+# --- the cases of issue 20 -----------------------------------------------------------------
+#
+# Each case runs one batch on a clean emulator (no seeded faults) through one fault, then
+# resumes plainly if rows are left, and counts what it cost: rows done after the first run,
+# resubmits (submits beyond one per payload), links refused and read afresh.
+
+
+@dataclass
+class Case:
+    """What one case did and found."""
+
+    name: str
+    jobs: int
+    exits: list[int] = field(default_factory=list)
+    done_first: int = 0  # rows done when the first run ended
+    done: int = 0  # rows done at the end
+    resubmits: int = 0
+    refused: int = 0  # file downloads the emulator refused as expired or unsigned links
+    wall: float = 0.0
+    violations: list[str] = field(default_factory=list)
+
+
+# name -> (outage in emulated seconds from the first download it refuses, signed links' ttl,
+# --download-patience, whether every row must be done by the first run)
+CASES: dict[str, tuple[float, float | None, float | None, bool]] = {
+    "outage-60s": (60.0, None, None, True),
+    "outage-10min": (600.0, None, None, True),
+    "outage-14min": (840.0, None, None, True),  # the patience is 15 min
+    "outage-20min": (1200.0, None, None, False),  # left downloading; a plain resume fetches
+    "expiry": (120.0, 30.0, None, True),  # links expire during the outage
+    "expiry-resume": (300.0, 30.0, 60.0, False),  # links expired before the resume
+}
+
+
+def run_case(name: str, jobs: int, scale: float) -> Case:
+    outage, ttl, patience, same_run = CASES[name]
+    case = Case(name, jobs)
+    folder = Path(tempfile.mkdtemp(prefix=f"chaos-{name}-"))
+    started = time.monotonic()
+    extra = () if ttl is None else ("--file-link-ttl", str(ttl))
+    try:
+        with emulator(folder, 1, scale, {}, extra) as (base, _):
+            seed = Seed(0, jobs)
+            ctx = Ctx(
+                seed,
+                random.Random(0),
+                base,
+                folder,
+                folder / "p.csv",
+                folder / "out",
+                scale,
+                Sentinel(),
+            )
+            write_prompts(ctx.csv, [f"{name} shot {i}: a lighthouse" for i in range(jobs)])
+            set_config(base, fault_file_503=1.0)
+            # Jobs of 110 s +- 20 %: no job timeout in the way (the last --job-timeout counts).
+            args = ("--job-timeout", "600")
+            if patience is not None:
+                args += ("--download-patience", str(patience))
+            proc, _ = ctx.start(*args)
+            while proc.poll() is None and not call(base, "/_mock/stats")[1]["faults"]:
+                time.sleep(0.01)  # the outage counts from the first download it refuses
+            ends = time.monotonic() + outage * scale
+            while proc.poll() is None and time.monotonic() < ends:
+                time.sleep(0.01)
+            time.sleep(max(0.0, ends - time.monotonic()))
+            set_config(base, fault_file_503=0.0)
+            case.exits.append(wait(proc, ctx, f"{name} run"))
+            case.done_first = sum(r["status"] == "done" for r in read_manifest(ctx.out))
+            if case.done_first < jobs:
+                proc, _ = ctx.start("--job-timeout", "600")
+                case.exits.append(wait(proc, ctx, f"{name} resume"))
+            stats = call(base, "/_mock/stats")[1]
+            records = read_manifest(ctx.out)
+            case.done = sum(r["status"] == "done" for r in records)
+            for record in records:
+                if record["status"] == "done":
+                    check_file(ctx, record, stats["files"], "row")
+                else:
+                    seed.fail("row", f"row {record['row']}: {record['status']}: {record['error']}")
+            case.resubmits = sum(n - 1 for n in stats["submits_by_payload"].values())
+            case.refused = int(stats["faults"].get("link_refused", 0))
+            case.violations = [text for _, text in seed.violations]
+            for path in ctx.stderrs:
+                if "Traceback" in path.read_text(errors="replace"):
+                    case.violations.append(f"traceback in {path.name}")
+    finally:
+        case.wall = time.monotonic() - started
+        shutil.rmtree(folder, ignore_errors=True)
+    if case.done != jobs or case.resubmits:
+        case.violations.append(f"{case.done}/{jobs} done, {case.resubmits} resubmits")
+    if same_run and case.done_first != jobs:
+        case.violations.append(f"only {case.done_first}/{jobs} done in the same run")
+    if ttl is not None and not case.refused:
+        case.violations.append("no link was refused: the case tested nothing")
+    return case
+
+
+def print_cases(cases: list[Case], scale: float) -> None:
+    print(f"cases (emulated seconds; time scale {scale:g}: waits and patience scaled alike)")
+    header = (
+        "case",
+        "jobs",
+        "exits",
+        "done in run 1",
+        "done",
+        "resubmits",
+        "links refused",
+        "wall s",
+        "violations",
+    )
+    print(" | ".join(header))
+    for c in cases:
+        cells = (
+            c.name,
+            c.jobs,
+            " ".join(map(str, c.exits)),
+            f"{c.done_first}/{c.jobs}",
+            f"{c.done}/{c.jobs}",
+            c.resubmits,
+            c.refused,
+            f"{c.wall:.1f}",
+            len(c.violations),
+        )
+        print(" | ".join(str(cell) for cell in cells))
+        for text in c.violations:
+            print(f"  VIOLATION {c.name}: {text}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
@@ -646,7 +780,25 @@ def main() -> int:
         choices=[*IN_RUN_ACTIONS, "edit", "delete-ledger", "outage"],
         help="actions not to take (the others are drawn as without it)",
     )
+    parser.add_argument(
+        "--cases",
+        nargs="*",
+        default=None,
+        choices=[*CASES, "all"],
+        help="run these cases of issue 20 (a CDN outage, expiring links) instead of the seeds",
+    )
+    parser.add_argument("--case-jobs", type=int, default=40)
     args = parser.parse_args()
+    if args.cases is not None:
+        names = list(CASES) if "all" in args.cases or not args.cases else args.cases
+        done = []
+        for name in names:
+            done.append(run_case(name, args.case_jobs, args.time_scale))
+            print(
+                f"{name}: {done[-1].done}/{done[-1].jobs} done, exits {done[-1].exits}", flush=True
+            )
+        print_cases(done, args.time_scale)
+        return 1 if any(c.violations for c in done) else 0
     skip = set(args.skip)
     results = []
     for seed in args.seeds:

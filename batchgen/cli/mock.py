@@ -108,6 +108,14 @@ def _mock_fault_options(func: F) -> F:
     help="Seconds a video stays downloadable after completion, then 404 (default: forever).",
 )
 @click.option(
+    "--file-link-ttl",
+    type=float,
+    default=None,
+    help="Hand out signed video links (S3 presigned style) that expire this many seconds "
+    "after the result was read, then 403 until the result is read again (default: plain "
+    "links, as fal's CDN).",
+)
+@click.option(
     "--video-bytes",
     default=0,
     show_default=True,

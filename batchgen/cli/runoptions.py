@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from batchgen.cli.main import F
+from batchgen.plan.durations import spoken
 from batchgen.plan.settings import RunSettings
 
 _RUN_SETTINGS = (
@@ -27,6 +28,7 @@ _RUN_SETTINGS = (
     "on_uncertain_submit",
     "reconcile",
     "download_concurrency",
+    "download_patience",
     "max_file_bytes",
     "upload",
     "storage_base_url",
@@ -246,6 +248,16 @@ def run_options(func: F) -> F:
                 type=int,
                 help="Parallel downloads.",
                 show_default=_default("download_concurrency"),
+            ),
+            click.option(
+                "--download-patience",
+                metavar="DURATION",
+                help=(
+                    "How long a file host that fails is tried again (growing waits) before "
+                    "its videos are left for the next run, which fetches them without paying "
+                    "again: seconds, or 30m, 2h."
+                ),
+                show_default=spoken(RunSettings().download_patience),
             ),
             click.option(
                 "--max-file-bytes",

@@ -58,7 +58,11 @@ class MockConfig:
     ``fault_cancel_ignored`` lets a running job finish despite a cancel; ``fault_truncate`` cuts
     file downloads short; ``fault_file_503`` answers file downloads 503 (set it to 1 for a CDN
     outage). ``file_ttl`` (``None``: forever) is how long a video stays on the file route after
-    completion; after it the file answers 404, gone for good.
+    completion; after it the file answers 404, gone for good. ``file_link_ttl`` (``None``: plain
+    links, as fal's CDN hands out) makes every result name its video by a signed link that
+    expires that long after the result was read (S3 presigned style, ``batchgen.mock.signed``):
+    past it the file answers 403 with S3's "Request has expired", and reading the result again
+    gives a fresh link.
 
     Storage: a token lives ``storage_token_ttl``; a model refuses (422 at result) a data: URI
     that decodes to more than ``data_uri_max_bytes``, and a URL on this server it did not
@@ -76,6 +80,7 @@ class MockConfig:
     keepalive: float = 15.0
     result_ttl: float | None = None
     file_ttl: float | None = None
+    file_link_ttl: float | None = None
     video_bytes: int = 0
     files_base_url: str | None = None
     envelope_base_url: str | None = None
@@ -131,7 +136,7 @@ class MockConfig:
         for name in ("latency", "queue_delay", "retry_after", "slow_delay"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must not be negative")
-        for name in ("result_ttl", "file_ttl"):
+        for name in ("result_ttl", "file_ttl", "file_link_ttl"):
             ttl = getattr(self, name)
             if ttl is not None and ttl < 0:
                 problems.append(f"{name} must not be negative")
@@ -184,6 +189,8 @@ class MockConfig:
         ]
         if not self.status_route:
             parts.append("no status route")
+        if self.file_link_ttl is not None:
+            parts.append(f"signed file links for {self.file_link_ttl:g} s")
         if self.seed is not None:
             parts.append(f"seed {self.seed}")
         return "; ".join(parts)

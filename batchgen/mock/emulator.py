@@ -10,6 +10,7 @@ from aiohttp import web
 from batchgen.mock.config import MockConfig
 from batchgen.mock.faults import Faults
 from batchgen.mock.queue import JobQueue
+from batchgen.mock.signed import LinkSigner
 from batchgen.mock.stats import Stats
 from batchgen.mock.storage import Storage
 
@@ -18,10 +19,10 @@ if TYPE_CHECKING:
 
 
 class Emulator:
-    """Live config, the job queue, the storage, the fault dice and the statistics of one mock
-    server."""
+    """Live config, the job queue, the storage, the fault dice, the file links' signer and the
+    statistics of one mock server."""
 
-    __slots__ = ("config", "faults", "queue", "requests", "stats", "storage")
+    __slots__ = ("config", "faults", "links", "queue", "requests", "stats", "storage")
 
     def __init__(self, config: MockConfig) -> None:
         config.check()
@@ -30,6 +31,7 @@ class Emulator:
         self.queue = JobQueue(config)
         self.storage = Storage(config)
         self.stats = Stats()
+        self.links = LinkSigner()  # signs file links when ``file_link_ttl`` is set
         self.requests: list[Logged] = []  # every submit queued, for the request log
 
     def __repr__(self) -> str:

@@ -2,7 +2,8 @@
 
 ``GET /files/{request_id}/output.mp4`` needs no Authorization (CDN files are public); any
 Authorization header seen here is recorded, because a correct client never sends its key to
-the CDN. Bodies are generated chunk by chunk, so a 1 GB file costs no memory.
+the CDN. With ``file_link_ttl`` the links are signed and expire (``batchgen.mock.signed``).
+Bodies are generated chunk by chunk, so a 1 GB file costs no memory.
 """
 
 from __future__ import annotations
@@ -114,6 +115,12 @@ async def serve_file(request: web.Request) -> web.StreamResponse:
         emu.stats.faults["file_503"] += 1
         emu.stats.record("file", 503)
         return answer({"detail": "Service Unavailable"}, 503)
+    if emu.config.file_link_ttl is not None:
+        refusal = emu.links.problem(request_id, request.query, emu.queue.loop.time())
+        if refusal is not None:
+            emu.stats.faults["link_refused"] += 1
+            emu.stats.record("file", 403)
+            return web.Response(status=403, text=refusal, content_type="application/xml")
     video = mp4.video_file(request_id, emu.config.video_bytes)
     head = ranged(request, video.size, "video/mp4")
     emu.stats.record("file", head.status)

@@ -242,8 +242,12 @@ async def result(request: web.Request, emu: Emulator, key: str) -> web.Response:
         return answer(job.failure.result_body(), job.failure.http_status, headers)
     size = mp4.video_file(job.id, emu.config.video_bytes).size
     files = public_base(request, emu.config.files_base_url)
+    url = f"{files}/files/{job.id}/output.mp4"
+    link_ttl = emu.config.file_link_ttl
+    if link_ttl is not None:  # a presigned link, valid for a while from now
+        url += "?" + emu.links.query(job.id, emu.queue.loop.time() + emu.config.scaled(link_ttl))
     output = {
-        "url": f"{files}/files/{job.id}/output.mp4",
+        "url": url,
         "content_type": "video/mp4",
         "file_name": "output.mp4",
         "file_size": size,

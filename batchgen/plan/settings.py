@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from batchgen.errors import InputError, Problem
+from batchgen.plan.durations import duration
 from batchgen.plan.text import shown
 
 POLL_MODES = ("adaptive", "stream")
@@ -63,6 +64,8 @@ class RunSettings:
     on_uncertain_submit: str = "retry"
     reconcile: str = "on"
     download_concurrency: int = 4
+    # How long a failing file host is tried again before its videos are left for the next run.
+    download_patience: float = 900.0
     max_file_bytes: int | None = None
     upload: str | None = None  # None: the provider preset's storage
     storage_base_url: str | None = None  # None: the preset's (fal: https://rest.fal.ai)
@@ -201,6 +204,8 @@ def _check(name: str, value: Any) -> Any:
         return _positive(value, int)
     if name in ("rate", "job_timeout", "max_poll_interval", "expect_latency"):
         return _positive(value, float)
+    if name == "download_patience":
+        return duration(value)  # 0: one try
     if name == "max_cost":
         number = _number(value, float)
         if number < 0:

@@ -1,20 +1,28 @@
 """Verified downloads of video files: ``.part`` file, resume with Range, checks, atomic rename.
 
 A file is streamed to ``NAME.part`` beside its final path in constant memory, hashed on the
-way. An interrupted ``.part`` is resumed with a ``Range`` request (and its bytes hashed again
-first). The file counts only when its size matches both ``Content-Length`` and the result's
-``file_size`` (when given) and it is a whole MP4 (``batchgen.run.mp4check``: the top-level
-boxes add up to exactly the file, ``ftyp`` first, ``moov`` present, which is what decides when
-no size was announced); then it is fsynced and moved into place with ``os.replace``, so a video
-in the folder is always whole.
+way (``batchgen.run.partfile``). An interrupted ``.part`` is resumed with a ``Range`` request
+(and its bytes hashed again first). The file counts only when its size matches both
+``Content-Length`` and the result's ``file_size`` (when given) and it is a whole MP4
+(``batchgen.run.mp4check``: the top-level boxes add up to exactly the file, ``ftyp`` first,
+``moov`` present, which is what decides when no size was announced); then it is fsynced and
+moved into place with ``os.replace``, so a video in the folder is always whole.
 
-A paid video is fetched again, never generated again: transient failures (5xx, timeouts, broken
-connections, short files) are retried patiently, for minutes (fal keeps output files at least 7
-days); a 404, 410 or 403 is retried too before the file counts as gone for good
-(``error_type`` ``video_gone``). What the caller records decides what a later run does:
-``download`` (gave up on a transient failure) and ``disk`` are fetched again from the recorded
-URL; ``video_refused`` (too big, not a video) waits for ``--retry-failed``; only ``video_gone``
-is generated again, by ``--retry-failed``.
+A paid video is fetched again, never generated again. Transient failures (5xx, 429, timeouts,
+broken connections, short files) are tried again with growing waits for as long as the run's
+patience lasts (``batchgen.run.patience``: ``--download-patience``, 15 min; fal keeps output
+files at least 7 days), then give up with ``error_type`` ``download``. A 401, 403, 404 or 410,
+or a body that is a file host's refusal instead of a video (an S3 error document saying the
+signature does not match or the link expired), refuses the *link*: signed links (S3 presigned
+URLs, CDN tokens) expire, so when the caller gives ``fresh`` (which reads the job's result
+again) a new link is asked for and tried at once. ``fresh`` raises PermanentError
+(``video_gone``) when the provider no longer has the job's result, and RetryableError when the
+result cannot be read just now (counted as a transient failure). The video is gone
+(``error_type`` ``video_gone``) when ``LINK_TRIES`` refusals come in a row, each after a fresh
+read when there is one. What the caller records decides what a later run does: ``download``
+and ``disk`` are fetched again (see ``batchgen.run.download_pool``); ``video_refused`` (too
+big, not a video) waits for ``--retry-failed``; only ``video_gone`` is generated again, by
+``--retry-failed``, paid again.
 
 File hosts are public CDNs: the session given here must carry no credentials (see
 ``batchgen.api.sessions.file_session``), so nothing leaks to them, through redirects either.
@@ -30,13 +38,14 @@ import asyncio
 import errno
 import hashlib
 import logging
+import math
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any
 
 import aiohttp
 
@@ -44,6 +53,7 @@ from batchgen.api.answers import describe
 from batchgen.api.backoff import Backoff
 from batchgen.api.classify import classify
 from batchgen.errors import (
+    ApiError,
     DiskError,
     PermanentError,
     RetryableError,
@@ -52,6 +62,8 @@ from batchgen.errors import (
 )
 from batchgen.run.foldersync import FolderSync
 from batchgen.run.mp4check import mp4_problem
+from batchgen.run.partfile import PartFile, Sink
+from batchgen.run.patience import RESULTS, Patience
 
 log = logging.getLogger("batchgen.http")
 CHUNK = 256 * 1024
@@ -60,10 +72,22 @@ DISK = "disk"  # the video could not be written here
 DOWNLOAD = "download"
 VIDEO_GONE = "video_gone"
 VIDEO_REFUSED = "video_refused"
-# A file host answering one of these this many times in a row means the file is gone.
-GONE_STATUSES = frozenset({403, 404, 410})
-GONE_TRIES = 3
+# A file host answering one of these refuses the link (a signed link expired, a file gone);
+# this many refusals in a row, each after the result was read again when the caller can, and
+# the file is gone.
+REFUSED_STATUSES = frozenset({401, 403, 404, 410})
+LINK_TRIES = 3
+# batchgen's own error_type of a body that is a file host's refusal, not the video.
+LINK_REFUSED = "link_refused"
+HEAD = 2048  # the first bytes of a body kept, to tell a refusal sent as a body from a video
+_REFUSAL = re.compile(
+    rb"SignatureDoesNotMatch|AccessDenied|Request has expired|ExpiredToken|InvalidToken|"
+    rb"(?i:signature (?:has )?expired|token (?:has |is )?expired|link (?:has )?expired)"
+)
 _RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+# A new link to a video, and its announced size: re-read from the job's result.
+Link = tuple[str, int | None]
+Fresh = Callable[[], Awaitable[Link]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,26 +109,33 @@ def looks_whole(path: Path, size: int | None) -> bool:
         return False
 
 
-def part_path(dest: Path) -> Path:
-    return dest.with_name(dest.name + ".part")
-
-
 class Downloader:
     """Fetches files with retries. Holds no concurrency limit: the caller's workers do."""
 
-    __slots__ = ("_backoff", "_folders", "_max_bytes", "_session", "_sleep", "_timeout")
+    __slots__ = (
+        "_backoff",
+        "_folders",
+        "_max_bytes",
+        "_patience",
+        "_session",
+        "_sleep",
+        "_timeout",
+    )
 
     def __init__(
         self,
         session: aiohttp.ClientSession,
         *,
         backoff: Backoff | None = None,
+        patience: float = 900.0,
         max_bytes: int | None = None,
         read_timeout: float = 60.0,
         sleep: Callable[[float], Any] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._session = session
-        self._backoff = backoff or Backoff(base=1.0, cap=60.0, attempts=14)
+        self._backoff = backoff or Backoff(base=0.5, cap=30.0)  # its attempts are not used
+        self._patience = Patience(patience, clock)
         self._max_bytes = max_bytes
         self._timeout = aiohttp.ClientTimeout(total=None, connect=30.0, sock_read=read_timeout)
         self._sleep = sleep
@@ -122,20 +153,24 @@ class Downloader:
         *,
         expected_size: int | None = None,
         name: str | None = None,
+        fresh: Fresh | None = None,
     ) -> Fetched:
         """Download ``url`` to ``dest`` (a path: through ``dest.part``, resumed if present;
         or a ``Sink``); raise PermanentError (file gone, too big, not an MP4), RetryableError
-        (gave up) or DiskError (``dest`` cannot be written; it names ``name``, else
-        ``dest``)."""
+        (out of patience) or DiskError (``dest`` cannot be written; it names ``name``, else
+        ``dest``). ``fresh`` gives a new link to the video when the file host refuses this
+        one (see the module docstring)."""
         sink = PartFile(dest, self._folders) if isinstance(dest, Path) else dest
         try:
-            return await self._fetch(url, sink, expected_size)
+            return await self._fetch(url, sink, expected_size, fresh)
         except OSError as exc:  # network errors became RetryableError in _once: this is local
             if isinstance(exc, FileExistsError):  # mkdir: a file where a folder must be
                 exc = NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
             raise DiskError.from_os(name or str(sink.where), exc) from None
 
-    async def _fetch(self, url: str, sink: Sink, expected_size: int | None) -> Fetched:
+    async def _fetch(
+        self, url: str, sink: Sink, expected_size: int | None, fresh: Fresh | None
+    ) -> Fetched:
         sink.prepare()
         if (
             self._max_bytes is not None
@@ -146,31 +181,48 @@ class Downloader:
                 f"video is {expected_size} bytes, above --max-file-bytes {self._max_bytes}",
                 error_type=VIDEO_REFUSED,
             )
-        retry = gone = 0
+        retry = refused = 0
+        since: float | None = None  # when this download's failures without an answer began
         while True:
+            kept = sink.kept()
             try:
-                return await self._once(url, sink, expected_size)
+                fetched = await self._once(url, sink, expected_size)
             except RetryableError as exc:
-                error: RetryableError | PermanentError = exc
-                gone = 0
+                error: ApiError = exc
+                refused = 0
+                if sink.kept() > kept:  # bytes came: the host answers, only not all of it
+                    self._patience.answered(url)
+                    since = None
+                since, left = self._patience.failed(url, since)
             except PermanentError as exc:
-                if exc.status not in GONE_STATUSES:
+                if not link_refused(exc):
                     raise
-                gone += 1
-                if gone >= GONE_TRIES:
-                    raise PermanentError(
-                        f"the video file is gone from the file host ({exc}, {gone} times); "
-                        "run --retry-failed to generate it again (paid again)",
-                        status=exc.status,
-                        error_type=VIDEO_GONE,
-                    ) from None
-                error = exc
+                self._patience.answered(url)  # the host is up: it refuses this link
+                error, left = exc, math.inf
+                refused += 1
+                if refused >= LINK_TRIES:
+                    raise _gone(exc, refused, fresh is not None) from None
+                if fresh is not None:
+                    link = await _afresh(fresh, exc)
+                    if isinstance(link, RetryableError):  # the result cannot be read now
+                        refused -= 1  # no refusal counts until a fresh link is refused too
+                        error = link
+                        since, left = self._patience.failed(RESULTS, since)
+                    else:
+                        self._patience.answered(RESULTS)
+                        since = None
+                        if link[0] != url:  # a new link: try it at once
+                            url, expected_size = link
+                            continue
+                else:
+                    since = None
+            else:
+                self._patience.answered(url)
+                return fetched
+            if left <= 0:
+                raise RetryableError(str(error), status=error.status, error_type=DOWNLOAD) from None
             retry += 1
-            if retry >= self._backoff.attempts:
-                raise RetryableError(
-                    f"download gave up after {retry} tries: {error}", error_type=DOWNLOAD
-                ) from None
-            await self._sleep(self._backoff.delay(retry, error.retry_after))
+            await self._sleep(min(self._backoff.delay(retry, error.retry_after), left))
 
     async def _once(self, url: str, sink: Sink, expected_size: int | None) -> Fetched:
         try:
@@ -201,7 +253,7 @@ class Downloader:
                     offset = 0
                 total = None if resp.content_length is None else offset + resp.content_length
                 await self._check_size(total, expected_size, sink)
-                size = await self._stream(resp, sink, offset, digest)
+                size, head = await self._stream(resp, sink, offset, digest)
         except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
             await sink.broken()  # a .part keeps what arrived; the next try asks for the rest
             raise RetryableError(f"download broke: {describe(exc)}") from None
@@ -213,10 +265,10 @@ class Downloader:
         for want, what in ((total, "Content-Length"), (expected_size, "file_size")):
             if want is not None and size != want:
                 await sink.drop()
-                raise RetryableError(f"got {size} bytes, {what} says {want}")
+                raise _misread(head, f"got {size} bytes, {what} says {want}")
         problem = await sink.seal(digest.hexdigest(), size)
         if problem is not None:
-            raise RetryableError(f"the file is not a whole MP4 video: {problem}")
+            raise _misread(head, f"the file is not a whole MP4 video: {problem}")
         return Fetched(sink.where, size, digest.hexdigest())
 
     async def _check_size(self, total: int | None, expected: int | None, sink: Sink) -> None:
@@ -231,10 +283,13 @@ class Downloader:
 
     async def _stream(
         self, resp: aiohttp.ClientResponse, sink: Sink, offset: int, digest: Any
-    ) -> int:
-        size = offset
+    ) -> tuple[int, bytes]:
+        """Stream the body to ``sink``; its size (with ``offset``) and its first bytes."""
+        size, head = offset, b""
         await sink.open(offset)
         async for chunk in resp.content.iter_chunked(CHUNK):
+            if len(head) < HEAD:
+                head += chunk[: HEAD - len(head)]
             size += len(chunk)
             if self._max_bytes is not None and size > self._max_bytes:
                 await sink.drop()
@@ -244,132 +299,54 @@ class Downloader:
                 )
             await sink.write(chunk)
             digest.update(chunk)
-        return size
+        return size, head
 
 
-class Sink(Protocol):
-    """Where a download's bytes go: a local part file (``PartFile``), or an object being
-    uploaded (``batchgen.run.store_sink``). ``Downloader`` calls, per try: ``kept`` (bytes an
-    earlier try left, asked for again with Range), ``hash_kept``, ``open``, ``write`` for
-    every chunk, then ``seal`` (check and put in place; a problem drops the bytes), or
-    ``drop`` to start over, or ``broken`` when the connection broke; ``stop`` after every
-    try (it may be cancelled: no waiting there)."""
-
-    @property
-    def where(self) -> Path | str: ...
-
-    def prepare(self) -> None: ...
-
-    def kept(self) -> int: ...
-
-    async def hash_kept(self, digest: Any) -> None: ...
-
-    async def open(self, offset: int) -> None: ...
-
-    async def write(self, chunk: bytes) -> None: ...
-
-    async def seal(self, sha256: str, size: int) -> str | None: ...
-
-    async def drop(self) -> None: ...
-
-    async def broken(self) -> None: ...
-
-    def stop(self) -> None: ...
+def link_refused(exc: PermanentError) -> bool:
+    """True when the file host refused the link rather than failed (see the module
+    docstring): a fresh link may well be fetched."""
+    return exc.status in REFUSED_STATUSES or exc.error_type == LINK_REFUSED
 
 
-class PartFile:
-    """A video written to ``NAME.part`` beside its final path, kept from one try to the next
-    (resumed with Range), fsynced and moved into place once whole."""
-
-    __slots__ = ("_folders", "_handle", "part", "where")
-
-    def __init__(self, dest: Path, folders: FolderSync) -> None:
-        self.where, self.part = dest, part_path(dest)
-        self._folders = folders
-        self._handle: IO[Any] | None = None
-
-    def prepare(self) -> None:
-        if not self.where.parent.is_dir():  # one stat when it is there (the usual case)
-            self.where.parent.mkdir(parents=True, exist_ok=True)
-
-    def kept(self) -> int:
-        try:
-            return self.part.stat().st_size
-        except FileNotFoundError:
-            return 0
-
-    async def hash_kept(self, digest: Any) -> None:
-        # hashlib lets go of the GIL on big blocks: a 1 GB part hashes aside.
-        await asyncio.to_thread(_hash_into, self.part, digest)
-
-    async def open(self, offset: int) -> None:
-        self._handle = await _open_in_thread(self.part, "ab" if offset else "wb")
-
-    async def write(self, chunk: bytes) -> None:
-        assert self._handle is not None
-        self._handle.write(chunk)
-
-    async def seal(self, sha256: str, size: int) -> str | None:
-        self.stop()
-        problem = await asyncio.to_thread(_seal, self.part, self.where)
-        if problem is not None:
-            self.part.unlink(missing_ok=True)
-            return problem
-        await self._folders.synced(self.where.parent)  # the rename is durable from here
-        return None
-
-    async def drop(self) -> None:
-        # Local file operations take microseconds: not worth a thread hop from the event loop.
-        self.stop()
-        self.part.unlink(missing_ok=True)
-
-    async def broken(self) -> None:
-        self.stop()  # the part stays, to be resumed
-
-    def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+def _misread(head: bytes, problem: str) -> ApiError:
+    """A body that failed its checks: the link refused when it reads as a file host's refusal
+    (an S3 or CDN error document: a signature that does not match, an expired link or token),
+    else a transient failure (a cut-off or garbled transfer)."""
+    found = _REFUSAL.search(head)
+    if found is None:
+        return RetryableError(problem)
+    return PermanentError(
+        f"the file host sent a refusal instead of the video ({found[0].decode()}): {problem}",
+        error_type=LINK_REFUSED,
+    )
 
 
-async def _open_in_thread(path: Path, mode: str) -> IO[Any]:
-    """``path.open(mode)`` in a thread: creating a file waits on the file system's journal,
-    which other files' fsyncs hold. A cancel while it opens closes the file once it is open."""
-    opening: asyncio.Future[IO[Any]] = asyncio.ensure_future(asyncio.to_thread(path.open, mode))
+async def _afresh(fresh: Fresh, refusal: PermanentError) -> Link | RetryableError:
+    """A new link for the one ``refusal`` refused; or why not, when the result cannot be
+    read just now. The video is gone (PermanentError) when the provider no longer has the
+    job's result."""
     try:
-        return await asyncio.shield(opening)
-    except asyncio.CancelledError:
-        opening.add_done_callback(_close_opened)
-        raise
+        return await fresh()
+    except RetryableError as exc:
+        return exc
+    except PermanentError as exc:
+        raise PermanentError(
+            f"{refusal}; {exc}", status=refusal.status, error_type=exc.error_type or VIDEO_GONE
+        ) from None
 
 
-def _close_opened(opening: asyncio.Future[IO[Any]]) -> None:
-    if not opening.cancelled() and opening.exception() is None:
-        opening.result().close()
-
-
-def _seal(part: Path, dest: Path) -> str | None:
-    """Check the MP4 structure, make the bytes durable, move them into place (the folder's
-    fsync, shared, follows: ``batchgen.run.foldersync``); else say why not (in a thread:
-    fsync of a large file takes long enough to stall every poll)."""
-    with part.open("rb") as handle:
-        problem = mp4_problem(handle)
-        if problem is not None:
-            return problem
-        os.fsync(handle.fileno())
-    os.replace(part, dest)
-    return None
+def _gone(exc: PermanentError, times: int, afresh: bool) -> PermanentError:
+    where = ", from links read afresh from the result too" if afresh else ""
+    return PermanentError(
+        f"the video file is gone from the file host ({exc}, {times} times{where})",
+        status=exc.status,
+        error_type=VIDEO_GONE,
+    )
 
 
 def _range_starts_at(header: str | None, offset: int) -> bool:
     match = _RANGE.fullmatch((header or "").strip())
     return match is not None and int(match.group(1)) == offset
-
-
-def _hash_into(path: Path, digest: Any) -> None:
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
 
 
 def _log(url: str, status: int, started: float) -> None:

@@ -52,11 +52,13 @@ from batchgen.plan.settings import RunSettings
 from batchgen.run.ahead import Ahead
 from batchgen.run.billing import Billing
 from batchgen.run.claims import Claims
-from batchgen.run.download import Downloader, part_path, video_of
-from batchgen.run.download_pool import DownloadPool
+from batchgen.run.download import Downloader, video_of
+from batchgen.run.download_pool import DownloadPool, Video
 from batchgen.run.follow import COMPLETED_AFTER_CANCEL
 from batchgen.run.jobs import Job
 from batchgen.run.keys import KeyPool
+from batchgen.run.links import FreshLinks
+from batchgen.run.partfile import part_path
 from batchgen.run.polling import PollPolicy
 from batchgen.run.progress import Reporter
 from batchgen.run.reconcile import Reconciler
@@ -107,6 +109,9 @@ class Engine(Submitter):
         self._drivers = drivers or {}
         self._uploads = uploads
         self._billing = billing or Billing()
+        self.links = FreshLinks(
+            ledger=ledger, keys=keys, writes=self._writes, outputs=self._outputs
+        )
         self._pool = DownloadPool(
             writes=self._writes,
             downloader=downloader,
@@ -116,6 +121,8 @@ class Engine(Submitter):
             on_disk_stop=self.drain,
             store=store,
             video_dir=video_dir,
+            links=self.links,
+            patience=settings.download_patience,
         )
         self._claims, self._reconciler = claims, reconciler
         self._nudge = asyncio.Event()  # a job of this run ended, or it drains
@@ -149,6 +156,17 @@ class Engine(Submitter):
         that cannot be written, see ``batchgen.run.download_pool``, or a ledger that cannot
         be), or an API that never answered (``batchgen.api.reach``)."""
         return self._stopped or self._pool.disk_stop
+
+    @property
+    def downloads_left(self) -> int:
+        """Paid videos this run left to download for the next one: their file host did not
+        answer for ``--download-patience`` (see ``batchgen.run.download_pool``)."""
+        return self._pool.left
+
+    @property
+    def download_patience(self) -> float:
+        """``--download-patience``, in the user's seconds (for messages)."""
+        return self._settings.download_patience
 
     async def run(self, jobs: Iterable[tuple[str, JobStatus]]) -> None:
         """Drive ``jobs`` (key and status of the run's jobs, in input order) to their end.
@@ -206,6 +224,8 @@ class Engine(Submitter):
             writes = self._writes
             log.info("ledger: %d moves in %d transactions", writes.moves, writes.transactions)
             log.info("videos: %d folder fsyncs", self._downloader.folder_fsyncs)
+            if self.links.reads:
+                log.info("videos: %d results read again for a fresh link", self.links.reads)
 
     async def _given(
         self, tg: asyncio.TaskGroup, waiting: list[str], remote: list[str], fetch: list[str]
@@ -319,7 +339,9 @@ class Engine(Submitter):
             assert row.video_url is not None
             # A ledger rebuilt from the manifest knows the paths of done jobs only.
             path = row.video_path or f"videos/{row.filename}"
-            self._pool.put(row.key, row.video_url, row.bytes, path)
+            self._pool.put(
+                Video(row.key, row.video_url, row.bytes, path, row.cost_usd, row.error_type)
+            )
             return False
         else:
             return False

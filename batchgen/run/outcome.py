@@ -13,6 +13,8 @@ from pathlib import Path
 
 from batchgen.ledger.base import LedgerStore
 from batchgen.ledger.states import JobStatus
+from batchgen.plan.durations import spoken
+from batchgen.run.download import VIDEO_GONE
 from batchgen.run.engine import Engine
 from batchgen.run.resume import retryable
 
@@ -62,6 +64,8 @@ def run_result(
         parts.append(f"{engine.not_submitted} not submitted (the API kept refusing)")
     if engine.stranded:
         parts.append(f"{engine.stranded} left in flight (their key was refused)")
+    if engine.downloads_left:
+        parts.append(f"{engine.downloads_left} left to download (the file host did not answer)")
     if engine.fatal is not None:
         outcome = "fatal"
         parts.insert(0, str(engine.fatal))
@@ -116,7 +120,22 @@ def next_steps(
         steps.append(
             f"{engine.held_by_cost} held by --max-cost: {again} --max-cost USD, with a higher USD"
         )
+    if engine.downloads_left:
+        patience = spoken(engine.download_patience)
+        steps.append(
+            f"{engine.downloads_left} paid video(s) not downloaded (the file host did not "
+            f"answer for {patience}): {again} fetches them, paying nothing again"
+        )
     failed = [row for row in ledger.jobs([S.FAILED]) if row.in_input]
+    gone = [row for row in failed if row.error_type == VIDEO_GONE]
+    if gone:
+        prices = [row.cost_usd for row in gone]
+        price = "" if None in prices else f" (${sum(p or 0.0 for p in prices):,.2f})"
+        steps.append(
+            f"{len(gone)} paid video(s) gone for good (the provider no longer has their "
+            f"results): {again} --retry-failed generates them again, paid again{price}"
+        )
+        failed = [row for row in failed if row.error_type != VIDEO_GONE]
     if failed:
         retry = sum(map(retryable, failed))
         refused = len(failed) - retry

@@ -333,6 +333,7 @@ class Runner:
             downloader = Downloader(
                 files,
                 backoff=timing.download_backoff.scaled(timing.scale),
+                patience=timing.s(plan.settings.download_patience),
                 max_bytes=plan.settings.max_file_bytes,
                 read_timeout=timing.download_read_timeout,
                 sleep=timing.sleep,

@@ -1,9 +1,9 @@
 """Every wait of a run in one object, so tests (and the ``--mock`` demo) can compress them.
 
 ``scale`` multiplies the durations that come from settings (job timeout, expected latency, poll
-cap) and the internal ones here (poll floor, backoff, stream silence): a run against an
-emulator on a thousandfold-compressed clock keeps its proportions. A server's ``Retry-After``
-is real time and is not scaled. ``sleep`` and ``wall`` are injectable.
+cap, download patience) and the internal ones here (poll floor, backoff, stream silence): a run
+against an emulator on a thousandfold-compressed clock keeps its proportions. A server's
+``Retry-After`` is real time and is not scaled. ``sleep`` and ``wall`` are injectable.
 
 ``clock`` is the time the process ran (``batchgen.api.clock``): job timeouts, the cancel's grace
 and the latencies the poll policy learns are measured on it, so a night with the laptop shut
@@ -49,7 +49,9 @@ class Timing:
     lease: float = 60.0
     heartbeat: float = 10.0
     backoff: Backoff = field(default_factory=Backoff)
-    download_backoff: Backoff = field(default_factory=lambda: Backoff(attempts=5))
+    # Waits between tries of a failing download: growing from 0.5 s to 30 s, with jitter, for
+    # as long as the run's --download-patience (scaled too) lasts; its attempts are not used.
+    download_backoff: Backoff = field(default_factory=lambda: Backoff(base=0.5, cap=30.0))
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
     wall: Callable[[], float] = time.time
     clock: RunClock = PROCESS

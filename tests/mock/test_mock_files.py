@@ -7,7 +7,7 @@ import hashlib
 
 import aiohttp
 import pytest
-from mock_fixtures import AUTH, submit, wait_completed
+from mock_fixtures import AUTH, fast_config, submit, wait_completed
 
 from batchgen.mock import MockServer
 from batchgen.mock.files import RangeNotSatisfiable, parse_range
@@ -20,6 +20,7 @@ async def finished_video(session: aiohttp.ClientSession, server: MockServer) -> 
     async with session.get(job["response_url"], headers=AUTH) as r:
         video: dict = (await r.json())["video"]
     video["request_id"] = job["request_id"]
+    video["response_url"] = job["response_url"]
     return video
 
 
@@ -155,3 +156,36 @@ def test_parse_range_unsatisfiable(header: str) -> None:
     """A range that selects no byte of the file is unsatisfiable."""
     with pytest.raises(RangeNotSatisfiable):
         parse_range(header, 100)
+
+
+async def test_signed_links_expire_and_the_result_gives_a_fresh_one(session) -> None:
+    """With file_link_ttl, a result names its video by a signed link: it serves the file; a
+    tampered, a plain and an expired link answer 403 with S3's XML error; reading the
+    result again gives a fresh link that works."""
+    async with MockServer(fast_config(file_link_ttl=3600.0)) as server:
+        video = await finished_video(session, server)
+        url = video["url"]
+        assert "X-Amz-Expires=" in url
+        assert "X-Amz-Signature=" in url
+        async with session.get(url) as r:
+            assert r.status == 200
+            assert (await r.read())[4:8] == b"ftyp"
+        tampered = url[:-1] + ("0" if url[-1] != "0" else "1")
+        for link, code in (
+            (tampered, "SignatureDoesNotMatch"),
+            (url.split("?")[0], "AccessDenied"),
+        ):
+            async with session.get(link) as r:
+                assert (r.status, r.content_type) == (403, "application/xml")
+                assert f"<Code>{code}</Code>" in await r.text()
+        server.config.file_link_ttl = 0.0  # links expire as they are handed out
+        expired = (await finished_video(session, server))["url"]
+        async with session.get(expired) as r:
+            assert r.status == 403
+            assert "<Message>Request has expired</Message>" in await r.text()
+        server.config.file_link_ttl = 3600.0
+        async with session.get(video["response_url"], headers=AUTH) as r:
+            fresh = (await r.json())["video"]["url"]
+        async with session.get(fresh) as r:
+            assert r.status == 200
+        assert server.stats()["faults"]["link_refused"] == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import hashlib
 import os
@@ -18,7 +19,10 @@ from scripted import Handler, reply, scripted
 from batchgen.api.backoff import Backoff
 from batchgen.api.sessions import file_session
 from batchgen.errors import DiskError, PermanentError, RetryableError
-from batchgen.run.download import Downloader, looks_whole, part_path
+from batchgen.plan.settings import RunSettings
+from batchgen.run.download import Downloader, Link, looks_whole
+from batchgen.run.partfile import part_path
+from batchgen.run.timing import Timing
 
 VIDEO = mp4_bytes(os.urandom(300_000))
 DIGEST = hashlib.sha256(VIDEO).hexdigest()
@@ -52,8 +56,30 @@ def serve(
 
 
 class Sleeps(list[float]):
+    """Injected waits: each one recorded, and the clock (``now``) moved on by it."""
+
+    now = 0.0
+
     async def __call__(self, delay: float) -> None:
         self.append(delay)
+        self.now += delay
+
+    def clock(self) -> float:
+        return self.now
+
+
+class Fresh:
+    """A caller's ``fresh``: answers ``links`` in turn (the last one again), or raises."""
+
+    def __init__(self, *links: Link | Exception) -> None:
+        self.links, self.calls = list(links), 0
+
+    async def __call__(self) -> Link:
+        self.calls += 1
+        link = self.links[min(self.calls, len(self.links)) - 1]
+        if isinstance(link, Exception):
+            raise link
+        return link
 
 
 @pytest.fixture
@@ -63,11 +89,19 @@ async def files() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 def downloader(
-    session: aiohttp.ClientSession, attempts: int = 3, sleeps: Sleeps | None = None, **kwargs: Any
+    session: aiohttp.ClientSession,
+    patience: float = 1.0,
+    sleeps: Sleeps | None = None,
+    *,
+    base: float = 0.001,
+    cap: float = 1.0,
+    **kwargs: Any,
 ) -> Downloader:
-    backoff = Backoff(base=0.001, attempts=attempts, random=lambda: 0.5)
+    """Waits from ``base`` doubling to ``cap`` (no jitter), on the clock of ``sleeps``."""
+    sleeps = sleeps if sleeps is not None else Sleeps()
+    backoff = Backoff(base=base, cap=cap, random=lambda: 0.5)
     return Downloader(
-        session, backoff=backoff, sleep=sleeps if sleeps is not None else Sleeps(), **kwargs
+        session, backoff=backoff, patience=patience, sleep=sleeps, clock=sleeps.clock, **kwargs
     )
 
 
@@ -152,15 +186,15 @@ async def test_max_file_bytes(tmp_path: Path, files: aiohttp.ClientSession, leng
 async def test_missing_file_is_gone_only_after_retries(
     tmp_path: Path, files: aiohttp.ClientSession
 ) -> None:
-    """A file host answering 404 (or 410, 403) three times in a row means the video is gone
-    (error_type video_gone, naming --retry-failed); one 404 between good answers does not;
-    a 503 is retried."""
-    for status in (404, 410, 403):
+    """Without a way to a fresh link, a file host answering 404 (or 410, 403, 401) three
+    times in a row means the video is gone (error_type video_gone); one 404 between good
+    answers does not; a 503 is retried."""
+    for status in (404, 410, 403, 401):
         async with scripted(reply(status, {"detail": "gone"})) as server:
             with pytest.raises(PermanentError, match="gone from the file host") as caught:
                 await downloader(files).fetch(server.url + "/f", tmp_path / "a.mp4")
         assert caught.value.error_type == "video_gone"
-        assert "--retry-failed" in str(caught.value)
+        assert f"answered {status}" in str(caught.value)
         assert len(server.seen) == 3
     async with scripted(reply(404, {}), reply(503, text="busy"), serve()) as server:
         got = await downloader(files).fetch(server.url + "/f", tmp_path / "b.mp4")
@@ -169,20 +203,200 @@ async def test_missing_file_is_gone_only_after_retries(
 
 async def test_outage_is_ridden_out(tmp_path: Path, files: aiohttp.ClientSession) -> None:
     """A file host down for many tries in a row (a CDN outage) is waited out, with growing
-    waits, and the video is fetched; giving up says so with error_type download."""
+    waits up to their cap, and the video is fetched."""
     outage = [reply(503, text="busy") for _ in range(10)]
     sleeps = Sleeps()
     async with scripted(*outage, serve()) as server:
-        got = await downloader(files, 14, sleeps).fetch(server.url + "/f", tmp_path / "a.mp4")
+        got = await downloader(files, 600, sleeps, base=1, cap=30).fetch(
+            server.url + "/f", tmp_path / "a.mp4"
+        )
     assert got.sha256 == DIGEST
     assert len(server.seen) == 11
-    assert len(sleeps) == 10
-    assert sleeps == sorted(sleeps)
-    assert sleeps[-1] > sleeps[0]
+    assert sleeps == [1, 2, 4, 8, 16, 30, 30, 30, 30, 30]
+
+
+async def test_the_default_patience_rides_out_a_twelve_minute_outage(
+    tmp_path: Path, files: aiohttp.ClientSession
+) -> None:
+    """With the run's default schedule (waits from 0.5 s, jittered, capped near 30 s) and
+    patience (15 min), a file host down for 12 minutes is waited out: the video is fetched
+    within a capped wait of the host's return, in a few dozen tries."""
+    sleeps = Sleeps()
+    outage = 12 * 60
+
+    async def down_then_up(request: web.Request) -> web.StreamResponse:
+        if sleeps.now < outage:
+            return web.Response(status=503, text="busy")
+        return await serve()(request)
+
+    async with scripted(down_then_up) as server:
+        fetcher = Downloader(
+            files,
+            backoff=Timing().download_backoff,
+            patience=RunSettings().download_patience,
+            sleep=sleeps,
+            clock=sleeps.clock,
+        )
+        got = await fetcher.fetch(server.url + "/f", tmp_path / "a.mp4")
+    assert got.sha256 == DIGEST
+    assert outage <= sleeps.now <= outage + 45
+    assert max(sleeps) <= 45
+    assert 20 <= len(server.seen) <= 60
+
+
+async def test_download_gives_up_when_its_patience_is_spent(
+    tmp_path: Path, files: aiohttp.ClientSession
+) -> None:
+    """A file host that keeps failing is tried until the patience is spent, the last try
+    at its very end; then RetryableError (error_type download) with the last failure."""
+    sleeps = Sleeps()
     async with scripted(reply(503, text="busy")) as server:
-        with pytest.raises(RetryableError, match="gave up after 4 tries") as caught:
-            await downloader(files, attempts=4).fetch(server.url + "/f", tmp_path / "b.mp4")
+        with pytest.raises(RetryableError, match="file answered 503") as caught:
+            await downloader(files, 100, sleeps, base=1, cap=30).fetch(
+                server.url + "/f", tmp_path / "a.mp4"
+            )
     assert caught.value.error_type == "download"
+    assert sleeps == [1, 2, 4, 8, 16, 30, 30, 9]
+    assert sleeps.now == 100
+    assert len(server.seen) == 9
+
+
+async def test_a_host_out_of_patience_fails_its_other_downloads_at_once(
+    tmp_path: Path, files: aiohttp.ClientSession
+) -> None:
+    """Once a host has failed for the whole patience, another download from it gives up at
+    its first failure (a queue of videos is not a patience each); once the host answers,
+    a new failure gets the whole patience again."""
+    sleeps = Sleeps()
+    fetcher = downloader(files, 10, sleeps, base=1, cap=30)
+    async with scripted(reply(503, text="busy")) as server:
+        with pytest.raises(RetryableError):
+            await fetcher.fetch(server.url + "/a", tmp_path / "a.mp4")
+        waited, tries = sleeps.now, len(server.seen)
+        with pytest.raises(RetryableError):
+            await fetcher.fetch(server.url + "/b", tmp_path / "b.mp4")
+    assert (waited, sleeps.now, len(server.seen)) == (10, 10, tries + 1)
+    async with scripted(serve(), reply(503, text="busy"), serve()) as server:
+        await fetcher.fetch(server.url + "/c", tmp_path / "c.mp4")
+        got = await fetcher.fetch(server.url + "/d", tmp_path / "d.mp4")
+    assert got.sha256 == DIGEST
+    assert sleeps.now == 11
+
+
+async def test_transfers_that_make_progress_do_not_spend_the_patience(
+    tmp_path: Path, files: aiohttp.ClientSession
+) -> None:
+    """A host whose every transfer stalls, each one having brought more bytes, answers: the
+    download goes on past the patience and gets the whole file."""
+    big = mp4_bytes(os.urandom(3_000_000))
+    step = len(big) // 5  # two chunks or more reach the .part before each stall
+
+    def stall(upto: int) -> Handler:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            start = int(request.headers.get("Range", "bytes=0-")[6:-1])
+            response = web.StreamResponse(status=206 if start else 200)
+            if start:
+                response.headers["Content-Range"] = f"bytes {start}-{len(big) - 1}/{len(big)}"
+            response.content_length = len(big) - start
+            await response.prepare(request)
+            await response.write(big[start:upto])
+            await asyncio.Event().wait()  # silent until the client's read timeout
+            return response
+
+        return handler
+
+    sleeps = Sleeps()
+    async with scripted(*[stall(step * n) for n in range(1, 5)], serve(big)) as server:
+        fetcher = downloader(files, 3, sleeps, base=1, cap=30, read_timeout=0.05)
+        got = await fetcher.fetch(server.url + "/f", tmp_path / "a.mp4")
+    assert got.sha256 == hashlib.sha256(big).hexdigest()
+    assert len(server.seen) == 5
+    assert sleeps.now > 3
+
+
+async def test_a_refused_link_is_replaced_by_a_fresh_one(
+    tmp_path: Path, files: aiohttp.ClientSession
+) -> None:
+    """A link the file host refuses (403: a signed link expired) is replaced at once by a
+    fresh one read from the result, and the video fetched from it."""
+    sleeps = Sleeps()
+    async with scripted(reply(403, text="expired"), serve()) as server:
+        fresh = Fresh((server.url + "/new?sig=2", len(VIDEO)))
+        got = await downloader(files, sleeps=sleeps).fetch(
+            server.url + "/old?sig=1", tmp_path / "a.mp4", fresh=fresh
+        )
+    assert got.sha256 == DIGEST
+    assert [(s.path, s.query) for s in server.seen] == [("/old", "sig=1"), ("/new", "sig=2")]
+    assert (fresh.calls, sleeps) == (1, [])
+
+
+async def test_a_video_is_gone_when_the_result_is_gone(
+    tmp_path: Path, files: aiohttp.ClientSession
+) -> None:
+    """A refused link whose job's result the provider no longer has: the video is gone at
+    once (video_gone), and the message says both."""
+    gone = PermanentError("the provider no longer has the job's result", error_type="video_gone")
+    async with scripted(reply(403, text="expired")) as server:
+        with pytest.raises(PermanentError) as caught:
+            await downloader(files).fetch(server.url + "/f", tmp_path / "a.mp4", fresh=Fresh(gone))
+    assert caught.value.error_type == "video_gone"
+    assert "file answered 403" in str(caught.value)
+    assert "no longer has the job's result" in str(caught.value)
+    assert len(server.seen) == 1
+
+
+async def test_fresh_links_refused_too_mean_the_video_is_gone(
+    tmp_path: Path, files: aiohttp.ClientSession
+) -> None:
+    """A file host refusing fresh links too (the same link again, or new ones) means the
+    video is gone after three refusals in a row, the result read again after the first two."""
+    for links in ([("SAME", None)], [(f"/{n}", None) for n in range(1, 9)]):
+        async with scripted(reply(404, {"detail": "gone"})) as server:
+            fresh = Fresh(
+                *[(server.url + "/f" if u == "SAME" else server.url + u, s) for u, s in links]
+            )
+            with pytest.raises(PermanentError, match="read afresh") as caught:
+                await downloader(files).fetch(server.url + "/f", tmp_path / "a.mp4", fresh=fresh)
+        assert caught.value.error_type == "video_gone"
+        assert (len(server.seen), fresh.calls) == (3, 2)
+
+
+async def test_a_result_that_cannot_be_read_spends_patience_not_the_video(
+    tmp_path: Path, files: aiohttp.ClientSession
+) -> None:
+    """A refused link whose result cannot be read just now (the API down) does not make the
+    video gone: it is tried again until the patience is spent, then gives up as a download."""
+    sleeps = Sleeps()
+    unread = RetryableError("the result could not be read again: 503")
+    async with scripted(reply(403, text="expired")) as server:
+        with pytest.raises(RetryableError, match="could not be read") as caught:
+            await downloader(files, 20, sleeps, base=1, cap=30).fetch(
+                server.url + "/f", tmp_path / "a.mp4", fresh=Fresh(unread)
+            )
+    assert caught.value.error_type == "download"
+    assert sleeps.now == 20
+    assert len(server.seen) > 3
+
+
+async def test_a_refusal_sent_as_a_body_asks_for_a_fresh_link(
+    tmp_path: Path, files: aiohttp.ClientSession
+) -> None:
+    """A 200 whose body is a storage's error document (signature expired) instead of the
+    video is a refused link: the result is read again and the fresh link fetched."""
+    refusal = (
+        "<?xml version='1.0' encoding='UTF-8'?><Error><Code>AccessDenied</Code>"
+        "<Message>Request has expired</Message></Error>"
+    )
+
+    async def xml(request: web.Request) -> web.StreamResponse:
+        return web.Response(text=refusal, content_type="application/xml")
+
+    async with scripted(xml, serve()) as server:
+        fresh = Fresh((server.url + "/new", None))
+        got = await downloader(files).fetch(server.url + "/old", tmp_path / "a.mp4", fresh=fresh)
+    assert got.sha256 == DIGEST
+    assert fresh.calls == 1
+    assert not part_path(tmp_path / "a.mp4").exists()
 
 
 async def test_cut_body_without_size_is_refused(
@@ -201,7 +415,7 @@ async def test_cut_body_without_size_is_refused(
 
     dest = tmp_path / "a.mp4"
     async with scripted(half, half, serve(length=False)) as server:
-        got = await downloader(files, attempts=3).fetch(server.url + "/f", dest)
+        got = await downloader(files).fetch(server.url + "/f", dest)
     assert (got.sha256, dest.read_bytes()) == (DIGEST, VIDEO)
     assert len(server.seen) == 3
 

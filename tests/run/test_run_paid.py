@@ -49,44 +49,58 @@ async def test_file_host_outage_is_waited_out(tmp_path: Path) -> None:
     assert {job.attempts for job in rows(out)} == {1}
 
 
-async def test_failed_downloads_are_fetched_again_not_generated_again(tmp_path: Path) -> None:
-    """Rows whose download gave up keep their video URL; a plain resume fetches them from it
-    and pays nothing more; --retry-failed does the same."""
+async def test_downloads_out_of_patience_are_left_for_a_plain_resume(tmp_path: Path) -> None:
+    """A file host down for longer than --download-patience leaves its rows downloading (not
+    failed), their URL kept, saying so; a plain resume fetches them and pays nothing more,
+    also those an older batchgen left failed (download, disk)."""
     out = tmp_path / "out"
-    plan = plan_for(prompts(tmp_path, 6), out)
+    plan = plan_for(prompts(tmp_path, 6), out, download_patience="100s")
     async with MockServer(mock_config(fault_file_503=1.0)) as server:
         result = await run(plan, server)
         assert result.outcome == "failed"
-        failed = rows(out)
-        assert {(job.status, job.error_type) for job in failed} == {(S.FAILED, "download")}
-        assert all(job.video_url for job in failed)
+        assert "6 left to download" in result.message
+        assert any("paying nothing again" in step for step in result.next_steps)
+        left = rows(out)
+        assert {(job.status, job.error_type) for job in left} == {(S.DOWNLOADING, "download")}
+        for job in left:
+            assert job.video_url
+            assert job.error is not None
+            assert "did not answer for 100 s" in job.error
+            assert "nothing is paid again" in job.error
         server.config.fault_file_503 = 0.0
-        half = {job.key for job in failed[:3]}
-        with Ledger.in_folder(out) as ledger:  # half of them as an older batchgen left them
-            for key in half:
-                ledger.update(key, error_type="disk")
+        with Ledger.in_folder(out) as ledger:  # as an older batchgen left them
+            for job, error_type in zip(left[:2], ("download", "disk"), strict=True):
+                ledger.update(job.key, status=S.FAILED, error_type=error_type)
         result = await run(plan, server)
         stats = server.stats()
     assert result.outcome == "done", result.message
     assert_all_verified(out, stats)
     assert submits(stats) == [1] * 6
-    assert {job.request_id for job in failed} == {job.request_id for job in rows(out)}
+    assert {job.request_id for job in left} == {job.request_id for job in rows(out)}
+    assert {(job.error, job.error_type) for job in rows(out)} == {(None, None)}
 
 
 async def test_gone_video_is_generated_again_only_when_asked(tmp_path: Path) -> None:
-    """A video the file host says is gone (404 three times) fails its row saying so; a plain
-    resume leaves it; --retry-failed generates it again, and attempts count both payments."""
+    """A video the file host says is gone (404 three times, the result read again for a fresh
+    link in between) fails its row saying so, and that --retry-failed pays again, at its
+    price; a plain resume leaves it; --retry-failed generates it again, and attempts count
+    both payments."""
     out = tmp_path / "out"
     plan = plan_for(prompts(tmp_path, 3), out)
     async with MockServer(mock_config(file_ttl=0.0)) as server:
         result = await run(plan, server)
         assert result.outcome == "failed"
+        assert server.stats()["requests"]["result"]["200"] == 3 * 3  # once, then 2 afresh
         first = rows(out)
         for job in first:
             assert (job.status, job.error_type) == (S.FAILED, "video_gone")
             assert job.error is not None
             assert "gone from the file host" in job.error
-            assert "--retry-failed" in job.error
+            assert f"--retry-failed generates it again, paid again (${job.cost_usd:,.2f})" in (
+                job.error
+            )
+        total = sum(job.cost_usd or 0 for job in first)
+        assert any(f"paid again (${total:,.2f})" in step for step in result.next_steps)
         server.config.file_ttl = None
         result = await run(plan, server)
         assert result.outcome == "failed"
