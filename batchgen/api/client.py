@@ -28,7 +28,9 @@ Every body is read with a cap (``max_body``, 16 MiB): a 2xx answer larger than t
 short, not an object, a status object without a ``status`` word) is a ``RetryableError`` and is
 logged; the ``unreadable_limit``-th (3) in a row for the same job is a ``ProtocolError``, so
 the job fails within a few looks saying what came back, instead of timing out much later.
-Unknown status words (``CANCELLATION_REQUESTED``) are fine: they are readable. Reading the
+Status words are read in any spelling a proxy uses (``completed``, ``In Progress``), and an
+answer in a ``{"data": {...}}`` envelope is read inside it (``batchgen.api.status``,
+``batchgen.api.answers.unwrapped``). Unknown status words are fine: they are readable. Reading the
 output of a job known COMPLETED (``result``) is not counted: it is paid for, keep asking.
 
 How a job is followed (``follow``): ``status`` looks at ``.../status`` until COMPLETED, then
@@ -74,11 +76,20 @@ from batchgen.api.classify import (
     SUBMIT_UNCERTAIN,
     UNKNOWN_REQUEST,
     classify,
+    detail,
     still_in_progress,
     surely_not_created,
 )
 from batchgen.api.reach import Reach
-from batchgen.api.status import NOT_READY, Look, Status, Submitted, is_status, pending_status
+from batchgen.api.status import (
+    NOT_READY,
+    Look,
+    Status,
+    Submitted,
+    cancel_word,
+    is_status,
+    pending_status,
+)
 from batchgen.errors import (
     AmbiguousSubmit,
     ApiError,
@@ -244,6 +255,13 @@ class QueueClient:
             raise RetryableError(f"result of {request_id} is not ready ({look.status.state})")
         return look
 
+    async def look_result(self, request_id: str, endpoint: str | None = None) -> Look:
+        """One look at the result route, however jobs are followed: the output, or a status
+        saying the job is not done. For a job the provider says has ended (a cancel answered
+        ``ALREADY_COMPLETED``); a failed job raises its classified error, an unreadable
+        answer RetryableError (never counted towards a ProtocolError)."""
+        return await self._look_result(request_id, endpoint, patient=True)
+
     async def look(self, request_id: str, endpoint: str | None = None) -> Look:
         """Look at a job once, the way this client follows jobs (see the module docstring).
 
@@ -315,7 +333,9 @@ class QueueClient:
         return Look(Status("COMPLETED"), data, billable_units(answer))
 
     async def cancel(self, request_id: str, endpoint: str | None = None) -> str:
-        """Ask for a job to be cancelled; returns the provider's word for what happened.
+        """Ask for a job to be cancelled; returns the provider's word for what happened, in
+        fal's spelling (``batchgen.api.status.cancel_word``): ``ALREADY_COMPLETED`` for any
+        answer saying the job ended.
 
         ``NOT_FOUND`` only when the result route does not know the job either; a job it knows
         on a provider without a cancel route (404/405) is ``NO_CANCEL_ROUTE``.
@@ -324,13 +344,13 @@ class QueueClient:
         answer = await self._call(
             "PUT", url, "cancel", request_id=request_id, accept=(400, 404, 405)
         )
-        data = answer.object()
-        word = data.get("status") if data is not None else None
         if answer.status in (404, 405):
             return "NO_CANCEL_ROUTE" if await self._known(request_id, endpoint) else "NOT_FOUND"
+        data = answer.object()
+        word = cancel_word(data.get("status") if data is not None else None, detail(answer.body))
         if answer.status == 400:
-            return word if isinstance(word, str) else "REFUSED"
-        return word if isinstance(word, str) else "CANCELLATION_REQUESTED"
+            return word or "REFUSED"
+        return word or "CANCELLATION_REQUESTED"
 
     async def _known(self, request_id: str, endpoint: str | None) -> bool:
         """False only when the result route says it does not know the job."""
