@@ -6,7 +6,8 @@ emulator at ``upstream`` and changes the answer as such proxies do. Each answer'
 ``in-progress``, ``queued``/``running``/``canceled``; status and result answers (errors too)
 come in a ``{"data": ...}`` envelope; the result's video URLs point at the proxy, which serves
 each video gzip-encoded whatever the client asked for (``Content-Length`` the encoded size),
-and ignores ``Range``.
+and ignores ``Range``. An upstream that hangs up (or cuts its answer short) is hung up on in
+turn, so the client sees what it would have seen without the proxy.
 
 As a script, for ``benchmarks/chaos.py``: ``python tests/respell.py UPSTREAM`` serves on a free
 loopback port and prints ``serving on URL``.
@@ -29,7 +30,7 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scripted import Handler, scripted
+from scripted import Handler, hang_up, scripted
 
 _OTHER = {"IN_QUEUE": "queued", "IN_PROGRESS": "running", "CANCELLED": "canceled"}
 SPELLINGS: dict[str, Callable[[str], str]] = {
@@ -60,20 +61,23 @@ def respelling(
             for name, value in request.headers.items()
             if name.lower() in ("authorization", "content-type")
         }
-        async with session.request(
-            request.method,
-            upstream + request.path_qs,
-            data=await request.read(),
-            headers=headers,
-            allow_redirects=False,
-        ) as answer:
-            body = await answer.read()
-            kept = {k: v for k, v in answer.headers.items() if k.lower() in _KEPT}
-            if answer.content_type == "video/mp4" and gzipped:
-                kept |= {"Content-Encoding": "gzip", "Content-Type": "video/mp4"}
-                return web.Response(status=answer.status, body=gzip.compress(body), headers=kept)
-            if answer.content_type != "application/json":
-                return web.Response(status=answer.status, body=body, headers=kept)
+        try:
+            async with session.request(
+                request.method,
+                upstream + request.path_qs,
+                data=await request.read(),
+                headers=headers,
+                allow_redirects=False,
+            ) as answer:
+                body = await answer.read()
+        except aiohttp.ClientError:  # the upstream hung up or cut its answer: so does the proxy
+            return await hang_up(request)
+        kept = {k: v for k, v in answer.headers.items() if k.lower() in _KEPT}
+        if answer.content_type == "video/mp4" and gzipped:
+            kept |= {"Content-Encoding": "gzip", "Content-Type": "video/mp4"}
+            return web.Response(status=answer.status, body=gzip.compress(body), headers=kept)
+        if answer.content_type != "application/json":
+            return web.Response(status=answer.status, body=body, headers=kept)
         data: Any = json.loads(body)
         own = f"http://{request.host}"
         if isinstance(data, dict):
