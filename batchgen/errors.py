@@ -53,6 +53,9 @@ TRANSIENT_ERROR_TYPES = frozenset(
 )
 # batchgen's own error_type for a job that failed with a 5xx and no error_type of its own.
 SERVER_ERROR = "server_error"
+# batchgen's own error_type for a job failed on answers that break the protocol (its
+# ``ProtocolError``): not the provider's refusal, and the provider may have run the job.
+PROTOCOL_ERROR = "protocol"
 # batchgen's own error_type for a job whose local input file could not be made a URL (the
 # upload failed, the file went missing or changed): that attempt was never submitted.
 UPLOAD_ERROR = "upload"
@@ -218,9 +221,12 @@ class PermanentError(ApiError):
 class ProtocolError(PermanentError):
     """An answer that breaks the protocol: too large, unreadable again and again, a 2xx submit
     without a request id. Asking the same way again will not help; ``str()`` starts with
-    ``protocol error:`` and quotes the start of what came back."""
+    ``protocol error:`` and quotes the start of what came back. Its ``error_type`` is
+    ``PROTOCOL_ERROR`` unless given (``submit_uncertain``)."""
 
     def __init__(self, message: str, **kwargs: Any) -> None:
+        if kwargs.get("error_type") is None:
+            kwargs["error_type"] = PROTOCOL_ERROR
         super().__init__(f"protocol error: {message}", **kwargs)
 
 

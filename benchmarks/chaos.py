@@ -19,6 +19,10 @@ every row is done or the rounds run out. At the end, with the emulator's faults 
   (runner_disconnected, request_timeout) or a cancel; anything else is unexplained;
 - no traceback in any stderr; a second run on a live folder exits 2 and sends nothing.
 
+``--respell`` puts a proxy with its own spelling (``tests/respell.py``: lower-case and other
+status words, ``{"data": ...}`` envelopes, gzip-encoded videos, no ``Range``) between the runs
+and the emulator: the same invariants must hold through it.
+
 The action log of a seed is printed with its violations: the same seed replays the same actions
 (timings on a busy machine vary, so a replay is close, not exact). Exit 1 if any invariant fails.
 """
@@ -26,6 +30,7 @@ The action log of a seed is printed with its violations: the same seed replays t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import hashlib
 import json
@@ -261,6 +266,24 @@ class History:
                 self.flagged.add(record["key"])
 
 
+@contextmanager
+def respeller(folder: Path, base: str) -> Iterator[str]:
+    """``tests/respell.py`` in front of the emulator at ``base``, in its own process; its URL."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, str(REPO / "tests" / "respell.py"), base]
+    with (folder / "respell.stderr").open("w") as sink:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=sink, env=env, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if "serving on" not in line:
+            raise RuntimeError(f"respell proxy did not start: {line!r}")
+        yield line.split("serving on ", 1)[1].split()[0]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 # --- one run -------------------------------------------------------------------------------
 
 
@@ -274,6 +297,7 @@ class Ctx:
     out: Path
     scale: float
     sentinel: Sentinel
+    api: str = ""  # where runs send their requests: the emulator, or a proxy in front of it
     stderrs: list[Path] = field(default_factory=list)
     runs: int = 0
 
@@ -289,7 +313,7 @@ class Ctx:
             "--provider",
             "mock",
             "--base-url",
-            base or self.base,
+            base or self.api or self.base,
             "--progress",
             "lines",
             "--time-scale",
@@ -581,6 +605,7 @@ def run_seed(
     max_rounds: int,
     keep: bool,
     skip: set[str],
+    respell: bool = False,
 ) -> Seed:
     result = Seed(seed, jobs)
     rng = random.Random(f"chaos:{seed}")
@@ -589,10 +614,13 @@ def run_seed(
     prompts = [f"chaos {seed} shot {i}: a lighthouse in a storm, take {i}" for i in range(jobs)]
     history = History()
     try:
-        with emulator(folder, seed, scale) as (base, emu_log):
+        with contextlib.ExitStack() as stack:
+            base, emu_log = stack.enter_context(emulator(folder, seed, scale))
             ctx = Ctx(
                 result, rng, base, folder, folder / "prompts.csv", folder / "out", scale, Sentinel()
             )
+            if respell:
+                ctx.api = stack.enter_context(respeller(folder, base))
             write_prompts(ctx.csv, prompts)
             last = None
             for round_no in range(1, max_rounds + 1):
@@ -774,6 +802,11 @@ def main() -> int:
     parser.add_argument("--max-rounds", type=int, default=12)
     parser.add_argument("--keep", action="store_true", help="keep every seed's folder")
     parser.add_argument(
+        "--respell",
+        action="store_true",
+        help="run through tests/respell.py (a proxy spelling status its own way) in front of it",
+    )
+    parser.add_argument(
         "--skip",
         nargs="*",
         default=[],
@@ -803,7 +836,14 @@ def main() -> int:
     results = []
     for seed in args.seeds:
         r = run_seed(
-            seed, args.jobs, args.time_scale, args.chaos_rounds, args.max_rounds, args.keep, skip
+            seed,
+            args.jobs,
+            args.time_scale,
+            args.chaos_rounds,
+            args.max_rounds,
+            args.keep,
+            skip,
+            args.respell,
         )
         results.append(r)
         print(

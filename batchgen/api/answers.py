@@ -4,10 +4,11 @@ A proxy gone wrong may answer a status look with gigabytes, or with an HTML page
 must neither buffer the first nor mistake the second for a status: ``read_answer`` stops at
 ``limit`` bytes (announced by ``Content-Length``, or counted as they arrive, after any
 decompression) and says the answer is incomplete; ``Answer.object`` is the body as a JSON object
-or None; ``Misreads`` counts a job's unreadable answers in a row; ``billable_units`` reads what a
-result answer says the job is billed for; ``excerpt`` quotes the start
-of a body on one printable line, for error messages; ``log_request`` writes one request's line
-to the run's request log (the path only: no query, no header).
+or None (read inside a proxy's ``{"data": {...}}`` envelope: ``unwrapped``); ``Misreads``
+counts a job's unreadable answers in a row; ``billable_units`` reads what a result answer says
+the job is billed for; ``excerpt`` quotes the start of a body on one printable line, for error
+messages; ``log_request`` writes one request's line to the run's request log (the path only: no
+query, no header).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class Answer:
                 data = json.loads(self.body) if self.complete else None
             except ValueError:
                 data = None
-            self._data = data if isinstance(data, dict) else None
+            self._data = unwrapped(data) if isinstance(data, dict) else None
         result: dict[str, Any] | None = self._data
         return result
 
@@ -78,6 +79,22 @@ async def read_answer(resp: aiohttp.ClientResponse, limit: int = MAX_BODY) -> An
         size += len(chunk)
         chunks.append(chunk)
     return Answer(resp.status, resp.headers, b"".join(chunks))
+
+
+def unwrapped(data: Any) -> Any:
+    """The object inside a proxy's top-level ``{"data": {...}}`` envelope; ``data`` itself when
+    it is not clearly one: it has a ``status`` of its own, or beside ``data`` something that
+    could be an output (an object, a list that is not empty), or ``data`` is itself a File
+    (an output whose key is ``data``)."""
+    if not isinstance(data, dict) or "status" in data:
+        return data
+    inner = data.get("data")
+    if not isinstance(inner, dict) or isinstance(inner.get("url"), str):
+        return data
+    for name, value in data.items():
+        if name != "data" and isinstance(value, dict | list) and value:
+            return data
+    return inner
 
 
 class Misreads:

@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from batchgen.api.answers import unwrapped
 from batchgen.api.backoff import parse_retry_after
 from batchgen.errors import (
     SERVER_ERROR,
@@ -134,10 +135,16 @@ def _fatal_message(status: int, detail: str) -> str:
     return f"{reason} ({status}{': ' + detail if detail else ''})"
 
 
+def detail(body: bytes) -> str:
+    """The provider's own message in an answer's body, on one line ("" without one)."""
+    return _detail(body)[0]
+
+
 def _detail(body: bytes) -> tuple[str, str | None]:
-    """The provider's own message and error_type from a JSON body (or the start of a text)."""
+    """The provider's own message and error_type from a JSON body (in a proxy's ``data``
+    envelope or not), or the start of a text."""
     try:
-        data: Any = json.loads(body)
+        data: Any = unwrapped(json.loads(body))
     except ValueError:
         text = body[:300].decode("utf-8", "replace").strip()
         return (" ".join(text.split()) if text else ""), None

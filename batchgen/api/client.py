@@ -2,9 +2,8 @@
 
 One rule about URLs: status, result and cancel are built on the *configured* base URL from the
 endpoint's ``owner/app`` and the request id, never taken from the submit envelope (a proxy
-passes fal's envelope through, whose URLs point at fal's host, where the proxy's token must not
-go). Credentials are sent on API requests only, and redirects are not followed, so they never
-leave the configured origin.
+passes fal's envelope through, whose URLs point at fal's host, where its token must not go).
+Credentials go on API requests only, redirects are not followed: they never leave the origin.
 
 Every HTTP answer is classified in one place, ``classify``, into the error tree of
 ``batchgen.errors``. What each branch means here: a ``RetryableError`` without ``error_type``
@@ -21,7 +20,9 @@ Every body is read with a cap (``max_body``, 16 MiB): a 2xx answer larger than t
 short, not an object, a status object without a ``status`` word) is a ``RetryableError`` and is
 logged; the ``unreadable_limit``-th (3) in a row for the same job is a ``ProtocolError``, so
 the job fails within a few looks saying what came back, instead of timing out much later.
-Unknown status words (``CANCELLATION_REQUESTED``) are fine: they are readable. Reading the
+Status words are read in any spelling a proxy uses (``completed``, ``In Progress``), and an
+answer in a ``{"data": {...}}`` envelope is read inside it (``batchgen.api.status``,
+``batchgen.api.answers.unwrapped``). Unknown status words are fine: they are readable. Reading the
 output of a job known COMPLETED (``result``) is not counted: it is paid for, keep asking.
 
 How a job is followed (``follow``): ``status`` looks at ``.../status`` until COMPLETED, then
@@ -68,12 +69,23 @@ from batchgen.api.classify import (
     SUBMIT_UNCERTAIN,
     UNKNOWN_REQUEST,
     classify,
+    detail,
     still_in_progress,
     surely_not_created,
 )
 from batchgen.api.clock import PROCESS, RunClock
 from batchgen.api.reach import Reach
-from batchgen.api.status import NOT_READY, Look, Status, Submitted, is_status, pending_status
+from batchgen.api.sessions import authorization_header
+from batchgen.api.sse import payloads
+from batchgen.api.status import (
+    NOT_READY,
+    Look,
+    Status,
+    Submitted,
+    cancel_word,
+    is_status,
+    pending_status,
+)
 from batchgen.errors import (
     AmbiguousSubmit,
     ApiError,
@@ -82,7 +94,6 @@ from batchgen.errors import (
     PermanentError,
     ProtocolError,
     RetryableError,
-    UsageError,
 )
 from batchgen.plan.endpoint import EndpointSpec, owner_app
 from batchgen.plan.settings import FOLLOW_MODES
@@ -145,7 +156,7 @@ class QueueClient:
         self._session = session
         self._base = base_url.rstrip("/")
         self.endpoint = endpoint
-        self._auth = _auth(authorization)
+        self._auth = authorization_header(authorization)
         self.key_id = key_id
         self._limiter = limiter
         self._backoff = backoff or Backoff()
@@ -174,7 +185,7 @@ class QueueClient:
         """A client that sends ``authorization`` (another key, named ``key_id``) and shares
         everything else with this one: session, rate limiter, reach, follow mode."""
         other = copy.copy(self)
-        other._auth, other.key_id = _auth(authorization), key_id
+        other._auth, other.key_id = authorization_header(authorization), key_id
         return other
 
     def url(self, request_id: str, suffix: str = "", endpoint: str | None = None) -> str:
@@ -243,6 +254,13 @@ class QueueClient:
         if look.output is None:
             raise RetryableError(f"result of {request_id} is not ready ({look.status.state})")
         return look
+
+    async def look_result(self, request_id: str, endpoint: str | None = None) -> Look:
+        """One look at the result route, however jobs are followed: the output, or a status
+        saying the job is not done. For a job the provider says has ended (a cancel answered
+        ``ALREADY_COMPLETED``); a failed job raises its classified error, an unreadable
+        answer RetryableError (never counted towards a ProtocolError)."""
+        return await self._look_result(request_id, endpoint, patient=True)
 
     async def look(self, request_id: str, endpoint: str | None = None) -> Look:
         """Look at a job once, the way this client follows jobs (see the module docstring).
@@ -315,7 +333,9 @@ class QueueClient:
         return Look(Status("COMPLETED"), data, billable_units(answer))
 
     async def cancel(self, request_id: str, endpoint: str | None = None) -> str:
-        """Ask for a job to be cancelled; returns the provider's word for what happened.
+        """Ask for a job to be cancelled; returns the provider's word for what happened, in
+        fal's spelling (``batchgen.api.status.cancel_word``): ``ALREADY_COMPLETED`` for any
+        answer saying the job ended.
 
         ``NOT_FOUND`` only when the result route does not know the job either; a job it knows
         on a provider without a cancel route (404/405) is ``NO_CANCEL_ROUTE``.
@@ -324,13 +344,13 @@ class QueueClient:
         answer = await self._call(
             "PUT", url, "cancel", request_id=request_id, accept=(400, 404, 405)
         )
-        data = answer.object()
-        word = data.get("status") if data is not None else None
         if answer.status in (404, 405):
             return "NO_CANCEL_ROUTE" if await self._known(request_id, endpoint) else "NOT_FOUND"
+        data = answer.object()
+        word = cancel_word(data.get("status") if data is not None else None, detail(answer.body))
         if answer.status == 400:
-            return word if isinstance(word, str) else "REFUSED"
-        return word if isinstance(word, str) else "CANCELLATION_REQUESTED"
+            return word or "REFUSED"
+        return word or "CANCELLATION_REQUESTED"
 
     async def _known(self, request_id: str, endpoint: str | None) -> bool:
         """False only when the result route says it does not know the job."""
@@ -369,16 +389,8 @@ class QueueClient:
                 )
                 if error is not None:
                     raise self._named(error)
-                data: list[bytes] = []
-                async for line in resp.content:
-                    line = line.rstrip(b"\r\n")
-                    if line.startswith(b"data:"):
-                        data.append(line[5:].lstrip(b" "))
-                    elif not line and data:
-                        yield Status.parse(json.loads(b"\n".join(data)))
-                        data = []
-                if data:
-                    yield Status.parse(json.loads(b"\n".join(data)))
+                async for payload in payloads(resp.content):
+                    yield Status.parse(json.loads(payload))
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise RetryableError(f"status stream broke: {describe(exc)}") from None
 
@@ -485,13 +497,3 @@ class QueueClient:
             await self._sleep(delay if left is None else min(delay, left))
             if stop is not None and stop():  # asked to stop while waiting: send nothing more
                 raise error
-
-
-def _auth(authorization: str | None) -> dict[str, str]:
-    """The header that carries ``authorization``; UsageError for one no header can carry
-    (refused here, not half-way through a submit: see ``providers.connect``)."""
-    if authorization is None:
-        return {}
-    if not all(" " <= c <= "~" for c in authorization):
-        raise UsageError("the API key holds a control or non-ASCII character")
-    return {"Authorization": authorization} if authorization else {}

@@ -16,6 +16,7 @@ import aiohttp
 from yarl import URL
 
 from batchgen.api.network import Network
+from batchgen.errors import UsageError
 from batchgen.version import __version__
 
 
@@ -60,3 +61,13 @@ def _through_proxy(network: Network) -> aiohttp.ClientMiddlewareType:
         return await handler(request)
 
     return middleware
+
+
+def authorization_header(authorization: str | None) -> dict[str, str]:
+    """The header that carries ``authorization``; UsageError for one no header can carry
+    (refused here, not half-way through a submit: see ``providers.connect``)."""
+    if authorization is None:
+        return {}
+    if not all(" " <= c <= "~" for c in authorization):
+        raise UsageError("the API key holds a control or non-ASCII character")
+    return {"Authorization": authorization} if authorization else {}

@@ -6,8 +6,11 @@ rows, so they agree to the cent on the same folder (``billed`` is apart: what th
 result answers said each job was billed, see ``batchgen.run.billing``):
 
 - **spent**: the provider ran the job to an output: its video URL is known (``downloading``,
-  ``done``, or failed only in our download or disk: the video exists and is paid for). A job
-  ``completed`` whose result is not read yet is not counted: its result may be a refusal.
+  ``done``, or failed only in our download or disk: the video exists and is paid for), or it
+  failed by batchgen's own doing after the provider said COMPLETED without an error (its
+  ``completed_at`` is set): an answer that broke the protocol, a result unreadable until
+  ``--job-timeout``, a result without a video (``CLIENT_FAILURES``). A job ``completed``
+  whose result is not read yet is not counted: its result may be a refusal.
 - **committed**: spent, plus every job submitted and not known to be unbilled: in flight at
   the provider (or maybe: a submit whose answer was lost), being submitted again after a
   transient failure, or ended in a way fal may still bill (a refusal after GPU time, a timeout
@@ -26,19 +29,28 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from batchgen.errors import SERVER_ERROR, TRANSIENT_ERROR_TYPES, UPLOAD_ERROR
+from batchgen.errors import PROTOCOL_ERROR, SERVER_ERROR, TRANSIENT_ERROR_TYPES, UPLOAD_ERROR
 from batchgen.ledger.states import IN_FLIGHT, JobRow, JobStatus
 
 S = JobStatus
 # error_types of job failures fal does not bill: its 5xx family, and a failed upload (the
 # attempt was never submitted).
 UNBILLED_ERRORS = TRANSIENT_ERROR_TYPES | {SERVER_ERROR, UPLOAD_ERROR}
+# error_types of failures that are batchgen's own, not the provider's word: after the provider
+# said the job COMPLETED without an error, the job ran to an output all the same.
+CLIENT_FAILURES = frozenset({PROTOCOL_ERROR, "timeout", "no_output"})
 _RAN = frozenset({S.DONE, S.DOWNLOADING})
 
 
 def spent(row: JobRow) -> bool:
     """True when the provider ran ``row``'s job to an output (see the module docstring)."""
-    return row.status in _RAN or (row.status is S.FAILED and row.video_url is not None)
+    if row.status in _RAN:
+        return True
+    if row.status is not S.FAILED:
+        return False
+    return row.video_url is not None or (
+        row.completed_at is not None and row.error_type in CLIENT_FAILURES
+    )
 
 
 def committed(row: JobRow) -> bool:
@@ -65,7 +77,8 @@ _BILLABLE = f"COALESCE(error_type, '') NOT IN ({_among(UNBILLED_ERRORS)})"
 # shared batch's --max-cost, see batchgen.ledger.budget): the same rule, line for line, which
 # tests/ledger/test_money.py holds to ``committed`` on every kind of row.
 COMMITTED_SQL = (
-    f"(status IN ({_among(_RAN)}) OR (status = 'failed' AND video_url IS NOT NULL) "
+    f"(status IN ({_among(_RAN)}) OR (status = 'failed' AND (video_url IS NOT NULL "
+    f"OR (completed_at IS NOT NULL AND error_type IN ({_among(CLIENT_FAILURES)})))) "
     f"OR status IN ({_among(IN_FLIGHT)}) "
     "OR (attempts > 0 AND ("
     f"(status = 'pending' AND in_input = 1 AND (attempts > retry_from OR {_BILLABLE})) "

@@ -2,7 +2,10 @@
 
 A file is streamed to ``NAME.part`` beside its final path in constant memory, hashed on the
 way (``batchgen.run.partfile``). An interrupted ``.part`` is resumed with a ``Range`` request
-(and its bytes hashed again first). The file counts only when its size matches both
+(and its bytes hashed again first). The file is asked for as it is (``Accept-Encoding:
+identity``); a host that sends it gzip-encoded all the same is decoded, its ``Content-Length``
+(of the encoding) not compared, and not resumed from an encoded range. The file counts only
+when its size matches both
 ``Content-Length`` and the result's ``file_size`` (when given) and it is a whole MP4
 (``batchgen.run.mp4check``: the top-level boxes add up to exactly the file, ``ftyp`` first,
 ``moov`` present, which is what decides when no size was announced); then it is fsynced and
@@ -232,7 +235,10 @@ class Downloader:
 
     async def _try(self, url: str, sink: Sink, expected_size: int | None) -> Fetched:
         offset = sink.kept()
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        # Byte counts and ranges are of the file itself: ask for it as it is (see _encoded).
+        headers = {"Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
         started = time.perf_counter()
         try:
             async with self._session.get(url, headers=headers, timeout=self._timeout) as resp:
@@ -244,6 +250,10 @@ class Downloader:
                 if error is not None:
                     raise error
                 digest = hashlib.sha256()
+                encoded = _encoded(resp)
+                if encoded and resp.status == 206 and offset:  # a range of the encoding
+                    await sink.drop()
+                    raise RetryableError(f"resume answered {encoded}-encoded; starting over")
                 if resp.status == 206 and offset:
                     if not _range_starts_at(resp.headers.get("Content-Range"), offset):
                         await sink.drop()
@@ -251,7 +261,8 @@ class Downloader:
                     await sink.hash_kept(digest)
                 else:
                     offset = 0
-                total = None if resp.content_length is None else offset + resp.content_length
+                length = None if encoded else resp.content_length  # else: of the encoding
+                total = None if length is None else offset + length
                 await self._check_size(total, expected_size, sink)
                 size, head = await self._stream(resp, sink, offset, digest)
         except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
@@ -342,6 +353,14 @@ def _gone(exc: PermanentError, times: int, afresh: bool) -> PermanentError:
         status=exc.status,
         error_type=VIDEO_GONE,
     )
+
+
+def _encoded(resp: aiohttp.ClientResponse) -> str | None:
+    """The ``Content-Encoding`` (gzip...) of a file host that encoded the file although asked
+    for ``identity``; None for the file as it is. aiohttp decodes it, so the bytes written
+    are the file's, while ``Content-Length`` and ranges count the encoded ones."""
+    coding = resp.headers.get("Content-Encoding", "").strip().lower()
+    return coding if coding not in ("", "identity") else None
 
 
 def _range_starts_at(header: str | None, offset: int) -> bool:

@@ -8,8 +8,10 @@ asked by ``batchgen cancel``, which leaves a running job ``cancelling``), the jo
 followed, for ``Timing.cancel_grace`` at most, until the provider says how it ended: cancelled
 (the job ends ``cancelled`` if the user asked, ``failed`` as timed out otherwise), or completed
 anyway, when its video is paid for and is collected like any other, the row saying that it
-completed after its cancel. A job still running when the grace is over stays ``cancelling``,
-with a message, and the next run follows it again.
+completed after its cancel. A cancel answered ``ALREADY_COMPLETED`` (in any spelling, or any
+answer saying the job ended) reads the job's result at once rather than wait for a look to
+say so. A job still running when the grace is over stays ``cancelling``, with a message, and
+the next run follows it again.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import logging
 from typing import Any
 
 from batchgen.api.classify import CANCELLED, UNKNOWN_REQUEST, job_failure
-from batchgen.api.status import Status
+from batchgen.api.status import ALREADY_COMPLETED, Status
 from batchgen.errors import ApiError, PermanentError, RetryableError
 from batchgen.ledger.states import JobStatus
 from batchgen.run.jobs import Job, JobBook
@@ -244,13 +246,37 @@ class Follower(JobBook):
                 word = await client.cancel(job.row.request_id, job.row.endpoint)
         except (RetryableError, PermanentError, TimeoutError) as exc:
             word = f"cancel failed: {exc or 'no answer in time'}"
-        # ALREADY_COMPLETED too: it ended, but only a look says how (cancelled, failed, a video).
         if word == "NOT_FOUND":  # the result route does not know it either
             self._release(job)
             return await self._cancel_outcome(job, "unknown to the provider")
         log.info("job %s: cancel asked (%s); following it until it ends", job.row.key, word)
         await self._move(job, S.CANCELLING, error=f"cancel asked; the provider answered {word}")
+        # It ended, but only its result says how (cancelled, failed, a video): read it now.
+        if word == ALREADY_COMPLETED and await self._read_now(job):
+            return
         await self._follow(job)
+
+    async def _read_now(self, job: Job) -> bool:
+        """Read the result of a job the provider says has ended, at once and whatever its
+        status words said (they may be a spelling batchgen does not know); True when that
+        settled how the job ended, False when it must be followed still."""
+        assert job.row.request_id is not None
+        try:
+            async with asyncio.timeout(self._timing.s(self._timing.cancel_grace)):
+                look = await self._client(job.row).look_result(job.row.request_id, job.row.endpoint)
+        except TimeoutError:
+            return False
+        except (RetryableError, PermanentError) as exc:
+            if isinstance(exc, RetryableError) and exc.error_type is None:
+                return False  # no answer to go by: follow it as any other
+            self._release(job)
+            await self._ended(job, exc)
+            return True
+        if not look.status.done:
+            return False
+        job.output = look
+        await self._finished(job, look.status)
+        return True
 
     async def _cancel_outcome(self, job: Job, word: str) -> None:
         """A cancelled job ended without a video: cancelled if the user asked, else failed."""

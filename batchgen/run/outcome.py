@@ -2,7 +2,9 @@
 
 ``run_result`` reads the ledger's counts (the input's jobs only, not those left over from an
 earlier input) and what the engine saw. ``next_steps`` turns them into lines that each end with
-the command to type: resume, ``--retry-failed`` (``all`` for refusals), ``batchgen cancel``.
+the command to type: resume, ``--retry-failed`` (``all`` for refusals and for answers that broke
+the protocol, which are never called refusals), ``batchgen cancel``; a command that submits
+jobs again says so, and what that costs at list price.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from batchgen.errors import PROTOCOL_ERROR
 from batchgen.ledger.base import LedgerStore
-from batchgen.ledger.states import JobStatus
+from batchgen.ledger.states import JobRow, JobStatus
 from batchgen.plan.durations import spoken
 from batchgen.run.download import VIDEO_GONE
 from batchgen.run.engine import Engine
-from batchgen.run.resume import retryable
+from batchgen.run.resume import resubmit_cost, retryable
 
 S = JobStatus
 
@@ -137,13 +140,32 @@ def next_steps(
         )
         failed = [row for row in failed if row.error_type != VIDEO_GONE]
     if failed:
-        retry = sum(map(retryable, failed))
-        refused = len(failed) - retry
-        if retry:
-            steps.append(f"{len(failed)} failed ({retry} retryable): {again} --retry-failed")
-        if refused:
-            steps.append(
-                f"{refused} refused by the provider (validation, content policy): fix "
-                f"those rows, or {again} --retry-failed all"
-            )
+        steps += _failed_steps(failed, again)
+    return steps
+
+
+def _failed_steps(failed: list[JobRow], again: str) -> list[str]:
+    """The advice for failed jobs: retry the retryable ones; the others are answers that broke
+    the protocol, or refusals by the provider. Each command that submits says what it pays
+    (``--retry-failed all`` sends every failed job: the retryable ones too)."""
+    retry = [row for row in failed if retryable(row)]
+    broke = [row for row in failed if not retryable(row) and row.error_type == PROTOCOL_ERROR]
+    refused = [row for row in failed if not retryable(row) and row.error_type != PROTOCOL_ERROR]
+    steps = []
+    if retry:
+        steps.append(
+            f"{len(failed)} failed ({len(retry)} retryable): {again} --retry-failed"
+            f"{resubmit_cost(retry)}"
+        )
+    if broke:
+        steps.append(
+            f"{len(broke)} failed on answers that broke the protocol (not refused by the "
+            "provider, which may have run them; batchgen.log quotes the answers): check "
+            f"--base-url and --follow, or {again} --retry-failed all{resubmit_cost(failed)}"
+        )
+    if refused:
+        steps.append(
+            f"{len(refused)} refused by the provider (validation, content policy): fix "
+            f"those rows, or {again} --retry-failed all{resubmit_cost(failed)}"
+        )
     return steps

@@ -18,9 +18,9 @@ from typing import Any
 
 from batchgen.api.objectstore import ObjectStore
 from batchgen.api.providers import Connection
-from batchgen.errors import JobChanged, UsageError
+from batchgen.errors import PROTOCOL_ERROR, JobChanged, UsageError
 from batchgen.ledger.base import LedgerStore
-from batchgen.ledger.money import UNBILLED_ERRORS
+from batchgen.ledger.money import UNBILLED_ERRORS, committed
 from batchgen.ledger.states import IN_FLIGHT, JobRow, JobStatus
 from batchgen.ledger.store import LEDGER_NAME, Ledger
 from batchgen.run.download import DISK, DOWNLOAD, VIDEO_GONE, VIDEO_REFUSED, looks_whole
@@ -30,8 +30,9 @@ from batchgen.run.uploads import FILE_REFUSED
 S = JobStatus
 # Failures that a new try can mend: transient, timed out, forgotten by the provider, an
 # input file not sent or refused (uploaded again), or a download that went wrong. Any other
-# failure (error_type None or the provider's own word:
-# validation, content policy) is a refusal: sent again only with --retry-failed all.
+# failure is sent again only with --retry-failed all: answers that broke the protocol
+# (``PROTOCOL_ERROR``), and refusals (error_type None or the provider's own word:
+# validation, content policy).
 RETRYABLE = UNBILLED_ERRORS | {
     "timeout",
     "unknown_request",
@@ -134,10 +135,11 @@ def reopen(
     cancelled jobs asked for (``retry``; see ``batchgen.run.runner.Runner``): of the failed,
     only the retryable ones unless ``refused_too``."""
     reopened: list[JobRow] = []
-    fetch = asked = refused = 0
+    stay: list[JobRow] = []  # failed, not retryable, and not asked for with "all"
+    fetch = asked = 0
     for row in rows:
         if row.status is S.FAILED and S.FAILED in retry and not (refused_too or retryable(row)):
-            refused += 1
+            stay.append(row)
             reopened.append(row)
             continue
         try:
@@ -152,12 +154,38 @@ def reopen(
     if asked:
         what = " and ".join(sorted(str(status) for status in retry))
         reporter.note(f"{asked} {what} job(s) to run again")
+    broke = [row for row in stay if row.error_type == PROTOCOL_ERROR]
+    refused = [row for row in stay if row.error_type != PROTOCOL_ERROR]
+    if broke:
+        reporter.note(
+            f"{len(broke)} failed job(s) failed on answers that broke the protocol and "
+            f"stay failed: --retry-failed all submits them again{resubmit_cost(broke)}"
+        )
     if refused:
         reporter.note(
-            f"{refused} failed job(s) were refused by the provider (validation, content "
-            "policy) and stay failed: --retry-failed all sends them again"
+            f"{len(refused)} failed job(s) were refused by the provider (validation, "
+            "content policy) and stay failed: --retry-failed all submits them again"
+            f"{resubmit_cost(refused)}"
         )
     return reopened
+
+
+def resubmit_cost(rows: list[JobRow]) -> str:
+    """What submitting the failed ``rows`` again costs, for the end of an advice line: a paid
+    video whose download failed is fetched again, not paid again; every other is a new job,
+    paid again when its last attempt may have been billed (see ``batchgen.ledger.money``)."""
+    sent = [row for row in rows if not refetch(row, {S.FAILED})]
+    if not sent:
+        return " (downloads their paid videos again: nothing is paid)"
+    prices = [row.cost_usd for row in sent if row.cost_usd is not None]
+    again = " again" if any(committed(row) for row in sent) else ""
+    if not prices:
+        price = "at a price batchgen does not know"
+    else:
+        price = f"about ${sum(prices):,.2f} at list price"
+        if len(prices) < len(sent):
+            price += f" for {len(prices)} of them, the others unpriced"
+    return f" (submits {len(sent)} anew and pays{again}: {price})"
 
 
 def _reopened(ledger: LedgerStore, row: JobRow, retry: set[JobStatus]) -> tuple[JobRow, str]:

@@ -21,8 +21,8 @@ GRID = list(
         JobStatus,
         (0, 1, 2),  # attempts
         (0, 1),  # retry_from
-        (None, "server_error", "upload", "content_policy_violation"),  # error_type
-        (None, 5.0),  # started_at
+        (None, "server_error", "upload", "content_policy_violation", "protocol"),  # error_type
+        ((None, None), (5.0, None), (5.0, 6.0)),  # started_at, completed_at
         (None, "https://v3.fal.media/files/x.mp4"),  # video_url
     )
 )
@@ -30,8 +30,8 @@ GRID = list(
 
 def test_the_sql_rule_sums_what_committed_counts(tmp_path: Path, open_ledger: Opener) -> None:
     """A ledger holding every combination of status, attempts, retry_from, error_type,
-    started_at, video_url and in_input, each job of its own price: the database's committed
-    sum equals ``tally``'s over the same rows."""
+    started_at, completed_at, video_url and in_input, each job of its own price: the
+    database's committed sum equals ``tally``'s over the same rows."""
     source = tmp_path / "p.csv"
     source.write_text("prompt\n" + "".join(f"shot {i}\n" for i in range(2 * len(GRID))))
     plan = build_plan(source)
@@ -40,7 +40,7 @@ def test_the_sql_rule_sums_what_committed_counts(tmp_path: Path, open_ledger: Op
     ledger.sync(plan.jobs[: len(GRID)], plan.endpoint.id)  # the other half: not in the input
     states: list[dict[str, Any]] = []
     for at, job in enumerate(plan.jobs):
-        status, attempts, retry_from, error_type, started_at, video_url = GRID[at % len(GRID)]
+        status, attempts, retry_from, error_type, times, video_url = GRID[at % len(GRID)]
         states.append(
             {
                 "key": job.key,
@@ -48,7 +48,8 @@ def test_the_sql_rule_sums_what_committed_counts(tmp_path: Path, open_ledger: Op
                 "attempts": attempts,
                 "retry_from": retry_from,
                 "error_type": error_type,
-                "started_at": started_at,
+                "started_at": times[0],
+                "completed_at": times[1],
                 "video_url": video_url,
                 "cost_usd": math.sqrt(at + 2),  # no two subsets of rows sum alike
             }

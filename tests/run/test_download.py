@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gzip
 import hashlib
 import os
 from collections.abc import AsyncIterator
@@ -475,3 +476,34 @@ def test_looks_whole(tmp_path: Path) -> None:
     assert not looks_whole(path, None)
     path.write_bytes(b"<html>")
     assert not looks_whole(path, None)
+
+
+def gzipped(data: bytes = VIDEO) -> Handler:
+    """A file host that gzips the file whatever it was asked for: the whole file (200), or a
+    range of its encoding (206) when asked for one; Content-Length the encoded size."""
+    encoded = gzip.compress(data)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        start = int(request.headers.get("Range", "bytes=0-")[6:-1])
+        headers = {"Content-Encoding": "gzip", "Content-Type": "video/mp4"}
+        if start:
+            headers["Content-Range"] = f"bytes {start}-{len(encoded) - 1}/{len(encoded)}"
+        return web.Response(status=206 if start else 200, body=encoded[start:], headers=headers)
+
+    return handler
+
+
+async def test_gzip_encoded_file_is_decoded(tmp_path: Path, files: aiohttp.ClientSession) -> None:
+    """A file host that sends the MP4 gzip-encoded although asked for identity: the file is
+    decoded and kept whole (Content-Length counts the encoding, file_size the file); a .part
+    is not resumed from a range of the encoding but fetched again whole."""
+    async with scripted(gzipped()) as server:
+        got = await downloader(files).fetch(
+            server.url + "/f", tmp_path / "a.mp4", expected_size=len(VIDEO)
+        )
+        assert (got.sha256, (tmp_path / "a.mp4").read_bytes()) == (DIGEST, VIDEO)
+        assert [seen.headers.get("Accept-Encoding") for seen in server.seen] == ["identity"]
+        part_path(tmp_path / "b.mp4").write_bytes(VIDEO[:100_000])
+        got = await downloader(files).fetch(server.url + "/f", tmp_path / "b.mp4")
+    assert (got.sha256, (tmp_path / "b.mp4").read_bytes()) == (DIGEST, VIDEO)
+    assert [seen.headers.get("Range") for seen in server.seen[1:]] == ["bytes=100000-", None]

@@ -9,6 +9,7 @@ from typing import Any
 
 from runs import (
     FAST,
+    KEY,
     assert_all_verified,
     cli_args,
     connection,
@@ -17,6 +18,7 @@ from runs import (
     prompts,
     rows,
     run,
+    subprocess_env,
 )
 from test_run_resume import finish, start, submitted, until
 
@@ -154,3 +156,28 @@ async def test_follow_status_fails_clearly_then_auto_resumes(tmp_path: Path) -> 
     assert_all_verified(out, stats)
     settings = json.loads((out / "run.json").read_text(encoding="utf-8"))["settings"]
     assert settings["follow"] == "auto"
+
+
+async def test_default_provider_through_a_result_only_proxy(tmp_path: Path) -> None:
+    """``--base-url`` at a result-only proxy with the default provider (fal, no --provider):
+    every job done and submitted once, the switch to result polling said once."""
+    out = tmp_path / "out"
+    async with MockServer(mock_config(status_route=False)) as server:
+        args = cli_args(prompts(tmp_path, 12), out, server.base_url)
+        at = args.index("--provider")
+        del args[at : at + 2]
+        proc = await asyncio.create_subprocess_exec(
+            *args,
+            env=subprocess_env(FAL_KEY=KEY),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        code, err = await finish(proc)
+        stats = server.stats()
+    assert code == 0, err
+    assert_all_verified(out, stats)
+    assert submitted_once(stats)
+    assert err.count(SWITCHED) == 1
+    assert (
+        json.loads((out / "run.json").read_text(encoding="utf-8"))["settings"]["provider"] == "fal"
+    )
