@@ -336,6 +336,8 @@ class Follower(JobBook):
             ),
         )
         log.info("job %s: %s", job.row.key, job.row.error)
+        if self.overdue & (self.overdue - 1):
+            return  # said at 1, 2, 4, 8...: an incident is one line now and then, not a flood
         self._reporter.note(
             f"{self.overdue} job(s) still not ended {times:g}x past their --job-timeout: "
             "their slots went to other jobs, so more than --concurrency may be running and "
