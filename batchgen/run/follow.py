@@ -44,11 +44,11 @@ class Follower(JobBook):
         clock = timing.clock  # time the process ran: a night with the lid shut is not counted
         cancelling = row.status is S.CANCELLING
         submitted = self._sent(job)
-        timeout = timing.s(self._settings.job_timeout)
+        timeout = self._window(self._settings.job_timeout)
         # A job asked to stop holds its slot until the provider says it ended, or until the
         # ceiling: a wedged provider must not stall the batch forever.
         ceiling = submitted + timeout * timing.stuck_after
-        grace = clock.now() + timing.s(timing.cancel_grace) if cancelling else None
+        grace = clock.now() + self._window(timing.cancel_grace) if cancelling else None
         deadline = grace if grace is not None else submitted + timeout
         streams = self._settings.poll == "stream" and client.follow != "result"
         if streams and not cancelling and not job.stream_broken:
@@ -239,13 +239,13 @@ class Follower(JobBook):
         """Send the cancel of a ``cancelling`` job, then follow it until the provider says how
         it ended (see the module docstring)."""
         assert job.row.request_id is not None
-        grace = self._timing.s(self._timing.cancel_grace)
+        grace = self._window(self._timing.cancel_grace)
         try:
             async with self._timing.clock.deadline(grace):
                 client = self._client(job.row)
                 word = await client.cancel(job.row.request_id, job.row.endpoint)
         except (RetryableError, PermanentError, TimeoutError) as exc:
-            word = f"cancel failed: {exc or 'no answer in time'}"
+            word = f"cancel failed: {str(exc) or type(exc).__name__ + ' (no answer in time)'}"
         if word == "NOT_FOUND":  # the result route does not know it either
             self._release(job)
             return await self._cancel_outcome(job, "unknown to the provider")
@@ -262,7 +262,7 @@ class Follower(JobBook):
         settled how the job ended, False when it must be followed still."""
         assert job.row.request_id is not None
         try:
-            async with asyncio.timeout(self._timing.s(self._timing.cancel_grace)):
+            async with asyncio.timeout(self._window(self._timing.cancel_grace)):
                 look = await self._client(job.row).look_result(job.row.request_id, job.row.endpoint)
         except TimeoutError:
             return False

@@ -38,6 +38,7 @@ from batchgen.run.uploads import FILE_REFUSED, Uploads
 
 S = JobStatus
 log = logging.getLogger("batchgen.run")
+WINDOW_LOOKS = 10  # looks at every job in flight a safety window allows at least (_window)
 
 
 @dataclass(slots=True)
@@ -121,6 +122,14 @@ class JobBook:
         if self._uploads is not None and self._uploads.refused(job.row, exc):
             return await self._fail(job, str(exc), FILE_REFUSED)  # --retry-failed uploads it again
         await self._fail(job, str(exc), exc.error_type)
+
+    def _window(self, seconds: float) -> float:
+        """A safety window (``seconds`` of run time: a job timeout, a cancel's grace) in real
+        seconds, never shorter than ``WINDOW_LOOKS`` looks at every job in flight at the
+        configured --rate: on a compressed clock (``--mock-time-scale``) the rate, not the
+        provider, would otherwise time jobs out."""
+        floor = WINDOW_LOOKS * self._settings.concurrency / self._settings.rate
+        return max(self._timing.s(seconds), floor)
 
     def _sent(self, job: Job) -> float:
         """When ``job`` was submitted, on the run clock: this run's own reading, else (a job
