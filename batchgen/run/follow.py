@@ -103,8 +103,8 @@ class Follower(JobBook):
                         self._retime()
 
                 job.output = look if look.output is not None else None
-                self._release(job, submitted + (last_miss + elapsed) / 2)  # it ended in between
-                return await self._finished(job, status)
+                # It ended between the last look that missed it and this one.
+                return await self._finished(job, status, submitted + (last_miss + elapsed) / 2)
             if status.state == "CANCELLED":
                 self._release(job)
                 return await self._ended(job, None)
@@ -203,9 +203,10 @@ class Follower(JobBook):
         if status.state == "IN_PROGRESS" and job.row.status is S.QUEUED:
             await self._move(job, S.RUNNING, started_at=self._timing.wall(), queue_position=None)
 
-    async def _finished(self, job: Job, status: Status) -> None:
-        """The provider says the job ended: give back its slot, then take its outcome."""
-        self._release(job)
+    async def _finished(self, job: Job, status: Status, ended: float | None = None) -> None:
+        """The provider says the job ended (at ``ended`` on the run clock, when known): give
+        back its slot, then take its outcome."""
+        self._release(job, ended)
         if status.error or status.error_type:
             await self._ended(job, job_failure(status.error, status.error_type))
         elif job.row.status is S.CANCELLING:
@@ -262,7 +263,7 @@ class Follower(JobBook):
         settled how the job ended, False when it must be followed still."""
         assert job.row.request_id is not None
         try:
-            async with asyncio.timeout(self._window(self._timing.cancel_grace)):
+            async with self._timing.clock.deadline(self._window(self._timing.cancel_grace)):
                 look = await self._client(job.row).look_result(job.row.request_id, job.row.endpoint)
         except TimeoutError:
             return False
