@@ -29,7 +29,13 @@ from batchgen.cli.main import (
     parse_sets,
     plan_options,
 )
-from batchgen.cli.runoptions import _RUN_SETTINGS, MOCK_IN_PROGRESS, MOCK_TIME_SCALE, run_options
+from batchgen.cli.runoptions import (
+    _RUN_SETTINGS,
+    MOCK_IN_PROGRESS,
+    MOCK_TIME_SCALE,
+    mock_rate,
+    run_options,
+)
 from batchgen.errors import UsageError
 from batchgen.ledger.writer import SWITCH_INTERVAL
 
@@ -152,6 +158,9 @@ def run(
     if mock_time_scale is not None and time_scale is None:
         time_scale = mock_time_scale
     scale = time_scale if time_scale is not None else (MOCK_TIME_SCALE if mock else 1.0)
+    if mock and "rate" not in plan.given:  # a faster emulator answers more looks a second
+        rate = mock_rate(plan.settings.rate, scale)
+        plan.settings = dataclasses.replace(plan.settings, rate=rate)
     timing = Timing(scale=scale)
     if request_timeout is not None:
         timing = dataclasses.replace(timing, request_timeout=request_timeout)

@@ -47,6 +47,13 @@ MOCK_TIME_SCALE = 0.02
 MOCK_IN_PROGRESS = 4
 
 
+def mock_rate(rate: float, scale: float) -> float:
+    """The default --rate of a --mock run whose emulator runs at time ``scale``: ``rate`` at
+    the default scale, and as many times more as the emulator's clock is faster (200/s at
+    0.001), so the rate, not the emulator, never sets the pace of a compressed run."""
+    return max(rate, rate * MOCK_TIME_SCALE / scale)
+
+
 def run_options(func: F) -> F:
     """The options of ``batchgen run`` beyond the plan's (unset ones leave the spec's)."""
     for option in reversed(
@@ -187,7 +194,8 @@ def run_options(func: F) -> F:
             click.option(
                 "--rate",
                 type=float,
-                help="HTTP requests per second to the API.",
+                help="HTTP requests per second to the API (unless set, a --mock run's grows as "
+                "its clock speeds up: 200 at --mock-time-scale 0.001).",
                 show_default=_default("rate"),
             ),
             click.option(

@@ -60,6 +60,8 @@ class Plan:
     endpoints: dict[str, EndpointSpec] = field(default_factory=dict)
     # The endpoints the user's spec files (--endpoint-spec) describe, in the order given.
     described: list[EndpointSpec] = field(default_factory=list)
+    # The run settings the job spec or the command line set (the others are defaults).
+    given: frozenset[str] = frozenset()
 
     @property
     def estimated_cost(self) -> float | None:

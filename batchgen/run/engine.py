@@ -351,7 +351,8 @@ class Engine(Submitter):
         """Read the result of a completed job; record its video URL; queue the download."""
         row, timing = job.row, self._timing
         assert row.request_id is not None
-        deadline = self._sent(job) + self._window(self._settings.job_timeout)
+        # It is paid for: its result is asked for a whole job timeout, however long it queued.
+        deadline = timing.clock.now() + self._window(self._settings.job_timeout)
         look, job.output = job.output, None  # already read by the look that saw it done
         while look is None:
             try:

@@ -22,6 +22,7 @@ import logging
 from typing import Any
 
 from batchgen.api.classify import CANCELLED, UNKNOWN_REQUEST, job_failure
+from batchgen.api.clock import duration_text
 from batchgen.api.status import ALREADY_COMPLETED, Status
 from batchgen.errors import ApiError, PermanentError, RetryableError
 from batchgen.ledger.states import JobStatus
@@ -48,6 +49,11 @@ class Follower(JobBook):
         # A job asked to stop holds its slot until the provider says it ended, or until the
         # ceiling: a wedged provider must not stall the batch forever.
         ceiling = submitted + timeout * timing.stuck_after
+        # A queue that moves is a provider at work: the job's time starts again each time its
+        # position goes down, and when it is first seen running (see _moved).
+        position: int | None = None
+        if row.status is S.QUEUED:  # as the submit's answer placed it
+            position = _UNPLACED if row.queue_position is None else row.queue_position
         grace = clock.now() + self._window(timing.cancel_grace) if cancelling else None
         deadline = grace if grace is not None else submitted + timeout
         streams = self._settings.poll == "stream" and client.follow != "result"
@@ -109,6 +115,10 @@ class Follower(JobBook):
                 self._release(job)
                 return await self._ended(job, None)
             last_miss = elapsed
+            if not cancelling and _moved(position, status):
+                deadline = clock.now() + timeout
+                ceiling = deadline + timeout * (timing.stuck_after - 1)
+            position = _position(status)
             await self._seen(job, status)
             if status.state == "IN_QUEUE" or job.wait > elapsed:  # predict its start anew
                 self._aim(job, status)
@@ -309,12 +319,13 @@ class Follower(JobBook):
     async def _overdue(self, job: Job) -> None:
         """The cancel's grace is over and the job still runs: it keeps its slot (the cap
         counts what the provider runs) and is looked at now and then until it ends."""
-        grace, times = self._timing.cancel_grace, self._timing.stuck_after
+        grace = duration_text(self._window(self._timing.cancel_grace))
+        times = self._timing.stuck_after
         await self._move(
             job,
             S.CANCELLING,
             error=(
-                f"cancel asked; after {grace:g} s the provider still had not said how the job "
+                f"cancel asked; after {grace} the provider still had not said how the job "
                 f"ended: followed until it does, holding its --concurrency slot, for up to "
                 f"{times:g}x its --job-timeout"
             ),
@@ -344,3 +355,21 @@ class Follower(JobBook):
             "their slots went to other jobs, so more than --concurrency may be running and "
             "billed at the provider now (batchgen status shows them)"
         )
+
+
+_UNPLACED = 1 << 62  # queued, at a position the provider did not say
+
+
+def _position(status: Status) -> int:
+    """The job's place as ``_moved`` compares it: its queue position, or -1 once it runs."""
+    if status.state != "IN_QUEUE":
+        return -1
+    return _UNPLACED if status.queue_position is None else status.queue_position
+
+
+def _moved(before: int | None, status: Status) -> bool:
+    """Whether the provider moved the job on since the look that saw it at ``before`` (see
+    ``_position``; None: not looked at yet): a lower queue position, or its start."""
+    if before is None or before < 0 or status.state not in ("IN_QUEUE", "IN_PROGRESS"):
+        return False
+    return _position(status) < before
