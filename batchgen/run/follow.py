@@ -82,8 +82,11 @@ class Follower(JobBook):
             delay = self._policy.delay(now - submitted, job.group, wait=job.wait, scout=job.scout)
             await self._pause(job, max(0.0, min(delay, deadline - now)))
             looked = True
-            try:  # a look (its retries too) must not outlast the job's time
-                async with clock.deadline(max(0.0, deadline - clock.now())):
+            # A look (its retries too) must not outlast the job's time; the one at its end gets
+            # a request's time, since its answer decides whether the job is cancelled.
+            left = max(deadline - clock.now(), timing.request_timeout)
+            try:
+                async with clock.deadline(left):
                     look = await client.look(row.request_id, row.endpoint)
             except TimeoutError:
                 continue  # the job's time is up: the loop's check cancels it
@@ -97,6 +100,7 @@ class Follower(JobBook):
             if status.done:
                 if job.learn and not cancelling:
                     first = not self._policy.knows(job.group)
+                    generation = self._policy.generation
                     ran = status.inference_time
                     self._policy.observe(
                         last_miss,
@@ -107,6 +111,8 @@ class Follower(JobBook):
                     )
                     if first:  # the first completion: every wait is timed anew
                         self._retime()
+                    elif self._policy.generation != generation:
+                        self._replan()
 
                 job.output = look if look.output is not None else None
                 # It ended between the last look that missed it and this one.
@@ -175,17 +181,21 @@ class Follower(JobBook):
 
     async def _pause(self, job: Job, seconds: float) -> None:
         """Sleep ``seconds`` before the next look, or less when looks are to be timed anew:
-        at the run's first completion (a job that is not a scout waits for it), and when no
-        job is left to submit (see ``batchgen.run.polling``)."""
-        if self._policy.tail and (job.scout or self._policy.knows(job.group)):
+        at the run's first completion (a job that is not a scout waits for it), when no job
+        is left to submit, and (a long nap in the queue) when learned run times move (see
+        ``batchgen.run.polling``)."""
+        policy = self._policy
+        long = seconds > policy.max_interval  # a nap in the queue
+        if not long and policy.tail and (job.scout or policy.knows(job.group)):
             await self._timing.sleep(seconds)
             return
+        events = [self._retimed, self._replanned] if long else [self._retimed]
         nap = asyncio.ensure_future(self._timing.sleep(seconds))
-        woken = asyncio.ensure_future(self._retimed.wait())
+        woken = [asyncio.ensure_future(event.wait()) for event in events]
         try:
-            await asyncio.wait({nap, woken}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({nap, *woken}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (nap, woken):
+            for task in (nap, *woken):
                 task.cancel()
 
     async def _watch(self, job: Job, deadline: float) -> Status | None:

@@ -83,6 +83,7 @@ class JobBook:
         # Set when looks should be timed anew: at the run's first completion, and when no job
         # is left to submit (see Follower._pause).
         self._retimed = asyncio.Event()
+        self._replanned = asyncio.Event()  # set (and renewed) when learned run times move
         # Per endpoint: the parameters its jobs' run times depend on (its price's drivers).
         self._drivers: Mapping[str, tuple[str, ...]] = {}
         self._uploads: Uploads | None = None  # the run's local input files, if it has any
@@ -180,6 +181,12 @@ class JobBook:
         """Wake every job waiting for its next look, to time it anew."""
         self._retimed.set()
         self._retimed = asyncio.Event()
+
+    def _replan(self) -> None:
+        """Wake the jobs on a long nap in the queue (see ``batchgen.run.polling``): what
+        their naps were timed by has moved."""
+        self._replanned.set()
+        self._replanned = asyncio.Event()
 
     def _client(self, row: JobRow) -> QueueClient:
         """The client of the key that submitted ``row`` (see ``batchgen.run.keys``)."""

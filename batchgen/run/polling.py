@@ -19,13 +19,19 @@ most jobs are found done at their first look; the few that are not are looked at
 ``ladder``'s quantiles, then in proportion to how long they have run (``growth``). A late look
 costs a job a little time, but while the provider has jobs queued (the run keeps more in flight
 than the account runs) its throughput does not wait for our looks. Once no job is left to
-submit (``tail``), a late look delays the end of the run: looks then start at the median.
+submit (``tail``), a late look delays the end of the run: looks then start at the median, and
+a job past it is looked at every tenth of the median (no more often than ``min_interval``).
 
 Until a group has completions, the likely time is a guess (the endpoint's typical latency), and
 a provider may be far faster: ``scouts`` (2) jobs of the group look early and double
 (``min_interval``, then the time elapsed), never past the guess; the others wait for the guess,
 and ``learned`` tells the caller when to wake them sooner. Another group's run times are used
 meanwhile, once there are any.
+
+A job predicted to wait long in the queue is looked at halfway to its predicted start, then
+halfway again (each look reads its queue position, so a wrong prediction is soon mended),
+never further apart than ``max_interval`` once it is due: a wait of an hour costs a few looks,
+not one every ``max_interval``. Such long naps end early when what was learned moves.
 
 A completion seen at a look is only known to lie between the previous look and this one, so
 each job contributes the middle of that interval, less its predicted wait. That estimate can
@@ -41,6 +47,9 @@ from collections.abc import Hashable
 
 # Submits remembered to tell the account's concurrency.
 _CAP_WINDOW = 16
+# Once nothing is left to submit, a job past its median run time is looked at this often
+# (a fraction of the median), no more often than ``min_interval``.
+_TAIL_STEP = 0.1
 
 
 class _Times:
@@ -62,7 +71,12 @@ class _Times:
         bisect.insort(self._sorted, sample)
 
     def at(self, quantile: float) -> float:
-        return self._sorted[min(len(self._sorted) - 1, int(quantile * len(self._sorted)))]
+        """The ``quantile`` of the samples, read between the two nearest (with two samples the
+        median is their mean, not the larger: few samples must not aim every look late)."""
+        place = quantile * (len(self._sorted) - 1)
+        low = int(place)
+        high = min(low + 1, len(self._sorted) - 1)
+        return self._sorted[low] + (self._sorted[high] - self._sorted[low]) * (place - low)
 
 
 class PollPolicy:
@@ -204,7 +218,9 @@ class PollPolicy:
         fills in waves, as the provider's does.
         """
         running = None if queue_position is None or others is None else others - queue_position
-        if queued and running is not None and running >= 1:
+        # Only a job with others queued ahead of it tells: at position 0 it may be waiting for
+        # a free runner to pick it up (fal's queue, the emulator's), not for a job to end.
+        if queued and running is not None and running >= 1 and queue_position:
             self._caps.setdefault(lane, deque(maxlen=_CAP_WINDOW)).append(running)
         self.start_of(key)  # what is tracked is predicted at this generation first
         said = self._said.pop(key, None)
@@ -249,6 +265,7 @@ class PollPolicy:
 
     def _start_after(self, now: float, ahead: int, key: Hashable, lane: Hashable) -> float:
         ends = []
+        running = 0  # of the jobs we know of, those running at ``now``
         means: dict[Hashable, float | None] = {}  # per group, once per call: not per job
         for other, (start, group, its_lane) in self._starts.items():
             if other == key or its_lane != lane:
@@ -258,7 +275,15 @@ class PollPolicy:
             mean = means[group]
             if mean is not None and start + mean > now:
                 ends.append(start + mean)
-        ends += [end for end in self._ended.get(lane, ()) if end > now]
+                running += start <= now
+        ended = [end for end in self._ended.get(lane, ()) if end > now]
+        ends += ended
+        running += len(ended)  # in flight at ``now``, since they ended later
+        # First in the queue while the jobs we know of leave a runner free: it waits to be
+        # picked up, not for a job to end (behind others, every runner is busy).
+        caps = self._caps.get(lane)
+        if ahead == 0 and caps and running < min(caps):
+            return now
         if len(ends) > ahead:
             return sorted(ends)[ahead]
         # The provider holds jobs we do not follow (another client's, or from before): pace
@@ -289,18 +314,32 @@ class PollPolicy:
         firsts = (0.5, self.quantile) if self.tail else (self.quantile,)
         aims = (times.at(q) * stretch for q in (*firsts, *self.ladder))
         later = [t for t in aims if t > ran + 1e-9]
-        pause = min(later) - ran if later else self.growth * max(ran, elapsed * 0.5)
-        return self._clamp(pause)
+        median = times.at(0.5) * stretch
+        if self.tail and ran >= median:  # each late look now delays the end: look often
+            step = max(self.min_interval, _TAIL_STEP * median)
+            return max(self.min_interval, min(min(later, default=ran + step) - ran, step))
+        if not later:  # past every aim: less and less often, up to the ceiling
+            return self._clamp(self.growth * max(ran, elapsed * 0.5))
+        pause = max(self.min_interval, min(later) - ran)
+        if -ran > min(later):  # queued longer than it runs: looked at halfway to its start
+            return min(pause, max(self.max_interval, -ran / 2))
+        return pause  # an aim: one look where the run times say it ends
 
     def _guess(self, elapsed: float, scout: bool) -> float:
         """Nothing learned: scouts look early and double up to the seed; others wait for it."""
-        if self.seed is None:
-            wait = elapsed if scout else self.max_interval
-        elif self.seed > elapsed:
-            wait = min(elapsed, self.seed - elapsed) if scout else self.seed - elapsed
-        else:
-            wait = self.growth * elapsed if scout else self.max_interval
-        return self._clamp(wait)
+        if scout or self.seed is None:
+            if self.seed is None:
+                wait = elapsed
+            elif self.seed > elapsed:
+                wait = min(elapsed, self.seed - elapsed)
+            else:
+                wait = self.growth * elapsed
+            return self._clamp(wait if scout else self.max_interval)
+        # The others wait for the guess, then as long again each time: the first completion
+        # (a scout's, most likely) wakes them to be timed by what was learned.
+        if self.seed > elapsed:
+            return max(self.min_interval, self.seed - elapsed)
+        return max(self.max_interval, elapsed)
 
     def _clamp(self, wait: float) -> float:
         return min(self.max_interval, max(self.min_interval, wait))

@@ -45,12 +45,14 @@ def test_unknown_seed_scouts_look_early_then_double() -> None:
 
 
 def test_first_look_at_a_high_quantile_of_the_run_times_then_the_ladder() -> None:
-    """Learned run times 1..10 s: the first look aims at the 0.75 quantile (8 s), then at the
-    ladder's (10 s), then waits a quarter of the time already taken."""
+    """Learned run times 1..10 s: the first look aims at the 0.75 quantile (7.75 s, read
+    between the samples), then at the ladder's (9.73 s, 9.955 s), then waits a quarter of the
+    time already taken."""
     policy = learned([float(t) for t in range(1, 11)], quantile=0.75)
-    assert policy.expected() == 8.0  # sorted samples [int(0.75 * 10)]
-    assert policy.delay(0.0) == 8.0
-    assert policy.delay(8.0) == 2.0  # the ladder's 0.97 and 0.995 quantiles are 10 s
+    assert policy.expected() == pytest.approx(7.75)  # 3/4 of the way from the 7th to the 8th
+    assert policy.delay(0.0) == pytest.approx(7.75)
+    assert policy.delay(7.75) == pytest.approx(9.73 - 7.75)  # the ladder's 0.97 quantile
+    assert policy.delay(9.73) == 0.5  # its 0.995 (9.955 s), no sooner than min_interval
     assert policy.delay(12.0) == 3.0
 
 
@@ -126,10 +128,38 @@ def test_past_the_jobs_in_flight_the_throughput_paces_the_queue() -> None:
 def test_the_tail_looks_at_the_median_first() -> None:
     """Once nothing is left to submit, a late look delays the end: aim at the median."""
     policy = learned([float(t) for t in range(1, 11)])
-    assert policy.delay(0.0) == 8.0  # the 0.75 quantile
+    assert policy.delay(0.0) == pytest.approx(7.75)  # the 0.75 quantile
     policy.tail = True
-    assert policy.delay(0.0) == 6.0
-    assert policy.delay(6.0) == 2.0
+    assert policy.delay(0.0) == pytest.approx(5.5)  # the median of 1..10
+    assert policy.delay(5.5) == pytest.approx(0.55)  # past it: every tenth of the median
+
+
+def test_first_in_the_queue_with_a_runner_free_starts_now() -> None:
+    """An account of 2 runners, one job of ours running: a job said queued at position 0
+    waits only to be picked up, so it starts now, not when the running one ends."""
+    policy = learned([2.0] * 10)
+    policy.track("a", "", 0.0, queued=True, queue_position=1, others=3)  # 3 - 1: 2 run
+    policy.forget("a")
+    policy.track("run", "", 0.0, queued=False)
+    assert policy.track("next", "", 0.5, queued=True, queue_position=0) == 0.5
+    policy.track("run2", "", 0.5, queued=False)
+    assert policy.track("third", "", 0.6, queued=True, queue_position=0) == pytest.approx(2.0)
+
+
+def test_a_submit_first_in_the_queue_does_not_tell_the_concurrency() -> None:
+    """At position 0 a job may be waiting for pickup: 1 in flight, position 0 says nothing
+    of the account's concurrency (it would read as 1 runner)."""
+    policy = learned([2.0] * 10)
+    policy.track("b", "", 0.0, queued=True, queue_position=0, others=1)
+    assert policy.throughput() is None
+
+
+def test_two_samples_aim_at_their_mean_in_the_tail() -> None:
+    """Two run times learned (2 s and 4 s): the tail's first look aims at their mean, not at
+    the larger, so a first estimate that came out long does not make every last look late."""
+    policy = learned([2.0, 4.0])
+    policy.tail = True
+    assert policy.delay(0.0) == pytest.approx(3.0)
 
 
 def test_converges_to_one_look_per_job_at_a_constant_latency() -> None:
