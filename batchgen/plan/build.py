@@ -188,7 +188,8 @@ def _plan(
         settings=settings,
         filename_template=template,
         described=described,
-        given=frozenset(run or {}) | {k[4:] for k in spec.lines if k.startswith("run.")},
+        given=frozenset(run or {})
+        | {k.removeprefix("run.") for k in spec.lines if k.startswith("run.")},
     )
     if ep.passthrough:
         plan.warnings.append(

@@ -100,9 +100,8 @@ class Follower(JobBook):
             if status.done:
                 if job.learn and not cancelling:
                     first = not self._policy.knows(job.group)
-                    generation = self._policy.generation
                     ran = status.inference_time
-                    self._policy.observe(
+                    moved = self._policy.observe(
                         last_miss,
                         elapsed,
                         job.group,
@@ -111,7 +110,7 @@ class Follower(JobBook):
                     )
                     if first:  # the first completion: every wait is timed anew
                         self._retime()
-                    elif self._policy.generation != generation:
+                    elif moved:
                         self._replan()
 
                 job.output = look if look.output is not None else None
@@ -121,9 +120,9 @@ class Follower(JobBook):
                 self._release(job)
                 return await self._ended(job, None)
             last_miss = elapsed
-            if not cancelling and _moved(position, status):
-                deadline = clock.now() + timeout
-                ceiling = deadline + timeout * (timing.stuck_after - 1)
+            if not cancelling and _moved(position, status):  # its time starts again
+                restart = clock.now()
+                deadline, ceiling = restart + timeout, restart + timeout * timing.stuck_after
             position = _position(status)
             await self._seen(job, status)
             if status.state == "IN_QUEUE" or job.wait > elapsed:  # predict its start anew

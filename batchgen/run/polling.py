@@ -314,8 +314,8 @@ class PollPolicy:
         firsts = (0.5, self.quantile) if self.tail else (self.quantile,)
         aims = (times.at(q) * stretch for q in (*firsts, *self.ladder))
         later = [t for t in aims if t > ran + 1e-9]
-        median = times.at(0.5) * stretch
-        if self.tail and ran >= median:  # each late look now delays the end: look often
+        median = times.at(0.5) * stretch if self.tail else None
+        if median is not None and ran >= median:  # each late look now delays the end
             step = max(self.min_interval, _TAIL_STEP * median)
             return max(self.min_interval, min(min(later, default=ran + step) - ran, step))
         if not later:  # past every aim: less and less often, up to the ceiling
@@ -327,19 +327,21 @@ class PollPolicy:
 
     def _guess(self, elapsed: float, scout: bool) -> float:
         """Nothing learned: scouts look early and double up to the seed; others wait for it."""
-        if scout or self.seed is None:
+        if not scout:
             if self.seed is None:
-                wait = elapsed
-            elif self.seed > elapsed:
-                wait = min(elapsed, self.seed - elapsed)
-            else:
-                wait = self.growth * elapsed
-            return self._clamp(wait if scout else self.max_interval)
-        # The others wait for the guess, then as long again each time: the first completion
-        # (a scout's, most likely) wakes them to be timed by what was learned.
-        if self.seed > elapsed:
-            return max(self.min_interval, self.seed - elapsed)
-        return max(self.max_interval, elapsed)
+                return self.max_interval
+            # The guess, then as long again each time: the first completion (a scout's, most
+            # likely) wakes them to be timed by what was learned.
+            if self.seed > elapsed:
+                return max(self.min_interval, self.seed - elapsed)
+            return max(self.max_interval, elapsed)
+        if self.seed is None:
+            wait = elapsed
+        elif self.seed > elapsed:
+            wait = min(elapsed, self.seed - elapsed)
+        else:
+            wait = self.growth * elapsed
+        return self._clamp(wait)
 
     def _clamp(self, wait: float) -> float:
         return min(self.max_interval, max(self.min_interval, wait))
@@ -354,12 +356,13 @@ class PollPolicy:
         *,
         wait: float = 0.0,
         ran: float | None = None,
-    ) -> None:
+    ) -> bool:
         """Learn from a job seen not done at ``last_miss`` and done at ``seen_done`` (seconds
         after its submit; ``last_miss`` is 0 when the first look found it done), predicted to
         wait ``wait`` in the queue; ``ran``: how long it ran, when the provider said (then
         that is the sample, unless it is longer than the job has existed: a clock that is not
-        ours, such as a time-scaled emulator's)."""
+        ours, such as a time-scaled emulator's). True when what was learned moved (a group's
+        first run time, or its mean by more than a tenth: ``generation`` was bumped)."""
         middle = (max(0.0, last_miss) + max(last_miss, seen_done)) / 2
         if ran is not None and ran <= seen_done:  # longer than since its submit: not believed
             sample = ran
@@ -376,3 +379,5 @@ class PollPolicy:
         if mean is not None and (then is None or abs(mean - then) > 0.1 * then):
             self._means_then[group] = mean
             self.generation += 1
+            return True
+        return False
