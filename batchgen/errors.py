@@ -56,6 +56,9 @@ SERVER_ERROR = "server_error"
 # batchgen's own error_type for a job failed on answers that break the protocol (its
 # ``ProtocolError``): not the provider's refusal, and the provider may have run the job.
 PROTOCOL_ERROR = "protocol"
+# batchgen's own error_type for a job whose result answer was too large to read even pruned
+# (``batchgen.api.bounded``): the provider made its output, so it is paid; a new try pays again.
+RESULT_TOO_LARGE = "result_too_large"
 # batchgen's own error_type for a job whose local input file could not be made a URL (the
 # upload failed, the file went missing or changed): that attempt was never submitted.
 UPLOAD_ERROR = "upload"
@@ -112,6 +115,16 @@ class LedgerError(BatchgenError):
 class JobChanged(LedgerError):
     """A transition expected the job in one state and found it in another: another process
     (``batchgen cancel``, a second run) changed it since it was read."""
+
+
+class RequestIdTaken(LedgerError):
+    """A move would give a job a request id that another job of the ledger holds (or held):
+    the provider (or a proxy) answered two submits with one id. Nothing of the move is
+    written; ``owner`` is the key of the job that holds it."""
+
+    def __init__(self, request_id: str, owner: str) -> None:
+        super().__init__(f"request id {request_id} belongs to job {owner} already")
+        self.request_id, self.owner = request_id, owner
 
 
 class OverCost(LedgerError):

@@ -21,7 +21,11 @@ every row is done or the rounds run out. At the end, with the emulator's faults 
 
 ``--respell`` puts a proxy with its own spelling (``tests/respell.py``: lower-case and other
 status words, ``{"data": ...}`` envelopes, gzip-encoded videos, no ``Range``) between the runs
-and the emulator: the same invariants must hold through it.
+and the emulator: the same invariants must hold through it. ``--repeat-ids N`` puts one that
+answers every N-th submit with the previous submit's request id (``tests/oddproxy.py``): each
+such row is flagged, never paired with the other row's video, and done by ``--retry-failed``.
+Between runs the user may also rotate the key: the emulator refuses the old one, and the next
+runs send a new one of the same account in the same variable.
 
 The action log of a seed is printed with its violations: the same seed replays the same actions
 (timings on a busy machine vary, so a replay is close, not exact). Exit 1 if any invariant fails.
@@ -267,17 +271,18 @@ class History:
 
 
 @contextmanager
-def respeller(folder: Path, base: str) -> Iterator[str]:
-    """``tests/respell.py`` in front of the emulator at ``base``, in its own process; its URL."""
+def proxy(folder: Path, base: str, script: str, *args: str) -> Iterator[str]:
+    """``tests/<script>`` (a proxy: ``respell.py``, ``oddproxy.py``) in front of the emulator
+    at ``base``, in its own process; its URL."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    command = [sys.executable, str(REPO / "tests" / "respell.py"), base]
-    with (folder / "respell.stderr").open("w") as sink:
+    command = [sys.executable, str(REPO / "tests" / script), base, *args]
+    with (folder / f"{script}.stderr").open("w") as sink:
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=sink, env=env, text=True)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         if "serving on" not in line:
-            raise RuntimeError(f"respell proxy did not start: {line!r}")
+            raise RuntimeError(f"proxy {script} did not start: {line!r}")
         yield line.split("serving on ", 1)[1].split()[0]
     finally:
         proc.terminate()
@@ -298,6 +303,7 @@ class Ctx:
     scale: float
     sentinel: Sentinel
     api: str = ""  # where runs send their requests: the emulator, or a proxy in front of it
+    key: str = KEY  # the key runs send: rotated (the emulator refusing the old one) by a user
     stderrs: list[Path] = field(default_factory=list)
     runs: int = 0
 
@@ -330,7 +336,7 @@ class Ctx:
     def start(self, *extra: str, base: str | None = None) -> tuple[subprocess.Popen[bytes], Path]:
         self.runs += 1
         err = self.folder / f"run{self.runs:02d}.stderr"
-        env = {**os.environ, "PYTHONPATH": str(REPO), "BATCHGEN_MOCK_KEY": KEY}
+        env = {**os.environ, "PYTHONPATH": str(REPO), "BATCHGEN_MOCK_KEY": self.key}
         with err.open("wb") as sink:
             proc = subprocess.Popen(
                 self.command(*extra, base=base), stdout=subprocess.DEVNULL, stderr=sink, env=env
@@ -445,6 +451,13 @@ def edit_row(ctx: Ctx, prompts: list[str], round_no: int) -> None:
     ctx.seed.act(round_no, f"edit row {index + 1} (id c{index:03d})")
 
 
+def rotate_key(ctx: Ctx, round_no: int) -> None:
+    """The key is revoked and a new one of the same account put in the same variable."""
+    ctx.key = f"chaos-key-rotated-in-round-{round_no}"
+    set_config(ctx.base, api_keys=[ctx.key])  # the old key answers 401 from now on
+    ctx.seed.act(round_no, "rotate the key (the old one revoked)")
+
+
 def delete_ledger(ctx: Ctx, round_no: int) -> None:
     gone = []
     for name in ("batchgen.db", "batchgen.db-wal", "batchgen.db-shm"):
@@ -474,7 +487,8 @@ def outcome(base: str, request_id: str) -> str:
 
 def check(ctx: Ctx, history: History, prompts: list[str]) -> None:
     s = ctx.seed
-    set_config(ctx.base, **{name: 0.0 for name in FAULTS})
+    # Faults off, and KEY (the one the checks read with) accepted again beside the last key.
+    set_config(ctx.base, **{name: 0.0 for name in FAULTS}, api_keys=sorted({KEY, ctx.key}))
     stats = call(ctx.base, "/_mock/stats")[1]
     served = stats["files"]
     records = read_manifest(ctx.out)
@@ -606,6 +620,7 @@ def run_seed(
     keep: bool,
     skip: set[str],
     respell: bool = False,
+    repeat_ids: int = 0,
 ) -> Seed:
     result = Seed(seed, jobs)
     rng = random.Random(f"chaos:{seed}")
@@ -620,7 +635,10 @@ def run_seed(
                 result, rng, base, folder, folder / "prompts.csv", folder / "out", scale, Sentinel()
             )
             if respell:
-                ctx.api = stack.enter_context(respeller(folder, base))
+                ctx.api = stack.enter_context(proxy(folder, base, "respell.py"))
+            elif repeat_ids:
+                every = ("repeat", "--every", str(repeat_ids))
+                ctx.api = stack.enter_context(proxy(folder, base, "oddproxy.py", *every))
             write_prompts(ctx.csv, prompts)
             last = None
             for round_no in range(1, max_rounds + 1):
@@ -632,6 +650,8 @@ def run_seed(
                     if rng.random() < 0.25 and "delete-ledger" not in skip:
                         delete_ledger(ctx, round_no)
                         history.deletions.append(round_no)
+                    if rng.random() < 0.2 and "rotate-key" not in skip:
+                        rotate_key(ctx, round_no)
                 if chaotic:
                     names, weights = zip(*IN_RUN_ACTIONS.items(), strict=True)
                     action = rng.choices(names, weights)[0]
@@ -807,10 +827,18 @@ def main() -> int:
         help="run through tests/respell.py (a proxy spelling status its own way) in front of it",
     )
     parser.add_argument(
+        "--repeat-ids",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run through tests/oddproxy.py, which answers every N-th submit with the "
+        "previous submit's request id (not with --respell)",
+    )
+    parser.add_argument(
         "--skip",
         nargs="*",
         default=[],
-        choices=[*IN_RUN_ACTIONS, "edit", "delete-ledger", "outage"],
+        choices=[*IN_RUN_ACTIONS, "edit", "delete-ledger", "rotate-key", "outage"],
         help="actions not to take (the others are drawn as without it)",
     )
     parser.add_argument(
@@ -844,6 +872,7 @@ def main() -> int:
             args.keep,
             skip,
             args.respell,
+            args.repeat_ids,
         )
         results.append(r)
         print(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +22,16 @@ pytest_plugins = ["s3server"]  # the ``s3`` fixture: an S3-compatible server on 
 REPO = Path(__file__).resolve().parent.parent
 # A file root cannot open for reading either: sysfs refuses to read a write-only attribute.
 WRITE_ONLY = Path("/sys/bus/pci/rescan")
+
+
+@pytest.fixture(autouse=True)
+def signals_as_they_were() -> Iterator[None]:
+    """A CLI run in this process leaves its signals ignored (its last words): put them back."""
+    names = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+    before = [signal.getsignal(sig) for sig in names]
+    yield
+    for sig, handler in zip(names, before, strict=True):
+        signal.signal(sig, handler)
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scripted import Handler, hang_up, scripted
+from scripted import Handler, forward, hang_up, serve_forever
 
 _OTHER = {"IN_QUEUE": "queued", "IN_PROGRESS": "running", "CANCELLED": "canceled"}
 SPELLINGS: dict[str, Callable[[str], str]] = {
@@ -39,8 +39,6 @@ SPELLINGS: dict[str, Callable[[str], str]] = {
     "hyphen": lambda word: word.lower().replace("_", "-"),  # in-progress
     "other": lambda word: _OTHER.get(word, word.lower()),  # queued, running, canceled
 }
-# Headers of the emulator's answers a client reads; the rest (lengths, encodings) are the proxy's.
-_KEPT = ("retry-after", "x-fal-billable-units", "x-fal-request-id", "x-fal-error-type")
 
 
 def respelling(
@@ -56,23 +54,10 @@ def respelling(
     upstream = upstream.rstrip("/")
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        headers = {
-            name: value
-            for name, value in request.headers.items()
-            if name.lower() in ("authorization", "content-type")
-        }
-        try:
-            async with session.request(
-                request.method,
-                upstream + request.path_qs,
-                data=await request.read(),
-                headers=headers,
-                allow_redirects=False,
-            ) as answer:
-                body = await answer.read()
-        except aiohttp.ClientError:  # the upstream hung up or cut its answer: so does the proxy
+        answer = await forward(request, session, upstream)
+        if answer is None:  # the upstream hung up or cut its answer: so does the proxy
             return await hang_up(request)
-        kept = {k: v for k, v in answer.headers.items() if k.lower() in _KEPT}
+        body, kept = answer.body, answer.headers
         if answer.content_type == "video/mp4" and gzipped:
             kept |= {"Content-Encoding": "gzip", "Content-Type": "video/mp4"}
             return web.Response(status=answer.status, body=gzip.compress(body), headers=kept)
@@ -91,21 +76,8 @@ def respelling(
     return handler
 
 
-async def _serve(upstream: str) -> None:
-    async with aiohttp.ClientSession() as session, scripted(respelling(upstream, session)) as proxy:
-        proxy.seen = _Forgetful([None])  # a long benchmark: keep no record of requests
-        print(f"serving on {proxy.url}", flush=True)
-        await asyncio.Event().wait()
-
-
-class _Forgetful(list[Any]):
-    """A record of requests that records none."""
-
-    def append(self, item: Any) -> None:
-        pass
-
-
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("upstream", help="the emulator's base URL")
-    asyncio.run(_serve(parser.parse_args().upstream))
+    upstream = parser.parse_args().upstream
+    asyncio.run(serve_forever(lambda session: respelling(upstream, session)))

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -103,3 +104,59 @@ async def trickle(request: web.Request) -> web.StreamResponse:
             await asyncio.sleep(0.02)
     except (ConnectionError, aiohttp.ClientError):
         return response
+
+
+@dataclass
+class Upstream:
+    """An answer a proxy got from its upstream: the headers a client reads kept, the rest
+    (lengths, encodings) left to the proxy."""
+
+    status: int
+    headers: dict[str, str]
+    content_type: str
+    body: bytes
+
+
+# Headers of the emulator's answers a client reads.
+KEPT = ("retry-after", "x-fal-billable-units", "x-fal-request-id", "x-fal-error-type")
+
+
+async def forward(
+    request: web.Request, session: aiohttp.ClientSession, upstream: str
+) -> Upstream | None:
+    """Send ``request`` on to ``upstream`` (its key and content type only); None when the
+    upstream hung up or cut its answer (the proxy then hangs up in turn: ``hang_up``)."""
+    headers = {
+        name: value
+        for name, value in request.headers.items()
+        if name.lower() in ("authorization", "content-type")
+    }
+    try:
+        async with session.request(
+            request.method,
+            upstream.rstrip("/") + request.path_qs,
+            data=await request.read(),
+            headers=headers,
+            allow_redirects=False,
+        ) as answer:
+            body = await answer.read()
+    except aiohttp.ClientError:
+        return None
+    kept = {k: v for k, v in answer.headers.items() if k.lower() in KEPT}
+    return Upstream(answer.status, kept, answer.content_type, body)
+
+
+class Forgetful(list[Any]):
+    """A record of requests that records none (one placeholder, for ``Scripted.handle``)."""
+
+    def append(self, item: Any) -> None:
+        pass
+
+
+async def serve_forever(make: Callable[[aiohttp.ClientSession], Handler]) -> None:
+    """Serve the handler ``make`` gives on a free loopback port until killed, printing
+    ``serving on URL``, keeping no record of requests (a long benchmark's proxy)."""
+    async with aiohttp.ClientSession() as session, scripted(make(session)) as proxy:
+        proxy.seen = Forgetful([None])
+        print(f"serving on {proxy.url}", flush=True)
+        await asyncio.Event().wait()

@@ -3,7 +3,10 @@
 A proxy gone wrong may answer a status look with gigabytes, or with an HTML page. The client
 must neither buffer the first nor mistake the second for a status: ``read_answer`` stops at
 ``limit`` bytes (announced by ``Content-Length``, or counted as they arrive, after any
-decompression) and says the answer is incomplete; ``Answer.object`` is the body as a JSON object
+decompression) and says the answer is incomplete, or (``prune``, for a result: what a job made
+is paid for) reads on through up to ``MAX_TRANSFER`` bytes keeping a bounded copy of the JSON
+(``batchgen.api.bounded``: a 20 MB ``logs`` list is cut to its first items, a 100,000-deep
+object to 64 levels); ``Answer.object`` is the body as a JSON object, parsed within those bounds,
 or None (read inside a proxy's ``{"data": {...}}`` envelope: ``unwrapped``); ``Misreads``
 counts a job's unreadable answers in a row; ``billable_units`` reads what a result answer says
 the job is billed for; ``excerpt`` quotes the start of a body on one printable line, for error
@@ -13,7 +16,6 @@ query, no header).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -22,6 +24,7 @@ from typing import Any
 
 import aiohttp
 
+from batchgen.api import bounded
 from batchgen.api.network import failure
 from batchgen.errors import ProtocolError, RetryableError
 
@@ -29,6 +32,9 @@ log = logging.getLogger("batchgen.http")
 
 # Far above any real answer (a Kling result is ~300 bytes), far below what would hurt a laptop.
 MAX_BODY = 16 * 1024 * 1024
+# What a result answer may be read through (kept pruned to MAX_BODY): a paid job's output is
+# worth a long read, not an endless one.
+MAX_TRANSFER = 1024 * 1024 * 1024
 _UNREAD = object()
 
 
@@ -36,12 +42,21 @@ class Answer:
     """An HTTP answer. ``complete`` is False when the body was cut at the cap (or not read
     at all because ``Content-Length`` announced more): ``body`` then holds only its start."""
 
-    __slots__ = ("_data", "body", "complete", "headers", "status")
+    __slots__ = ("_data", "body", "complete", "headers", "pruned", "size", "status")
 
     def __init__(
-        self, status: int, headers: Mapping[str, str], body: bytes, complete: bool = True
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes,
+        complete: bool = True,
+        *,
+        pruned: int = 0,
+        size: int | None = None,
     ) -> None:
         self.status, self.headers, self.body, self.complete = status, headers, body, complete
+        self.pruned = pruned  # parts of the JSON left out (``read_answer(prune=True)``)
+        self.size = len(body) if size is None else size  # bytes the provider sent
         self._data: Any = _UNREAD
 
     def __repr__(self) -> str:
@@ -52,7 +67,7 @@ class Answer:
         """The body as a JSON object; None when it is not one (not JSON, cut short, a list)."""
         if self._data is _UNREAD:
             try:
-                data = json.loads(self.body) if self.complete else None
+                data = bounded.loads(self.body) if self.complete else None
             except ValueError:
                 data = None
             self._data = unwrapped(data) if isinstance(data, dict) else None
@@ -60,15 +75,21 @@ class Answer:
         return result
 
 
-async def read_answer(resp: aiohttp.ClientResponse, limit: int = MAX_BODY) -> Answer:
+async def read_answer(
+    resp: aiohttp.ClientResponse, limit: int = MAX_BODY, *, prune: bool = False
+) -> Answer:
     """Read ``resp`` whole, or its first ``limit`` bytes and stop (``complete`` False).
+    ``prune``: read on through ``MAX_TRANSFER`` bytes, keeping a pruned copy of at most
+    ``limit`` bytes (incomplete only past either bound).
 
     A body cut short leaves the connection unusable, so it is closed rather than reused.
     """
     announced = resp.content_length
-    if announced is not None and announced > limit:
+    if announced is not None and announced > (MAX_TRANSFER if prune else limit):
         resp.close()
-        return Answer(resp.status, resp.headers, b"", complete=False)
+        return Answer(resp.status, resp.headers, b"", complete=False, size=announced)
+    if prune:
+        return await _pruned(resp, limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in resp.content.iter_any():
@@ -79,6 +100,22 @@ async def read_answer(resp: aiohttp.ClientResponse, limit: int = MAX_BODY) -> An
         size += len(chunk)
         chunks.append(chunk)
     return Answer(resp.status, resp.headers, b"".join(chunks))
+
+
+async def _pruned(resp: aiohttp.ClientResponse, limit: int) -> Answer:
+    """``resp`` read through a ``bounded.Pruner`` (see ``read_answer``)."""
+    pruner = bounded.Pruner(keep=limit)
+    size = 0
+    async for chunk in resp.content.iter_any():
+        size += len(chunk)
+        try:
+            if size > MAX_TRANSFER:
+                raise bounded.TooLarge(f"more than {MAX_TRANSFER} bytes")
+            pruner.feed(chunk)
+        except bounded.TooLarge:
+            resp.close()
+            return Answer(resp.status, resp.headers, pruner.text()[:limit], False, size=size)
+    return Answer(resp.status, resp.headers, pruner.text(), pruned=pruner.dropped, size=size)
 
 
 def unwrapped(data: Any) -> Any:

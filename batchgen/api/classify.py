@@ -8,12 +8,15 @@ each branch means to the caller. Sources: the fal queue protocol notes (error_ty
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
+from batchgen.api import bounded
 from batchgen.api.answers import unwrapped
 from batchgen.api.backoff import parse_retry_after
 from batchgen.errors import (
+    PROTOCOL_ERROR,
     SERVER_ERROR,
     TRANSIENT_ERROR_TYPES,
     ApiError,
@@ -30,7 +33,17 @@ UNKNOWN_REQUEST = "unknown_request"  # batchgen's own: a 404 for a request id we
 # batchgen's own: a submit went out and a job may exist, but we hold no request id for it.
 SUBMIT_UNCERTAIN = "submit_uncertain"
 _READS_A_JOB = frozenset({"status", "stream", "result"})
-_FATAL_WORDS = ("exhausted balance", "user is locked")
+# Texts that refuse the account or the key, whatever the status code that carries them (a
+# proxy may say so in a 400, or even in a 200): fal's "User is locked. Reason: Exhausted
+# balance", and the usual spellings of no credit, a locked account and a refused key.
+_FATAL_TEXT = re.compile(
+    r"exhausted balance|(insufficient|not enough|no|out of|zero)\s+(account\s+)?"
+    r"(balance|credits?|funds)|user is locked|account (is )?(locked|suspended|disabled)"
+    r"|(invalid|revoked|expired)\s+(api\s+)?(key|token)|(missing|wrong|no)\s+api\s+(key|token)"
+    r"|unauthori[sz]ed"
+    r"|not authenticated|authentication (failed|required)",
+    re.IGNORECASE,
+)
 _IN_PROGRESS = "still in progress"
 
 
@@ -60,8 +73,7 @@ def classify(
         if status in (408, 425, 429) or status >= 500:
             return RetryableError(message, status=status, retry_after=_retry_after(header))
         return PermanentError(f"video file not available ({message})", status=status)
-    lowered = detail.lower()
-    if status in (401, 402, 403) or any(word in lowered for word in _FATAL_WORDS):
+    if status in (401, 402, 403) or refuses_the_key(detail):
         return KeyRefused(_fatal_message(status, detail), status=status)
     if 300 <= status < 400:
         target = header.get("location", "?")
@@ -88,6 +100,38 @@ def classify(
     if route == "submit" and status in (404, 405):
         return FatalError(f"{message} (is the endpoint id right for this provider?)", status=status)
     return PermanentError(message, status=status)
+
+
+def refuses_the_key(text: str) -> bool:
+    """True when a provider's message says the key or its account cannot run jobs (no
+    balance, locked, a bad key), in whatever answer it comes."""
+    return _FATAL_TEXT.search(text) is not None
+
+
+def refusal_in_success(status: int, body: bytes, route: str = "submit") -> ApiError | None:
+    """The error a 2xx answer without a request id carries in its body (``detail``,
+    ``error``, ``message``), classified like the same text in a 4xx: a key or balance
+    refusal stops the run; anything else is a protocol error for that job. None when the
+    body says nothing of an error (a job may have been made: see ``SUBMIT_UNCERTAIN``)."""
+    said, _ = _detail(body)
+    if not said or not _says_error(body):
+        return None
+    if refuses_the_key(said):
+        return KeyRefused(_fatal_message(status, said), status=status)
+    return PermanentError(
+        f"{route} answered {status} with an error and no request id: {said}",
+        status=status,
+        error_type=PROTOCOL_ERROR,
+    )
+
+
+def _says_error(body: bytes) -> bool:
+    """True for a JSON object holding ``detail``, ``error`` or ``message`` (not a text)."""
+    try:
+        data: Any = unwrapped(bounded.loads(body))
+    except ValueError:
+        return False
+    return isinstance(data, dict) and any(data.get(k) for k in ("detail", "error", "message"))
 
 
 def job_failure(
@@ -144,7 +188,7 @@ def _detail(body: bytes) -> tuple[str, str | None]:
     """The provider's own message and error_type from a JSON body (in a proxy's ``data``
     envelope or not), or the start of a text."""
     try:
-        data: Any = unwrapped(json.loads(body))
+        data: Any = unwrapped(bounded.loads(body))
     except ValueError:
         text = body[:300].decode("utf-8", "replace").strip()
         return (" ".join(text.split()) if text else ""), None

@@ -12,11 +12,12 @@ transiently and must be submitted again; a ``KeyRefused`` names the key sent (``
 ``ProtocolError`` for a 2xx submit without a usable ``request_id`` has error_type
 ``submit_uncertain`` (a job may exist: never sent again automatically).
 
-A submit is retried only when it surely created nothing: the connection was never made, a 429,
-or a 503 from the ingress (no ``x-fal-request-id``).
-
-Every body is read with a cap (``max_body``, 16 MiB): a 2xx answer larger than that is a
-``ProtocolError``, never buffered. A status or result answer that cannot be read (not JSON, cut
+How a request is sent, bounded and retried is ``batchgen.api.transport``. A 2xx submit whose body
+is an error and holds no request id (``{"detail": "Insufficient balance"}``) made no job: it is
+classified like the same text in a 4xx (``classify.refusal_in_success``). A result answer is
+read through ``prune`` (a 20 MB ``logs`` list or a 100,000-deep debug object cannot hide the
+video: ``batchgen.api.bounded``); one too large even pruned is ``RESULT_TOO_LARGE``.
+A status or result answer that cannot be read (not JSON, cut
 short, not an object, a status object without a ``status`` word) is a ``RetryableError`` and is
 logged; the ``unreadable_limit``-th (3) in a row for the same job is a ``ProtocolError``, so
 the job fails within a few looks saying what came back, instead of timing out much later.
@@ -42,7 +43,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -51,7 +51,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from batchgen.api import network
+from batchgen.api import bounded
 from batchgen.api.answers import (
     MAX_BODY,
     Answer,
@@ -62,7 +62,6 @@ from batchgen.api.answers import (
     log_request,
     read_answer,
     request_id_of,
-    size_text,
 )
 from batchgen.api.backoff import Backoff
 from batchgen.api.classify import (
@@ -70,12 +69,10 @@ from batchgen.api.classify import (
     UNKNOWN_REQUEST,
     classify,
     detail,
-    still_in_progress,
-    surely_not_created,
+    refusal_in_success,
 )
 from batchgen.api.clock import PROCESS, RunClock
 from batchgen.api.reach import Reach
-from batchgen.api.sessions import authorization_header
 from batchgen.api.sse import payloads
 from batchgen.api.status import (
     NOT_READY,
@@ -86,8 +83,8 @@ from batchgen.api.status import (
     is_status,
     pending_status,
 )
+from batchgen.api.transport import Transport
 from batchgen.errors import (
-    AmbiguousSubmit,
     ApiError,
     FatalError,
     KeyRefused,
@@ -113,24 +110,7 @@ class _Mode:
 class QueueClient:
     """Talks to one endpoint on one queue API. Shares ``limiter`` with nobody else's host."""
 
-    __slots__ = (
-        "_auth",
-        "_backoff",
-        "_base",
-        "_clock",
-        "_deadline",
-        "_limiter",
-        "_max_body",
-        "_misreads",
-        "_mode",
-        "_notify",
-        "_reach",
-        "_session",
-        "_sleep",
-        "_timeout",
-        "endpoint",
-        "key_id",
-    )
+    __slots__ = ("_misreads", "_mode", "_notify", "_transport", "endpoint", "key_id")
 
     def __init__(
         self,
@@ -153,28 +133,26 @@ class QueueClient:
     ) -> None:
         if follow not in FOLLOW_MODES:
             raise ValueError(f"follow must be one of {FOLLOW_MODES}, not {follow!r}")
-        self._session = session
-        self._base = base_url.rstrip("/")
         self.endpoint = endpoint
-        self._auth = authorization_header(authorization)
         self.key_id = key_id
-        self._limiter = limiter
-        self._backoff = backoff or Backoff()
-        # The whole request's deadline counts only time the process ran (batchgen.api.clock):
-        # an answer that came while it was stopped is read, not called lost. A connect that
-        # times out sent nothing, so aiohttp's own timer may time it.
-        self._deadline = timeout
-        self._clock = clock
-        self._timeout = aiohttp.ClientTimeout(total=None, connect=min(timeout, 30.0))
-        self._sleep = sleep
+        self._transport = Transport(
+            session,
+            base_url,
+            authorization,
+            limiter=limiter,
+            backoff=backoff,
+            timeout=timeout,
+            sleep=sleep,
+            max_body=max_body,
+            reach=reach or Reach(notify=notify),
+            clock=clock,
+        )
         self._mode = _Mode(follow)
         self._notify = notify
-        self._reach = reach or Reach(notify=notify)
-        self._max_body = max_body
         self._misreads = Misreads(unreadable_limit)
 
     def __repr__(self) -> str:
-        return f"<QueueClient {self._base}/{self.endpoint.id} follow={self._mode.follow}>"
+        return f"<QueueClient {self._transport.base}/{self.endpoint.id} follow={self._mode.follow}>"
 
     @property
     def follow(self) -> str:
@@ -185,7 +163,8 @@ class QueueClient:
         """A client that sends ``authorization`` (another key, named ``key_id``) and shares
         everything else with this one: session, rate limiter, reach, follow mode."""
         other = copy.copy(self)
-        other._auth, other.key_id = authorization_header(authorization), key_id
+        other._transport = self._transport.with_auth(authorization)
+        other.key_id = key_id
         return other
 
     def url(self, request_id: str, suffix: str = "", endpoint: str | None = None) -> str:
@@ -193,7 +172,7 @@ class QueueClient:
         ``endpoint`` is the job's endpoint id when it is not this client's own."""
         rid = quote(request_id, safe="")  # an id from the wire must not add path segments
         app = owner_app(endpoint) if endpoint else self.endpoint.owner_app
-        return f"{self._base}/{app}/requests/{rid}{suffix}"
+        return f"{self._transport.base}/{app}/requests/{rid}{suffix}"
 
     # -- the four calls -------------------------------------------------------------------
 
@@ -214,7 +193,7 @@ class QueueClient:
         may send it again, flagged), and ProtocolError (error_type ``submit_uncertain``) for a
         2xx without a usable request id: a job may exist, so it must not be sent blindly again.
         """
-        url = f"{self._base}/{(endpoint or self.endpoint.id).strip('/')}"
+        url = f"{self._transport.base}/{(endpoint or self.endpoint.id).strip('/')}"
         answer = await self._call(
             "POST",
             url,
@@ -226,6 +205,8 @@ class QueueClient:
         )
         data = answer.object()
         request_id = request_id_of(answer)
+        if request_id is None and (refused := refusal_in_success(answer.status, answer.body)):
+            raise self._named(refused)  # "Insufficient balance" in a 200: no job was made
         if data is None or request_id is None:
             raise ProtocolError(
                 f"submit answered {answer.status} without a request_id: {excerpt(answer.body)}",
@@ -294,7 +275,9 @@ class QueueClient:
         """The result route knows a job whose status route answered 404/405."""
         if self._mode.follow == "result":
             return  # another job's look found it out first
-        where = f"the status route of {self._base} answered {refused.status} for {request_id}"
+        where = (
+            f"the status route of {self._transport.base} answered {refused.status} for {request_id}"
+        )
         if self._mode.follow == "status":
             raise FatalError(
                 f"{where}, which its result route knows: this provider has no status route; "
@@ -324,7 +307,15 @@ class QueueClient:
             "result",
             request_id=request_id,
             pending_ok=pending_ok,
+            prune=True,
         )
+        if answer.pruned:
+            log.warning(
+                "result of %s: %s bytes, read with %d part(s) left out (too deep or too long)",
+                request_id,
+                f"{answer.size:,}",
+                answer.pruned,
+            )
         if answer.status >= 300:  # "still in progress", let through by pending_ok
             return Look(Status(NOT_READY))
         data = self._misreads.check(request_id, "result", answer, count=not patient)
@@ -372,25 +363,29 @@ class QueueClient:
         """
         url = self.url(request_id, "/status/stream", endpoint)
         timeout = aiohttp.ClientTimeout(total=None, connect=30.0, sock_read=silence)
-        await self._acquire()
+        await self._transport.acquire()
         started = time.perf_counter()
         try:
-            async with self._session.get(
+            async with self._transport.session.get(
                 url,
                 params={"logs": "0"},
-                headers=self._auth,
+                headers=self._transport.auth,
                 allow_redirects=False,
                 timeout=timeout,
             ) as resp:
                 log_request("GET", url, resp.status, request_id, started)
-                body = b"" if resp.status < 300 else (await read_answer(resp, self._max_body)).body
+                body = (
+                    b""
+                    if resp.status < 300
+                    else (await read_answer(resp, self._transport.max_body)).body
+                )
                 error = classify(
                     resp.status, resp.headers, body, route="stream", request_id=request_id
                 )
                 if error is not None:
                     raise self._named(error)
                 async for payload in payloads(resp.content):
-                    yield Status.parse(json.loads(payload))
+                    yield Status.parse(bounded.loads(payload))
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise RetryableError(f"status stream broke: {describe(exc)}") from None
 
@@ -402,98 +397,9 @@ class QueueClient:
             error.key_id = self.key_id
         return error
 
-    async def _acquire(self) -> None:
-        if self._limiter is not None:
-            await self._limiter.acquire()
-
-    async def _call(
-        self,
-        method: str,
-        url: str,
-        route: str,
-        *,
-        body: Any = None,
-        params: dict[str, str] | None = None,
-        request_id: str | None = None,
-        before_send: Callable[[], Awaitable[None]] | None = None,
-        accept: tuple[int, ...] = (),
-        pending_ok: bool = False,
-        stop: Callable[[], bool] | None = None,
-        not_sent: Callable[[], Awaitable[None]] | None = None,
-    ) -> Answer:
-        retry = 0
-        while True:
-            error: ApiError | None
-            waiting = False
-            await self._acquire()
-            if before_send is not None:
-                await before_send()
-            started = time.perf_counter()
-            try:
-                async with (
-                    self._clock.deadline(self._deadline),
-                    self._session.request(
-                        method,
-                        url,
-                        json=body,
-                        params=params,
-                        headers=self._auth,
-                        allow_redirects=False,
-                        timeout=self._timeout,
-                    ) as resp,
-                ):
-                    answer = await read_answer(resp, self._max_body)
-            except network.NOT_SENT as exc:
-                log_request(method, url, "not-connected", request_id, started)
-                error = RetryableError(f"{route}: cannot connect: {describe(exc)}")
-                if not_sent is not None:
-                    await not_sent()
-                if not network.local(exc):  # too many open files says nothing of the API
-                    waiting = self._reach.cannot_connect(
-                        self._base, describe(exc), lasting=network.lasting(exc)
-                    )
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                log_request(method, url, "lost", request_id, started)
-                if route == "submit":
-                    raise AmbiguousSubmit(f"submit sent, answer lost: {describe(exc)}") from None
-                error = RetryableError(f"{route}: {describe(exc)}")
-            else:
-                self._reach.answer()
-                rid = request_id or answer.headers.get("x-fal-request-id")
-                if rid is None and route == "submit" and answer.status < 300:
-                    rid = request_id_of(answer)
-                log_request(method, url, answer.status, rid, started)
-                if not answer.complete and answer.status < 300:  # a submit's may have made a job
-                    raise ProtocolError(
-                        f"{route} answered {answer.status} with more than "
-                        f"{size_text(self._max_body)}, the most batchgen reads from the API",
-                        status=answer.status,
-                        error_type=SUBMIT_UNCERTAIN if route == "submit" else None,
-                    )
-                if answer.status in accept or (
-                    pending_ok and still_in_progress(answer.status, answer.body)
-                ):
-                    return answer
-                error = classify(
-                    answer.status, answer.headers, answer.body, route=route, request_id=request_id
-                )
-                if error is None:
-                    return answer
-                if (
-                    route == "submit"
-                    and isinstance(error, RetryableError)
-                    and not surely_not_created(answer.status, answer.headers)
-                ):
-                    raise AmbiguousSubmit(str(error), status=answer.status) from None
-            if not isinstance(error, RetryableError) or error.error_type is not None:
-                raise self._named(error)
-            if stop is not None and stop():
-                raise error  # asked to stop: nothing went out, nothing more will
-            retry += 1
-            if retry >= self._backoff.attempts and not waiting:  # a blip is waited out
-                raise error
-            left = self._reach.time_left()  # never past the moment to give up
-            delay = self._backoff.delay(retry, error.retry_after)
-            await self._sleep(delay if left is None else min(delay, left))
-            if stop is not None and stop():  # asked to stop while waiting: send nothing more
-                raise error
+    async def _call(self, method: str, url: str, route: str, **options: Any) -> Answer:
+        """One request through the transport; a refused key is named as this client's."""
+        try:
+            return await self._transport.call(method, url, route, **options)
+        except KeyRefused as exc:
+            raise self._named(exc) from None

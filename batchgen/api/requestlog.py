@@ -92,6 +92,18 @@ class RequestLog:
         the log's order): a job sent again adopts its latest request,
         not an earlier attempt's, which may have ended long ago. Raises LogUnavailable."""
         wanted = canonical(payload)
+        entries = await self.entries(endpoint, start, end)
+        found = [(when, rid) for when, rid, text in entries if text == wanted]
+        # Newest first; of two sent at the same time (as the log tells it), the later listed.
+        order = sorted(range(len(found)), key=lambda i: (-found[i][0], -i))
+        return [found[i][1] for i in order]
+
+    async def entries(
+        self, endpoint: str, start: float, end: float
+    ) -> list[tuple[float, str, str]]:
+        """Every request to ``endpoint`` sent in ``[start, end)``, in the log's order: when it
+        was sent (``-inf`` when the log does not say), its id, and its input as canonical JSON
+        ("" without one). Raises LogUnavailable."""
         params = {
             "endpoint_id": endpoint,
             "start": iso(start),
@@ -99,7 +111,7 @@ class RequestLog:
             "expand": "payloads",
             "limit": str(PAGE),
         }
-        found: list[tuple[float, str]] = []
+        found: list[tuple[float, str, str]] = []
         for _ in range(MAX_PAGES):
             page = await self._page(params)
             items = page.get("items")
@@ -108,15 +120,13 @@ class RequestLog:
             for item in items:
                 if not isinstance(item, dict) or not isinstance(item.get("request_id"), str):
                     continue
-                if "json_input" in item and canonical(item["json_input"]) == wanted:
-                    found.append((_when(item), item["request_id"]))
+                text = canonical(item["json_input"]) if "json_input" in item else ""
+                found.append((_when(item), item["request_id"], text))
             cursor = page.get("next_cursor")
             if not page.get("has_more") or not isinstance(cursor, str):
                 break
             params["cursor"] = cursor
-        # Newest first; of two sent at the same time (as the log tells it), the later listed.
-        order = sorted(range(len(found)), key=lambda i: (-found[i][0], -i))
-        return [found[i][1] for i in order]
+        return found
 
     async def _page(self, params: dict[str, str]) -> dict[str, Any]:
         url = self._base + PATH

@@ -180,9 +180,6 @@ def run(
         )
     sys.setswitchinterval(SWITCH_INTERVAL)  # see batchgen.ledger.writer
     result = asyncio.run(_run(plan, resume, timing, mock, api_key_file, progress, retry))
-    # The run is over: a late Ctrl-C has nothing left to stop, and must not cut the last words.
-    with contextlib.suppress(ValueError):
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
     code = {"done": 0, "failed": EXIT_FAILED, "fatal": EXIT_FATAL, "interrupted": EXIT_INTERRUPTED}[
         result.outcome
     ]
@@ -316,9 +313,12 @@ async def _run(
         try:
             return await runner.run()
         finally:
+            # The run is over: a late signal has nothing left to stop and must neither cut
+            # the last words nor turn the run's exit code into its own (a SIGTERM's -15).
             for sig in handlers:
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(sig)
+                    signal.signal(sig, signal.SIG_IGN)
     finally:
         if server is not None:
             await server.stop()

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, fields, replace
@@ -42,7 +43,7 @@ from typing import Any, Protocol
 from batchgen.api.network import Network
 from batchgen.api.providers import Connection, connect
 from batchgen.api.sessions import api_session
-from batchgen.errors import ApiError, FatalError, JobChanged, UsageError
+from batchgen.errors import ApiError, FatalError, JobChanged, KeyRefused, UsageError
 from batchgen.folder.choose import check_rows, resolve_keys
 from batchgen.folder.status import open_ledger
 from batchgen.ledger.base import LedgerStore
@@ -61,7 +62,10 @@ CANCELLABLE = IN_FLIGHT | {S.PENDING}
 _TRIES = 5
 SETTLE_S = 10.0  # how long a job caught submitting may take to get its request id
 _LOOK_S = 0.05  # between reads of such a job
+log = logging.getLogger("batchgen.cancel")
 NO_REQUEST_ID = "no request id: cancelled here only"
+# A job of another key that the provider refuses to show to this key (a key rotated since).
+NOT_SHOWN = "not shown to this key"
 
 
 class Canceller(Protocol):
@@ -198,6 +202,12 @@ async def _cancel_from(
         return _outcome(job, S.CANCELLED, NO_REQUEST_ID)
     try:
         word = await client().cancel(job.request_id)
+    except KeyRefused as exc:
+        if job.key_id is None or exc.key_id == job.key_id:
+            raise  # the job's own key: refused for every job
+        # Another key's job (a key rotated since): this one stays, for a run with its key.
+        log.info("job %s: not cancelled, not shown to this key: %s", job.key, exc)
+        return _outcome(job, job.status, NOT_SHOWN, ok=False)
     except FatalError:
         raise
     except ApiError as exc:
@@ -241,6 +251,11 @@ def summary(outcomes: Iterable[CancelOutcome]) -> list[tuple[str, int]]:
 
 
 def _kind(o: CancelOutcome) -> str:
+    if not o.ok and o.answer == NOT_SHOWN:
+        return (
+            "not cancelled: submitted with another key, which the provider will not show "
+            "them to this key (left as they were; cancel them with the key that sent them)"
+        )
     if not o.ok:
         return "not cancelled: no answer from the provider (left as they were; try again)"
     if o.answer.startswith("nothing to cancel"):
@@ -349,6 +364,7 @@ def cancel_folder(
                             endpoint=resolve(job.endpoint),
                             authorization=found[0].header(key),
                             timeout=timeout,
+                            key_id=None if key is None else key.key_id,
                         )
                     return clients[which]
 

@@ -16,9 +16,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from batchgen.errors import JobChanged, LedgerError
+from batchgen.errors import JobChanged, LedgerError, RequestIdTaken
 from batchgen.fsnames import escaped, json_text
 from batchgen.ledger.money import COMMITTED_SQL
+from batchgen.ledger.requestids import RequestIds
 from batchgen.ledger.states import FIELDS, TRANSITIONS, JobRow, JobStatus
 from batchgen.ledger.uploads import UploadCache
 
@@ -41,7 +42,7 @@ class SyncReport:
     orphaned: list[str]
 
 
-class SqlLedger(UploadCache):
+class SqlLedger(RequestIds, UploadCache):
     """The operations every ledger backend shares (see the module docstring). Each method
     that changes something commits before it returns."""
 
@@ -226,7 +227,11 @@ class SqlLedger(UploadCache):
                     self._query(
                         db, "UPDATE jobs SET filename = ? WHERE key = ?", (Path(path).name, key)
                     )
-                self._write(db, key, values, values.get("attempts", 0))
+                try:
+                    self._write(db, key, values, values.get("attempts", 0))
+                except RequestIdTaken as exc:  # two records with one id (an older batchgen)
+                    values |= self._taken(db, exc)
+                    self._write(db, key, values, values.get("attempts", 0))
                 count += 1
         return count
 
@@ -396,25 +401,13 @@ class SqlLedger(UploadCache):
             values["sent"] = _json(values["sent"]) if values["sent"] else None
         if "possibly_duplicate" in values:
             values["possibly_duplicate"] = int(bool(values["possibly_duplicate"]))
+        if values.get("request_id"):  # first: a request id another job holds refuses the move
+            self._own(db, key, values, attempts)
         self._query(
             db,
             f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in values)} WHERE key = ?",
             [*values.values(), key],
         )
-        if values.get("request_id"):
-            self._query(
-                db,
-                "INSERT INTO requests (key, request_id, attempt, submitted_at, origin, key_id) "
-                "SELECT ?, ?, ?, ?, origin, key_id FROM jobs WHERE key = ? "
-                "ON CONFLICT DO NOTHING",
-                (
-                    key,
-                    values["request_id"],
-                    values.get("attempts", attempts),
-                    values.get("submitted_at") or values["updated_at"],
-                    key,
-                ),
-            )
 
 
 def _free_name(name: str, key: str, taken: set[str]) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from batchgen.ledger.unique_ids import dedupe
+
 
 def _script(db: sqlite3.Connection, sql: str) -> None:
     # Statement by statement: executescript() would COMMIT the migration's open transaction.
@@ -111,5 +113,10 @@ def _v5(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE jobs ADD COLUMN billed_usd REAL")
 
 
+def _v6(db: sqlite3.Connection) -> None:
+    # A request id is one job's, forever (batchgen.ledger.unique_ids).
+    dedupe(db)
+
+
 # Ordered; the ledger's user_version says how many have run. Append, never edit.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]

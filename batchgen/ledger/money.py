@@ -29,7 +29,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from batchgen.errors import PROTOCOL_ERROR, SERVER_ERROR, TRANSIENT_ERROR_TYPES, UPLOAD_ERROR
+from batchgen.errors import (
+    PROTOCOL_ERROR,
+    RESULT_TOO_LARGE,
+    SERVER_ERROR,
+    TRANSIENT_ERROR_TYPES,
+    UPLOAD_ERROR,
+)
 from batchgen.ledger.states import IN_FLIGHT, JobRow, JobStatus
 
 S = JobStatus
@@ -38,7 +44,7 @@ S = JobStatus
 UNBILLED_ERRORS = TRANSIENT_ERROR_TYPES | {SERVER_ERROR, UPLOAD_ERROR}
 # error_types of failures that are batchgen's own, not the provider's word: after the provider
 # said the job COMPLETED without an error, the job ran to an output all the same.
-CLIENT_FAILURES = frozenset({PROTOCOL_ERROR, "timeout", "no_output"})
+CLIENT_FAILURES = frozenset({PROTOCOL_ERROR, RESULT_TOO_LARGE, "timeout", "no_output"})
 _RAN = frozenset({S.DONE, S.DOWNLOADING})
 
 

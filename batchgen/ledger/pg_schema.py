@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from batchgen.ledger.unique_ids import dedupe
+
 # Held while batches are created or migrated (any 64-bit number unique to batchgen).
 SCHEMA_LOCK = 0x62617463_6867656E
 
@@ -120,5 +122,10 @@ def _v2(db: Any) -> None:
     db.execute("ALTER TABLE jobs ADD COLUMN billed_usd DOUBLE PRECISION")
 
 
+def _v3(db: Any) -> None:
+    # A request id is one job's, forever (batchgen.ledger.unique_ids).
+    dedupe(db, "%s")
+
+
 # Ordered; a batch's ``version`` says how many have run. Append, never edit.
-MIGRATIONS: list[Callable[[Any], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[Any], None]] = [_v1, _v2, _v3]

@@ -184,6 +184,15 @@ class PgLedger(Leases, Budget, SqlLedger):
         except UnicodeEncodeError:  # refused before it was sent: a name no encoding holds
             return db.execute(sql.replace("?", "%s"), storable(values))
 
+    def _guarded(self, db: Any, sql: str, args: tuple[Any, ...]) -> bool:
+        # In a savepoint: a refused statement would otherwise abort the whole transaction.
+        try:
+            with db.transaction():
+                self._query(db, sql, args)
+        except psycopg.errors.UniqueViolation:
+            return False
+        return True
+
     def _many(self, db: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
         if rows:
             with db.cursor() as cursor:

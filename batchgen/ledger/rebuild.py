@@ -61,8 +61,14 @@ def lost_ledger(folder: Path, ledger_name: str) -> list[dict[str, Any]] | None:
             f"{MANIFEST} to rebuild it from: running would generate them again. Move the "
             "videos away, or give another --out"
         )
+    return manifest_records(folder, ledger_name)
+
+
+def manifest_records(folder: Path, ledger_name: str) -> list[dict[str, Any]]:
+    """The records of ``folder``'s manifest, to rebuild its lost ledger from; UsageError when
+    it cannot be read."""
     try:
-        return list(_records(manifest))
+        return list(_records(folder / MANIFEST))
     except (OSError, ValueError) as exc:
         raise UsageError(
             f"{folder} has lost its ledger ({ledger_name}) and its {MANIFEST} cannot be read "

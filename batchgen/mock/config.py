@@ -9,6 +9,7 @@ from batchgen.errors import UsageError
 from batchgen.plan.endpoint import EndpointSpec, builtin_specs
 
 AUTH_SCHEMES = ("any", "bearer", "key")
+FOREIGN_KEYS = ("answer", "refuse", "unknown")
 REQUEST_LOG = ("on", "down", "forbidden")
 
 # Rates of the injected faults; each is a probability in [0, 1].
@@ -41,7 +42,9 @@ class MockConfig:
     every API route). Each distinct key is an account with its own cap of ``max_in_progress``
     running jobs; the rest wait IN_QUEUE. A key in ``locked_keys`` is an account out of
     credit: its submits answer 403 "User is locked. Reason: Exhausted balance..."; its jobs
-    can still be read and cancelled.
+    can still be read and cancelled. ``foreign_keys`` is what a request for a job submitted
+    with another key gets: ``answer`` (the keys are one account's: answered, and counted),
+    ``refuse`` (403, another account's job) or ``unknown`` (404, as a job it does not know).
 
     Jobs: running time is ``latency`` times a uniform factor in ``1 ± latency_jitter``; a job
     that may start still waits ``queue_delay`` IN_QUEUE first (fal's pickup). ``result_ttl``
@@ -72,6 +75,7 @@ class MockConfig:
     auth_scheme: str = "any"
     api_keys: tuple[str, ...] = ()
     locked_keys: tuple[str, ...] = ()
+    foreign_keys: str = "answer"
     max_in_progress: int = 2
     latency: float = 110.0
     latency_jitter: float = 0.2
@@ -115,6 +119,8 @@ class MockConfig:
         problems = []
         if self.auth_scheme not in AUTH_SCHEMES:
             problems.append(f"auth_scheme must be one of {', '.join(AUTH_SCHEMES)}")
+        if self.foreign_keys not in FOREIGN_KEYS:
+            problems.append(f"foreign_keys must be one of {', '.join(FOREIGN_KEYS)}")
         if self.request_log not in REQUEST_LOG:
             problems.append(f"request_log must be one of {', '.join(REQUEST_LOG)}")
         if any(not key for key in self.api_keys):

@@ -47,7 +47,7 @@ _NONE = ApiDecision(None, False)
 class Faults:
     """The dice of one emulator. ``reseed()`` starts every sequence again."""
 
-    __slots__ = ("_api", "_config", "_drops", "_files", "_ids", "_jobs", "_latency")
+    __slots__ = ("_api", "_config", "_drops", "_files", "_jobs", "_latency")
 
     def __init__(self, config: MockConfig) -> None:
         self._config = config
@@ -65,7 +65,6 @@ class Faults:
         self._jobs = make("jobs")
         self._files = make("files")
         self._latency = make("latency")
-        self._ids = make("ids")
 
     def api(self) -> ApiDecision:
         """Decide one submit/status/stream/result/cancel request."""
@@ -116,5 +115,7 @@ class Faults:
         return max(0.0, c.latency * factor)
 
     def request_id(self) -> str:
-        """A new UUID4 request id; reproducible under a seed."""
-        return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
+        """A new UUID4 request id, random even under a seed: as fal's, an id is never given
+        twice, not even by another emulator started with the same seed (a folder run twice
+        on the in-process emulator holds the first one's ids)."""
+        return str(uuid.uuid4())

@@ -40,13 +40,18 @@ def _unknown_path() -> web.Response:
 
 def _find(request: web.Request, emu: Emulator, key: str, route: str) -> Job | web.Response:
     """The job the path names, or a 404. A request sent with another key than the one that
-    submitted the job is answered all the same, and counted (``foreign_key_requests``)."""
+    submitted the job is counted (``foreign_key_requests``) and answered as
+    ``foreign_keys`` says: all the same (one account's keys), 403 or 404."""
     request_id = request.match_info["request_id"]
     job = emu.queue.jobs.get(request_id)
     if job is None or not _same_app(request.match_info["owner_app"].strip("/"), job.owner_app):
         return answer({"detail": f"Request {request_id} not found"}, 404)
     if key != job.key:
         emu.stats.foreign[route] += 1
+        if emu.config.foreign_keys == "refuse":
+            return answer({"detail": "Forbidden: the request belongs to another account"}, 403)
+        if emu.config.foreign_keys == "unknown":
+            return answer({"detail": f"Request {request_id} not found"}, 404)
     return job
 
 

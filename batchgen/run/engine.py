@@ -55,7 +55,7 @@ from batchgen.run.claims import Claims
 from batchgen.run.download import Downloader, video_of
 from batchgen.run.download_pool import DownloadPool, Video
 from batchgen.run.follow import COMPLETED_AFTER_CANCEL
-from batchgen.run.jobs import Job
+from batchgen.run.jobs import Job, NotShown
 from batchgen.run.keys import KeyPool
 from batchgen.run.links import FreshLinks
 from batchgen.run.partfile import part_path
@@ -299,6 +299,9 @@ class Engine(Submitter):
                         raise  # not a key of this run's (a storage's, say): stop
                     if not self._refused(job, exc):
                         break
+                except NotShown as exc:  # another key's job, unknown to this key
+                    self._not_shown(job, exc)
+                    break
                 except JobChanged as exc:
                     seen, job.row = job.row, self._ledger.get(job.row.key)
                     self._account(seen, job.row)

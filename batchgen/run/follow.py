@@ -26,7 +26,7 @@ from batchgen.api.clock import duration_text
 from batchgen.api.status import ALREADY_COMPLETED, Status
 from batchgen.errors import ApiError, PermanentError, RetryableError
 from batchgen.ledger.states import JobStatus
-from batchgen.run.jobs import Job, JobBook
+from batchgen.run.jobs import Job, JobBook, NotShown
 
 S = JobStatus
 log = logging.getLogger("batchgen.run")
@@ -308,6 +308,8 @@ class Follower(JobBook):
             await self._move(job, S.CANCELLED, error=error)
             return
         if word == "unknown to the provider":
+            if self._keys.foreign(job.row.key_id):  # maybe only hidden from this key
+                raise NotShown(f"request {job.row.request_id} is unknown to this key")
             message = f"request {job.row.request_id} is unknown to the provider (expired?)"
             return await self._fail(job, message, UNKNOWN_REQUEST)
         limit = self._settings.job_timeout

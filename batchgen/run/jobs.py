@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batchgen.api.classify import CANCELLED
+from batchgen.api.classify import CANCELLED, UNKNOWN_REQUEST
 from batchgen.api.client import QueueClient
 from batchgen.api.status import Look
-from batchgen.errors import ApiError, KeyRefused, RetryableError
+from batchgen.errors import RESULT_TOO_LARGE, ApiError, KeyRefused, RetryableError
 from batchgen.ledger.base import LedgerStore
 from batchgen.ledger.money import Money, share
 from batchgen.ledger.states import JobRow, JobStatus
@@ -38,6 +39,13 @@ from batchgen.run.uploads import FILE_REFUSED, Uploads
 
 S = JobStatus
 log = logging.getLogger("batchgen.run")
+
+
+class NotShown(Exception):
+    """The provider does not show a job of another key to this run's key (see
+    ``Jobs._job_failed``): the job is left as it is."""
+
+
 WINDOW_LOOKS = 10  # looks at every job in flight a safety window allows at least (_window)
 
 
@@ -91,6 +99,8 @@ class JobBook:
         # The folder's money (batchgen.ledger.money), kept up to date move by move.
         self.committed = self.spent = 0.0
         self.stranded = 0  # jobs in flight left for a later run: their key was refused
+        # Jobs of keys this run does not hold that its key may not read, by the key that sent them.
+        self.unshown: Counter[str | None] = Counter()
         self.overdue = 0  # jobs asked to stop that outlived the ceiling: their slots freed
 
     def _group(self, row: JobRow) -> Hashable:
@@ -105,7 +115,11 @@ class JobBook:
         self._reporter.money(self.committed, self.spent)
 
     async def _job_failed(self, job: Job, exc: ApiError) -> None:
-        """A job ended in error: submit it again when transient and attempts remain."""
+        """A job ended in error: submit it again when transient and attempts remain. A job
+        of another key that this key is told is unknown raises NotShown: it may be paid and
+        only hidden from this key (another account's), so it is neither failed nor sent."""
+        if exc.error_type == UNKNOWN_REQUEST and self._keys.foreign(job.row.key_id):
+            raise NotShown(str(exc))
         if exc.error_type in CANCELLED:  # someone cancelled it: not a failure of the job
             self._release(job)
             error = f"cancelled at the provider: {exc}"
@@ -122,7 +136,11 @@ class JobBook:
             )
         if self._uploads is not None and self._uploads.refused(job.row, exc):
             return await self._fail(job, str(exc), FILE_REFUSED)  # --retry-failed uploads it again
-        await self._fail(job, str(exc), exc.error_type)
+        made = exc.error_type == RESULT_TOO_LARGE and job.row.completed_at is None
+        # A result answered 2xx, too large to read: the provider made the output, it is paid.
+        await self._fail(
+            job, str(exc), exc.error_type, **({"completed_at": self._timing.wall()} if made else {})
+        )
 
     def _window(self, seconds: float) -> float:
         """A safety window (``seconds`` of run time: a job timeout, a cancel's grace) in real
@@ -188,6 +206,19 @@ class JobBook:
         self._replanned.set()
         self._replanned = asyncio.Event()
 
+    def _not_shown(self, job: Job, exc: Exception) -> None:
+        """``job`` was submitted with a key this run does not hold, and the provider will not
+        show it to this run's key: left as it is (paid, maybe) for a run with its own key."""
+        self._release(job)
+        row = job.row
+        self.unshown[row.key_id] += 1
+        note = (
+            f"row {row.row} ({row.key[:8]}) cannot be read with this run's key ({exc}): it "
+            f"was submitted with {row.key_id}; left {row.status} for a run with that key"
+        )
+        self._reporter.note(note)
+        log.info("job %s: %s", row.key, note)
+
     def _client(self, row: JobRow) -> QueueClient:
         """The client of the key that submitted ``row`` (see ``batchgen.run.keys``)."""
         return self._keys.client(row.key_id)
@@ -202,7 +233,14 @@ class JobBook:
     def _refused(self, job: Job, exc: KeyRefused) -> bool:
         """The provider refused the key of this request: retire it (FatalError when no key is
         left). True when the job goes on: its submit goes to another key; False for a job
-        in flight with that key, left as it is for a later run with a working key."""
+        in flight with that key, left as it is for a later run with a working key. A job of
+        a key this run does not hold is only not shown to this key: the key stays."""
+        if self._keys.foreign(job.row.key_id) and job.row.status not in (
+            S.PENDING,
+            S.SUBMIT_UNCERTAIN,
+        ):
+            self._not_shown(job, exc)
+            return False
         line = self._keys.retire(exc)
         if line is not None:
             self._reporter.note(line)

@@ -3,7 +3,8 @@
 ``KeyPool.of`` gives each key of a connection its own client (one rate limiter for all, see
 ``QueueClient.sibling``) and its own lane in the run's ``Slots``: a job is submitted with the
 key whose slot it took, and followed (status, result, cancel, stream) with the key that
-submitted it, named by the ledger's ``key_id``. A key the provider refuses (``KeyRefused``) is
+submitted it, named by the ledger's ``key_id``; a job whose key this run does not hold (a key
+rotated since) with the first key (``foreign``). A key the provider refuses (``KeyRefused``) is
 retired: no job is submitted with it again in this run; with no key left the run is over.
 """
 
@@ -75,6 +76,12 @@ class KeyPool:
 
     def holds(self, key_id: str | None) -> bool:
         return key_id is not None and key_id in self._keys
+
+    def foreign(self, key_id: str | None) -> bool:
+        """True for a job submitted with a key this run does not hold (rotated, or left out
+        of the pool): it is followed with the first key, and a refusal of that key for this
+        job says only that the provider will not show it this job, not that the key is bad."""
+        return key_id is not None and key_id not in self._keys
 
     def retire(self, refused: KeyRefused) -> str | None:
         """Submit nothing more with the key ``refused`` names. Returns the line that says so

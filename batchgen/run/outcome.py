@@ -13,7 +13,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batchgen.errors import PROTOCOL_ERROR
+from batchgen.errors import PROTOCOL_ERROR, RESULT_TOO_LARGE
 from batchgen.ledger.base import LedgerStore
 from batchgen.ledger.states import JobRow, JobStatus
 from batchgen.plan.durations import spoken
@@ -67,6 +67,11 @@ def run_result(
         parts.append(f"{engine.not_submitted} not submitted (the API kept refusing)")
     if engine.stranded:
         parts.append(f"{engine.stranded} left in flight (their key was refused)")
+    if engine.unshown:
+        parts.append(
+            f"{engine.unshown.total()} left in flight (submitted with another key, which they "
+            "cannot be read without)"
+        )
     if engine.downloads_left:
         parts.append(f"{engine.downloads_left} left to download (the file host did not answer)")
     if engine.fatal is not None:
@@ -116,6 +121,14 @@ def next_steps(
             f"{engine.stranded} job(s) still at the provider, their key refused: {again} "
             "collects them once that key works again (their request ids need it)"
         )
+    if engine.unshown:
+        whose = ", ".join(f"{n} with {key_id}" for key_id, n in engine.unshown.most_common())
+        steps.append(
+            f"{engine.unshown.total()} job(s) were submitted ({whose}) and may be paid, but the "
+            "provider will not show them to this run's key: set the variable to the key that "
+            f"submitted them (the fingerprint after ':' names it) and {again} to fetch their "
+            "videos; with that key gone for good they cannot be read (nothing is sent again)"
+        )
     waiting = in_input[S.PENDING] + in_input[S.SUBMIT_UNCERTAIN] + in_input[S.SUBMITTING]
     if waiting and engine.stopped:  # an interrupt's own last line says how to resume
         steps.append(f"{waiting} not submitted (stopped): resume with {again}")
@@ -139,6 +152,15 @@ def next_steps(
             f"results): {again} --retry-failed generates them again, paid again{price}"
         )
         failed = [row for row in failed if row.error_type != VIDEO_GONE]
+    unread = [row for row in failed if row.error_type == RESULT_TOO_LARGE]
+    if unread:
+        steps.append(
+            f"{len(unread)} paid job(s) whose result answer was too large to read (see "
+            "batchgen.log): their videos were made and paid; nothing batchgen can do fetches "
+            f"them. Ask the provider for a smaller result; --retry-failed all pays again"
+            f"{resubmit_cost(unread)}"
+        )
+        failed = [row for row in failed if row.error_type != RESULT_TOO_LARGE]
     if failed:
         steps += _failed_steps(failed, again)
     return steps

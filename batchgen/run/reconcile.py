@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 
 from batchgen.api.providers import Connection
-from batchgen.api.requestlog import LogUnavailable, RequestLog
+from batchgen.api.requestlog import LogUnavailable, RequestLog, canonical
 from batchgen.ledger.base import LedgerStore
 from batchgen.ledger.states import JobRow, JobStatus
 from batchgen.plan.settings import RunSettings
@@ -115,10 +115,21 @@ def reconciler(
 ) -> Reconciler | None:
     """The run's reconciler: None with ``--reconcile off`` or a provider without a request
     log (quickrouter, a proxy). Each key reads its own account's log."""
-    if settings.reconcile == "off" or connection.request_log is None:
+    logs = request_logs(connection, settings, session, timing)
+    if not logs:
         return None
+    return Reconciler(logs, ledger=ledger, timing=timing, reporter=reporter)
+
+
+def request_logs(
+    connection: Connection, settings: RunSettings, session: aiohttp.ClientSession, timing: Timing
+) -> dict[str, RequestLog]:
+    """The request log of each key of ``connection`` (by key id, "" without a pool); none
+    with ``--reconcile off`` or a provider without one."""
+    if settings.reconcile == "off" or connection.request_log is None:
+        return {}
     keys = connection.pool or (None,)
-    logs = {
+    return {
         ("" if key is None else key.key_id): RequestLog(
             session,
             base_url=connection.request_log,
@@ -129,4 +140,76 @@ def reconciler(
         )
         for key in keys
     }
-    return Reconciler(logs, ledger=ledger, timing=timing, reporter=reporter)
+
+
+async def adopt_after_loss(
+    ledger: LedgerStore,
+    logs: Mapping[str, RequestLog],
+    *,
+    origin: str,
+    since: float,
+    timing: Timing,
+    reporter: Reporter,
+) -> int:
+    """After a ledger rebuilt from the manifest: the jobs it holds as pending may have been
+    submitted after the manifest's last write (``since``, epoch seconds). Each request the
+    log shows to their endpoints since then whose input is a pending job's payload, and that
+    no job holds, is that job's: adopted (followed by its request id, not sent again). Jobs
+    with local files (their payload sent is not the one planned) are left as they are.
+    Returns how many were adopted; a log that cannot be read adopts none, saying so."""
+    pending = [row for row in ledger.jobs([JobStatus.PENDING]) if not row.files]
+    if not pending or not logs:
+        return 0
+    held = {row.request_id for row in ledger.iter_jobs() if row.request_id is not None}
+    waiting: dict[tuple[str, str], list[JobRow]] = {}
+    for row in pending:
+        waiting.setdefault((row.endpoint, canonical(row.payload)), []).append(row)
+    adopted = 0
+    try:
+        for endpoint in sorted({row.endpoint for row in pending}):
+            for key_id, reader in logs.items():
+                entries = await reader.entries(endpoint, since - SKEW, timing.wall() + SKEW)
+                for when, request_id, text in sorted(entries):  # the oldest first
+                    rows = waiting.get((endpoint, text))
+                    if request_id in held or not rows:
+                        continue
+                    row = rows.pop(0)
+                    _adopt(ledger, row, request_id, key_id or None, origin, when)
+                    held.add(request_id)
+                    adopted += 1
+    except LogUnavailable as exc:
+        message = f"{exc}: jobs submitted after the manifest's last write may be sent again"
+        reporter.note(message)
+        log.warning("%s", message)
+    if adopted:
+        message = (
+            f"{adopted} job(s) the manifest did not know were submitted were found in the "
+            "provider's request log: followed by their request ids, not sent again"
+        )
+        reporter.note(message)
+        log.warning("%s", message)
+    return adopted
+
+
+def _adopt(
+    ledger: LedgerStore,
+    row: JobRow,
+    request_id: str,
+    key_id: str | None,
+    origin: str,
+    when: float,
+) -> None:
+    """``row``'s submit made ``request_id``: recorded as sent (its attempt counted) and
+    queued, to be followed like any job in flight."""
+    sent = when if when != float("-inf") else None
+    ledger.transition(
+        row.key,
+        JobStatus.SUBMITTING,
+        expect=JobStatus.PENDING,
+        attempts=row.attempts + 1,
+        origin=origin,
+        key_id=key_id,
+        submitted_at=sent,
+    )
+    ledger.transition(row.key, JobStatus.QUEUED, request_id=request_id, submitted_at=sent)
+    log.info("%s: the request log shows its submit made %s: adopted", row.key, request_id)

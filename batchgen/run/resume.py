@@ -1,8 +1,9 @@
 """What a run finds in its folder, and what it puts back in line before driving jobs.
 
 A run resumes whatever the folder holds: ``check_origin`` refuses jobs in flight that belong to
-another host or key; ``to_drive`` picks the jobs to drive (the input's, and those no longer in
-it that the provider holds or whose paid video is still to fetch); ``recheck_done`` sends a
+another host (and says which it follows with another key than their own); ``to_drive`` picks
+the jobs to drive (the input's, and those no longer in it that the provider holds or whose
+paid video is still to fetch); ``recheck_done`` sends a
 finished job whose video is missing or damaged back to download; ``reopen`` puts back in line
 the failed jobs whose paid video can be fetched again, and those the user asked to retry.
 ``stored_run`` reads what an earlier run was given, so ``batchgen run --out DIR`` repeats it.
@@ -18,11 +19,12 @@ from typing import Any
 
 from batchgen.api.objectstore import ObjectStore
 from batchgen.api.providers import Connection
-from batchgen.errors import PROTOCOL_ERROR, JobChanged, UsageError
+from batchgen.errors import PROTOCOL_ERROR, RESULT_TOO_LARGE, JobChanged, UsageError
 from batchgen.ledger.base import LedgerStore
 from batchgen.ledger.money import UNBILLED_ERRORS, committed
 from batchgen.ledger.states import IN_FLIGHT, JobRow, JobStatus
 from batchgen.ledger.store import LEDGER_NAME, Ledger
+from batchgen.ledger.unique_ids import DUPLICATE_REQUEST_ID
 from batchgen.run.download import DISK, DOWNLOAD, VIDEO_GONE, VIDEO_REFUSED, looks_whole
 from batchgen.run.progress import Reporter
 from batchgen.run.uploads import FILE_REFUSED
@@ -37,6 +39,7 @@ RETRYABLE = UNBILLED_ERRORS | {
     "timeout",
     "unknown_request",
     "submit_uncertain",
+    DUPLICATE_REQUEST_ID,
     "endpoint_unknown",
     FILE_REFUSED,
     DOWNLOAD,
@@ -48,42 +51,40 @@ RETRYABLE = UNBILLED_ERRORS | {
 AT_PROVIDER = (S.SUBMITTING, S.SUBMIT_UNCERTAIN, S.QUEUED, S.RUNNING, S.COMPLETED, S.CANCELLING)
 
 
-def check_origin(ledger: LedgerStore, connection: Connection, folder: str | Path) -> None:
-    """Refuse to follow jobs in flight through another host than the one that submitted them,
-    or without the key that submitted them (a pool must hold it): their request ids mean
-    nothing elsewhere (and would fail as unknown). The message names each key missing."""
-    elsewhere: Counter[tuple[str, str | None]] = Counter()
+def check_origin(ledger: LedgerStore, connection: Connection, folder: str | Path) -> str | None:
+    """Refuse to follow jobs in flight through another host than the one that submitted them
+    (their request ids mean nothing elsewhere). Jobs submitted with a key this run does not
+    hold (a key rotated, a pool named without one of its keys) are followed with this run's
+    first key: keys of one account read each other's jobs, and only the provider's refusal
+    proves otherwise (see ``batchgen.run.keys.KeyPool.foreign``). Returns the line that says
+    so, or None."""
+    elsewhere: Counter[str] = Counter()
+    foreign: Counter[str | None] = Counter()
     held = connection.key_ids
     for row in ledger.jobs(AT_PROVIDER):
         if row.origin is None:
             continue  # recorded before batchgen kept origins
-        if row.origin != connection.origin or (row.key_id is not None and row.key_id not in held):
-            elsewhere[(row.origin, row.key_id)] += 1
-    if not elsewhere:
-        return
-    hosts = {origin for origin, _ in elsewhere}
-    if hosts != {connection.origin}:
-        origin, key_id = max(elsewhere, key=elsewhere.__getitem__)  # the most of them
+        if row.origin != connection.origin:
+            elsewhere[row.origin] += 1
+        elif row.key_id is not None and row.key_id not in held:
+            foreign[row.key_id] += 1
+    if elsewhere:
+        origin, count = elsewhere.most_common(1)[0]
         raise UsageError(
-            f"{elsewhere.total()} job(s) in flight in {folder} were "
-            f"submitted to {origin}{_whose(key_id)}, and this run talks to {connection.origin} "
-            f"with {', '.join(held) or 'no key'}: their request ids are unknown there. Resume "
-            "with that provider, base URL and key to follow them (or cancel them there first)"
+            f"{elsewhere.total()} job(s) in flight in {folder} were submitted to {origin}"
+            f"{'' if count == elsewhere.total() else ' (and other hosts)'}, and this run "
+            f"talks to {connection.origin}: their request ids are unknown there. Resume with "
+            "that provider and base URL to follow them (or cancel them there first)"
         )
-    missing = [(key_id, n) for (_, key_id), n in elsewhere.most_common()]
-    names = [key.env for key in connection.pool]
-    names += sorted({key_id.split(":")[0] for key_id, _ in missing if key_id} - set(names))
-    raise UsageError(
-        f"{elsewhere.total()} job(s) in flight in {folder} were submitted "
-        + ", ".join(f"{n}{_whose(key_id)}" for key_id, n in missing)
-        + f", and this run holds {', '.join(held) or 'no key'}: a job is followed only with "
-        "the key that submitted it. Set each variable to its key and name them all "
-        f"(--api-key-env {','.join(names)}), or cancel those jobs first"
+    if not foreign:
+        return None
+    whose = ", ".join(f"{n} with {key_id}" for key_id, n in foreign.most_common())
+    first = held[0] if held else "no key"
+    return (
+        f"{foreign.total()} job(s) in flight were submitted with a key this run does not hold "
+        f"({whose}): following them with {first} (keys of one account read each other's "
+        "jobs); any the provider will not show to it are left for a run with their own key"
     )
-
-
-def _whose(key_id: str | None) -> str:
-    return f" with the key in {key_id.split(':')[0]} ({key_id})" if key_id else ""
 
 
 def recheck_done(
@@ -154,8 +155,14 @@ def reopen(
     if asked:
         what = " and ".join(sorted(str(status) for status in retry))
         reporter.note(f"{asked} {what} job(s) to run again")
+    unread = [row for row in stay if row.error_type == RESULT_TOO_LARGE]
     broke = [row for row in stay if row.error_type == PROTOCOL_ERROR]
-    refused = [row for row in stay if row.error_type != PROTOCOL_ERROR]
+    refused = [row for row in stay if row.error_type not in (PROTOCOL_ERROR, RESULT_TOO_LARGE)]
+    if unread:
+        reporter.note(
+            f"{len(unread)} failed job(s) are paid but their result was too large to read; "
+            f"they stay failed: --retry-failed all pays again{resubmit_cost(unread)}"
+        )
     if broke:
         reporter.note(
             f"{len(broke)} failed job(s) failed on answers that broke the protocol and "
@@ -210,7 +217,8 @@ def _reopened(ledger: LedgerStore, row: JobRow, retry: set[JobStatus]) -> tuple[
         retry_from=row.attempts,  # a fresh budget; attempts keep every payment
         request_id=None,
         # A submit whose answer was lost may have created a job already.
-        possibly_duplicate=row.possibly_duplicate or row.error_type == "submit_uncertain",
+        possibly_duplicate=row.possibly_duplicate
+        or row.error_type in ("submit_uncertain", DUPLICATE_REQUEST_ID),
         # error and error_type stay until it is sent again: the last attempt's outcome
         # (and what it may have cost) is still the truth until then.
     )

@@ -36,7 +36,7 @@ from batchgen.ledger.leases import Leases
 from batchgen.ledger.lock import folder_lock
 from batchgen.ledger.manifest import iso_utc, remove_stale_temps, write_manifest, write_run_json
 from batchgen.ledger.money import Money, tally
-from batchgen.ledger.rebuild import MANIFEST, lost_ledger, restored
+from batchgen.ledger.rebuild import lost_ledger
 from batchgen.ledger.shared import Worker, check_url, masked, open_shared
 from batchgen.ledger.states import JobRow, JobStatus
 from batchgen.ledger.store import LEDGER_NAME, Ledger
@@ -46,6 +46,7 @@ from batchgen.run.claims import Claims
 from batchgen.run.download import Downloader
 from batchgen.run.engine import Engine
 from batchgen.run.keys import KeyPool
+from batchgen.run.lost import adopt_lost, rebuild, still_lost
 from batchgen.run.outcome import RunResult, run_result
 from batchgen.run.polling import PollPolicy
 from batchgen.run.progress import Reporter
@@ -155,11 +156,17 @@ class Runner:
             records, ledger = self._open(stack, out)
             stack.enter_context(request_log(out / LOG_NAME))
             started = time.time()
-            check_origin(ledger, self.connection, self.plan.output_dir)
+            foreign = check_origin(ledger, self.connection, self.plan.output_dir)
+            if foreign is not None:
+                self.reporter.note(foreign)
+                log.warning("%s", foreign)
             remove_stale_temps(out)  # left by a run killed while writing run.json or a manifest
             orphaned = self._prepare(ledger, rebuilding=records is not None)
             if records is not None:
-                orphaned = self._rebuild(ledger, records)
+                orphaned = rebuild(ledger, self.plan, records, self.reporter)
+                await adopt_lost(
+                    ledger, self.connection, self.plan.settings, self.timing, self.reporter
+                )
             rows = recheck_done(
                 ledger, to_drive(ledger), out, self.reporter, self.store, video_dir=self._place
             )
@@ -207,7 +214,8 @@ class Runner:
         """
         if self._shared is None:
             records = lost_ledger(out, LEDGER_NAME)  # before the ledger is made anew
-            return records, stack.enter_context(Ledger.in_folder(out))
+            ledger = stack.enter_context(Ledger.in_folder(out))
+            return still_lost(ledger, out, records), ledger
         self._worker = Worker.here(str(out))
         shared = stack.enter_context(
             open_shared(
@@ -253,27 +261,6 @@ class Runner:
                 "they are"
             )
         return report.orphaned
-
-    def _rebuild(self, ledger: LedgerStore, records: list[dict[str, Any]]) -> list[str]:
-        """Give a lost ledger back the state ``manifest.jsonl`` recorded; the orphaned keys."""
-        plan = self.plan
-        states = [state for state in map(restored, records) if state is not None]
-        orphans = {}
-        for record in records:
-            payload = {name: record.get(name, record.get(f"param.{name}")) for name in plan.params}
-            row, endpoint = record.get("row"), record.get("endpoint")
-            orphans[str(record.get("key"))] = (
-                row if isinstance(row, int) else 0,
-                {k: v for k, v in payload.items() if v is not None},
-                endpoint if isinstance(endpoint, str) and endpoint else None,
-            )
-        count = ledger.restore(states, plan.endpoint.id, orphans)
-        self.reporter.note(
-            f"{LEDGER_NAME} was missing: rebuilt {count} job(s) from {MANIFEST}; a job "
-            "submitted in the seconds before it was lost may be submitted again"
-        )
-        log.warning("ledger rebuilt from %s: %d jobs", MANIFEST, count)
-        return [row.key for row in ledger.jobs() if not row.in_input]
 
     @property
     def _place(self) -> str | None:

@@ -14,6 +14,7 @@ inlined) first (``batchgen.run.uploads``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from batchgen.api.classify import no_such_app
@@ -22,17 +23,20 @@ from batchgen.errors import (
     FatalError,
     OverCost,
     PermanentError,
+    RequestIdTaken,
     RetryableError,
     Unreachable,
 )
 from batchgen.ledger.money import committed
 from batchgen.ledger.states import JobRow, JobStatus
+from batchgen.ledger.unique_ids import DUPLICATE_REQUEST_ID, held_message
 from batchgen.run.claims import Claims
 from batchgen.run.follow import Follower
 from batchgen.run.jobs import Job
 from batchgen.run.uploads import failure as upload_failure
 
 S = JobStatus
+log = logging.getLogger("batchgen.run")
 # A submit refused as no such endpoint at this provider (in a run over several endpoints).
 ENDPOINT_UNKNOWN = "endpoint_unknown"
 
@@ -176,19 +180,32 @@ class Submitter(Follower):
         job.sent = self._timing.clock.now()
         state = answer.status.state
         target = {"IN_PROGRESS": S.RUNNING, "COMPLETED": S.COMPLETED}.get(state, S.QUEUED)
-        await self._move(
-            job,
-            target,
-            request_id=answer.request_id,
-            submitted_at=now,
-            queue_position=answer.status.queue_position,
-            started_at=now if target is S.RUNNING else None,
-            completed_at=now if target is S.COMPLETED else None,
-        )
+        try:
+            await self._move(
+                job,
+                target,
+                request_id=answer.request_id,
+                submitted_at=now,
+                queue_position=answer.status.queue_position,
+                started_at=now if target is S.RUNNING else None,
+                completed_at=now if target is S.COMPLETED else None,
+            )
+        except RequestIdTaken as exc:  # the provider answered two submits with one id
+            await self._id_taken(job, exc)
+            return False
         self._submitted(job, answer.status)
         if target is S.COMPLETED:
             await self._finished(job, answer.status)
         return True
+
+    async def _id_taken(self, job: Job, exc: RequestIdTaken) -> None:
+        """``job``'s submit was answered with a request id another job holds: a provider
+        fault. It fails, naming the job that holds the id (which keeps it, and its video):
+        neither row takes the other's video as its own."""
+        owner = self._ledger.get(exc.owner)
+        message = held_message(exc.request_id, owner.row, owner.key)
+        log.warning("job %s: %s", job.row.key, message)
+        await self._fail(job, message, DUPLICATE_REQUEST_ID)
 
     def _over_cost(self, row: JobRow, cost: float) -> bool:
         """True (and the job held, saying why) when ``cost`` would take the committed spend

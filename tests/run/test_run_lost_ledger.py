@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,7 +25,9 @@ from test_run_resume import until
 
 from batchgen.errors import UsageError
 from batchgen.ledger.states import JobStatus
+from batchgen.ledger.store import Ledger
 from batchgen.mock import MockServer
+from batchgen.plan.build import Plan
 from batchgen.run.progress import Reporter
 from batchgen.run.runner import Runner
 
@@ -142,3 +147,56 @@ async def test_ledger_lost_while_videos_download_fetches_them(tmp_path: Path) ->
     assert result.outcome == "done", result.message
     assert_all_verified(out, stats)
     assert all(n == 1 for n in stats["submits_by_payload"].values())
+
+
+def manifest_before_their_submits(out: Path, count: int) -> set[str]:
+    """Rewrite manifest.jsonl as if written before the last ``count`` jobs were submitted
+    (pending, no request id), dated a second before the first of those submits; their keys."""
+    records = manifest(out)
+    late = [r for r in records if r["status"] in ("queued", "running")][-count:]
+    for record in late:
+        record.update(status="pending", request_id=None, attempts=0, submitted_at=None)
+    lines = [json.dumps(record) for record in records]
+    (out / "manifest.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    sent = min(job.submitted_at or 0.0 for job in rows(out) if job.key in {r["key"] for r in late})
+    os.utime(out / "manifest.jsonl", (sent - 1, sent - 1))
+    return {record["key"] for record in late}
+
+
+async def stopped_in_flight(plan: Plan, server: MockServer, out: Path, jobs: int) -> None:
+    """Run ``plan`` until its ``jobs`` are submitted and recorded, then stop it at once."""
+    runner = Runner(plan, connection(server), timing=FAST)
+    task = asyncio.create_task(runner.run())
+    await until(lambda: sum(server.stats()["submits_by_payload"].values()) == jobs)
+    await until(lambda: all(job.request_id for job in rows(out)))
+    runner.abort()
+    await task
+
+
+@pytest.mark.parametrize("killed_rebuilding", [False, True])
+async def test_jobs_the_manifest_missed_are_found_in_the_request_log(
+    tmp_path: Path, killed_rebuilding: bool
+) -> None:
+    """A ledger lost with jobs submitted after the manifest's last write: the rebuild finds
+    them in the provider's request log and follows them; none is submitted twice. The same
+    when the run that began the rebuild was killed before it ended (the next one rebuilds)."""
+    out = tmp_path / "out"
+    plan = plan_for(prompts(tmp_path, 8), out)
+    async with MockServer(mock_config(latency=300.0)) as server:
+        await stopped_in_flight(plan, server, out, 8)
+        missed = manifest_before_their_submits(out, 3)
+        since = (out / "manifest.jsonl").stat().st_mtime
+        lose_ledger(out)
+        if killed_rebuilding:  # what a run killed at the start of its rebuild leaves
+            with Ledger.in_folder(out) as ledger:
+                ledger.set_meta("rebuilt_from_manifest", {"since": since})
+        reporter = Reporter()
+        logged = replace(connection(server), platform_url=server.base_url)  # its request log
+        result = await Runner(plan, logged, timing=FAST, reporter=reporter).run()
+        stats = server.stats()
+    assert result.outcome == "done", result.message
+    assert set(stats["submits_by_payload"].values()) == {1}
+    assert any("3 job(s) the manifest did not know" in note for note in reporter.notes)
+    assert all(job.attempts == 1 for job in rows(out) if job.key in missed)
+    with Ledger.in_folder(out, readonly=True) as ledger:
+        assert not ledger.meta("rebuilt_from_manifest")
