@@ -103,4 +103,4 @@ async def test_a_balance_refusal_in_a_200_stops_at_once(tmp_path: Path) -> None:
     assert "Insufficient balance" in done.output
     assert sum(seen.method == "POST" for seen in proxy.seen) == 1
     assert {job.status for job in rows(out)} == {S.PENDING}
-    assert "committed $0.00" in done.output or "$0.00" in done.output
+    assert "committed $0.00" in done.output, done.output
