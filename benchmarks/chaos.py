@@ -820,7 +820,9 @@ def main() -> int:
     parser.add_argument("--time-scale", type=float, default=0.004)
     parser.add_argument("--chaos-rounds", type=int, default=6)
     parser.add_argument("--max-rounds", type=int, default=12)
-    parser.add_argument("--keep", action="store_true", help="keep every seed's folder")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep every seed's folder and print its actions"
+    )
     parser.add_argument(
         "--respell",
         action="store_true",
@@ -892,7 +894,7 @@ def main() -> int:
                 print(f"    {text}")
             if count > 4:
                 print(f"    ... {count - 4} more")
-        if r.violations:
+        if r.violations or args.keep:
             print("  actions: " + "; ".join(r.actions))
     print()
     header = (

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import Opener, opening
 
-from batchgen.errors import DiskError, JobChanged, LedgerError
+from batchgen.errors import DiskError, JobChanged, LedgerError, RequestIdTaken
+from batchgen.ledger.core import Move
 from batchgen.ledger.migrations import MIGRATIONS
 from batchgen.ledger.states import TRANSITIONS, JobStatus
 from batchgen.ledger.store import Ledger
@@ -245,3 +246,63 @@ def test_first_request_is_the_oldest_and_stays(tmp_path: Path, open_ledger: Open
     ledger.transition(b, JobStatus.SUBMITTING, attempts=2)
     ledger.transition(b, JobStatus.QUEUED, request_id="req-b2")
     assert ledger.first_request() == (b, "req-b1")
+
+
+def test_a_request_id_is_one_jobs(tmp_path: Path, open_ledger: Opener) -> None:
+    """Recording for job b a request id job a holds (or held) is refused, nothing of that
+    move written, other moves of the same transaction made; the job may record its own id
+    again."""
+    ledger = open_ledger()
+    plan = make_plan(tmp_path, ["a", "b"])
+    ledger.sync(plan.jobs, plan.endpoint.id)
+    a, b = (job.key for job in plan.jobs)
+    for key in (a, b):
+        ledger.transition(key, JobStatus.SUBMITTING, attempts=1)
+    ledger.transition(a, JobStatus.QUEUED, request_id="rid-1")
+    with pytest.raises(RequestIdTaken) as caught:
+        ledger.transition(b, JobStatus.QUEUED, request_id="rid-1")
+    assert caught.value.owner == a
+    assert ledger.get(b).status is JobStatus.SUBMITTING
+    assert ledger.get(b).request_id is None
+    ledger.transition(a, JobStatus.PENDING)  # a gives the id up: it is still a's
+    outcomes = ledger.transitions(
+        [
+            Move(b, JobStatus.QUEUED, None, {"request_id": "rid-1"}),
+            Move(a, JobStatus.SUBMITTING, None, {"attempts": 2}),
+        ]
+    )
+    assert isinstance(outcomes[0], RequestIdTaken)
+    assert ledger.get(a).status is JobStatus.SUBMITTING
+    ledger.transition(a, JobStatus.QUEUED, request_id="rid-1")  # its own, again
+    assert ledger.requests(a) == ["rid-1"]
+
+
+def test_an_older_ledger_with_one_id_for_two_jobs_is_mended(tmp_path: Path) -> None:
+    """A v5 ledger where two jobs hold one request id (an older batchgen behind a proxy
+    that repeated ids): the migration keeps the id with the job first given it and fails
+    the other as a provider fault naming that job's row."""
+    path = tmp_path / "batchgen.db"
+    db = sqlite3.connect(path)
+    for number, migration in enumerate(MIGRATIONS[:5], start=1):
+        migration(db)
+        db.execute(f"PRAGMA user_version={number}")
+    for row, (key, at) in enumerate((("first", 1.0), ("second", 2.0)), start=1):
+        db.execute(
+            "INSERT INTO jobs (key, position, row, repeat, endpoint, payload, extra, filename, "
+            "status, request_id, attempts, updated_at) "
+            "VALUES (?, ?, ?, 0, 'e', '{}', '{}', ?, 'done', 'rid-1', 1, 0)",
+            (key, row, row, f"{key}.mp4"),
+        )
+        db.execute(
+            "INSERT INTO requests (key, request_id, attempt, submitted_at) VALUES (?, ?, 1, ?)",
+            (key, "rid-1", at),
+        )
+    db.commit()
+    db.close()
+    with Ledger(path) as ledger:
+        first, second = ledger.get("first"), ledger.get("second")
+        assert (first.status, first.request_id) == (JobStatus.DONE, "rid-1")
+        assert (second.status, second.request_id) == (JobStatus.FAILED, None)
+        assert second.error_type == "duplicate_request_id"
+        assert "row 1 (job first)" in str(second.error)
+        assert ledger.requests("second") == []
