@@ -1,7 +1,9 @@
 """fal's request log, from the emulator's own records: ``GET /v1/models/requests/by-endpoint``.
 
 Every submit that reached the queue is recorded (even one whose answer was then dropped), with
-the caller's key: a key sees only its own account's requests. The answer's shape follows fal's
+the caller's key. A key sees its account's requests: every key's while other keys' jobs are
+answered (``MockConfig.foreign_keys`` ``answer``: the keys are one account's, so a key rotated
+mid-batch reads the old key's requests), else only its own. The answer's shape follows fal's
 platform API reference (docs.fal.ai, "List requests by endpoint"): ``{"items": [...],
 "next_cursor": str | null, "has_more": bool}``, each item with ``request_id``, ``endpoint_id``,
 ``started_at``, ``sent_at``, ``ended_at`` (ISO 8601, ``null`` while running), ``status_code``
@@ -95,7 +97,7 @@ async def by_endpoint(request: web.Request, emu: Emulator, key: str) -> web.Resp
     chosen = [
         e
         for e in emu.requests
-        if e.key == key
+        if (e.key == key or emu.config.foreign_keys == "answer")
         and e.endpoint_id == endpoint_id
         and (start is None or e.sent >= start)
         and (end is None or e.sent < end)

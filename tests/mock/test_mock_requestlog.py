@@ -1,4 +1,4 @@
-"""The emulator's request log route: the caller's own submits, paged, payloads on request."""
+"""The emulator's request log route: the account's submits, paged, payloads on request."""
 
 from __future__ import annotations
 
@@ -41,13 +41,18 @@ async def test_limit_is_at_most_100(server: MockServer, session: aiohttp.ClientS
     assert status == 422
 
 
-async def test_a_key_sees_only_its_own_requests(
+async def test_a_key_sees_its_accounts_requests(
     server: MockServer, session: aiohttp.ClientSession
 ) -> None:
-    """Another account's key lists none of this key's submits; a window before them is empty."""
+    """Another key of the account (foreign_keys answer: a key rotated) lists this key's
+    submits; another account's (refuse, unknown) none; a window before them is empty."""
     await submit(session, server, {"prompt": "mine"})
-    _, other = await _get(session, server, {"Authorization": "Key someone-else"})
-    assert other["items"] == []
+    _, same = await _get(session, server, {"Authorization": "Key rotated"})
+    assert [item["request_id"] for item in same["items"]] != []
+    for answer in ("refuse", "unknown"):
+        server.config.foreign_keys = answer
+        _, other = await _get(session, server, {"Authorization": "Key someone-else"})
+        assert other["items"] == []
     _, before = await _get(session, server, end="2001-01-01T00:00:00Z")
     assert before["items"] == []
 
