@@ -8,7 +8,9 @@ POST (the ledger's ``submitted_at``, recorded as it leaves) whose input is the j
 - found, and held by no other job of the ledger: that request id is the job's (adopted: no
   second submit, no second payment, not flagged);
 - not found once ``settle`` (``Timing.reconcile_settle``) has passed since the POST, for the
-  log to catch up: the job is sent again, not flagged ``possibly_duplicate``;
+  log to catch up: the job is sent again, not flagged ``possibly_duplicate`` (flagged when the
+  log read is another key's than the one that sent it: a key rotated since, whose account may
+  not see it);
 - the log unreachable, or the key without the scope to read it: sent again flagged, as without
   a log; said once (a progress note and the log), and not asked again in this run.
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -74,6 +77,9 @@ class Reconciler:
         wait = sent + timing.s(timing.reconcile_settle) - timing.wall()
         if wait > 0:
             await timing.sleep(wait)
+        # The log of the key that sent it; a key rotated since reads with another key's, whose
+        # account may not be the job's: there, not finding it proves nothing (sent flagged).
+        own = row.key_id is None or row.key_id in self._logs or "" in self._logs
         reader = self._logs.get(row.key_id or "") or next(iter(self._logs.values()))
         async with self._lock:
             try:
@@ -94,6 +100,11 @@ class Reconciler:
                     if request_id not in held:
                         log.info("%s: its lost submit made %s: adopted", row.key, request_id)
                         return request_id
+        if not own:
+            log.info(
+                "%s: another key's log shows no job for its lost submit: sent flagged", row.key
+            )
+            return True
         log.info("%s: the request log shows no job for its lost submit: sent again", row.key)
         return row.possibly_duplicate
 
@@ -153,8 +164,9 @@ async def adopt_after_loss(
 ) -> int:
     """After a ledger rebuilt from the manifest: the jobs it holds as pending may have been
     submitted after the manifest's last write (``since``, epoch seconds). Each request the
-    log shows to their endpoints since then whose input is a pending job's payload, and that
-    no job holds, is that job's: adopted (followed by its request id, not sent again). Jobs
+    log shows to their endpoints since then whose input is a pending job's payload, that no
+    job holds and that was sent after the job's last known submit, is that job's (the newest
+    first): adopted (followed by its request id, not sent again). Jobs
     with local files (their payload sent is not the one planned) are left as they are.
     Returns how many were adopted; a log that cannot be read adopts none, saying so."""
     pending = [row for row in ledger.jobs([JobStatus.PENDING]) if not row.files]
@@ -167,16 +179,23 @@ async def adopt_after_loss(
     adopted = 0
     try:
         for endpoint in sorted({row.endpoint for row in pending}):
-            for key_id, reader in logs.items():
-                entries = await reader.entries(endpoint, since - SKEW, timing.wall() + SKEW)
-                for when, request_id, text in sorted(entries):  # the oldest first
-                    rows = waiting.get((endpoint, text))
-                    if request_id in held or not rows:
-                        continue
-                    row = rows.pop(0)
-                    _adopt(ledger, row, request_id, key_id or None, origin, when)
-                    held.add(request_id)
-                    adopted += 1
+            seen: dict[str, tuple[float, str, str | None]] = {}  # request id -> its entry
+            for name, reader in logs.items():
+                for when, rid, text in await reader.entries(
+                    endpoint, since - SKEW, timing.wall() + SKEW
+                ):
+                    seen.setdefault(rid, (when, text, name or None))
+            # The newest first: a job sent again after a transient failure made the latest.
+            for rid, (when, text, sender) in sorted(seen.items(), key=lambda e: -e[1][0]):
+                rows = waiting.get((endpoint, text), [])
+                # Not an attempt the manifest knew (held), nor one sent before it (older).
+                match = next((r for r in rows if when > (r.submitted_at or -math.inf)), None)
+                if rid in held or match is None:
+                    continue
+                rows.remove(match)
+                _adopt(ledger, match, rid, sender, origin, when)
+                held.add(rid)
+                adopted += 1
     except LogUnavailable as exc:
         message = f"{exc}: jobs submitted after the manifest's last write may be sent again"
         reporter.note(message)

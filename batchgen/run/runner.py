@@ -156,14 +156,12 @@ class Runner:
             records, ledger = self._open(stack, out)
             stack.enter_context(request_log(out / LOG_NAME))
             started = time.time()
-            foreign = check_origin(ledger, self.connection, self.plan.output_dir)
-            if foreign is not None:
-                self.reporter.note(foreign)
-                log.warning("%s", foreign)
+            self._check_origin(ledger)
             remove_stale_temps(out)  # left by a run killed while writing run.json or a manifest
             orphaned = self._prepare(ledger, rebuilding=records is not None)
             if records is not None:
                 orphaned = rebuild(ledger, self.plan, records, self.reporter)
+                self._check_origin(ledger)  # the rebuilt jobs' keys
                 await adopt_lost(
                     ledger, self.connection, self.plan.settings, self.timing, self.reporter
                 )
@@ -203,6 +201,13 @@ class Runner:
         return result
 
     # -- steps --------------------------------------------------------------------------------
+
+    def _check_origin(self, ledger: LedgerStore) -> None:
+        """Refuse jobs in flight of another host; say which are followed with another key."""
+        foreign = check_origin(ledger, self.connection, self.plan.output_dir)
+        if foreign is not None:
+            self.reporter.note(foreign)
+            log.warning("%s", foreign)
 
     def _open(
         self, stack: contextlib.ExitStack, out: Path
