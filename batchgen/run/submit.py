@@ -74,9 +74,11 @@ class Submitter(Follower):
         if row.attempts - row.retry_from >= settings.max_attempts:
             if await self._adopted_at_cap(job):  # its last, lost submit made a job after all
                 return True
-            await self._fail(
-                job, f"gave up after {row.attempts} attempts: {row.error}", row.error_type
-            )
+            # The last answer lost: a job may exist, and --retry-failed sends it again, flagged
+            # (it is no refusal: "--retry-failed all" is not needed to try it once more).
+            lost = row.status is S.SUBMIT_UNCERTAIN and row.error_type is None
+            why = "submit_uncertain" if lost else row.error_type
+            await self._fail(job, f"gave up after {row.attempts} attempts: {row.error}", why)
             return False
         if self._draining:
             return False

@@ -73,6 +73,24 @@ async def test_uncertain_submit_fails_when_asked(tmp_path: Path) -> None:
         assert "--on-uncertain-submit fail" in (job.error or "")
 
 
+async def test_lost_answers_to_the_last_attempt_are_retried_by_retry_failed(
+    tmp_path: Path,
+) -> None:
+    """Every submit answer lost until --max-attempts: the job fails as submit_uncertain (a
+    job may exist), not as a refusal, so a plain --retry-failed sends it again, flagged."""
+    out = tmp_path / "out"
+    source = prompts(tmp_path, 2)
+    async with MockServer(mock_config(fault_submit_drop=1.0)) as server:
+        result = await run(plan_for(source, out, max_attempts=2, reconcile="off"), server)
+        assert result.outcome == "failed"
+        assert {job.error_type for job in rows(out)} == {"submit_uncertain"}
+        assert any("--retry-failed (submits" in step for step in result.next_steps)
+        server.config.fault_submit_drop = 0.0
+        again = await run(plan_for(source, out, reconcile="off"), server, retry_failed=True)
+    assert again.outcome == "done", again.message
+    assert all(job.possibly_duplicate for job in rows(out))
+
+
 async def test_content_policy_fails_with_the_providers_message(tmp_path: Path) -> None:
     """A refused prompt fails with the provider's own message; it is not resubmitted."""
     out = tmp_path / "out"
