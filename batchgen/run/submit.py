@@ -76,9 +76,9 @@ class Submitter(Follower):
                 return True
             # The last answer lost: a job may exist, and --retry-failed sends it again, flagged
             # (it is no refusal: "--retry-failed all" is not needed to try it once more).
-            lost = row.status is S.SUBMIT_UNCERTAIN and row.error_type is None
-            why = "submit_uncertain" if lost else row.error_type
-            await self._fail(job, f"gave up after {row.attempts} attempts: {row.error}", why)
+            unanswered = row.status is S.SUBMIT_UNCERTAIN and row.error_type is None
+            kind = "submit_uncertain" if unanswered else row.error_type
+            await self._fail(job, f"gave up after {row.attempts} attempts: {row.error}", kind)
             return False
         if self._draining:
             return False
