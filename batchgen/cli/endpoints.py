@@ -45,14 +45,26 @@ def endpoints(ctx: click.Context, as_json: bool) -> None:
     specs = sorted(builtin_specs().values(), key=lambda s: s.id)
     if as_json:
         rows = [
-            {"id": s.id, "kind": s.kind, "price": s.price.summary(), "title": s.title}
+            {
+                "id": s.id,
+                "kind": s.kind,
+                "price": s.price.summary(),
+                "title": s.title,
+                "status": s.status,
+                **({"instead": s.instead} if s.instead else {}),
+            }
             for s in specs
         ]
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
     width = max(len(s.id) for s in specs)
     for spec in specs:
-        click.echo(f"{spec.id:<{width}}  {spec.kind}  {spec.price.summary()}")
+        line = f"{spec.id:<{width}}  {spec.kind}  {spec.price.summary()}"
+        if spec.status != "active":
+            since = f" {spec.since}" if spec.since else ""
+            instead = f": use {spec.instead}" if spec.instead else ""
+            line += f"  [{spec.status.upper()}{since}{instead}]"
+        click.echo(line)
 
 
 @endpoints.command(hidden=True)
@@ -76,6 +88,8 @@ def show(endpoint_id: str, as_json: bool) -> None:
     click.echo(f"  kind: {spec.kind}   output: {spec.output}   typical latency: {latency} s")
     click.echo(f"  price: {spec.price.summary()}")
     click.echo(f"  price rule: {json.dumps(data['price'])}")
+    if spec.lifecycle() is not None:
+        click.echo(f"  status: {spec.lifecycle()}")
     click.echo("parameters:")
     for name, param in data["parameters"].items():
         click.echo(f"  {name}: {_describe(param)}")

@@ -137,7 +137,7 @@ async def submit(request: web.Request, emu: Emulator, key: str) -> web.Response:
     """Queue any JSON object; input the spec refuses still runs and fails only at result."""
     endpoint_id = request.match_info["endpoint"].strip("/")
     spec = emu.config.specs.get(endpoint_id)
-    if spec is None:
+    if spec is None or spec.status == "retired":  # fal no longer serves a retired model
         return answer({"detail": f"Application '{endpoint_id}' not found"}, 404)
     try:
         values = json.loads(await request.read() or b"null")

@@ -232,6 +232,12 @@ def _expand(
             Problem(table.path, table.header_line, None, "no rows to run: every row is blank")
         )
     check_values(mix, spec, sets, problems)
+    for ep in mix.specs.values():  # refused before anything is sent, or warned about
+        said = ep.lifecycle()
+        if said is not None and ep.status == "retired":
+            problems.append(Problem(table.path, None, None, said))
+        elif said is not None:
+            plan.warnings.append(said)
     if problems:
         raise InputError(problems)
     plan.endpoints = dict(mix.specs)

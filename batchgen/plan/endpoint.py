@@ -27,6 +27,7 @@ from batchgen.plan.yamlload import load_yaml
 _TYPES = ("string", "number", "integer", "boolean", "file")
 # What an endpoint makes a video from: text alone, or text and an image (or other file).
 KINDS = ("t2v", "i2v")
+STATUSES = ("active", "deprecated", "retired")  # an endpoint's life at its provider
 # Media kinds a ``type: file`` parameter may accept (checked by magic bytes, see plan.inputfiles).
 MEDIA_KINDS = ("image", "video", "audio")
 # Where a spec gives no size limit for a file, the provider answers beyond this (50 MB).
@@ -46,7 +47,8 @@ class Param:
     enum: tuple[Any, ...] | None = None
     minimum: float | None = None
     maximum: float | None = None
-    max_length: int | None = None
+    max_length: int | None = None  # in characters
+    max_utf8_bytes: int | None = None  # a limit some models count in UTF-8 bytes (PixVerse)
     description: str = ""
     # ``type: file`` only: the media kinds taken and the largest file, in bytes.
     accept: tuple[str, ...] = ()
@@ -59,7 +61,7 @@ class Param:
         data: dict[str, Any] = {"type": self.type}
         if self.required:
             data["required"] = True
-        for key in ("default", "enum", "minimum", "maximum", "max_length"):
+        for key in ("default", "enum", "minimum", "maximum", "max_length", "max_utf8_bytes"):
             value = getattr(self, key)
             if value is not None:
                 data[key] = list(value) if key == "enum" else value
@@ -92,6 +94,12 @@ class Param:
             if self.max_length is not None and len(value) > self.max_length:
                 raise ValueError(
                     f"is {len(value)} characters long, above the maximum {self.max_length}"
+                )
+            size = len(value.encode("utf-8", "surrogatepass"))
+            if self.max_utf8_bytes is not None and size > self.max_utf8_bytes:
+                raise ValueError(
+                    f"is {size} bytes long in UTF-8, above the maximum {self.max_utf8_bytes} "
+                    "bytes (an accented letter takes 2, many other letters 3)"
                 )
             return value
         if self.type == "boolean":
@@ -172,6 +180,23 @@ class EndpointSpec:
     digest: str = ""
     # The spec file's header comment: where its facts came from, and when.
     notes: str = ""
+    # active; deprecated (warned about); retired (refused before anything is sent): since
+    # when, why, and the endpoint to use instead.
+    status: str = "active"
+    since: str = ""
+    why: str = ""
+    instead: str | None = None
+
+    def lifecycle(self) -> str | None:
+        """What a plan says of a deprecated or retired endpoint (None for an active one)."""
+        if self.status == "active":
+            return None
+        when = f" on {self.since}" if self.since else ""
+        why = f" ({self.why})" if self.why else ""
+        verb = "was retired" if self.status == "retired" else "is deprecated"
+        instead = f"; use {self.instead} instead" if self.instead else ""
+        tail = "" if self.status == "retired" else ": it may stop answering"
+        return f"endpoint {self.id!r} {verb}{when}{why}{tail}{instead}"
 
     @property
     def owner_app(self) -> str:
@@ -247,6 +272,10 @@ class EndpointSpec:
             "price_summary": self.price.summary(),
             "source": self.source,
             "notes": self.notes,
+            "status": self.status,
+            **({"since": self.since} if self.since else {}),
+            **({"why": self.why} if self.why else {}),
+            **({"instead": self.instead} if self.instead else {}),
         }
 
 
@@ -291,6 +320,10 @@ def spec_from_data(data: Any, source: str, digest: str = "", notes: str = "") ->
     latency = data.get("typical_latency_s")
     if latency is not None and (isinstance(latency, bool) or not isinstance(latency, int | float)):
         raise InputError.one(source, "'typical_latency_s' must be a number of seconds")
+    status = data.get("status", "active")
+    if status not in STATUSES:
+        raise InputError.one(source, f"'status' must be one of {', '.join(STATUSES)}")
+    instead = data.get("instead")
     return EndpointSpec(
         id=data["id"].strip("/"),
         title=str(data.get("title", "")),
@@ -302,6 +335,10 @@ def spec_from_data(data: Any, source: str, digest: str = "", notes: str = "") ->
         source=source,
         digest=digest,
         notes=notes,
+        status=status,
+        since=str(data.get("since") or ""),
+        why=str(data.get("why") or "").strip(),
+        instead=str(instead).strip("/") if instead else None,
     )
 
 
@@ -325,6 +362,7 @@ def _param(name: str, raw: Any, source: str) -> Param:
         minimum=raw.get("minimum"),
         maximum=raw.get("maximum"),
         max_length=raw.get("max_length"),
+        max_utf8_bytes=raw.get("max_utf8_bytes"),
         description=str(raw.get("description") or "").strip(),
         accept=accept,
         max_bytes=(

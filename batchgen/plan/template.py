@@ -40,6 +40,8 @@ def allowed(param: Param) -> str:
         bounds.append(f"to {param.maximum}")
     if param.max_length is not None:
         bounds.append(f"at most {param.max_length:,} characters")
+    if param.max_utf8_bytes is not None:
+        bounds.append(f"at most {param.max_utf8_bytes:,} bytes in UTF-8")
     return " ".join(bounds) if bounds else "any"
 
 

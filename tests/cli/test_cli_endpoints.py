@@ -32,7 +32,7 @@ def test_list_is_one_line_per_endpoint() -> None:
 
 
 def test_list_as_json() -> None:
-    """--json lists objects with id, kind, price (the summary) and title."""
+    """--json lists objects with id, kind, price (the summary), title and status."""
     code, out, _ = invoke("--json")
     rows = json.loads(out)
     assert code == 0
@@ -42,6 +42,7 @@ def test_list_as_json() -> None:
         "kind": "i2v",
         "price": "$0.20–0.60/s by resolution, generate_audio",
         "title": "Veo 3.1 (image to video)",
+        "status": "active",
     }
 
 

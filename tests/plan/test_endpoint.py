@@ -145,3 +145,36 @@ def test_spec_kind_must_be_t2v_or_i2v(tmp_path: Path) -> None:
     path.write_text("id: me/model\nkind: movie\n")
     with pytest.raises(InputError, match=r"kind\.yaml: 'kind' must be one of t2v, i2v"):
         load_spec_file(path)
+
+
+def test_the_facts_corrected_in_2026_12_hold() -> None:
+    """PixVerse 4.5 fast: $0.30 at 360p and 540p, $0.40 at 720p, camera_movement from its 20
+    values, prompts counted in UTF-8 bytes; Kling 2.1 Pro takes an end frame; prompt limits
+    of Hailuo 02, Luma Ray 2 Flash and Veo 3.1 (shared/fal-video-endpoints.md)."""
+    specs = builtin_specs()
+    pixverse = specs["fal-ai/pixverse/v4.5/image-to-video/fast"]
+    base = {"prompt": "a", "image_url": "https://example.com/a.png"}
+    for resolution, usd in (("360p", 0.30), ("540p", 0.30), ("720p", 0.40)):
+        payload, problems = pixverse.check({**base, "resolution": resolution})
+        assert (problems, pixverse.cost(payload)) == ([], usd)
+    assert len(pixverse.params["camera_movement"].enum or ()) == 20
+    assert pixverse.check({**base, "camera_movement": "zoom_in"})[1] == []
+    assert pixverse.check({**base, "camera_movement": "dolly"})[1] != []
+    assert pixverse.check({**base, "prompt": "é" * 1024})[1] == []  # 2048 bytes
+    _, problems = pixverse.check({**base, "prompt": "é" * 1025})
+    assert problems == [
+        (
+            "prompt",
+            "is 2050 bytes long in UTF-8, above the maximum 2048 bytes (an accented letter "
+            "takes 2, many other letters 3)",
+        )
+    ]
+    assert specs["fal-ai/kling-video/v2.1/pro/image-to-video"].params["tail_image_url"].is_file
+    limits = {
+        "fal-ai/minimax/hailuo-02/standard/image-to-video": 2000,
+        "fal-ai/minimax/hailuo-02/standard/text-to-video": 2000,
+        "fal-ai/luma-dream-machine/ray-2-flash/image-to-video": 5000,
+        "fal-ai/veo3.1": 20000,
+        "fal-ai/veo3.1/fast/image-to-video": 20000,
+    }
+    assert {i: specs[i].params["prompt"].max_length for i in limits} == limits

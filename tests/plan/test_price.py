@@ -47,8 +47,8 @@ REFERENCE: list[tuple[str, dict[str, Any], float]] = [
         0.80,
     ),
     ("fal-ai/pixverse/v4.5/image-to-video/fast", {"resolution": "360p"}, 0.30),
-    ("fal-ai/pixverse/v4.5/image-to-video/fast", {"resolution": "540p"}, 0.40),
-    ("fal-ai/pixverse/v4.5/image-to-video/fast", {}, 0.80),
+    ("fal-ai/pixverse/v4.5/image-to-video/fast", {"resolution": "540p"}, 0.30),  # as 360p
+    ("fal-ai/pixverse/v4.5/image-to-video/fast", {}, 0.40),
 ]
 
 
@@ -79,7 +79,7 @@ def test_every_builtin_has_a_price_and_names_its_drivers() -> None:
         ("fal-ai/kling-video/v2.5-turbo/pro/text-to-video", "$0.35 per 5 s, +$0.07/s"),
         ("fal-ai/veo3.1", "$0.20–0.60/s by resolution, generate_audio"),
         ("fal-ai/sora-2/text-to-video", "$0.10/s"),
-        ("fal-ai/pixverse/v4.5/image-to-video/fast", "$0.30–0.80 per video by resolution"),
+        ("fal-ai/pixverse/v4.5/image-to-video/fast", "$0.30–0.40 per video by resolution"),
         (
             "fal-ai/luma-dream-machine/ray-2-flash/image-to-video",
             "$0.20–1.60 per video by resolution, duration",
