@@ -103,11 +103,17 @@ async def read_answer(
 
 
 async def _pruned(resp: aiohttp.ClientResponse, limit: int) -> Answer:
-    """``resp`` read through a ``bounded.Pruner`` (see ``read_answer``)."""
+    """``resp`` read through a ``bounded.Pruner`` (see ``read_answer``): as it came when it
+    fits in ``limit`` (an error page is quoted as it was), else its pruned copy."""
     pruner = bounded.Pruner(keep=limit)
+    raw: list[bytes] | None = []
     size = 0
     async for chunk in resp.content.iter_any():
         size += len(chunk)
+        if raw is not None:
+            raw.append(chunk)
+            if size > limit:
+                raw = None
         try:
             if size > MAX_TRANSFER:
                 raise bounded.TooLarge(f"more than {MAX_TRANSFER} bytes")
@@ -115,6 +121,8 @@ async def _pruned(resp: aiohttp.ClientResponse, limit: int) -> Answer:
         except bounded.TooLarge:
             resp.close()
             return Answer(resp.status, resp.headers, pruner.text()[:limit], False, size=size)
+    if raw is not None:  # what was left out is left out again as it is parsed
+        return Answer(resp.status, resp.headers, b"".join(raw), pruned=pruner.dropped)
     return Answer(resp.status, resp.headers, pruner.text(), pruned=pruner.dropped, size=size)
 
 
@@ -192,11 +200,18 @@ def size_text(limit: int) -> str:
     return f"{limit // mib} MiB" if limit % mib == 0 else f"{limit} bytes"
 
 
+MAX_REQUEST_ID = 256  # fal's are UUIDs (36 characters)
+
+
 def request_id_of(answer: Answer) -> str | None:
-    """The ``request_id`` an answer names, or None."""
+    """The ``request_id`` an answer names, or None: also for one no URL or log line could
+    carry (blank, control characters, longer than ``MAX_REQUEST_ID``, ``.`` or ``..``, which
+    a URL's path would fold away)."""
     data = answer.object()
     rid = data.get("request_id") if data is not None else None
-    return rid if isinstance(rid, str) and rid.strip() else None
+    if not isinstance(rid, str) or not rid.strip() or rid.strip() in (".", ".."):
+        return None
+    return rid if len(rid) <= MAX_REQUEST_ID and rid.isprintable() else None
 
 
 def billable_units(answer: Answer) -> float | None:

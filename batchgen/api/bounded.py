@@ -18,8 +18,9 @@ import re
 from typing import Any
 
 DEPTH = 64  # levels of nesting kept (fal's outputs use 3 or 4)
-STRING = 1024 * 1024  # bytes of one string kept (a signed video URL is ~2 KB)
-ITEMS = 1000  # items of one list kept
+STRING = 64 * 1024  # bytes of one string kept (a signed video URL is ~2 KB)
+ITEMS = 100  # items of one list kept (fal's outputs list a few videos or images)
+DIGITS = 1000  # digits of an integer read as one (longer: kept as its text, never an error)
 KEEP = 16 * 1024 * 1024  # bytes of pruned text
 _FAST = 1024 * 1024  # text this small with fewer brackets than DEPTH is parsed as it is
 
@@ -141,7 +142,7 @@ class Pruner:
             return self._skipping(chunk, i)
         found = _OUTSIDE.search(chunk, i)
         j = len(chunk) if found is None else found.start()
-        self._out += chunk[i:j]  # numbers, words, blanks and colons, as they are
+        self._out += chunk[i:j].translate(None, b" \t\r\n")  # numbers, words and colons
         if found is None:
             return j
         char = chunk[j]
@@ -176,10 +177,19 @@ class Pruner:
 
 def loads(text: bytes | str) -> Any:
     """``text`` parsed as JSON within the bounds of ``Pruner``; ValueError when it is not
-    JSON (or would outgrow ``KEEP`` even pruned)."""
+    JSON (or would outgrow ``KEEP`` even pruned). A byte that is not UTF-8 is read as U+FFFD
+    and an integer of more than ``DIGITS`` digits as its text: one odd value in an answer
+    does not make the rest of it (a video's URL) unreadable."""
     data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-    if len(data) <= _FAST and data.count(b"[") + data.count(b"{") < DEPTH:
-        return json.loads(data)
-    pruner = Pruner()
-    pruner.feed(data)
-    return json.loads(pruner.text())
+    if len(data) > _FAST or data.count(b"[") + data.count(b"{") >= DEPTH:
+        pruner = Pruner()
+        pruner.feed(data)
+        data = pruner.text()
+    try:
+        return json.loads(data, parse_int=_integer)
+    except UnicodeDecodeError:
+        return json.loads(data.decode("utf-8", "replace"), parse_int=_integer)
+
+
+def _integer(digits: str) -> int | str:
+    return int(digits) if len(digits) <= DIGITS else digits

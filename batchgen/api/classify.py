@@ -37,8 +37,9 @@ _READS_A_JOB = frozenset({"status", "stream", "result"})
 # proxy may say so in a 400, or even in a 200): fal's "User is locked. Reason: Exhausted
 # balance", and the usual spellings of no credit, a locked account and a refused key.
 _FATAL_TEXT = re.compile(
-    r"exhausted balance|(insufficient|not enough|no|out of|zero)\s+(account\s+)?"
-    r"(balance|credits?|funds)|user is locked|account (is )?(locked|suspended|disabled)"
+    r"exhausted[ _]balance|(insufficient|not enough|no|out of|zero)[\s_]+(account[\s_]+)?"
+    r"(balance|credits?|funds)|balance is (too low|exhausted|empty)|(low|negative) balance"
+    r"|user is locked|account (is )?(locked|suspended|disabled)"
     r"|(invalid|revoked|expired)\s+(api\s+)?(key|token)|(missing|wrong|no)\s+api\s+(key|token)"
     r"|unauthori[sz]ed"
     r"|not authenticated|authentication (failed|required)",
@@ -114,10 +115,10 @@ def refusal_in_success(status: int, body: bytes, route: str = "submit") -> ApiEr
     refusal stops the run; anything else is a protocol error for that job. None when the
     body says nothing of an error (a job may have been made: see ``SUBMIT_UNCERTAIN``)."""
     said, _ = _detail(body)
+    if said and refuses_the_key(said):  # in an error object, a JSON string or plain text
+        return KeyRefused(_fatal_message(status, said), status=status)
     if not said or not _says_error(body):
         return None
-    if refuses_the_key(said):
-        return KeyRefused(_fatal_message(status, said), status=status)
     return PermanentError(
         f"{route} answered {status} with an error and no request id: {said}",
         status=status,

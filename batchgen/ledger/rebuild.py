@@ -104,8 +104,8 @@ def restored(record: dict[str, Any]) -> dict[str, Any] | None:
         "billed_usd": _number(record.get("billed_usd")),
         "error": _text(record.get("error")),
         "error_type": _text(record.get("error_type")),
-        "submitted_at": _seconds(record.get("submitted_at")),
-        "completed_at": _seconds(record.get("completed_at")),
+        "submitted_at": seconds_of(record.get("submitted_at")),
+        "completed_at": seconds_of(record.get("completed_at")),
         "sent": _sent(record),
     }
 
@@ -141,7 +141,8 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _seconds(value: Any) -> float | None:
+def seconds_of(value: Any) -> float | None:
+    """Unix seconds of an ISO 8601 UTC time as batchgen writes it (``iso_utc``), or None."""
     if not isinstance(value, str):
         return None
     try:

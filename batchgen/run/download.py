@@ -375,8 +375,14 @@ def _log(url: str, status: int, started: float) -> None:
 
 
 def video_of(output: dict[str, Any], key: str) -> tuple[str | None, int | None]:
-    """The video URL and ``file_size`` in a result: ``output[key]``, else the first File."""
-    candidates = [output.get(key)] + [v for k, v in output.items() if k != key]
+    """The video URL and ``file_size`` in a result: ``output[key]`` (a File, or a bare URL
+    as some proxies answer), else the first File, else the first of a list of Files."""
+    own = output.get(key)
+    if isinstance(own, str) and own.startswith(("https://", "http://")):
+        return own, None
+    if isinstance(own, list) and own:
+        own = own[0]
+    candidates = [own] + [v for k, v in output.items() if k != key]
     for value in candidates:
         if isinstance(value, dict) and isinstance(value.get("url"), str):
             size = value.get("file_size")

@@ -12,6 +12,7 @@ followed, not paid for again; then the rebuild is over.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -19,18 +20,34 @@ from typing import Any
 from batchgen.api.providers import Connection
 from batchgen.api.sessions import api_session
 from batchgen.ledger.base import LedgerStore
-from batchgen.ledger.rebuild import MANIFEST, manifest_records, restored
+from batchgen.ledger.rebuild import MANIFEST, manifest_records, restored, seconds_of
 from batchgen.ledger.store import LEDGER_NAME
 from batchgen.plan.build import Plan
 from batchgen.plan.settings import RunSettings
 from batchgen.run.progress import Reporter
-from batchgen.run.reconcile import adopt_after_loss, request_logs
+from batchgen.run.reconcile import SKEW, adopt_after_loss, request_logs
 from batchgen.run.timing import Timing
 
 log = logging.getLogger("batchgen.run")
 # The ledger's meta while it is rebuilt: the manifest's mtime, since when jobs may have been
 # submitted that the manifest does not know.
 LOST = "rebuilt_from_manifest"
+# Seconds the window may open before the folder's first run (the provider's clock and this
+# one's differ a little): narrower than the log's SKEW, so another folder's jobs of a minute
+# before are not taken for this one's.
+FIRST_RUN_SKEW = 5.0
+
+
+def first_started(out: Path) -> str | None:
+    """When the folder's first run started, as its ``run.json`` says (None: no run yet)."""
+    try:
+        info = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict):
+        return None
+    found = info.get("first_started_at") or info.get("started_at")
+    return found if isinstance(found, str) else None
 
 
 def still_lost(
@@ -71,6 +88,7 @@ def rebuild(
 
 async def adopt_lost(
     ledger: LedgerStore,
+    out: Path,
     connection: Connection,
     settings: RunSettings,
     timing: Timing,
@@ -81,6 +99,10 @@ async def adopt_lost(
     lost = ledger.meta(LOST)
     since = lost.get("since") if isinstance(lost, dict) else None
     if isinstance(since, int | float):
+        # Not before the folder's first run: another folder's earlier jobs are not its own.
+        began = seconds_of(first_started(out))
+        if began is not None:
+            since = max(float(since), began - FIRST_RUN_SKEW + SKEW)
         async with api_session(connection.network) as session:
             await adopt_after_loss(
                 ledger,

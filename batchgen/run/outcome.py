@@ -22,6 +22,9 @@ from batchgen.run.engine import Engine
 from batchgen.run.resume import resubmit_cost, retryable
 
 S = JobStatus
+# Failures on answers that broke the protocol (a result without a video among them): the
+# provider may have run the job; never called a refusal of the row.
+BROKE = frozenset({PROTOCOL_ERROR, "no_output"})
 
 
 @dataclass(slots=True)
@@ -171,8 +174,8 @@ def _failed_steps(failed: list[JobRow], again: str) -> list[str]:
     the protocol, or refusals by the provider. Each command that submits says what it pays
     (``--retry-failed all`` sends every failed job: the retryable ones too)."""
     retry = [row for row in failed if retryable(row)]
-    broke = [row for row in failed if not retryable(row) and row.error_type == PROTOCOL_ERROR]
-    refused = [row for row in failed if not retryable(row) and row.error_type != PROTOCOL_ERROR]
+    broke = [row for row in failed if not retryable(row) and row.error_type in BROKE]
+    refused = [row for row in failed if not retryable(row) and row.error_type not in BROKE]
     steps = []
     if retry:
         steps.append(

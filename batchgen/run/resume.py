@@ -156,8 +156,10 @@ def reopen(
         what = " and ".join(sorted(str(status) for status in retry))
         reporter.note(f"{asked} {what} job(s) to run again")
     unread = [row for row in stay if row.error_type == RESULT_TOO_LARGE]
-    broke = [row for row in stay if row.error_type == PROTOCOL_ERROR]
-    refused = [row for row in stay if row.error_type not in (PROTOCOL_ERROR, RESULT_TOO_LARGE)]
+    broke = [row for row in stay if row.error_type in (PROTOCOL_ERROR, "no_output")]
+    refused = [
+        row for row in stay if row.error_type not in (PROTOCOL_ERROR, "no_output", RESULT_TOO_LARGE)
+    ]
     if unread:
         reporter.note(
             f"{len(unread)} failed job(s) are paid but their result was too large to read; "

@@ -46,7 +46,7 @@ from batchgen.run.claims import Claims
 from batchgen.run.download import Downloader
 from batchgen.run.engine import Engine
 from batchgen.run.keys import KeyPool
-from batchgen.run.lost import adopt_lost, rebuild, still_lost
+from batchgen.run.lost import adopt_lost, first_started, rebuild, still_lost
 from batchgen.run.outcome import RunResult, run_result
 from batchgen.run.polling import PollPolicy
 from batchgen.run.progress import Reporter
@@ -124,6 +124,7 @@ class Runner:
         self._shared = None if ledger is None else check_url(ledger)
         self._batch = batch or Path(plan.output_dir).name
         self._worker: Worker | None = None
+        self._first_started: str | None = None  # the folder's first run, from its run.json
         self._engine: Engine | None = None
         self._task: asyncio.Task[None] | None = None
         self._aborted = False
@@ -153,6 +154,7 @@ class Runner:
                 await asyncio.to_thread(self.store.remove_stale, "videos")
                 if self._shared is None:  # a lost folder: its ledger comes back from the store
                     await asyncio.to_thread(recover_manifest, self.store, out, LEDGER_NAME)
+            self._first_started = first_started(out)
             records, ledger = self._open(stack, out)
             stack.enter_context(request_log(out / LOG_NAME))
             started = time.time()
@@ -162,9 +164,8 @@ class Runner:
             if records is not None:
                 orphaned = rebuild(ledger, self.plan, records, self.reporter)
                 self._check_origin(ledger)  # the rebuilt jobs' keys
-                await adopt_lost(
-                    ledger, self.connection, self.plan.settings, self.timing, self.reporter
-                )
+                settings = self.plan.settings
+                await adopt_lost(ledger, out, self.connection, settings, self.timing, self.reporter)
             rows = recheck_done(
                 ledger, to_drive(ledger), out, self.reporter, self.store, video_dir=self._place
             )
@@ -178,6 +179,11 @@ class Runner:
             del rows
             with _writing(out, "run.json"):
                 write_run_json(out, self._info(started, None))
+            if self._shared is None and not (out / "manifest.jsonl").exists():
+                # Before the first submit: a ledger lost seconds later is rebuilt from it
+                # (and its jobs found in the request log), never started afresh.
+                with _writing(out, "manifest.csv"):
+                    write_manifest(ledger, out)
             publish(self.store, out, *self._own("run.json"))
             log.info("run started: %d jobs, %s", total, self.connection.public())
             engine = await self._drive(ledger, todo, out, money)
@@ -419,6 +425,8 @@ class Runner:
         return {
             "batchgen_version": __version__,
             "started_at": iso_utc(started),
+            # The folder's first run (from the run.json before): no job of it is older.
+            "first_started_at": self._first_started or iso_utc(started),
             "finished_at": None if result is None else iso_utc(time.time()),
             "outcome": None if result is None else result.outcome,
             "message": None if result is None else result.message,

@@ -10,6 +10,7 @@ from aiohttp import web
 from scripted import reply, scripted
 from test_client import client
 
+from batchgen.api.answers import Answer, request_id_of
 from batchgen.api.bounded import Pruner, TooLarge, loads
 from batchgen.api.classify import classify, refusal_in_success
 from batchgen.errors import RESULT_TOO_LARGE, KeyRefused, PermanentError, ProtocolError
@@ -106,4 +107,50 @@ async def test_a_deep_result_over_the_cap_is_read_pruned() -> None:
         look = await client(session, server.url, max_body=1024 * 1024).result("rid-1")
     assert look.output is not None
     assert look.output["video"]["url"] == "http://files/v.mp4"
-    assert len(look.output["logs"]) == 1001
+    assert len(look.output["logs"]) == 101
+
+
+@pytest.mark.parametrize(
+    "before",
+    [
+        b'"logs":[' + b",".join([b'"' + b"x" * 1_000_000 + b'"'] * 20) + b"],",  # 20 x 1 MB
+        b'"logs":[' + b",".join([b'"' + b"y" * 20_000 + b'"'] * 999) + b"],",  # 999 x 20 KB
+        b" " * 20_000_000,  # 20 MB of blanks before the first key
+        b'"note":"caf\xe9 \xff",',  # bytes that are not UTF-8
+        b'"seed":' + b"9" * 5000 + b",",  # an integer Python would refuse to read
+    ],
+    ids=["long-strings", "many-strings", "blanks", "not-utf8", "huge-integer"],
+)
+def test_one_odd_value_never_hides_the_video(before: bytes) -> None:
+    """Whatever comes before the video in a result, the video is read (hostile tester's
+    shapes of 2026-12-07)."""
+    data = loads(b"{" + before + b'"video":{"url":"https://cdn/v.mp4"}}')
+    assert data["video"] == {"url": "https://cdn/v.mp4"}
+
+
+@pytest.mark.parametrize("rid", [".", "..", " ", "x" * 257, "a\nb", "a\x00b", "a\rb"], ids=repr)
+def test_a_request_id_no_url_could_carry_is_none(rid: str) -> None:
+    """An id a URL's path would fold away (".", ".."), a blank, an overlong one or one with
+    control characters is no usable request id (the submit is then uncertain, not sent)."""
+    assert request_id_of(Answer(200, {}, json.dumps({"request_id": rid}).encode())) is None
+
+
+def test_usable_request_ids_pass() -> None:
+    """A UUID, and ids with '/', '?', '#' or other scripts (escaped in URLs), pass."""
+    for rid in ("d4c4c3a3-b480-4669-95f0-45c2626a4bec", "a/b", "q?x#y", "задача-1"):
+        assert request_id_of(Answer(200, {}, json.dumps({"request_id": rid}).encode())) == rid
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"Insufficient balance",
+        b'"Insufficient balance"',
+        b'{"detail": "insufficient_balance"}',
+        b'{"error": "Your balance is too low to run this model"}',
+        b'{"message": "User is locked. Reason: Exhausted balance"}',
+    ],
+)
+def test_a_balance_refusal_in_a_200_in_any_spelling_refuses_the_key(body: bytes) -> None:
+    """Plain text, a JSON string, snake_case, other words: each stops the run (exit 3)."""
+    assert isinstance(refusal_in_success(200, body), KeyRefused)

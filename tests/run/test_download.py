@@ -21,7 +21,7 @@ from batchgen.api.backoff import Backoff
 from batchgen.api.sessions import file_session
 from batchgen.errors import DiskError, PermanentError, RetryableError
 from batchgen.plan.settings import RunSettings
-from batchgen.run.download import Downloader, Link, looks_whole
+from batchgen.run.download import Downloader, Link, looks_whole, video_of
 from batchgen.run.partfile import part_path
 from batchgen.run.timing import Timing
 
@@ -507,3 +507,15 @@ async def test_gzip_encoded_file_is_decoded(tmp_path: Path, files: aiohttp.Clien
         got = await downloader(files).fetch(server.url + "/f", tmp_path / "b.mp4")
     assert (got.sha256, (tmp_path / "b.mp4").read_bytes()) == (DIGEST, VIDEO)
     assert [seen.headers.get("Range") for seen in server.seen[1:]] == ["bytes=100000-", None]
+
+
+def test_the_video_is_found_in_the_shapes_proxies_answer() -> None:
+    """A File at the output key, a bare URL there, a list of Files, or the first File of
+    another key; a number or null is no video."""
+    url = "https://cdn.example/v.mp4"
+    assert video_of({"video": {"url": url, "file_size": 5}}, "video") == (url, 5)
+    assert video_of({"video": url}, "video") == (url, None)
+    assert video_of({"video": [{"url": url}]}, "video") == (url, None)
+    assert video_of({"clip": {"url": url}}, "video") == (url, None)
+    assert video_of({"video": 7}, "video") == (None, None)
+    assert video_of({"video": None, "seed": 3}, "video") == (None, None)

@@ -200,3 +200,29 @@ async def test_jobs_the_manifest_missed_are_found_in_the_request_log(
     assert all(job.attempts == 1 for job in rows(out) if job.key in missed)
     with Ledger.in_folder(out, readonly=True) as ledger:
         assert not ledger.meta("rebuilt_from_manifest")
+
+
+async def test_a_ledger_lost_before_the_first_manifest_tick_is_still_rebuilt(
+    tmp_path: Path,
+) -> None:
+    """The manifest is written before the first submit: a ledger lost seconds into a first
+    run (long before the manifest's next write) is rebuilt, its submitted jobs found in the
+    request log, none sent twice (hostile tester, 2026-12-07)."""
+    out = tmp_path / "out"
+    plan = plan_for(prompts(tmp_path, 6), out)
+    slow_manifest = replace(FAST, manifest_every=1000.0)
+    async with MockServer(mock_config(latency=300.0)) as server:
+        logged = replace(connection(server), platform_url=server.base_url)
+        runner = Runner(plan, logged, timing=slow_manifest)
+        task = asyncio.create_task(runner.run())
+        await until(lambda: sum(server.stats()["submits_by_payload"].values()) >= 3)
+        assert (out / "manifest.jsonl").exists()
+        runner.abort()
+        await task
+        lose_ledger(out)
+        reporter = Reporter()
+        result = await Runner(plan, logged, timing=FAST, reporter=reporter).run()
+        stats = server.stats()
+    assert result.outcome == "done", result.message
+    assert set(stats["submits_by_payload"].values()) == {1}
+    assert any("rebuilt 6 job(s)" in note for note in reporter.notes)
