@@ -94,14 +94,15 @@ async def test_failing_disk_stops_the_run_and_retry_downloads_again(tmp_path: Pa
 
 
 async def test_unwritable_manifest_is_a_disk_error_not_a_traceback(tmp_path: Path) -> None:
-    """An unwritable manifest ends the run with a DiskError naming the file, not an OSError;
-    the videos are done."""
+    """An unwritable manifest ends the run with a DiskError naming the file, not an OSError,
+    before anything is sent (the manifest is first written before the first submit)."""
     out = tmp_path / "out"
     (out / "manifest.csv").mkdir(parents=True)
     async with MockServer(mock_config()) as server:
         with pytest.raises(DiskError, match=r"cannot write .*manifest\.csv: Is a directory"):
             await run(plan_for(prompts(tmp_path, 2), out), server)
-    assert [job.status for job in rows(out)] == [S.DONE, S.DONE]
+        assert server.stats()["submits_by_payload"] == {}
+    assert [job.status for job in rows(out)] == [S.PENDING, S.PENDING]
 
 
 def fill(folder: Path) -> Path:
