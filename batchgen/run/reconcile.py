@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -169,7 +168,7 @@ async def adopt_after_loss(
     first): adopted (followed by its request id, not sent again). Jobs
     with local files (their payload sent is not the one planned) are left as they are.
     Returns how many were adopted; a log that cannot be read adopts none, saying so."""
-    pending = [row for row in ledger.jobs([JobStatus.PENDING]) if not row.files]
+    pending = [row for row in ledger.jobs(LATER_SUBMIT) if not row.files]
     if not pending or not logs:
         return 0
     held = {row.request_id for row in ledger.iter_jobs() if row.request_id is not None}
@@ -189,7 +188,7 @@ async def adopt_after_loss(
             for rid, (when, text, sender) in sorted(seen.items(), key=lambda e: -e[1][0]):
                 rows = waiting.get((endpoint, text), [])
                 # Not an attempt the manifest knew (held), nor one sent before it (older).
-                match = next((r for r in rows if when > (r.submitted_at or -math.inf)), None)
+                match = next((r for r in rows if _later(r, when)), None)
                 if rid in held or match is None:
                     continue
                 rows.remove(match)
@@ -210,6 +209,20 @@ async def adopt_after_loss(
     return adopted
 
 
+def _later(row: JobRow, when: float) -> bool:
+    """Whether a request sent at ``when`` may be ``row``'s latest submit: sent after its last
+    known one (a job in flight must say when that was, or its own could be taken over)."""
+    if row.submitted_at is None:
+        return row.status in (JobStatus.PENDING, JobStatus.SUBMIT_UNCERTAIN)
+    return when > row.submitted_at
+
+
+# What a rebuilt ledger may hold of a job the manifest saw before a later submit of it: not
+# sent yet, sent with its answer lost, or in flight by an attempt that then ended (a newer
+# submit of the same job follows only a transient failure or a lost answer).
+LATER_SUBMIT = (JobStatus.PENDING, JobStatus.SUBMIT_UNCERTAIN, JobStatus.QUEUED, JobStatus.RUNNING)
+
+
 def _adopt(
     ledger: LedgerStore,
     row: JobRow,
@@ -218,17 +231,16 @@ def _adopt(
     origin: str,
     when: float,
 ) -> None:
-    """``row``'s submit made ``request_id``: recorded as sent (its attempt counted) and
-    queued, to be followed like any job in flight."""
+    """``row``'s latest submit made ``request_id``: recorded as sent (its attempt counted)
+    and followed like any job in flight."""
     sent = when if when != float("-inf") else None
-    ledger.transition(
-        row.key,
-        JobStatus.SUBMITTING,
-        expect=JobStatus.PENDING,
-        attempts=row.attempts + 1,
-        origin=origin,
-        key_id=key_id,
-        submitted_at=sent,
-    )
-    ledger.transition(row.key, JobStatus.QUEUED, request_id=request_id, submitted_at=sent)
+    attempt = {"attempts": row.attempts + 1, "origin": origin, "key_id": key_id}
+    if row.status is JobStatus.PENDING:
+        ledger.transition(
+            row.key, JobStatus.SUBMITTING, expect=row.status, submitted_at=sent, **attempt
+        )
+    if row.status in (JobStatus.PENDING, JobStatus.SUBMIT_UNCERTAIN):
+        ledger.transition(row.key, JobStatus.QUEUED, request_id=request_id, submitted_at=sent)
+    else:  # in flight by an earlier attempt, which ended before this later one was sent
+        ledger.update(row.key, request_id=request_id, submitted_at=sent, **attempt)
     log.info("%s: the request log shows its submit made %s: adopted", row.key, request_id)

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -226,3 +227,37 @@ async def test_a_ledger_lost_before_the_first_manifest_tick_is_still_rebuilt(
     assert result.outcome == "done", result.message
     assert set(stats["submits_by_payload"].values()) == {1}
     assert any("rebuilt 6 job(s)" in note for note in reporter.notes)
+
+
+async def test_a_later_attempt_the_manifest_missed_is_followed_not_the_earlier(
+    tmp_path: Path,
+) -> None:
+    """The manifest saw two jobs in flight by an earlier attempt (an id the provider no
+    longer shows), the lost ledger a later submit of each: the rebuild follows the later one
+    found in the request log; nothing is sent again (chaos seed 10, 2026-12-07)."""
+    out = tmp_path / "out"
+    plan = plan_for(prompts(tmp_path, 6), out)
+    async with MockServer(mock_config(latency=300.0)) as server:
+        logged = replace(connection(server), platform_url=server.base_url)
+        runner = Runner(plan, logged, timing=FAST)
+        task = asyncio.create_task(runner.run())
+        await until(lambda: sum(server.stats()["submits_by_payload"].values()) == 6)
+        await until(lambda: all(job.request_id for job in rows(out)))
+        runner.abort()
+        await task
+        records = manifest(out)
+        for n, record in enumerate(records[:2]):
+            earlier = datetime.now(UTC) - timedelta(seconds=30)
+            record.update(
+                status="queued",
+                request_id=f"earlier-attempt-{n}",
+                submitted_at=earlier.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            )
+        text = "\n".join(json.dumps(record) for record in records) + "\n"
+        (out / "manifest.jsonl").write_text(text, encoding="utf-8")
+        lose_ledger(out)
+        result = await Runner(plan, logged, timing=FAST).run()
+        stats = server.stats()
+    assert result.outcome == "done", result.message
+    assert set(stats["submits_by_payload"].values()) == {1}
+    assert not any(job.request_id.startswith("earlier") for job in rows(out) if job.request_id)
