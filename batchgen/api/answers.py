@@ -103,17 +103,20 @@ async def read_answer(
 
 
 async def _pruned(resp: aiohttp.ClientResponse, limit: int) -> Answer:
-    """``resp`` read through a ``bounded.Pruner`` (see ``read_answer``): as it came when it
-    fits in ``limit`` (an error page is quoted as it was), else its pruned copy."""
-    pruner = bounded.Pruner(keep=limit)
-    raw: list[bytes] | None = []
+    """``resp`` as it came when it fits in ``limit`` (an error page is quoted as it was; what
+    parsing it leaves out is counted), else read on through a ``bounded.Pruner``, which keeps
+    its bounded copy (see ``read_answer``)."""
+    raw: list[bytes] = []
     size = 0
+    pruner: bounded.Pruner | None = None
     async for chunk in resp.content.iter_any():
         size += len(chunk)
-        if raw is not None:
+        if pruner is None:
             raw.append(chunk)
-            if size > limit:
-                raw = None
+            if size <= limit:
+                continue
+            pruner, chunk = bounded.Pruner(keep=limit), b"".join(raw)  # outgrew: prune it all
+            raw.clear()
         try:
             if size > MAX_TRANSFER:
                 raise bounded.TooLarge(f"more than {MAX_TRANSFER} bytes")
@@ -121,8 +124,9 @@ async def _pruned(resp: aiohttp.ClientResponse, limit: int) -> Answer:
         except bounded.TooLarge:
             resp.close()
             return Answer(resp.status, resp.headers, pruner.text()[:limit], False, size=size)
-    if raw is not None:  # what was left out is left out again as it is parsed
-        return Answer(resp.status, resp.headers, b"".join(raw), pruned=pruner.dropped)
+    if pruner is None:
+        body = b"".join(raw)
+        return Answer(resp.status, resp.headers, body, pruned=bounded.left_out(body))
     return Answer(resp.status, resp.headers, pruner.text(), pruned=pruner.dropped, size=size)
 
 

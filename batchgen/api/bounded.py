@@ -181,7 +181,7 @@ def loads(text: bytes | str) -> Any:
     and an integer of more than ``DIGITS`` digits as its text: one odd value in an answer
     does not make the rest of it (a video's URL) unreadable."""
     data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-    if len(data) > _FAST or data.count(b"[") + data.count(b"{") >= DEPTH:
+    if not _plain(data):
         pruner = Pruner()
         pruner.feed(data)
         data = pruner.text()
@@ -189,6 +189,20 @@ def loads(text: bytes | str) -> Any:
         return json.loads(data, parse_int=_integer)
     except UnicodeDecodeError:
         return json.loads(data.decode("utf-8", "replace"), parse_int=_integer)
+
+
+def left_out(data: bytes) -> int:
+    """How many parts of ``data`` ``loads`` leaves out (0 for small, shallow text, at once)."""
+    if _plain(data):
+        return 0
+    pruner = Pruner(keep=len(data) + 1)  # every kept byte fits: count, never refuse
+    pruner.feed(data)
+    return pruner.dropped
+
+
+def _plain(data: bytes) -> bool:
+    """Text small and shallow enough that ``json.loads`` reads it as it is, safely."""
+    return len(data) <= _FAST and data.count(b"[") + data.count(b"{") < DEPTH
 
 
 def _integer(digits: str) -> int | str:
