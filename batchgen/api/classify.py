@@ -46,6 +46,8 @@ _FATAL_TEXT = re.compile(
     re.IGNORECASE,
 )
 _IN_PROGRESS = "still in progress"
+_MESSAGES = ("detail", "error", "message")  # where an answer says what went wrong
+_TEXT = object()  # a body that is no JSON
 
 
 def classify(
@@ -114,25 +116,18 @@ def refusal_in_success(status: int, body: bytes, route: str = "submit") -> ApiEr
     ``error``, ``message``), classified like the same text in a 4xx: a key or balance
     refusal stops the run; anything else is a protocol error for that job. None when the
     body says nothing of an error (a job may have been made: see ``SUBMIT_UNCERTAIN``)."""
-    said, _ = _detail(body)
+    data = _parsed(body)
+    said, _ = _detail_of(data, body)
     if said and refuses_the_key(said):  # in an error object, a JSON string or plain text
         return KeyRefused(_fatal_message(status, said), status=status)
-    if not said or not _says_error(body):
+    says_error = isinstance(data, dict) and any(data.get(k) for k in _MESSAGES)
+    if not said or not says_error:
         return None
     return PermanentError(
         f"{route} answered {status} with an error and no request id: {said}",
         status=status,
         error_type=PROTOCOL_ERROR,
     )
-
-
-def _says_error(body: bytes) -> bool:
-    """True for a JSON object holding ``detail``, ``error`` or ``message`` (not a text)."""
-    try:
-        data: Any = unwrapped(bounded.loads(body))
-    except ValueError:
-        return False
-    return isinstance(data, dict) and any(data.get(k) for k in ("detail", "error", "message"))
 
 
 def job_failure(
@@ -188,9 +183,20 @@ def detail(body: bytes) -> str:
 def _detail(body: bytes) -> tuple[str, str | None]:
     """The provider's own message and error_type from a JSON body (in a proxy's ``data``
     envelope or not), or the start of a text."""
+    return _detail_of(_parsed(body), body)
+
+
+def _parsed(body: bytes) -> Any:
+    """``body`` as JSON (inside a ``data`` envelope), or ``_TEXT`` when it is none."""
     try:
-        data: Any = unwrapped(bounded.loads(body))
+        return unwrapped(bounded.loads(body))
     except ValueError:
+        return _TEXT
+
+
+def _detail_of(data: Any, body: bytes) -> tuple[str, str | None]:
+    """``_detail`` of a body already parsed (``_parsed``)."""
+    if data is _TEXT:
         text = body[:300].decode("utf-8", "replace").strip()
         return (" ".join(text.split()) if text else ""), None
     if not isinstance(data, dict):
