@@ -5,9 +5,10 @@
 before it finished (the ledger's ``rebuilt_from_manifest`` meta, set before anything is
 rebuilt: the manifest is not written again until the rebuild is over, so it still holds what
 the lost ledger held). ``rebuild`` restores the manifest's state. ``adopt_lost`` then asks the
-provider's request log for the jobs submitted after the manifest's last write, which the
-rebuilt ledger holds as pending (``batchgen.run.reconcile.adopt_after_loss``): found, they are
-followed, not paid for again; then the rebuild is over.
+provider's request log for the submits made after the manifest's last write, which the rebuilt
+ledger does not know (jobs it holds as pending, uncertain, or in flight by an earlier attempt:
+``batchgen.run.reconcile.adopt_after_loss``): found, they are followed, not paid for again;
+then the rebuild is over.
 """
 
 from __future__ import annotations
@@ -88,19 +89,20 @@ def rebuild(
 
 async def adopt_lost(
     ledger: LedgerStore,
-    out: Path,
+    first_run: str | None,
     connection: Connection,
     settings: RunSettings,
     timing: Timing,
     reporter: Reporter,
 ) -> None:
-    """After ``rebuild``: adopt from the request log what the manifest missed; then the
-    rebuild is over (the meta cleared)."""
+    """After ``rebuild``: adopt from the request log what the manifest missed, not before
+    ``first_run`` (the folder's first run, ``first_started``); then the rebuild is over
+    (the meta cleared)."""
     lost = ledger.meta(LOST)
     since = lost.get("since") if isinstance(lost, dict) else None
     if isinstance(since, int | float):
         # Not before the folder's first run: another folder's earlier jobs are not its own.
-        began = seconds_of(first_started(out))
+        began = seconds_of(first_run)
         if began is not None:
             since = max(float(since), began - FIRST_RUN_SKEW + SKEW)
         async with api_session(connection.network) as session:

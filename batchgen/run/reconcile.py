@@ -161,23 +161,23 @@ async def adopt_after_loss(
     timing: Timing,
     reporter: Reporter,
 ) -> int:
-    """After a ledger rebuilt from the manifest: the jobs it holds as pending may have been
-    submitted after the manifest's last write (``since``, epoch seconds). Each request the
-    log shows to their endpoints since then whose input is a pending job's payload, that no
+    """After a ledger rebuilt from the manifest: its jobs not done (``LATER_SUBMIT``) may have
+    been submitted after the manifest's last write (``since``, epoch seconds). Each request
+    the log shows to their endpoints since then whose input is such a job's payload, that no
     job holds and that was sent after the job's last known submit, is that job's (the newest
     first): adopted (followed by its request id, not sent again). Jobs
     with local files (their payload sent is not the one planned) are left as they are.
     Returns how many were adopted; a log that cannot be read adopts none, saying so."""
-    pending = [row for row in ledger.jobs(LATER_SUBMIT) if not row.files]
-    if not pending or not logs:
+    candidates = [row for row in ledger.jobs(LATER_SUBMIT) if not row.files]
+    if not candidates or not logs:
         return 0
     held = {row.request_id for row in ledger.iter_jobs() if row.request_id is not None}
     waiting: dict[tuple[str, str], list[JobRow]] = {}
-    for row in pending:
+    for row in candidates:
         waiting.setdefault((row.endpoint, canonical(row.payload)), []).append(row)
     adopted = 0
     try:
-        for endpoint in sorted({row.endpoint for row in pending}):
+        for endpoint in sorted({row.endpoint for row in candidates}):
             seen: dict[str, tuple[float, str, str | None]] = {}  # request id -> its entry
             for name, reader in logs.items():
                 for when, rid, text in await reader.entries(

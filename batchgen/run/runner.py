@@ -165,7 +165,14 @@ class Runner:
                 orphaned = rebuild(ledger, self.plan, records, self.reporter)
                 self._check_origin(ledger)  # the rebuilt jobs' keys
                 settings = self.plan.settings
-                await adopt_lost(ledger, out, self.connection, settings, self.timing, self.reporter)
+                await adopt_lost(
+                    ledger,
+                    self._first_started,
+                    self.connection,
+                    settings,
+                    self.timing,
+                    self.reporter,
+                )
             rows = recheck_done(
                 ledger, to_drive(ledger), out, self.reporter, self.store, video_dir=self._place
             )
