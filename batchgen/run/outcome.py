@@ -13,18 +13,15 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batchgen.errors import PROTOCOL_ERROR, RESULT_TOO_LARGE
+from batchgen.errors import RESULT_TOO_LARGE
 from batchgen.ledger.base import LedgerStore
 from batchgen.ledger.states import JobRow, JobStatus
 from batchgen.plan.durations import spoken
 from batchgen.run.download import VIDEO_GONE
 from batchgen.run.engine import Engine
-from batchgen.run.resume import resubmit_cost, retryable
+from batchgen.run.resume import BROKE, resubmit_cost, retryable
 
 S = JobStatus
-# Failures on answers that broke the protocol (a result without a video among them): the
-# provider may have run the job; never called a refusal of the row.
-BROKE = frozenset({PROTOCOL_ERROR, "no_output"})
 
 
 @dataclass(slots=True)

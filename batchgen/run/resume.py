@@ -47,6 +47,9 @@ RETRYABLE = UNBILLED_ERRORS | {
     VIDEO_GONE,
     VIDEO_REFUSED,
 }
+# Failures on answers that broke the protocol (a result without a video among them): the
+# provider may have run the job; never called a refusal of the row.
+BROKE = frozenset({PROTOCOL_ERROR, "no_output"})
 # Jobs the provider may hold, by a request id or by a submit whose answer was lost.
 AT_PROVIDER = (S.SUBMITTING, S.SUBMIT_UNCERTAIN, S.QUEUED, S.RUNNING, S.COMPLETED, S.CANCELLING)
 
@@ -156,10 +159,8 @@ def reopen(
         what = " and ".join(sorted(str(status) for status in retry))
         reporter.note(f"{asked} {what} job(s) to run again")
     unread = [row for row in stay if row.error_type == RESULT_TOO_LARGE]
-    broke = [row for row in stay if row.error_type in (PROTOCOL_ERROR, "no_output")]
-    refused = [
-        row for row in stay if row.error_type not in (PROTOCOL_ERROR, "no_output", RESULT_TOO_LARGE)
-    ]
+    broke = [row for row in stay if row.error_type in BROKE]
+    refused = [row for row in stay if row.error_type not in (*BROKE, RESULT_TOO_LARGE)]
     if unread:
         reporter.note(
             f"{len(unread)} failed job(s) are paid but their result was too large to read; "
