@@ -88,8 +88,9 @@ def show(endpoint_id: str, as_json: bool) -> None:
     click.echo(f"  kind: {spec.kind}   output: {spec.output}   typical latency: {latency} s")
     click.echo(f"  price: {spec.price.summary()}")
     click.echo(f"  price rule: {json.dumps(data['price'])}")
-    if spec.lifecycle() is not None:
-        click.echo(f"  status: {spec.lifecycle()}")
+    said = spec.lifecycle()
+    if said is not None:
+        click.echo(f"  status: {said}")
     click.echo("parameters:")
     for name, param in data["parameters"].items():
         click.echo(f"  {name}: {_describe(param)}")

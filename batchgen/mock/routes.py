@@ -44,14 +44,14 @@ def _find(request: web.Request, emu: Emulator, key: str, route: str) -> Job | we
     ``foreign_keys`` says: all the same (one account's keys), 403 or 404."""
     request_id = request.match_info["request_id"]
     job = emu.queue.jobs.get(request_id)
-    if job is None or not _same_app(request.match_info["owner_app"].strip("/"), job.owner_app):
-        return answer({"detail": f"Request {request_id} not found"}, 404)
-    if key != job.key:
+    known = job is not None and _same_app(request.match_info["owner_app"].strip("/"), job.owner_app)
+    if job is not None and known and key != job.key:
         emu.stats.foreign[route] += 1
         if emu.config.foreign_keys == "refuse":
             return answer({"detail": "Forbidden: the request belongs to another account"}, 403)
-        if emu.config.foreign_keys == "unknown":
-            return answer({"detail": f"Request {request_id} not found"}, 404)
+        known = emu.config.foreign_keys != "unknown"
+    if job is None or not known:
+        return answer({"detail": f"Request {request_id} not found"}, 404)
     return job
 
 
