@@ -108,11 +108,12 @@ async def test_unwritable_manifest_is_a_disk_error_not_a_traceback(tmp_path: Pat
 def fill(folder: Path) -> Path:
     """Write a file into ``folder`` until its file system is full; return the file."""
     filler = folder / "filler"
-    with filler.open("wb") as handle:
+    # Unbuffered: a buffered handle keeps the bytes a short write left over and raises
+    # ENOSPC again when the ``with`` closes it.
+    with filler.open("wb", buffering=0) as handle:
         try:
             while True:
                 handle.write(b"\0" * 65536)
-                handle.flush()
         except OSError:
             pass
     return filler
