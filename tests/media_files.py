@@ -89,3 +89,11 @@ def write(path: Path, data: bytes | str) -> Path:
     else:
         path.write_bytes(data)
     return path
+
+
+def png_files(folder: Path, count: int = 3) -> list[Path]:
+    """``count`` small distinct PNG files in ``folder``: img0.png, img1.png, ..."""
+    paths = [folder / f"img{i}.png" for i in range(count)]
+    for shade, path in enumerate(paths):
+        path.write_bytes(png(shade * 40))
+    return paths

@@ -11,12 +11,14 @@ PACKAGE = Path(batchgen.__file__).parent
 MAX_LINES = 500
 
 # What each part of the package may import besides itself. cli → run/folder → api → plan/ledger
-# → errors; the emulator sees only endpoint specs; fsnames (names no encoding holds) is beside
-# errors, for all. The top-level __init__ and __main__ are the public face and may import anything.
-BASE = frozenset({"errors", "fsnames"})
+# → errors; the emulator sees only endpoint specs; fsnames (names no encoding holds) and places
+# (dotted names within a payload) are beside errors, for all. The top-level __init__ and
+# __main__ are the public face and may import anything.
+BASE = frozenset({"errors", "fsnames", "places"})
 ALLOWED: dict[str, frozenset[str]] = {
     "errors": frozenset(),
     "fsnames": frozenset(),
+    "places": frozenset(),
     "version": frozenset(),
     "plan": BASE,
     "ledger": BASE,

@@ -10,7 +10,8 @@ from typing import Any
 
 import click
 
-from batchgen.cli.main import cli, handle_errors
+from batchgen.cli.falspecs import PLATFORM_HELP, fal_specs
+from batchgen.cli.main import EXIT_FAILED, cli, handle_errors
 from batchgen.errors import UsageError
 
 
@@ -25,7 +26,10 @@ class _EndpointsGroup(click.Group):
         return super().resolve_command(ctx, args)
 
     def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        formatter.write_usage(ctx.command_path, "[ID] [--json] | import FILE [-o OUT.yaml]")
+        formatter.write_usage(
+            ctx.command_path,
+            "[ID] [--json] | import FILE [-o OUT.yaml] | refresh [ID...] | check [ID...]",
+        )
 
 
 @cli.group(cls=_EndpointsGroup, invoke_without_command=True)
@@ -100,6 +104,19 @@ def show(endpoint_id: str, as_json: bool) -> None:
 
 
 def _describe(param: dict[str, Any]) -> str:
+    if param["type"] == "list":
+        limits = [
+            f"{k.removesuffix('_items')} {param[k]}"
+            for k in ("min_items", "max_items")
+            if k in param
+        ]
+        head = "list" + (" (" + ", ".join(limits) + ")" if limits else "")
+        return (
+            f"{head}{'; required' if param.get('required') else ''} of: {_describe(param['items'])}"
+        )
+    if param["type"] == "object":
+        fields = ", ".join(f"{n} ({_describe(f)})" for n, f in param["fields"].items())
+        return f"object{'; required' if param.get('required') else ''} with {fields}"
     bits = [param["type"]]
     if param.get("required"):
         bits.append("required")
@@ -153,3 +170,71 @@ def import_(file: Path, out: Path | None) -> None:
         f"wrote {out}: {spec.id}, {spec.kind}, {len(spec.params)} parameters, price unknown",
         err=True,
     )
+
+
+_PLATFORM = click.option("--platform-url", help=PLATFORM_HELP)
+
+
+@endpoints.command()
+@click.argument("endpoint_ids", metavar="[ID]...", nargs=-1)
+@_PLATFORM
+@handle_errors
+def refresh(endpoint_ids: tuple[str, ...], platform_url: str | None) -> None:
+    """Ask fal's model and pricing APIs again for each ID (default: every cached one) and
+    keep the answers in the cache later plans read ($XDG_CACHE_HOME/batchgen/models)."""
+    from batchgen.plan.falspecs import cached_ids
+
+    fal = fal_specs(platform_url, False)
+    ids = [i.strip("/") for i in endpoint_ids] or cached_ids(fal.folder)
+    if not ids:
+        raise UsageError(
+            "nothing cached to refresh: name the endpoints (batchgen endpoints refresh ID)"
+        )
+    missing = 0
+    for endpoint_id in ids:
+        entry = fal.refresh(endpoint_id)
+        if entry is None:
+            missing += 1
+            click.echo(f"{endpoint_id}: fal lists no such model")
+            continue
+        price = entry["price"]
+        said = "no price" if price is None else f"{price['unit_price']} USD per {price['unit']}"
+        status = entry["model"].get("metadata", {}).get("status", "active")
+        click.echo(f"{endpoint_id}: refreshed ({status}, {said}) -> {fal.path(endpoint_id)}")
+    if missing:
+        raise SystemExit(EXIT_FAILED)
+
+
+@endpoints.command()
+@click.argument("endpoint_ids", metavar="[ID]...", nargs=-1)
+@_PLATFORM
+@handle_errors
+def check(endpoint_ids: tuple[str, ...], platform_url: str | None) -> None:
+    """Compare each built-in spec (default: every one) with what fal's model and pricing APIs
+    say now: parameters added or gone, types, enum values, defaults, limits, status, unit
+    price. Exit 1 when any differ. The answers are cached, as refresh does."""
+    from batchgen.plan.endpoint import builtin_specs
+    from batchgen.plan.falspecs import spec_of
+    from batchgen.plan.speccheck import differences
+
+    specs = builtin_specs()
+    ids = [i.strip("/") for i in endpoint_ids] or sorted(specs)
+    unknown = [i for i in ids if i not in specs]
+    if unknown:
+        raise UsageError(_unknown(unknown[0], list(specs)))
+    fal = fal_specs(platform_url, False)
+    differ = 0
+    for endpoint_id in ids:
+        ours = specs[endpoint_id]
+        entry = fal.refresh(endpoint_id)
+        if entry is None:
+            found = [] if ours.status == "retired" else ["fal lists no such model (retired?)"]
+        else:
+            found = differences(ours, spec_of(entry), entry["price"])
+        differ += bool(found)
+        click.echo(f"{endpoint_id}: {'differs' if found else 'as fal says'}")
+        for line in found:
+            click.echo(f"  {line}")
+    click.echo(f"{len(ids) - differ} of {len(ids)} as fal says; {differ} differ")
+    if differ:
+        raise SystemExit(EXIT_FAILED)

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
+from batchgen.cli.falspecs import OFFLINE_HELP, PLATFORM_HELP, fal_specs
 from batchgen.errors import BatchgenError, FatalError, InputError, UsageError
 from batchgen.fsnames import argument_text, install_output_escapes, json_text
 from batchgen.version import __version__
@@ -146,6 +147,8 @@ def plan_options(func: F) -> F:
                     "another input file."
                 ),
             ),
+            click.option("--platform-url", help=PLATFORM_HELP),
+            click.option("--offline", is_flag=True, help=OFFLINE_HELP),
             click.option(
                 "--extra-columns",
                 type=click.Choice(["error", "ok"], case_sensitive=False),
@@ -176,16 +179,19 @@ def plan(
     sheet: str | None,
     skip_hidden_rows: bool | None,
     extra_columns: str | None,
+    platform_url: str | None,
+    offline: bool,
     add: bool,
     output: Path | None,
     list_jobs: bool,
     as_json: bool,
 ) -> None:
     """Validate TARGET (a prompt file, a folder or glob of images, or a job spec) and print
-    jobs and cost. Sends nothing.
+    jobs and cost. Sends no job.
 
     With an output folder that holds a run, also says how many jobs are done there, new, or
-    left over.
+    left over. For an endpoint with no built-in spec it reads fal's model and pricing APIs
+    (and says so), unless --offline.
     """
     from batchgen.cli.outfolder import check_default_folder, folder_counts
     from batchgen.cli.planview import echo_jobs, echo_summary, job_rows
@@ -203,6 +209,7 @@ def plan(
         sheet=sheet,
         extra_columns=extra_columns,
         skip_hidden_rows=skip_hidden_rows,
+        fal=fal_specs(platform_url, offline),
     )
     check_default_folder(result, add)
     counts = folder_counts(result)

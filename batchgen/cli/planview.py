@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from batchgen.places import put_at
 from batchgen.plan.build import Job, Plan
 from batchgen.plan.inputfiles import local_files, megabytes
 from batchgen.plan.text import counted
@@ -47,7 +48,10 @@ def _short(value: Any) -> Any:
 
 def _shown_payload(job: Job) -> dict[str, Any]:
     """The payload with each local file's name in place of its reference (``sha256:...``)."""
-    return {**job.payload, **{f.param: os.path.basename(f.path) for f in job.files}}
+    payload = job.payload
+    for file in job.files:
+        payload = put_at(payload, file.param, os.path.basename(file.path))
+    return payload
 
 
 def echo_jobs(plan: Plan) -> None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from batchgen.cli.falspecs import fal_specs
 from batchgen.cli.main import (
     EXIT_FAILED,
     EXIT_FATAL,
@@ -56,6 +57,8 @@ def run(
     sheet: str | None,
     skip_hidden_rows: bool | None,
     extra_columns: str | None,
+    platform_url: str | None,
+    offline: bool,
     add: bool,
     output: Path | None,
     api_key_file: Path | None,
@@ -132,6 +135,7 @@ def run(
         sheet=sheet,
         extra_columns=extra_columns,
         skip_hidden_rows=skip_hidden_rows,
+        fal=fal_specs(platform_url, offline, mock=mock),
     )
     check_default_folder(plan, add)
     for warning in plan.warnings:

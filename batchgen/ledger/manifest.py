@@ -57,6 +57,7 @@ from batchgen.ledger.base import LedgerStore
 from batchgen.ledger.money import share
 from batchgen.ledger.shared import in_store
 from batchgen.ledger.states import JobRow, JobStatus
+from batchgen.places import get_at, put_at
 
 LEAD = ("row", "key", "endpoint")
 TAIL = (
@@ -216,7 +217,7 @@ def _layout(ledger: LedgerStore, jobs: Iterable[JobRow]) -> _Layout:
             params_seen.update(dict.fromkeys(job.payload))
         extra = list(extra_seen) if extra is None else extra
         params = list(params_seen) if params is None else params
-    with_files = set(ledger.file_params())
+    with_files = ledger.file_params()
     taken = set(LEAD) | set(TAIL)
     inputs = {_free(name, "input.", taken): name for name in extra}
     sent: dict[str, str] = {}
@@ -226,10 +227,12 @@ def _layout(ledger: LedgerStore, jobs: Iterable[JobRow]) -> _Layout:
         column = _free(name, "param.", taken)
         sent[column] = name
         columns.append(column)
-        if name in with_files:
+        # A file inside a list or object has its own columns (``image_urls.2.path``).
+        for at in (f for f in with_files if f == name or f.startswith(name + ".")):
+            where = column + at.removeprefix(name)
             for part in _FILE_PARTS:
-                files[_free(f"{column}.{part}", "param.", taken)] = (name, part)
-                columns.append(f"{column}.{part}")
+                files[_free(f"{where}.{part}", "param.", taken)] = (at, part)
+                columns.append(f"{where}.{part}")
     return _Layout([*columns, *TAIL], inputs, sent, files)
 
 
@@ -245,8 +248,7 @@ def _record(job: JobRow, layout: _Layout, root: Path, here: str = "") -> dict[st
     for column, name in layout.inputs.items():
         record[column] = job.extra.get(name)
     for column, name in layout.params.items():
-        # A file parameter shows what its last submit sent (the URL), else what was planned.
-        record[column] = job.sent.get(name, job.payload.get(name))
+        record[column] = sent_value(job, name)
     for column, (name, part) in layout.files.items():
         record[column] = job.files.get(name, {}).get(part)
     latency = None
@@ -273,6 +275,18 @@ def _record(job: JobRow, layout: _Layout, root: Path, here: str = "") -> dict[st
         latency_s=latency,
     )
     return record
+
+
+def sent_value(job: JobRow, name: str) -> Any:
+    """Parameter ``name`` of ``job`` as its last submit sent it: each local file by its URL
+    (or data: URI summary), else as planned (``sha256:...``)."""
+    value = job.payload.get(name)
+    for at, url in job.sent.items():
+        if at == name:
+            return url
+        if at.startswith(name + ".") and get_at(job.payload, at) is not None:
+            value = put_at({name: value}, at, url)[name]
+    return value
 
 
 def iso_utc(seconds: float | None) -> str | None:

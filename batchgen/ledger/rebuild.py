@@ -26,6 +26,7 @@ from typing import Any
 
 from batchgen.errors import UsageError
 from batchgen.ledger.states import JobStatus
+from batchgen.places import get_at
 
 S = JobStatus
 MANIFEST = "manifest.jsonl"
@@ -120,7 +121,8 @@ def _sent(record: dict[str, Any]) -> dict[str, str]:
     sent = {}
     for column in record:
         name = column.removesuffix(".path")
-        value = record.get(name)
+        # A file inside a list is within its parameter's value (``image_urls.2``).
+        value = record[name] if name in record else get_at(record, name)
         if column.endswith(".path") and isinstance(value, str) and not value.startswith("sha256:"):
             sent[name.removeprefix("param.")] = value
     return sent

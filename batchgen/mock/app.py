@@ -82,6 +82,13 @@ def api_key(request: web.Request, emu: Emulator) -> tuple[str, str | None]:
     return authenticate(request.headers.get("Authorization"), emu.config)
 
 
+def key_if_any(request: web.Request, emu: Emulator) -> tuple[str, str | None]:
+    """fal's model API answers without a key too (at a lower rate); a wrong key is refused."""
+    if "Authorization" not in request.headers:
+        return "", None
+    return api_key(request, emu)
+
+
 def storage_token(request: web.Request, emu: Emulator) -> tuple[str, str | None]:
     return "", emu.storage.token_problem(request.headers.get("Authorization"))
 
@@ -188,6 +195,7 @@ def make_app(config: MockConfig) -> web.Application:
     add.add_post("/_mock/reset", _reset)
     add.add_get("/files/{request_id}/{name}", serve_file)
     _storage_routes(add)
+    add.add_get("/v1/models", api_route("models", routes.models, key_if_any))
     add.add_get("/v1/models/pricing", api_route("pricing", routes.pricing))
     add.add_get("/v1/models/requests/by-endpoint", api_route("request_log", by_endpoint))
     requests = "/{owner_app:.+}/requests/{request_id}"

@@ -83,14 +83,20 @@ def validation(
     type)``) the model could not fetch, in FastAPI's ``detail`` list shape."""
     detail = [
         {
-            "loc": ["body", name],
+            "loc": _loc(name),
             "msg": "Field required" if "required" in message else message,
             "type": "missing" if "required" in message else "value_error",
         }
         for name, message in problems
     ]
-    detail += [{"loc": ["body", name], "msg": msg, "type": kind} for name, msg, kind in files or []]
+    detail += [{"loc": _loc(name), "msg": msg, "type": kind} for name, msg, kind in files or []]
     return Failure(http_status=422, detail=detail, retryable=False)
+
+
+def _loc(name: str) -> list[str | int]:
+    """FastAPI's ``loc`` of a field: ``image_urls.2`` is ``["body", "image_urls", 1]`` (a
+    list's index counts from 0 there)."""
+    return ["body", *(int(p) - 1 if p.isdigit() else p for p in name.split("."))]
 
 
 def content_policy() -> Failure:

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from batchgen.mock import mp4, outcomes
 from batchgen.mock.emulator import Emulator, answer, public_base
+from batchgen.mock.models import models_answer
 from batchgen.mock.queue import Job, JobState
 from batchgen.mock.requestlog import Logged
 from batchgen.mock.stats import payload_digest
@@ -274,6 +275,11 @@ async def cancel(request: web.Request, emu: Emulator, key: str) -> web.Response:
     return answer({"status": "CANCELLATION_REQUESTED"})
 
 
+async def models(request: web.Request, emu: Emulator, key: str) -> web.Response:
+    """``GET /v1/models``: fal's model API from the emulator's specs (``mock.models``)."""
+    return answer(models_answer(emu.config, request.query))
+
+
 async def pricing(request: web.Request, emu: Emulator, key: str) -> web.Response:
     """``GET /v1/models/pricing?endpoint_id=A,B``: each known endpoint's unit price, from its
     spec at its default parameters (per second where the spec prices by the second)."""
@@ -283,7 +289,7 @@ async def pricing(request: web.Request, emu: Emulator, key: str) -> web.Response
         if spec is None:
             continue
         payload, _ = spec.check({})
-        unit = spec.price.unit_price(payload)
+        unit = spec.price.unit_price(spec.priced_as(payload))
         if unit is not None:
             usd, name = unit
             prices.append(

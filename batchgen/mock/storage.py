@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from batchgen.mock.config import MockConfig
 from batchgen.mock.queue import JobQueue, JobState
 from batchgen.plan.endpoint import EndpointSpec
+from batchgen.plan.params import dotted
 
 _UPLOADED = re.compile(r"/files/up/([0-9a-f]+)/[^/]+")
 _VIDEO = re.compile(r"/files/([^/]+)/output\.mp4")
@@ -119,13 +120,16 @@ class Storage:
         problems = []
         for name, value in values.items():
             param = spec.params.get(name)
-            if not isinstance(value, str) or not (
-                (param is not None and param.is_file) or name.endswith("_url")
-            ):
+            if param is not None and param.holds_files:  # a file, or files in a list
+                found = [(dotted(name, at), text) for at, _, text in param.file_leaves(value)]
+            elif isinstance(value, str) and name.endswith("_url"):
+                found = [(name, value)]
+            else:
                 continue
-            problem = self._fetch_problem(value, queue, own)
-            if problem is not None:
-                problems.append((name, *problem))
+            for where, text in found:
+                problem = self._fetch_problem(text, queue, own)
+                if problem is not None:
+                    problems.append((where, *problem))
         return problems
 
     def _fetch_problem(self, value: str, queue: JobQueue, own: set[str]) -> tuple[str, str] | None:

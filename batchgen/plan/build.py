@@ -23,7 +23,8 @@ from batchgen.errors import InputError, Problem
 from batchgen.plan.columns import sort_columns
 from batchgen.plan.defaults import MAX_JOBS
 from batchgen.plan.endpoint import DEFAULT_ENDPOINT, EndpointSpec, resolve
-from batchgen.plan.fileorigins import PlanFiles, check_image_column
+from batchgen.plan.falspecs import FalSpecs
+from batchgen.plan.fileorigins import PlanFiles, check_image_column, file_values
 from batchgen.plan.files import not_a_file
 from batchgen.plan.imagefolder import input_name, is_image_set
 from batchgen.plan.inputfiles import InputFile
@@ -41,6 +42,8 @@ from batchgen.plan.naming import (
     slug,
 )
 from batchgen.plan.outdir import output_problem
+from batchgen.plan.params import place
+from batchgen.plan.price import seconds_of
 from batchgen.plan.text import counted
 
 __all__ = ["Job", "Plan", "build_plan", "file_sha256", "job_key", "plan_table"]
@@ -66,6 +69,7 @@ def build_plan(
     sheet: str | None = None,
     extra_columns: str | None = None,
     skip_hidden_rows: bool | None = None,
+    fal: FalSpecs | None = None,
 ) -> Plan:
     """Plan every job of ``target`` (a prompt file or a job spec); CLI options override.
 
@@ -73,7 +77,8 @@ def build_plan(
     its own endpoint; they replace the job spec's. ``sheet`` names the sheet of an XLSX input;
     ``extra_columns="ok"`` keeps columns that look like misspelt parameters as notes instead of
     refusing them (see ``columns``); ``skip_hidden_rows`` leaves an XLSX's hidden rows out
-    (None: as the job spec says).
+    (None: as the job spec says). ``fal``: where a spec for an endpoint with no built-in one
+    comes from (fal's model API, or its cache; see ``falspecs``); None: passthrough.
     """
     target = Path(target)
     spec = (
@@ -87,7 +92,7 @@ def build_plan(
     cells: list[Problem] = []
     try:
         plan, unnamed = _plan(
-            target, spec, input_path, out_dir, endpoint, endpoint_spec or (), filename, run
+            target, spec, input_path, out_dir, endpoint, endpoint_spec or (), filename, run, fal
         )
         plan.default_output = not output and spec.output is None
         table = plan_table(spec, target, sheet or spec.sheet, skip)
@@ -159,6 +164,7 @@ def _plan(
     endpoint_spec: str | Path | Sequence[str | Path],
     filename: str | None,
     run: dict[str, Any] | None,
+    fal: FalSpecs | None,
 ) -> tuple[Plan, Problem | None]:
     """The plan's frame, before its jobs: endpoint, settings, template, folder; and the
     problem of a row that names no endpoint when the plan has none (several spec files)."""
@@ -169,6 +175,10 @@ def _plan(
     wanted = (endpoint or spec.endpoint or "").strip("/")
     own = {ep.id: ep for ep in described}.get(wanted) if wanted else next(iter(described), None)
     ep = own or resolve(wanted or DEFAULT_ENDPOINT)
+    said: list[str] = []
+    if ep.passthrough and fal is not None:  # fal publishes the schema of every model
+        ep = fal.spec(ep.id) or ep
+        said, fal.said[:] = list(fal.said), []
     several = not wanted and len(described) > 1
     unnamed = unnamed_problem(described, spec, flag=bool(given)) if several else None
     settings = spec.run.merged(run or {}, "command line")
@@ -191,6 +201,7 @@ def _plan(
         given=frozenset(run or {})
         | {k.removeprefix("run.") for k in spec.lines if k.startswith("run.")},
     )
+    plan.warnings.extend(said)
     if ep.passthrough:
         plan.warnings.append(
             f"endpoint {ep.id!r} has no spec: every column is sent as given and the price is "
@@ -224,7 +235,10 @@ def _expand(
         *(k for v in spec.per_endpoint.values() for k in v),
     )
     given = {union.lookup(name) or name.strip().lower() for name in named}
-    if "prompt" not in columns.params.values() and "prompt" not in given:
+    # A prompt column is needed but where every endpoint takes another way to say it (Kling
+    # 3.0's multi_prompt: each row's check then asks for one of them).
+    optional = all("prompt" in ep.one_of for ep in mix.specs.values()) and bool(mix.specs)
+    if "prompt" not in columns.params.values() and "prompt" not in given and not optional:
         raise InputError.one(table.path, _no_prompt(table), table.header_line)
 
     if not table.records and not table.problems:  # unknown cells are not blank ones
@@ -328,6 +342,7 @@ def _expand(
             break
     if problems:
         raise InputError(problems)
+    _say_auto_durations(plan)
     for ep in plan.described:
         if ep.id not in plan.endpoints:
             plan.warnings.append(f"the endpoint spec for {ep.id!r} is not used: no row runs on it")
@@ -336,6 +351,25 @@ def _expand(
             f"{counted(same, 'job')} of the matrix asked the same as another of its row (an "
             "endpoint without that parameter); each is run once"
         )
+
+
+def _say_auto_durations(plan: Plan) -> None:
+    """A job whose duration is no length (``"auto"``) is priced at the longest: say so."""
+    for ident, ep in plan.endpoints.items():
+        name = ep.price.duration_parameter
+        longest = ep.longest_seconds()
+        jobs = [
+            j
+            for j in plan.jobs
+            if j.endpoint == ident and name in j.payload and seconds_of(j.payload[name]) is None
+        ]
+        if name and jobs and longest is not None:
+            said = ", ".join(sorted({str(j.payload[name]) for j in jobs}))
+            plan.warnings.append(
+                f"{counted(len(jobs), 'job')} on {ident} ask {name} {said}: the model picks the "
+                f"length, so each is priced at the longest, {longest:g} s (the estimate is a "
+                "ceiling)"
+            )
 
 
 def _no_prompt(table: Table) -> str:
@@ -364,19 +398,28 @@ def _at_record(
     *,
     on: str = "",
 ) -> Problem:
-    """A problem with ``param`` at its cell (``on``: which endpoint, in a comparison)."""
-    column = next((c for c, p in column_param.items() if p == param), param)
-    return Problem(*record.place(path, column), column, message + on)
+    """A problem with ``param`` at its cell (``on``: which endpoint, in a comparison). A
+    problem within a list or object (``multi_prompt.2.prompt``) is at its numbered column when
+    the row has one, else at the list's column, naming the place (``item 2, prompt: ...``)."""
+    head, *at = param.split(".")
+    for cut in range(len(at), -1, -1):
+        name = ".".join([head, *at[:cut]])
+        column = next((c for c, p in column_param.items() if p == name), None)
+        if column is not None and record.values.get(column) is not None:
+            break
+    else:
+        column, cut = head, 0
+    rest = tuple(int(p) if p.isdigit() else p for p in at[cut:])
+    told = f"{place(rest)}: {message}" if rest else message
+    return Problem(*record.place(path, column), column, told + on)
 
 
 def _stem(ep: EndpointSpec, payload: dict[str, Any], files: tuple[InputFile, ...]) -> str:
     """The ``{stem}`` of a job: the file name, without extension, of its first file parameter
     that has a value (the local file, else the URL); ``""`` when there is none."""
     local = {f.param: f.path for f in files}
-    for name, param in ep.params.items():
-        value = local.get(name, payload.get(name))
-        if param.is_file and isinstance(value, str):
-            return file_stem(value)
+    for _, at, _, value in file_values(ep, payload):
+        return file_stem(local.get(at, value))
     return ""
 
 
@@ -394,7 +437,14 @@ def _name(
 ) -> str:
     fields = {k: ("" if v is None else v) for k, v in extra.items()}
     fields.update(payload)
-    prompt_slug = slug(str(payload.get("prompt", "")))
+    # A multi-shot job without a prompt is named after its first shot.
+    shots = payload.get("multi_prompt")
+    first = (
+        shots[0].get("prompt")
+        if isinstance(shots, list) and shots and isinstance(shots[0], dict)
+        else ""
+    )
+    prompt_slug = slug(str(payload.get("prompt") or first or ""))
     fields.update(
         row=row,
         repeat=repeat,

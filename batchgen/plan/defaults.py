@@ -37,8 +37,9 @@ def checked_defaults(
                 if origin == "defaults"
                 else ("--set", None, name)
             )
-            key = ep.lookup(name) or _norm(name)
-            param = ep.params.get(key)
+            known = ep.lookup(name)
+            key = known or _norm(name)
+            param = ep.param_at(known) if known else None  # image_urls.2: an item's
             if not ep.passthrough and param is None:
                 problems.append(
                     Problem(
@@ -66,8 +67,9 @@ def checked_matrix(
     """Every combination of the matrix's values (``[{}]`` for none); problems appended."""
     axes: list[list[tuple[str, Any]]] = []
     for name, values in spec.matrix.items():
-        key = ep.lookup(name) or _norm(name)
-        param = ep.params.get(key)
+        known = ep.lookup(name)
+        key = known or _norm(name)
+        param = ep.param_at(known) if known else None
         line = spec.lines.get(f"matrix.{name}", 1)
         if not ep.passthrough and param is None:
             problems.append(

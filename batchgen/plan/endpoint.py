@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
-import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -20,148 +19,21 @@ from typing import Any
 from batchgen.errors import InputError
 from batchgen.plan.files import read_text
 from batchgen.plan.openapi import looks_like_openapi, spec_data_from_openapi
+from batchgen.plan.params import (
+    Param,
+    ValueProblems,
+    assemble,
+    dotted,
+    is_empty,
+    parse_param,
+)
 from batchgen.plan.price import PriceRule, parse_price, seconds_of
-from batchgen.plan.text import fold, is_blank, shown
+from batchgen.plan.text import fold, is_blank
 from batchgen.plan.yamlload import load_yaml
 
-_TYPES = ("string", "number", "integer", "boolean", "file")
 # What an endpoint makes a video from: text alone, or text and an image (or other file).
 KINDS = ("t2v", "i2v")
 STATUSES = ("active", "deprecated", "retired")  # an endpoint's life at its provider
-# Media kinds a ``type: file`` parameter may accept (checked by magic bytes, see plan.inputfiles).
-MEDIA_KINDS = ("image", "video", "audio")
-# Where a spec gives no size limit for a file, the provider answers beyond this (50 MB).
-DEFAULT_MAX_BYTES = 50_000_000
-_TRUE = {"true", "yes", "1", "on"}
-_FALSE = {"false", "no", "0", "off"}
-
-
-@dataclass(frozen=True, slots=True)
-class Param:
-    """One input field of an endpoint."""
-
-    name: str
-    type: str = "string"
-    required: bool = False
-    default: Any = None
-    enum: tuple[Any, ...] | None = None
-    minimum: float | None = None
-    maximum: float | None = None
-    max_length: int | None = None  # in characters
-    max_utf8_bytes: int | None = None  # a limit some models count in UTF-8 bytes (PixVerse)
-    description: str = ""
-    # ``type: file`` only: the media kinds taken and the largest file, in bytes.
-    accept: tuple[str, ...] = ()
-    max_bytes: int | None = None
-    # Other names a column may use for this parameter (``image_url`` for ``start_image_url``).
-    aliases: tuple[str, ...] = ()
-
-    def as_data(self) -> dict[str, Any]:
-        """The parameter as a spec file writes it (only the keys that say something)."""
-        data: dict[str, Any] = {"type": self.type}
-        if self.required:
-            data["required"] = True
-        for key in ("default", "enum", "minimum", "maximum", "max_length", "max_utf8_bytes"):
-            value = getattr(self, key)
-            if value is not None:
-                data[key] = list(value) if key == "enum" else value
-        if self.is_file:
-            data["accept"] = list(self.accept)
-            data["max_mb"] = (self.max_bytes or DEFAULT_MAX_BYTES) / 1_000_000
-        if self.aliases:
-            data["aliases"] = list(self.aliases)
-        if self.description:
-            data["description"] = self.description
-        return data
-
-    @property
-    def is_file(self) -> bool:
-        """True for a file input: a URL, a ``data:`` URI or a local path in a cell."""
-        return self.type == "file"
-
-    def coerce(self, value: Any) -> Any:
-        """Return ``value`` as this field's type, or raise ValueError saying why it cannot be.
-
-        A file's value is kept as text here; which file it names is ``plan.inputfiles``' job.
-        """
-        if self.is_file:
-            return _as_string(value).strip()
-        if self.type == "string":
-            value = _as_string(value)
-            if self.enum is not None and value not in self.enum:
-                allowed = ", ".join(repr(v) for v in self.enum)
-                raise ValueError(f"{shown(value)} is not one of the allowed values: {allowed}")
-            if self.max_length is not None and len(value) > self.max_length:
-                raise ValueError(
-                    f"is {len(value)} characters long, above the maximum {self.max_length}"
-                )
-            size = len(value.encode("utf-8", "surrogatepass"))
-            if self.max_utf8_bytes is not None and size > self.max_utf8_bytes:
-                raise ValueError(
-                    f"is {size} bytes long in UTF-8, above the maximum {self.max_utf8_bytes} "
-                    "bytes (an accented letter takes 2, many other letters 3)"
-                )
-            return value
-        if self.type == "boolean":
-            return _as_boolean(value)
-        number = _as_number(value, integer=self.type == "integer")
-        if self.minimum is not None and number < self.minimum:
-            raise ValueError(f"{_show(number)} is below the minimum {_show(self.minimum)}")
-        if self.maximum is not None and number > self.maximum:
-            raise ValueError(f"{_show(number)} is above the maximum {_show(self.maximum)}")
-        if self.enum is not None and number not in self.enum:
-            allowed = ", ".join(_show(v) for v in self.enum)
-            raise ValueError(f"{_show(number)} is not one of the allowed values: {allowed}")
-        return number
-
-
-def _show(number: float | int) -> str:
-    return str(int(number)) if float(number).is_integer() else repr(number)
-
-
-def _as_string(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{shown(value)} is not text")
-    # 5 and 5.0 (a spreadsheet's number cell) both mean "5"; 5.5 means "5.5".
-    return _show(value) if math.isfinite(value) else repr(value)
-
-
-def _as_number(value: Any, *, integer: bool) -> float | int:
-    kind = "a whole number" if integer else "a number"
-    if isinstance(value, bool):
-        raise ValueError(f"{shown(value)} is not {kind}")
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            number: float | int = (
-                int(text) if integer and text.lstrip("+-").isdigit() else float(text)
-            )
-        except ValueError:
-            raise ValueError(f"{shown(value)} is not {kind}") from None
-    elif isinstance(value, int | float):
-        number = value
-    else:
-        raise ValueError(f"{shown(value)} is not {kind}")
-    if not math.isfinite(number):
-        raise ValueError(f"{shown(value)} is not {kind}")
-    if integer:
-        if not float(number).is_integer():
-            raise ValueError(f"{shown(value)} is not {kind}")
-        return int(number)
-    return float(number)
-
-
-def _as_boolean(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ValueError(f"{shown(value)} is not true or false")
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +58,8 @@ class EndpointSpec:
     since: str = ""
     why: str = ""
     instead: str | None = None
+    # Parameters of which at least one must be given (Kling 3.0: a prompt or a multi_prompt).
+    one_of: tuple[str, ...] = ()
 
     def lifecycle(self) -> str | None:
         """What a plan says of a deprecated or retired endpoint (None for an active one)."""
@@ -205,11 +79,13 @@ class EndpointSpec:
 
     def lookup(self, name: str) -> str | None:
         """The parameter a column or field name means, compared loosely (``Aspect Ratio``,
-        ``aspect-ratio`` and ``ASPECT_RATIO`` all mean ``aspect_ratio``), or None."""
+        ``aspect-ratio`` and ``ASPECT_RATIO`` all mean ``aspect_ratio``), or None. A numbered
+        column names an item of a list (``image_urls.2``) or its field (``multi_prompt.1.prompt``):
+        its canonical dotted name is returned."""
         if name in self.params:
             return name
         folded = fold(name)
-        return next(
+        found = next(
             (
                 p
                 for p, param in self.params.items()
@@ -217,13 +93,28 @@ class EndpointSpec:
             ),
             None,
         )
+        if found is not None or "." not in name:
+            return found
+        head, *rest = name.split(".")
+        top = self.lookup(head)
+        if top is None or "." in top:
+            return None
+        path = self.params[top].at(rest)
+        return None if path is None else ".".join([top, *path])
+
+    def param_at(self, name: str) -> Param | None:
+        """The parameter a canonical name (``lookup``'s) holds: a top one, or an item's."""
+        head, *rest = name.split(".")
+        top = self.params.get(head)
+        return None if top is None else top.leaf(rest)
 
     def check(self, values: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         """Coerce ``values`` (missing = use default) into the payload to send.
 
         Returns the payload and a list of ``(parameter, message)`` problems; the payload is
-        only meaningful when there are none. Defaults are written into the payload, so that
-        it records exactly what was asked for.
+        only meaningful when there are none. A problem inside a list or object names its
+        place (``multi_prompt.2.prompt``). Defaults are written into the payload, so that it
+        records exactly what was asked for.
         """
         if self.passthrough:
             # Nothing is known of the endpoint, but a batch of prompts needs its prompt.
@@ -232,28 +123,76 @@ class EndpointSpec:
             )
             return {k: v for k, v in values.items() if not is_blank(v)}, missing
         payload: dict[str, Any] = {}
-        problems: list[tuple[str, str]] = []
+        values, problems = self._assembled(values)
         for name, param in self.params.items():
             value = values.get(name)
-            if is_blank(value):  # only spaces or invisible characters: not given
-                if param.required:
-                    problems.append((name, "is required and is empty"))
-                elif param.default is not None:
-                    payload[name] = param.default
-                continue
-            try:
-                payload[name] = param.coerce(value)
-            except ValueError as exc:
-                problems.append((name, str(exc)))
+            coerced = None
+            if not is_empty(value):  # only spaces or invisible characters: not given
+                try:
+                    coerced = param.coerce(value)
+                except ValueProblems as exc:
+                    problems.extend((dotted(name, at), message) for at, message in exc.found)
+                    continue
+                except ValueError as exc:
+                    problems.append((name, str(exc)))
+                    continue
+            if not is_empty(coerced):
+                payload[name] = coerced
+            elif param.required:
+                problems.append((name, "is required and is empty"))
+            elif param.default is not None:
+                payload[name] = param.default
+        if self.one_of and all(n not in payload for n in self.one_of):
+            names = " or ".join(self.one_of)
+            problems.append((self.one_of[0], f"is empty: give {names}"))
         return payload, problems
 
+    def _assembled(self, values: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        """``values`` with numbered columns (``image_urls.1``) built into their lists."""
+        if not any("." in name for name in values):
+            return values, []
+        whole = {k: v for k, v in values.items() if "." not in k}
+        problems: list[tuple[str, str]] = []
+        for name, param in self.params.items():
+            parts = {k: v for k, v in values.items() if k.startswith(name + ".")}
+            if not parts:
+                continue
+            if not is_empty(whole.get(name)):
+                problems.append(
+                    (name, f"is given both whole and by its numbered columns ({', '.join(parts)})")
+                )
+                continue
+            whole[name], wrong = assemble(parts, param)
+            problems.extend(wrong)
+        return whole, problems
+
     def cost(self, payload: dict[str, Any]) -> float | None:
-        return None if self.passthrough else self.price.cost(payload)
+        return None if self.passthrough else self.price.cost(self.priced_as(payload))
+
+    def priced_as(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """``payload`` as its price is reckoned: a duration that is no length (``"auto"``:
+        the model picks) at the longest the endpoint allows, as the bill may be."""
+        name = self.price.duration_parameter
+        if name is None or name not in payload or seconds_of(payload[name]) is not None:
+            return payload
+        longest = self.longest_seconds()
+        return payload if longest is None else {**payload, name: longest}
+
+    def longest_seconds(self) -> float | None:
+        """The longest video the duration parameter allows (its enum's or its maximum)."""
+        name = self.price.duration_parameter or "duration"
+        param = self.params.get(name)
+        if param is None:
+            return None
+        lengths = [s for v in param.enum or () if (s := seconds_of(v)) is not None]
+        if param.maximum is not None:
+            lengths.append(float(param.maximum))
+        return max(lengths, default=None)
 
     def video_seconds(self, payload: dict[str, Any]) -> float | None:
         """Seconds of video ``payload`` asks for (``"5"``, ``8``, ``"8s"``), if it says."""
         name = self.price.duration_parameter or ("duration" if "duration" in self.params else None)
-        return None if name is None else seconds_of(payload.get(name))
+        return None if name is None else seconds_of(self.priced_as(payload).get(name))
 
     def default_seconds(self) -> float | None:
         """Seconds of video a job asks for when it leaves the duration at its default."""
@@ -276,6 +215,7 @@ class EndpointSpec:
             **({"since": self.since} if self.since else {}),
             **({"why": self.why} if self.why else {}),
             **({"instead": self.instead} if self.instead else {}),
+            **({"one_of": list(self.one_of)} if self.one_of else {}),
         }
 
 
@@ -312,9 +252,10 @@ def spec_from_data(data: Any, source: str, digest: str = "", notes: str = "") ->
     if not isinstance(data.get("parameters") or {}, dict):
         raise InputError.one(source, "'parameters' must be a mapping")
     params = {
-        str(n): _param(str(n), raw, source) for n, raw in (data.get("parameters") or {}).items()
+        str(n): parse_param(str(n), raw, source)
+        for n, raw in (data.get("parameters") or {}).items()
     }
-    kind = data.get("kind") or ("i2v" if any(p.is_file for p in params.values()) else "t2v")
+    kind = data.get("kind") or ("i2v" if any(p.holds_files for p in params.values()) else "t2v")
     if kind not in KINDS:
         raise InputError.one(source, f"'kind' must be one of {', '.join(KINDS)}, not {kind!r}")
     latency = data.get("typical_latency_s")
@@ -339,41 +280,16 @@ def spec_from_data(data: Any, source: str, digest: str = "", notes: str = "") ->
         since=str(data.get("since") or ""),
         why=str(data.get("why") or "").strip(),
         instead=str(instead).strip("/") if instead else None,
+        one_of=_one_of(data.get("one_of"), params, source),
     )
 
 
-def _param(name: str, raw: Any, source: str) -> Param:
-    raw = raw or {}
-    if not isinstance(raw, dict):
-        raise InputError.one(source, f"parameter {name!r}: must be a mapping (type: ...)")
-    if raw.get("type", "string") not in _TYPES:
-        raise InputError.one(source, f"parameter {name!r}: type must be one of {_TYPES}")
-    enum = raw.get("enum")
-    accept = tuple(raw.get("accept") or (MEDIA_KINDS if raw.get("type") == "file" else ()))
-    if any(kind not in MEDIA_KINDS for kind in accept):
-        raise InputError.one(source, f"parameter {name!r}: accept must be among {MEDIA_KINDS}")
-    max_mb = raw.get("max_mb")
-    return Param(
-        name=name,
-        type=raw.get("type", "string"),
-        required=bool(raw.get("required", False)),
-        default=raw.get("default"),
-        enum=tuple(enum) if enum is not None else None,
-        minimum=raw.get("minimum"),
-        maximum=raw.get("maximum"),
-        max_length=raw.get("max_length"),
-        max_utf8_bytes=raw.get("max_utf8_bytes"),
-        description=str(raw.get("description") or "").strip(),
-        accept=accept,
-        max_bytes=(
-            int(float(max_mb) * 1_000_000)
-            if max_mb is not None
-            else DEFAULT_MAX_BYTES
-            if raw.get("type") == "file"
-            else None
-        ),
-        aliases=tuple(str(a) for a in raw.get("aliases") or ()),
-    )
+def _one_of(raw: Any, params: dict[str, Param], source: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or any(name not in params for name in raw):
+        raise InputError.one(source, "'one_of' must be a list of the spec's parameters")
+    return tuple(str(name) for name in raw)
 
 
 def builtin_specs() -> dict[str, EndpointSpec]:

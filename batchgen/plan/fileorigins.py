@@ -9,15 +9,18 @@ spec field at its line, ``--set`` by name; each once, however many jobs share th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from batchgen.errors import InputError, Problem
+from batchgen.places import put_at
 from batchgen.plan.endpoint import EndpointSpec
 from batchgen.plan.imagefolder import IMAGE_COLUMN
 from batchgen.plan.inputfiles import FileReader, InputFile, resolve
 from batchgen.plan.jobspec import JobSpec
+from batchgen.plan.params import Param, dotted
 from batchgen.plan.table import Table
 from batchgen.plan.text import is_blank
 
@@ -51,11 +54,8 @@ class PlanFiles:
         files: list[InputFile] = []
         failed = False
         swapped = payload
-        for name, param in ep.params.items():
-            value = payload.get(name)
-            if not param.is_file or not isinstance(value, str):
-                continue
-            base, where = self._origin(ep, name, cells, combo, at_cell)
+        for name, at, param, value in file_values(ep, payload):
+            base, where = self._origin(ep, name, cells, combo, at_cell, at)
             try:
                 found = resolve(value, param, base, self.reader)
             except ValueError as exc:
@@ -66,7 +66,9 @@ class PlanFiles:
                     problems.append(problem)
                 continue
             if found is not None:
-                swapped = {**swapped, name: found.ref}
+                # A file inside a list or object is known by its place (``image_urls.2``).
+                found = dataclasses.replace(found, param=at)
+                swapped = put_at(swapped, at, found.ref)
                 files.append(found)
         return None if failed else (swapped, tuple(files))
 
@@ -77,8 +79,10 @@ class PlanFiles:
         cells: dict[str, Any],
         combo: dict[str, Any],
         at_cell: AtCell,
+        at: str,
     ) -> tuple[Path, Callable[[str], Problem]]:
-        """The folder ``param``'s value is relative to, and how to report a problem with it."""
+        """The folder ``param``'s value is relative to, and how to report a problem with it
+        (``at``: the file's place within it, ``image_urls.2``)."""
         spec = self.spec
         spec_base = Path(spec.path).parent
 
@@ -89,8 +93,8 @@ class PlanFiles:
 
         if param in combo:
             return spec_base, field("matrix", _written(ep, param, spec.matrix))
-        if param in cells:
-            return self.cells_base, lambda message: at_cell(param, message)
+        if param in cells or any(c.startswith(param + ".") for c in cells):
+            return self.cells_base, lambda message: at_cell(at, message)
         given = {k: v for k, v in self.sets.items() if not is_blank(v)}
         name = _written(ep, param, given)
         if name is not None:
@@ -106,9 +110,23 @@ class PlanFiles:
         )
 
 
+def file_values(ep: EndpointSpec, payload: dict[str, Any]) -> Iterator[tuple[str, str, Param, str]]:
+    """Every file value of a coerced ``payload``: its parameter, its place (the parameter's
+    name, or ``image_urls.2``, ``elements.1.frontal_image_url`` inside a list or object), the
+    parameter that describes it, and the value."""
+    for name, param in ep.params.items():
+        if param.holds_files and name in payload:
+            for at, leaf, value in param.file_leaves(payload[name]):
+                yield name, dotted(name, at), leaf, value
+
+
 def _written(ep: EndpointSpec, param: str, names: dict[str, Any]) -> Any:
     """The name in ``names`` that sets ``param`` (the last one, as later ones win), or None."""
-    found = [n for n in names if (ep.lookup(n) or n.strip().lower()) == param]
+    found = [
+        n
+        for n in names
+        if (name := ep.lookup(n) or n.strip().lower()) == param or name.startswith(param + ".")
+    ]
     return found[-1] if found else None
 
 

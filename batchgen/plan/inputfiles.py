@@ -23,9 +23,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from batchgen.errors import InputError
-from batchgen.plan.endpoint import Param
 from batchgen.plan.files import not_a_file, open_regular
 from batchgen.plan.media import HEAD_BYTES, Media, sniff, wanted, what_it_is
+from batchgen.plan.params import Param
 from batchgen.plan.text import shown
 
 # The payload's stand-in for a local file until it is uploaded.

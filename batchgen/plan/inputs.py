@@ -167,16 +167,7 @@ def yaml_sequence_rows(name: str, loader: Loader, node: yaml.SequenceNode) -> Ta
                     problems.append(Problem(name, key_line, None, "a column name must be text"))
                     continue
                 key = loader.construct_object(key_node, deep=True)
-                if not isinstance(value_node, yaml.ScalarNode):
-                    problems.append(
-                        Problem(
-                            name,
-                            key_line,
-                            str(key),
-                            "must be a single value, not a list or mapping",
-                        )
-                    )
-                    continue
+                # A list or mapping is a list or object parameter's value (the spec checks it).
                 cells.append((key, loader.construct_object(value_node, deep=True), key_line))
         else:
             problems.append(Problem(name, line, None, "a row must be a mapping (prompt: ...)"))
@@ -191,6 +182,16 @@ def yaml_sequence_rows(name: str, loader: Loader, node: yaml.SequenceNode) -> Ta
 
 class _Pairs(list[tuple[str, Any]]):
     """A JSON object as its key-value pairs in order, duplicates kept (to be reported)."""
+
+
+def _plain(value: Any) -> Any:
+    """A JSON value with its nested objects as dicts (a field written twice: the last wins,
+    as in any JSON reader; only a record's own columns are checked for that)."""
+    if isinstance(value, _Pairs):
+        return {k: _plain(v) for k, v in value}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _read_jsonl(name: str, lines: Iterator[tuple[int, str]]) -> Table:
@@ -218,16 +219,8 @@ def _read_jsonl(name: str, lines: Iterator[tuple[int, str]]) -> Table:
         if not isinstance(value, _Pairs):
             problems.append(Problem(name, line_no, None, "each line must be a JSON object"))
             continue
-        cells: list[tuple[Any, Any, int]] = []
-        for key, item in value:
-            if isinstance(item, list):  # a nested array, or an object (also a _Pairs)
-                problems.append(
-                    Problem(name, line_no, key, "must be a single value, not a list or object")
-                )
-            else:
-                cells.append((key, item, line_no))
-        if len(cells) < len(value):
-            continue
+        # A nested array or object is a list or object parameter's value (the spec checks it).
+        cells: list[tuple[Any, Any, int]] = [(key, _plain(item), line_no) for key, item in value]
         record = columns.record(line_no, cells, problems)
         if record is not None:
             records.append(record)

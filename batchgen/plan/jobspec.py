@@ -245,6 +245,9 @@ class _Fields:
             for name, child in self.pairs(node, f"{key}."):
                 if (key, name) == ("run", "keys"):
                     item: Any = self.keys("run.keys", child)
+                elif shape == "values" and key != "run" and not isinstance(child, yaml.ScalarNode):
+                    # A list or mapping default: a list or object parameter's (checked by it).
+                    item = self.loader.construct_object(child, deep=True)
                 elif shape == "values":
                     item = self.single(f"{key}.{name}", child)
                 else:

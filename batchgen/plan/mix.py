@@ -31,8 +31,9 @@ from typing import Any
 
 from batchgen.errors import InputError, Problem
 from batchgen.plan.defaults import checked_defaults, checked_matrix
-from batchgen.plan.endpoint import EndpointSpec, Param, builtin_specs, load_spec_file
+from batchgen.plan.endpoint import EndpointSpec, builtin_specs, load_spec_file
 from batchgen.plan.jobspec import JobSpec
+from batchgen.plan.params import Param
 from batchgen.plan.table import Table
 from batchgen.plan.text import fold, is_blank
 

@@ -9,9 +9,13 @@ enum, default, minimum, maximum, ``maxLength``, required and description, and th
 Which strings are files: a string field whose name ends in ``_url`` and whose name (else its
 description) names a media kind (image or frame, video, audio or music) is ``type: file``
 accepting those kinds; a string with ``format: uri`` or ``binary`` and no kind named takes any
-file. A size in the description ("up to 15 MB") becomes ``max_mb``. Fields of a type batchgen
-cannot send from a cell (lists, objects) are left out and named in the spec's notes. The
-document states no price, so the price is unknown.
+file; an array's items are files by the same rule, from the array's name less its ``s``
+(``image_urls``). A size in the description ("up to 15 MB") becomes ``max_mb``. Arrays are
+``list`` parameters and objects with properties ``object`` ones, with ``minItems``, ``maxItems``
+and required fields; a field of no single type (a free-form object, a union) is left out and
+named in the spec's notes. A document batchgen's emulator wrote carries ``x-batchgen`` on a
+property (file kinds and size, aliases, UTF-8 byte limits), read back as is. The document
+states no price, so the price is unknown.
 """
 
 from __future__ import annotations
@@ -24,7 +28,15 @@ import yaml
 
 from batchgen.errors import InputError
 
-_TYPES = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean"}
+_TYPES = {
+    "string": "string",
+    "integer": "integer",
+    "number": "number",
+    "boolean": "boolean",
+    "array": "list",
+    "object": "object",
+}
+_MAX_DEPTH = 6  # lists of objects of lists: deeper than any model's input
 _KINDS = (
     ("image", ("image", "frame", "photo", "picture")),
     ("video", ("video",)),
@@ -88,16 +100,34 @@ class OpenAPIReader:
             param = self._param(name, props[name], name in required)
             if param is not None:
                 params[name] = param
-        files = any(p["type"] == "file" for p in params.values())
+        files = any('"file"' in json.dumps(p) for p in params.values())
+        # ``anyOf`` of lone ``required`` names: at least one of them must be given.
+        either = [
+            b["required"][0]
+            for b in schema.get("anyOf") or []
+            if isinstance(b, dict) and set(b) == {"required"} and len(b["required"]) == 1
+        ]
         data: dict[str, Any] = {
             "id": endpoint,
             "title": endpoint,
-            "kind": "i2v" if files else "t2v",
+            "kind": self._kind(files),
             "output": self._output_key(endpoint),
             "parameters": params,
             "price": {"unknown": "the OpenAPI document states no price"},
         }
+        if either and all(name in params for name in either):
+            data["one_of"] = either
         return data
+
+    def _kind(self, files: bool) -> str:
+        """``t2v`` or ``i2v``: as fal's metadata names the category, else by file inputs."""
+        meta = (self.doc.get("info") or {}).get("x-fal-metadata") or {}
+        category = meta.get("category") if isinstance(meta, dict) else None
+        if category == "text-to-video":
+            return "t2v"
+        if category == "image-to-video":
+            return "i2v"
+        return "i2v" if files else "t2v"
 
     def _resolve(self, schema: Any, depth: int = 0) -> dict[str, Any]:
         """``schema`` with ``$ref``, one-branch ``allOf`` and nullable ``anyOf`` followed."""
@@ -140,32 +170,60 @@ class OpenAPIReader:
             raise self._bad("the input schema is not an object")
         return resolved
 
-    def _param(self, name: str, raw: Any, required: bool) -> dict[str, Any] | None:
+    def _param(self, name: str, raw: Any, required: bool, depth: int = 0) -> dict[str, Any] | None:
         schema = self._resolve(raw)
         kind = schema.get("type")
         if kind is None and isinstance(schema.get("enum"), list):
             kind = "string" if all(isinstance(v, str) for v in schema["enum"]) else None
-        if kind not in _TYPES:
+        if kind == "object" and not isinstance(schema.get("properties"), dict):
+            kind = "a free-form object"
+        if kind not in _TYPES or depth > _MAX_DEPTH:
             self.skipped.append(f"{name} ({kind or 'no single type'})")
             return None
         description = " ".join(str(schema.get("description") or "").split())
         param: dict[str, Any] = {"type": _TYPES[kind]}
-        accept = _file_kinds(name, schema, description) if kind == "string" else None
+        extension = schema.get("x-batchgen")
+        ours: dict[str, Any] = extension if isinstance(extension, dict) else {}
+        accept = _file_kinds(name, schema, description, ours) if kind == "string" else None
         if accept is not None:
             param = {"type": "file", "accept": list(accept)}
             size = _MB.search(description)
-            param["max_mb"] = float(size.group(1)) if size else 50.0
+            param["max_mb"] = ours.get("max_mb") or (float(size.group(1)) if size else 50.0)
+        if kind == "array":
+            # A list's items: files when the list's name says so (``image_urls``).
+            before = len(self.skipped)
+            item = self._param(name.removesuffix("s"), schema.get("items"), False, depth + 1)
+            if item is None:
+                del self.skipped[before:]
+                self.skipped.append(f"{name} (a list of {_kind_of(schema)})")
+                return None
+            param["items"] = item
+        if kind == "object":
+            inner = set(schema.get("required") or [])
+            fields = {}
+            for field, value in schema["properties"].items():
+                found = self._param(str(field), value, field in inner, depth + 1)
+                if found is not None:
+                    fields[str(field)] = found
+            if not fields:
+                return None
+            param["fields"] = fields
         if required:
             param["required"] = True
-        for key, ours in (
+        for key, value in ours.items():
+            if key in ("aliases", "max_utf8_bytes"):
+                param[key] = value
+        for key, mine in (
             ("default", "default"),
             ("enum", "enum"),
             ("minimum", "minimum"),
             ("maximum", "maximum"),
             ("maxLength", "max_length"),
+            ("minItems", "min_items"),
+            ("maxItems", "max_items"),
         ):
-            if schema.get(key) is not None and not (ours == "enum" and accept is not None):
-                param[ours] = schema[key]
+            if schema.get(key) is not None and not (mine == "enum" and accept is not None):
+                param[mine] = schema[key]
         if description:
             param["description"] = description
         return param
@@ -189,13 +247,24 @@ class OpenAPIReader:
         info = self.doc.get("info") or {}
         lines = [f"Made by `batchgen endpoints import` from {origin}: {info.get('title', '')}."]
         if self.skipped:
-            lines.append("Left out (no batchgen type for a cell): " + ", ".join(self.skipped) + ".")
+            lines.append("Left out (no single type): " + ", ".join(self.skipped) + ".")
         lines.append("Price: unknown (an OpenAPI document states none); add a price block.")
         return lines
 
 
-def _file_kinds(name: str, schema: dict[str, Any], description: str) -> tuple[str, ...] | None:
-    """The media kinds a string field takes as a file, or None when it is not a file."""
+def _kind_of(schema: dict[str, Any]) -> str:
+    items = schema.get("items")
+    kind = items.get("type") if isinstance(items, dict) else None
+    return str(kind or "no single type")
+
+
+def _file_kinds(
+    name: str, schema: dict[str, Any], description: str, ours: dict[str, Any]
+) -> tuple[str, ...] | None:
+    """The media kinds a string field takes as a file, or None when it is not a file.
+    ``ours``: a document batchgen's emulator wrote says so itself (``x-batchgen``)."""
+    if isinstance(ours.get("accept"), list):
+        return tuple(str(kind) for kind in ours["accept"])
     if name.endswith("_url"):
         for text in (name, description.lower()):
             kinds = tuple(k for k, words in _KINDS if any(w in text for w in words))

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from batchgen.errors import UsageError
-from batchgen.plan.endpoint import EndpointSpec, Param
+from batchgen.plan.endpoint import EndpointSpec
+from batchgen.plan.params import Param
 
 FORMATS = (".csv", ".xlsx")
 # Rows of the sheet that carry the dropdowns and checks (the header is row 1).

@@ -51,6 +51,7 @@ from batchgen.errors import (
 )
 from batchgen.ledger.base import LedgerStore
 from batchgen.ledger.states import JobRow, JobStatus
+from batchgen.places import put_at
 from batchgen.plan.build import file_sha256
 from batchgen.plan.inputfiles import InputFile
 from batchgen.run.timing import Timing
@@ -137,10 +138,12 @@ class Uploads:
         payload, sent = dict(row.payload), {}
         for param, info in row.files.items():
             file = InputFile(param, **info)
+            # ``param`` is the file's place: a parameter, or an item (``image_urls.2``).
             if self._storage.mode == "fal":
-                payload[param] = sent[param] = await self._url(file)
+                sent[param] = await self._url(file)
+                payload = put_at(payload, param, sent[param])
             else:
-                payload[param] = await self._inline(file)
+                payload = put_at(payload, param, await self._inline(file))
                 sent[param] = describe_data_uri(file.mime, file.size)
         return payload, sent
 

@@ -23,12 +23,16 @@ async def server() -> AsyncIterator[MockServer]:
 
 
 def valid_input(spec: EndpointSpec) -> dict[str, Any]:
-    """The prompt, and every file parameter as an https URL of its first accepted kind."""
+    """The prompt, and every required file parameter (or list of files) as https URLs of its
+    first accepted kind."""
     values: dict[str, Any] = {"prompt": "a lighthouse at dusk"}
     suffix = {"image": "png", "video": "mp4", "audio": "mp3"}
     for name, param in spec.params.items():
         if param.is_file:
             values[name] = f"https://files.example.com/{name}.{suffix[param.accept[0]]}"
+        elif param.required and param.items is not None and param.items.is_file:
+            kind = suffix[param.items.accept[0]]
+            values[name] = [f"https://files.example.com/{name}-{n}.{kind}" for n in (1, 2)]
     return values
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
 
 from batchgen.errors import InputError
 from batchgen.plan.endpoint import DEFAULT_ENDPOINT, builtin_specs, load_spec_file, resolve
+from batchgen.plan.params import Param
 
 KLING = builtin_specs()[DEFAULT_ENDPOINT]
 
@@ -62,7 +64,7 @@ def test_numbers_written_as_text_are_coerced() -> None:
         ("cfg_scale", "nan", "'nan' is not a number"),
         ("cfg_scale", 1.01, "1.01 is above the maximum 1"),
         ("aspect_ratio", "16x9", "'16x9' is not one of the allowed values"),
-        ("prompt", ["a"], "is not text"),
+        ("prompt", ["a"], "must be a single value, not a list"),
     ],
 )
 def test_strict_where_meaning_is_uncertain(field: str, value: object, message: str) -> None:
@@ -121,11 +123,11 @@ def test_every_builtin_names_its_sources_kind_and_file_kinds() -> None:
     assert len({spec.id.rsplit("/", 1)[0] for spec in specs.values()}) >= 12
     for spec in specs.values():
         assert spec.kind in ("t2v", "i2v")
-        assert "fal-video-endpoints.md" in spec.notes, spec.id
+        assert "fal-video-endpoints.md" in spec.notes or "endpoints.ts" in spec.notes, spec.id
         assert "2026" in spec.notes, spec.id
         assert spec.typical_latency_s, spec.id
         assert spec.title, spec.id
-        files = [p for p in spec.params.values() if p.is_file]
+        files = [p for p in _leaves(spec.params.values()) if p.is_file]
         assert (spec.kind == "i2v") == any("image" in p.accept for p in files), spec.id
         for param in files:
             assert param.accept, (spec.id, param.name)
@@ -135,6 +137,13 @@ def test_every_builtin_names_its_sources_kind_and_file_kinds() -> None:
     kling26 = specs["fal-ai/kling-video/v2.6/pro/image-to-video"]
     assert kling26.lookup("image_url") == "start_image_url"
     assert not kling26.params["end_image_url"].required
+
+
+def _leaves(params: Iterable[Param]) -> Iterator[Param]:
+    """Every parameter, and every item and field inside lists and objects."""
+    for param in params:
+        yield param
+        yield from _leaves(param.children())
 
 
 def test_spec_kind_must_be_t2v_or_i2v(tmp_path: Path) -> None:

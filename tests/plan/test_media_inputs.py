@@ -13,9 +13,9 @@ from media_files import GIF, JPEG, MOV, MP3, WEBP, image_to_video_spec, mp4, png
 
 from batchgen.errors import InputError
 from batchgen.plan.build import Plan, build_plan
-from batchgen.plan.endpoint import Param
 from batchgen.plan.inputfiles import FileReader, InputFile, megabytes
 from batchgen.plan.media import sniff
+from batchgen.plan.params import Param
 
 needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
 

@@ -62,7 +62,7 @@ def test_imported_yaml_reads_back_as_the_same_spec() -> None:
     assert from_yaml.params == from_json.params
     assert (from_yaml.kind, from_yaml.output) == (from_json.kind, from_json.output)
     seedream = import_openapi(SEEDREAM.read_text(), "s.json", "2026-11-28")
-    assert "Left out (no batchgen type for a cell): image_size" in seedream
+    assert "Left out (no single type): image_size" in seedream
 
 
 def test_document_is_told_by_content_not_extension(tmp_path: Path) -> None:
