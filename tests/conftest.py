@@ -34,6 +34,16 @@ def signals_as_they_were() -> Iterator[None]:
         signal.signal(sig, handler)
 
 
+@pytest.fixture(autouse=True)
+def no_platform_api(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """No test asks fal's platform for a spec unless it says so (and names a loopback one),
+    and none reads the user's cache of fal's answers."""
+    monkeypatch.setenv("BATCHGEN_OFFLINE", "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture
 def repo() -> Path:
     """The repository root (examples/ and jobs/ live there)."""

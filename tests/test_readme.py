@@ -51,3 +51,17 @@ def test_comparison_example_plans_as_shown() -> None:
         line for line in done.stdout.splitlines() if not line.startswith(("input:", "output:"))
     ]
     assert [line for line in shown.splitlines() if not line.startswith("input:")] == printed
+
+
+def test_the_endpoints_page_lists_every_builtin_and_the_readme_counts_them() -> None:
+    """docs/endpoints.md's catalog has a row for each built-in spec, and the README's count
+    of built-ins is the catalog's."""
+    from batchgen.plan.endpoint import builtin_specs
+
+    specs = builtin_specs()
+    page = (REPO / "docs" / "endpoints.md").read_text(encoding="utf-8")
+    rows = {line.split("`")[1] for line in page.splitlines() if line.startswith("| `")}
+    assert rows == set(specs)
+    active = sum(spec.status == "active" for spec in specs.values())
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert f"{len(specs)} fal video endpoints are built in ({active} active)" in readme

@@ -19,18 +19,23 @@ PLATFORM_HELP = (
 )
 OFFLINE_HELP = (
     "Ask no platform API: an endpoint with no built-in spec uses its cached spec, else runs "
-    "as passthrough."
+    "as passthrough. BATCHGEN_OFFLINE=1 does the same."
 )
 
 
-def fal_specs(platform_url: str | None, offline: bool, *, mock: bool = False) -> FalSpecs:
-    """The FalSpecs of these options; UsageError for a platform URL that is not one."""
+def fal_specs(
+    platform_url: str | None, offline: bool, *, mock: bool = False, elsewhere: bool = False
+) -> FalSpecs:
+    """The FalSpecs of these options; UsageError for a platform URL that is not one. With
+    ``mock``, or a run on another provider or base URL (``elsewhere``), fal's platform is
+    asked only when ``--platform-url`` names it. ``BATCHGEN_OFFLINE=1`` is ``--offline``."""
+    offline = offline or os.environ.get("BATCHGEN_OFFLINE", "").strip() not in ("", "0")
     from batchgen.api.models import lookup
     from batchgen.api.network import Network
     from batchgen.api.providers import check_base_url, load_presets
     from batchgen.plan.falspecs import FalSpecs
 
-    url = platform_url or (None if mock else load_presets()["fal"].platform_url)
+    url = platform_url or (None if mock or elsewhere else load_presets()["fal"].platform_url)
     if url is None or offline:
         return FalSpecs(None, url, offline=offline)
     for warning in check_base_url(url):

@@ -135,7 +135,12 @@ def run(
         sheet=sheet,
         extra_columns=extra_columns,
         skip_hidden_rows=skip_hidden_rows,
-        fal=fal_specs(platform_url, offline, mock=mock),
+        fal=fal_specs(
+            platform_url,
+            offline,
+            mock=mock,
+            elsewhere=overrides.get("provider", "fal") != "fal" or "base_url" in overrides,
+        ),
     )
     check_default_folder(plan, add)
     for warning in plan.warnings:

@@ -174,6 +174,13 @@ def _storage_routes(add: web.UrlDispatcher) -> None:
     add.add_post("/storage/auth/token", api_route("storage_token", s.token))
     add.add_post("/storage/upload/initiate", api_route("storage_initiate", s.initiate))
     add.add_put("/storage/put/{upload_id}", api_route("storage_put", s.put, anyone))
+    add.add_post(
+        "/storage/upload/initiate-multipart",
+        api_route("storage_initiate", s.initiate_multipart),
+    )
+    js = "/storage/multipart/{upload_id}"
+    add.add_put(js + "/{part}", api_route("storage_part", s.js_part, anyone))
+    add.add_post(js + "/complete", api_route("storage_complete", s.js_complete, anyone))
     add.add_post("/files/upload", api_route("storage_upload", s.upload, storage_token))
     add.add_post(
         "/files/upload/multipart", api_route("storage_multipart", s.multipart, storage_token)

@@ -30,7 +30,7 @@ from batchgen.mock.queue import JobQueue, JobState
 from batchgen.plan.endpoint import EndpointSpec
 from batchgen.plan.params import dotted
 
-_UPLOADED = re.compile(r"/files/up/([0-9a-f]+)/[^/]+")
+_UPLOADED = re.compile(r"/files/up/([0-9a-f]+)/([^/]+)")
 _VIDEO = re.compile(r"/files/([^/]+)/output\.mp4")
 _DATA_URI = re.compile(r"data:([^;,]*)(;[^,]*)?,(.*)", re.DOTALL)
 
@@ -151,8 +151,9 @@ class Storage:
         if parts.netloc.lower() not in own and not self._config.strict_file_urls:
             return None  # another host: a model would fetch it; this server cannot tell
         uploaded = _UPLOADED.fullmatch(parts.path)
-        if uploaded is not None and uploaded[1] in self.files:
-            return None
+        held = None if uploaded is None else self.files.get(uploaded[1])
+        if held is not None and uploaded is not None and held.name == uploaded[2]:
+            return None  # the file route answers only the id with its own name
         video = _VIDEO.fullmatch(parts.path)
         job = queue.jobs.get(video[1]) if video is not None else None
         if job is not None and job.state is JobState.COMPLETED and job.failure is None:

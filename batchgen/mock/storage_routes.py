@@ -8,6 +8,9 @@
   {access_url}/multipart/{uploadId}/complete`` with ``{"parts": [{"partNumber", "etag"}]}``;
 - ``POST /storage/upload/initiate`` (API key) with ``{file_name, content_type}``: ``{upload_url,
   file_url}``; then ``PUT`` the bytes to ``upload_url`` (no auth: the URL is the secret);
+- ``POST /storage/upload/initiate-multipart`` (API key), as fal's JS client sends a file above
+  90 MiB: ``{upload_url, file_url}``; ``PUT {upload_url}/{n}`` per part answers ``{partNumber,
+  etag}``, ``POST {upload_url}/complete`` with the parts stores it;
 - ``GET {access_url}``: the file, public, with Range support.
 
 Every finished upload is counted in the stats by its sha256, with how it came.
@@ -110,6 +113,16 @@ async def part(request: web.Request, emu: Emulator, key: str) -> web.Response:
     pending = _under_way(request, emu)
     if pending is None:
         return _not_found("Upload")
+    kept = await _keep_part(request, emu, pending)
+    if isinstance(kept, web.Response):
+        return kept
+    return web.Response(status=200, headers={"ETag": kept[1]})
+
+
+async def _keep_part(
+    request: web.Request, emu: Emulator, pending: Pending
+) -> tuple[int, str] | web.Response:
+    """Keep the part the request carries: its number and ETag, or the 400 of a bad number."""
     number = request.match_info["part"]
     if not number.isdigit() or not 1 <= int(number) <= MAX_PARTS:
         return answer({"detail": f"Part number must be 1 to {MAX_PARTS}"}, 400)
@@ -119,13 +132,21 @@ async def part(request: web.Request, emu: Emulator, key: str) -> web.Response:
         digest.update(piece)
     etag = f'"{digest.hexdigest()}"'
     pending.parts[int(number)] = (pieces, etag)
-    return web.Response(status=200, headers={"ETag": etag})
+    return int(number), etag
 
 
 async def complete(request: web.Request, emu: Emulator, key: str) -> web.Response:
     pending = _under_way(request, emu)
     if pending is None:
         return _not_found("Upload")
+    refused = await _assemble(request, emu, pending, "multipart")
+    return refused or answer({"access_url": _access_url(request, pending.file_id, pending.name)})
+
+
+async def _assemble(
+    request: web.Request, emu: Emulator, pending: Pending, via: str
+) -> web.Response | None:
+    """Store the file the listed parts make, or the 400 saying what is wrong with the list."""
     try:
         listed = json.loads(await request.read())["parts"]
         wanted = [(int(p["partNumber"]), str(p["etag"])) for p in listed]
@@ -139,14 +160,22 @@ async def complete(request: web.Request, emu: Emulator, key: str) -> web.Respons
         if held is None or held[1] != etag:
             return answer({"detail": f"Part {number}: no such part with ETag {etag}"}, 400)
     pieces = [piece for n in numbers for piece in pending.parts[n][0]]
-    upload_id = request.match_info["upload_id"]
-    del emu.storage.pending[upload_id]
+    del emu.storage.pending[request.match_info["upload_id"]]
     emu.storage.files[pending.file_id] = done = stored(pending.name, pending.content_type, pieces)
-    emu.stats.record_upload(done.sha256, done.size, "multipart")
-    return answer({"access_url": _access_url(request, pending.file_id, pending.name)})
+    emu.stats.record_upload(done.sha256, done.size, via)
+    return None
 
 
 async def initiate(request: web.Request, emu: Emulator, key: str) -> web.Response:
+    return await _initiate(request, emu, "/storage/put")
+
+
+async def initiate_multipart(request: web.Request, emu: Emulator, key: str) -> web.Response:
+    """The JS client's large-file upload: parts are PUT to ``{upload_url}/{n}``."""
+    return await _initiate(request, emu, "/storage/multipart")
+
+
+async def _initiate(request: web.Request, emu: Emulator, route: str) -> web.Response:
     try:
         asked = json.loads(await request.read())
     except ValueError:
@@ -160,10 +189,30 @@ async def initiate(request: web.Request, emu: Emulator, key: str) -> web.Respons
     base = public_base(request, None)
     return answer(
         {
-            "upload_url": f"{base}/storage/put/{upload_id}",
+            "upload_url": f"{base}{route}/{upload_id}",
             "file_url": _access_url(request, file_id, name),
         }
     )
+
+
+async def js_part(request: web.Request, emu: Emulator, key: str) -> web.Response:
+    """``PUT {upload_url}/{n}`` of a multipart upload the JS client began: ``{partNumber,
+    etag}`` (no auth: the upload URL is the secret)."""
+    pending = emu.storage.pending.get(request.match_info["upload_id"])
+    if pending is None:
+        return _not_found("Upload")
+    kept = await _keep_part(request, emu, pending)
+    if isinstance(kept, web.Response):
+        return kept
+    return answer({"partNumber": kept[0], "etag": kept[1]})
+
+
+async def js_complete(request: web.Request, emu: Emulator, key: str) -> web.Response:
+    pending = emu.storage.pending.get(request.match_info["upload_id"])
+    if pending is None:
+        return _not_found("Upload")
+    refused = await _assemble(request, emu, pending, "js_multipart")
+    return refused or answer({"file_url": _access_url(request, pending.file_id, pending.name)})
 
 
 async def put(request: web.Request, emu: Emulator, key: str) -> web.Response:

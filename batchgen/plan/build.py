@@ -43,7 +43,7 @@ from batchgen.plan.naming import (
 )
 from batchgen.plan.outdir import output_problem
 from batchgen.plan.params import place
-from batchgen.plan.price import seconds_of
+from batchgen.plan.pricenotes import say_auto_durations, say_stale_prices
 from batchgen.plan.text import counted
 
 __all__ = ["Job", "Plan", "build_plan", "file_sha256", "job_key", "plan_table"]
@@ -103,6 +103,8 @@ def build_plan(
         plan.warnings.extend(table.notes)
         extra_ok = (extra_columns or spec.extra_columns or "error").lower() == "ok"
         _expand(plan, spec, table, sets or {}, extra_ok, unnamed)
+        if fal is not None:
+            say_stale_prices(plan, fal)
     except InputError as exc:
         raise InputError([*_with_cells(cells, exc.problems), *folder]) from None
     if cells or folder:
@@ -342,7 +344,7 @@ def _expand(
             break
     if problems:
         raise InputError(problems)
-    _say_auto_durations(plan)
+    say_auto_durations(plan)
     for ep in plan.described:
         if ep.id not in plan.endpoints:
             plan.warnings.append(f"the endpoint spec for {ep.id!r} is not used: no row runs on it")
@@ -351,25 +353,6 @@ def _expand(
             f"{counted(same, 'job')} of the matrix asked the same as another of its row (an "
             "endpoint without that parameter); each is run once"
         )
-
-
-def _say_auto_durations(plan: Plan) -> None:
-    """A job whose duration is no length (``"auto"``) is priced at the longest: say so."""
-    for ident, ep in plan.endpoints.items():
-        name = ep.price.duration_parameter
-        longest = ep.longest_seconds()
-        jobs = [
-            j
-            for j in plan.jobs
-            if j.endpoint == ident and name in j.payload and seconds_of(j.payload[name]) is None
-        ]
-        if name and jobs and longest is not None:
-            said = ", ".join(sorted({str(j.payload[name]) for j in jobs}))
-            plan.warnings.append(
-                f"{counted(len(jobs), 'job')} on {ident} ask {name} {said}: the model picks the "
-                f"length, so each is priced at the longest, {longest:g} s (the estimate is a "
-                "ceiling)"
-            )
 
 
 def _no_prompt(table: Table) -> str:

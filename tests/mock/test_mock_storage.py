@@ -156,6 +156,34 @@ async def test_the_older_initiate_and_put_path(
     assert server.stats()["uploads"][hashlib.sha256(PNG).hexdigest()]["via"] == {"initiate": 1}
 
 
+async def test_the_js_clients_multipart_upload(
+    server: MockServer, session: aiohttp.ClientSession
+) -> None:
+    """initiate-multipart (with the key) names an upload URL; each part PUT to {url}/{n} is
+    answered {partNumber, etag}; complete with the parts stores the file whole, once."""
+    url = f"{server.base_url}/storage/upload/initiate-multipart?storage_type=fal-cdn-v3"
+    asked = {"file_name": "big.png", "content_type": "image/png"}
+    async with session.post(url, json=asked, headers=AUTH) as r:
+        got = await r.json()
+    data = PNG + bytes(3000)
+    chunks = [data[i : i + 1024] for i in range(0, len(data), 1024)]
+    parts = []
+    for number, chunk in enumerate(chunks, start=1):
+        async with session.put(f"{got['upload_url']}/{number}", data=chunk) as r:
+            parts.append(await r.json())
+    assert [p["partNumber"] for p in parts] == [1, 2, 3, 4]
+    wrong = [{**parts[0], "etag": '"0"'}, *parts[1:]]
+    async with session.post(f"{got['upload_url']}/complete", json={"parts": wrong}) as r:
+        assert r.status == 400
+    async with session.post(f"{got['upload_url']}/complete", json={"parts": parts}) as r:
+        assert r.status == 200
+        assert (await r.json())["file_url"] == got["file_url"]
+    async with session.get(got["file_url"]) as r:
+        assert await r.read() == data
+    via = server.stats()["uploads"][hashlib.sha256(data).hexdigest()]["via"]
+    assert via == {"js_multipart": 1}
+
+
 async def result_of(
     session: aiohttp.ClientSession, server: MockServer, payload: dict[str, Any]
 ) -> tuple[int, Any]:
@@ -183,6 +211,7 @@ async def test_a_model_fails_at_result_on_files_it_cannot_fetch(
         assert (await result_of(session, server, {"prompt": "a", "image": fine}))[0] == 200
     cases = {
         served.replace("/files/up/", "/files/up/0"): "file_download_error",
+        served.rsplit("/", 1)[0] + "/other-name.png": "file_download_error",  # as fal's route
         f"{server.base_url}/files/nobody/output.mp4": "file_download_error",
         big: "file_too_large",
         "data:image/png;base64,@@@": "value_error",
