@@ -191,8 +191,11 @@ class EndpointSpec:
 
     def video_seconds(self, payload: dict[str, Any]) -> float | None:
         """Seconds of video ``payload`` asks for (``"5"``, ``8``, ``"8s"``), if it says."""
-        name = self.price.duration_parameter or ("duration" if "duration" in self.params else None)
-        return None if name is None else seconds_of(self.priced_as(payload).get(name))
+        priced = self.priced_as(payload)
+        if self.price.per_second is not None:
+            return self.price.seconds(priced)
+        name = "duration" if "duration" in self.params else None
+        return None if name is None else seconds_of(priced.get(name))
 
     def default_seconds(self) -> float | None:
         """Seconds of video a job asks for when it leaves the duration at its default."""

@@ -4,7 +4,8 @@ A spec's ``price`` block is one of:
 
 - ``flat_usd: 0.05``: the same price for every job.
 - ``per_second``: by the seconds of video that ``parameter`` asks for (``"5"``, ``8``, ``"8s"``
-  all read as seconds). Either ``base_usd`` for ``base_seconds`` plus ``extra_usd_per_second``
+  all read as seconds), or the sum of ``sum_of: LIST.FIELD`` where the payload has that list
+  (Kling 3.0's shots). Either ``base_usd`` for ``base_seconds`` plus ``extra_usd_per_second``
   beyond them (Kling), or a rate ``usd`` per second, which ``rates`` may replace by parameter
   values (Veo: 720p without audio $0.20/s, 4k with audio $0.60/s).
 - ``per_clip``: ``usd`` per video, with ``rates`` by parameter values (Pixverse by resolution).
@@ -29,6 +30,7 @@ _SECONDS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*s?\s*$", re.IGNORECASE)
 _KINDS = ("flat_usd", "per_second", "per_clip", "unknown")
 _PER_SECOND_KEYS = {
     "parameter",
+    "sum_of",
     "usd",
     "base_usd",
     "base_seconds",
@@ -96,6 +98,22 @@ class PriceRule:
         """The parameter that says how many seconds of video a job asks for, if priced so."""
         return str(self.per_second["parameter"]) if self.per_second else None
 
+    def seconds(self, payload: dict[str, Any]) -> float | None:
+        """Seconds of video ``payload`` asks for: its duration parameter's, or, where the
+        rule names ``sum_of: LIST.FIELD`` and the payload has that list, the sum of its items'
+        field (Kling 3.0: a multi-shot video lasts as long as its shots)."""
+        if self.per_second is None:
+            return None
+        total = self.per_second.get("sum_of")
+        if isinstance(total, str):
+            name, _, field_name = total.partition(".")
+            items = payload.get(name)
+            if isinstance(items, list) and items:
+                parts = [seconds_of(i.get(field_name)) for i in items if isinstance(i, dict)]
+                if parts and None not in parts:
+                    return float(sum(p for p in parts if p is not None))
+        return seconds_of(payload.get(self.per_second["parameter"]))
+
     @property
     def drivers(self) -> tuple[str, ...]:
         """Every parameter whose value changes the price, in the order the rule names them."""
@@ -124,7 +142,7 @@ class PriceRule:
     def cost(self, payload: dict[str, Any]) -> float | None:
         """The job's price in USD, or None when it cannot be known (never a guess of 0)."""
         if self.per_second is not None:
-            seconds = seconds_of(payload.get(self.per_second["parameter"]))
+            seconds = self.seconds(payload)
             if seconds is None:
                 return None
             if "base_usd" in self.base:
@@ -147,7 +165,7 @@ class PriceRule:
         usd = self.cost(payload)
         if usd is None or self.per_second is None:
             return None if usd is None else (usd, "video")
-        seconds = seconds_of(payload.get(self.per_second["parameter"]))
+        seconds = self.seconds(payload)
         return (round(usd / seconds, 6), "second") if seconds else None
 
     def summary(self) -> str:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from media_files import mp4, png, wav, write
 from media_files import png_files as images
 
 from batchgen.errors import InputError
@@ -235,3 +236,43 @@ def test_value_problems_name_each_place() -> None:
     with pytest.raises(ValueProblems) as caught:
         images_param.coerce([{"prompt": "a"}, None, {"prompt": "b", "duration": "0"}])
     assert caught.value.found == [((3, "duration"), caught.value.found[0][1])]
+
+
+def test_a_multi_shot_video_is_priced_by_its_shots(tmp_path: Path) -> None:
+    """Kling 3.0 image to video with shots of 4 s and 6 s costs 10 s at $0.112/s, not the
+    5 s of its duration parameter; without shots, its duration prices it."""
+    images(tmp_path, 1)
+    source = tmp_path / "shots.csv"
+    source.write_text(
+        "start_image_url,multi_prompt.1.prompt,multi_prompt.1.duration,multi_prompt.2.prompt,"
+        "multi_prompt.2.duration,prompt,generate_audio\n"
+        "img0.png,a,4,b,6,,false\n"
+        "img0.png,,,,,one shot,false\n"
+    )
+    shots, single = build_plan(source, endpoint=KLING3, output=tmp_path / "out").jobs
+    assert shots.cost_usd == pytest.approx(1.12)
+    assert single.cost_usd == pytest.approx(0.56)
+
+
+def test_every_active_builtin_plans_a_one_row_file(tmp_path: Path) -> None:
+    """Each active built-in endpoint (at least 30) plans one YAML row holding its required
+    inputs: a prompt, and a local file of its first accepted kind for each required file or
+    list of files."""
+    media = {
+        "image": write(tmp_path / "in.png", png()),
+        "video": write(tmp_path / "in.mp4", mp4()),
+        "audio": write(tmp_path / "in.wav", wav()),
+    }
+    active = {i: s for i, s in builtin_specs().items() if s.status == "active"}
+    assert len(active) >= 30
+    for ident, spec in active.items():
+        row: dict[str, object] = {"prompt": "a lighthouse at dusk"}
+        for name, param in spec.params.items():
+            if param.required and param.is_file:
+                row[name] = str(media[param.accept[0]])
+            elif param.required and param.items is not None and param.items.is_file:
+                row[name] = [str(media[param.items.accept[0]])]
+        source = tmp_path / f"{len(list(tmp_path.iterdir()))}.yaml"
+        source.write_text(json.dumps([row]))  # JSON is YAML
+        plan = build_plan(source, endpoint=ident, output=tmp_path / "out" / source.stem)
+        assert len(plan.jobs) == 1, ident

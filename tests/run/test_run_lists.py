@@ -88,3 +88,21 @@ async def test_the_emulator_refuses_a_bad_item_with_its_place_as_fal_does(
             detail[0].items()
         )
         json.dumps(detail)  # plain JSON, as fal's
+
+
+async def test_a_model_outside_fal_ai_is_followed_at_its_own_owner_app(tmp_path: Path) -> None:
+    """Seedance 2.0 (``bytedance/...``, no ``fal-ai/`` prefix) with its default duration
+    "auto" runs to done: status and result are read at ``bytedance/seedance-2.0/requests/``,
+    and the job is priced as 15 s."""
+    source = tmp_path / "p.csv"
+    source.write_text("prompt\na lighthouse at dusk\n")
+    endpoint = "bytedance/seedance-2.0/text-to-video"
+    plan = build_plan(source, endpoint=endpoint, output=tmp_path / "out", run=SETTINGS)
+    assert plan.endpoint.owner_app == "bytedance/seedance-2.0"
+    async with MockServer(mock_config()) as server:
+        result = await run(plan, server)
+        stats = server.stats()
+    assert result.outcome == "done", result.message
+    (record,) = manifest(tmp_path / "out")
+    assert record["price_usd"] == 4.5
+    assert stats["submits_by_endpoint"] == {endpoint: 1}
