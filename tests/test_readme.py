@@ -32,8 +32,8 @@ def python(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_library_example_runs(tmp_path: Path) -> None:
-    """The 'As a library' example plans the example prompts and runs them all on the emulator."""
-    (example,) = python_blocks((REPO / "README.md").read_text(encoding="utf-8"))
+    """docs/library.md's example plans the example prompts and runs them all on the emulator."""
+    (example,) = python_blocks((REPO / "docs" / "library.md").read_text(encoding="utf-8"))
     shutil.copytree(REPO / "examples", tmp_path / "examples")
     done = python(["-c", example], tmp_path)
     assert done.returncode == 0, done.stderr
@@ -42,10 +42,10 @@ def test_library_example_runs(tmp_path: Path) -> None:
 
 
 def test_comparison_example_plans_as_shown() -> None:
-    """`batchgen plan jobs/compare.yaml` prints the lines the README's comparison shows."""
+    """`batchgen plan jobs/compare.yaml` prints the lines docs/inputs.md's comparison shows."""
     done = python(["-m", "batchgen", "plan", "jobs/compare.yaml"], REPO)
     assert done.returncode == 0, done.stderr
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    readme = (REPO / "docs" / "inputs.md").read_text(encoding="utf-8")
     shown = readme.split("$ batchgen plan jobs/compare.yaml\n", 1)[1].split("```", 1)[0]
     printed = [
         line for line in done.stdout.splitlines() if not line.startswith(("input:", "output:"))
@@ -65,3 +65,34 @@ def test_the_endpoints_page_lists_every_builtin_and_the_readme_counts_them() -> 
     active = sum(spec.status == "active" for spec in specs.values())
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert f"{len(specs)} fal video endpoints are built in ({active} active)" in readme
+
+
+def test_every_relative_link_in_the_readme_and_docs_resolves() -> None:
+    """Each relative link (and image) of README.md and docs/*.md names a file that exists,
+    and its #anchor, if any, a heading of that page; the README stays short."""
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):
+                continue  # https://..., mailto:
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            if not linked.exists():
+                broken.append(f"{page.name}: {target}")
+            elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
+                broken.append(f"{page.name}: {target} (no such heading)")
+    assert broken == []
+    assert len(pages) >= 5
+    assert len((REPO / "README.md").read_text(encoding="utf-8").splitlines()) <= 300
+
+
+def anchors(page: Path) -> set[str]:
+    """The anchors GitHub gives the headings of a Markdown page."""
+    found = set()
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            found.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
+    return found
