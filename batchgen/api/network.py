@@ -252,6 +252,24 @@ def lasting(exc: BaseException) -> bool:
     return isinstance(exc, aiohttp.ClientHttpProxyError) and exc.status in (401, 403, 407)
 
 
+def refused_here(exc: BaseException) -> bool:
+    """True when a connection to this very machine was refused: nothing listens there, and
+    waiting will not start it (a server started a moment later gets ``LOOPBACK_GRACE``)."""
+    if not isinstance(exc, aiohttp.ClientConnectorError) or isinstance(
+        exc, aiohttp.ClientProxyConnectionError
+    ):
+        return False
+    if not isinstance(exc.os_error, ConnectionRefusedError):
+        return False
+    host = exc.host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def local(exc: BaseException) -> bool:
     """True for a failure of this process, not of the network (too many open files): it
     says nothing about whether a host can be reached."""

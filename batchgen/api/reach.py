@@ -18,6 +18,10 @@ from datetime import datetime
 
 from batchgen.errors import Unreachable
 
+# Seconds a refused connection to this machine is tried again: a server started with the run
+# (``batchgen mock & batchgen run ...``) is listening by then.
+LOOPBACK_GRACE = 2.0
+
 
 class Reach:
     """What one client knows of its API's reachability (see the module docstring)."""
@@ -71,11 +75,14 @@ class Reach:
             return None
         return max(0.0, self.give_up_after - (self._clock() - self._first_failure))
 
-    def cannot_connect(self, origin: str, reason: str, *, lasting: bool = False) -> bool:
+    def cannot_connect(
+        self, origin: str, reason: str, *, lasting: bool = False, nobody_here: bool = False
+    ) -> bool:
         """A connection to ``origin`` failed before anything was sent. Raises Unreachable when
-        the API never answered for too long, or at once for a ``lasting`` failure (one no
-        retry mends); True when the caller should wait it out (retry without counting the
-        try), False for an ordinary retry."""
+        the API never answered for too long, at once for a ``lasting`` failure (one no
+        retry mends), and after ``LOOPBACK_GRACE`` seconds when ``nobody_here`` (this machine
+        refused: no server listens); True when the caller should wait it out (retry without
+        counting the try), False for an ordinary retry."""
         via = self.route(origin)
         if not self._answered:
             now = self._clock()
@@ -84,6 +91,12 @@ class Reach:
             if lasting:
                 raise Unreachable(
                     f"cannot reach the API at {origin}{via}: {reason}; nothing was sent"
+                )
+            if nobody_here and now - self._first_failure >= min(LOOPBACK_GRACE, self.give_up_after):
+                raise Unreachable(
+                    f"nothing listens at {origin} on this machine (connection refused); "
+                    "nothing was sent. Is its server running? For the emulator: start "
+                    "`batchgen mock` first, or run with --mock for one inside this run"
                 )
             if now - self._first_failure >= self.give_up_after:
                 proxied = via.startswith(" through")

@@ -151,7 +151,10 @@ class Transport:
                     await not_sent()
                 if not network.local(exc):  # too many open files says nothing of the API
                     waiting = self.reach.cannot_connect(
-                        self.base, describe(exc), lasting=network.lasting(exc)
+                        self.base,
+                        describe(exc),
+                        lasting=network.lasting(exc),
+                        nobody_here=network.refused_here(exc),
                     )
             except (aiohttp.ClientError, TimeoutError) as exc:
                 log_request(method, url, "lost", request_id, started)

@@ -132,6 +132,7 @@ def _mock_fault_options(func: F) -> F:
     is_flag=True,
     flag_value=False,
     default=True,
+    show_default=False,
     help="Answer status and status-stream requests 404, like a proxy with only a result route.",
 )
 @click.option("--seed", type=int, help="Seed for faults, latencies and request ids.")

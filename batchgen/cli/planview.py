@@ -100,7 +100,8 @@ def _records(plan: Plan) -> str:
 
 def echo_summary(plan: Plan, counts: dict[str, int] | None) -> None:
     click.echo(f"endpoint: {plan.endpoint_label}")
-    click.echo(f"input:    {plan.input_path} ({_records(plan)})")
+    sheet = f", sheet {plan.sheet!r}" if plan.sheet else ""
+    click.echo(f"input:    {plan.input_path}{sheet} ({_records(plan)})")
     click.echo(f"jobs:     {len(plan.jobs):,}")
     for group in plan.breakdown():
         label = ", ".join(f"{k}={v}" for k, v in group.items() if k not in ("jobs", "cost_usd"))

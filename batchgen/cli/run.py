@@ -220,7 +220,12 @@ def _check_connection(plan: Any, api_key_file: Path | None, mock: bool) -> None:
 
     # The in-process emulator's port is not known yet; any loopback URL checks the same.
     base_url = "http://127.0.0.1" if mock else None
-    connection = connect(plan.settings, api_key_file=api_key_file, base_url=base_url)
+    try:
+        connection = connect(plan.settings, api_key_file=api_key_file, base_url=base_url)
+    except UsageError as exc:
+        if not str(exc).startswith("no API key"):
+            raise
+        raise UsageError(f"{exc}; or add --mock to try this batch on the emulator, free") from None
     check_files(plan.jobs, connection.storage)
     if plan.settings.store is not None:
         ObjectStore.open(plan.settings.store).probe()

@@ -71,7 +71,10 @@ def export(
     if fmt not in FORMATS:
         raise UsageError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if fmt == "parquet" and importlib.util.find_spec("pyarrow") is None:
-        raise UsageError("Parquet export needs pyarrow: pip install 'batchgen[parquet]'")
+        raise UsageError(
+            "Parquet export needs pyarrow: pip install 'batchgen[parquet]' (from a clone of "
+            "the repository: pip install -e '.[parquet]')"
+        )
     root = Path(out_dir) if out_dir is not None else Path(to).absolute().parent
     with open_ledger(out_dir, shared=shared) as ledger:
         manifest = build_manifest(ledger, root)

@@ -297,13 +297,17 @@ def _failures(jobs: list[JobRow]) -> list[FailureGroup]:
     return out
 
 
+_WIDTH = 80  # a terminal's columns that the first line keeps within where it can
+
+
 def render(status: Status, *, limit: int = 15) -> str:
     """``status`` as lines of text for a terminal; long lists are cut at ``limit``."""
-    lines = [
-        f"{status.folder}: {status.total} job{'s' if status.total != 1 else ''}"
-        + (f" on {status.endpoint}" if status.endpoint else "")
-        + f", as of {time.strftime('%H:%M:%S', time.localtime(status.as_of))}"
-    ]
+    jobs = f"{status.total} job{'s' if status.total != 1 else ''}"
+    when = f", as of {time.strftime('%H:%M:%S', time.localtime(status.as_of))}"
+    first = f"{status.folder}: {jobs}" + (f" on {status.endpoint}" if status.endpoint else "")
+    lines = [first + when]
+    if len(lines[0]) > _WIDTH and status.endpoint:  # 80 columns: the endpoint on its own line
+        lines = [f"{status.folder}: {jobs}{when}", f"endpoint: {status.endpoint}"]
     lines.append(f"run going: {status.live_run}" if status.live_run else "no run is going")
     if status.store:
         lines.append(f"videos in: {status.store}")

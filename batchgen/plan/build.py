@@ -44,6 +44,7 @@ from batchgen.plan.naming import (
 from batchgen.plan.outdir import output_problem
 from batchgen.plan.params import place
 from batchgen.plan.pricenotes import say_auto_durations, say_stale_prices
+from batchgen.plan.sheetvalues import SheetValues
 from batchgen.plan.text import counted
 
 __all__ = ["Job", "Plan", "build_plan", "file_sha256", "job_key", "plan_table"]
@@ -99,6 +100,7 @@ def build_plan(
         cells = table.problems
         plan.records = len(table.records)
         plan.hidden_rows, plan.hidden_left_out = table.hidden_rows, table.hidden_left_out
+        plan.sheet = table.sheet
         plan.input_sha256 = table.digest or file_sha256(input_path if spec.rows is None else target)
         plan.warnings.extend(table.notes)
         extra_ok = (extra_columns or spec.extra_columns or "error").lower() == "ok"
@@ -289,17 +291,20 @@ def _expand(
     for ident, ep in mix.specs.items():
         check_image_column(table, column_params[ident], ep)
     namer = Namer(plan.filename_template)
+    sheet = SheetValues(table.decimal_comma)
+    param_column = {i: {p: c for c, p in cp.items()} for i, cp in column_params.items()}
     seen: dict[str, int] = {}
     same = 0
     for row, record in enumerate(table.records, start=1):
         extra = {c: record.values.get(c) for c in plan.extra_columns}
         for ep in mix.endpoints_of(record.values):
             column_param = column_params[ep.id]
-            cells = {
+            cells_given = {
                 column_param[c]: v
                 for c, v in record.values.items()
                 if c in column_param and v is not None
             }
+            cells = sheet.read(ep, cells_given, param_column[ep.id])
             on = f" (on {ep.id})" if mix.several else ""
             at_cell = functools.partial(_at_record, table.path, record, column_param, on=on)
             for combo in mix.combos[ep.id]:
@@ -344,6 +349,7 @@ def _expand(
             break
     if problems:
         raise InputError(problems)
+    plan.warnings.extend(sheet.notes(table.path))
     say_auto_durations(plan)
     for ep in plan.described:
         if ep.id not in plan.endpoints:
@@ -394,6 +400,14 @@ def _at_record(
         column, cut = head, 0
     rest = tuple(int(p) if p.isdigit() else p for p in at[cut:])
     told = f"{place(rest)}: {message}" if rest else message
+    if record.source is not None and param == "prompt" and "is required" in message:
+        # An image of a folder has no cells: say where its prompt can come from.
+        image = Path(record.source)
+        told = (
+            f"no prompt for this image: write one in {image.stem}.txt beside it, or give "
+            "every image one with --set prompt=..."
+        )
+        return Problem(record.source, None, None, told + on)
     return Problem(*record.place(path, column), column, told + on)
 
 

@@ -52,6 +52,7 @@ class Plan:
     records: int = 0
     # XLSX: records read from hidden rows, and hidden rows left out (see ``Table``).
     hidden_rows: int = 0
+    sheet: str | None = None  # the XLSX sheet read
     hidden_left_out: int = 0
     warnings: list[str] = field(default_factory=list)
     # True when no --out and no spec ``output`` named the folder: it is out/<input name>.
@@ -128,6 +129,7 @@ class Plan:
             "endpoints": list(self.endpoints) or [self.endpoint.id],
             "input": self.input_path,
             "records": self.records,
+            "sheet": self.sheet,
             "hidden_rows": self.hidden_rows,
             "hidden_rows_left_out": self.hidden_left_out,
             "jobs": len(self.jobs),

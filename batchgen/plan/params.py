@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,8 @@ DEFAULT_MAX_BYTES = 50_000_000
 # The highest item number a numbered column may give (``image_urls.1000``).
 MAX_NUMBERED = 1000
 _TRUE = {"true", "yes", "1", "on"}
+_TIME = re.compile(r"\d{1,2}:\d{2}:\d{2}")  # what Excel makes of 16:9 typed in a cell
+_COMMA = re.compile(r"[+-]?\d+,\d+")
 _FALSE = {"false", "no", "0", "off"}
 
 # A place within a list or object value: item numbers (from 1) and field names.
@@ -174,7 +177,12 @@ class Param:
         text = _as_string(value)
         if self.enum is not None and text not in self.enum:
             allowed = ", ".join(repr(v) for v in self.enum)
-            raise ValueError(f"{shown(text)} is not one of the allowed values: {allowed}")
+            hint = (
+                "; Excel stored it as a time: format the column as text and type the value again"
+                if _TIME.fullmatch(text.strip())
+                else ""
+            )
+            raise ValueError(f"{shown(text)} is not one of the allowed values: {allowed}{hint}")
         if self.max_length is not None and len(text) > self.max_length:
             raise ValueError(f"is {len(text)} characters long, above the maximum {self.max_length}")
         size = len(text.encode("utf-8", "surrogatepass"))
@@ -371,7 +379,8 @@ def _as_number(value: Any, *, integer: bool) -> float | int:
                 int(text) if integer and text.lstrip("+-").isdigit() else float(text)
             )
         except ValueError:
-            raise ValueError(f"{shown(value)} is not {kind}") from None
+            comma = " (a decimal comma? write it with a point)" if _COMMA.fullmatch(text) else ""
+            raise ValueError(f"{shown(value)} is not {kind}{comma}") from None
     elif isinstance(value, int | float):
         number = value
     else:

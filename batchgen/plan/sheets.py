@@ -47,6 +47,7 @@ def read_sheet_text(path: Path, name: str, kind: str, max_line: int) -> Table:
         else:
             delimiter = "\t" if kind == "tsv" else _delimiter(head)
             table = _read_delimited(name, lines, delimiter)
+            table.decimal_comma = delimiter == ";"  # European Excel: 0,7 is seven tenths
     if encoding == CP1252:
         table.notes.insert(
             0,
@@ -163,6 +164,7 @@ def read_xlsx(name: str, data: bytes, sheet: str | None = None, skip_hidden: boo
     finally:
         book.close()
     table.sheet = chosen
+    table.decimal_comma = True  # a number there is a number cell; text "0,7" is European
     table.other_sheets = [n for n in names if n != chosen]
     table.problems = _cell_problems(where, scan, table)
     table.hidden_left_out = len(skipped)

@@ -67,6 +67,8 @@ class Table:
     # XLSX: records read from hidden rows, and hidden rows left out (--skip-hidden-rows).
     hidden_rows: int = 0
     hidden_left_out: int = 0
+    # A comma is a decimal mark in its text cells (a ``;``-separated file, an XLSX).
+    decimal_comma: bool = False
 
 
 def clean(value: Any) -> Any:

@@ -110,7 +110,7 @@ class Reporter:
         return {
             "running": st[S.RUNNING] + st[S.CANCELLING],
             "queued": st[S.QUEUED] + st[S.SUBMITTING] + st[S.SUBMIT_UNCERTAIN],
-            "waiting": st[S.PENDING],
+            "pending": st[S.PENDING],  # as status says it
             "downloading": st[S.COMPLETED] + st[S.DOWNLOADING],
             "failed": st[S.FAILED],
         }
@@ -135,9 +135,9 @@ class Reporter:
         f = self.figures()
         wide = width >= 100
         names = (
-            ("running", "queued", "waiting", "downloading", "failed")
+            ("running", "queued", "pending", "downloading", "failed")
             if wide
-            else ("run", "queue", "wait", "dl", "failed")
+            else ("run", "queue", "pend", "dl", "failed")
         )
         parts = [f"{name} {n}" for name, n in zip(names, f.values(), strict=True)]
         if self.states[S.CANCELLING]:  # asked to stop, not yet ended: they hold their slots

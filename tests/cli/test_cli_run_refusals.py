@@ -107,3 +107,14 @@ def test_files_too_big_for_a_provider_without_storage_exit_2(tmp_path: Path) -> 
     )
     assert "pass --upload fal (with FAL_KEY set)" in result.output
     assert not out.exists()
+
+
+def test_no_key_names_the_variable_and_the_free_way_to_try(tmp_path: Path) -> None:
+    """`batchgen run mine.csv` with no FAL_KEY: exit 2 naming FAL_KEY and the free --mock."""
+    source = prompts(tmp_path, 2)
+    refused = CliRunner().invoke(
+        cli, ["run", str(source), "--out", str(tmp_path / "out"), *FAST], env={"FAL_KEY": None}
+    )
+    assert refused.exit_code == 2, refused.output
+    assert "no API key: set the environment variable FAL_KEY" in refused.output
+    assert "or add --mock to try this batch on the emulator, free" in refused.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pty
@@ -25,11 +26,18 @@ THREE = "prompt\na\nb\nc\n"
 
 
 def test_status_says_as_of_when_and_whether_a_run_is_going(tmp_path: Path) -> None:
-    """The first line ends with the local time of the look; the next says no run is going."""
+    """The first line ends with the local time of the look and keeps within 80 columns
+    (the endpoint on a line of its own when it would not); then: no run is going."""
     folder = make_folder(tmp_path, THREE)
     lines = render(read_status(folder.path, now=T0)).splitlines()
     assert lines[0].endswith(f", as of {time.strftime('%H:%M:%S', time.localtime(T0))}")
-    assert lines[1] == "no run is going"
+    assert lines[1] == "endpoint: fal-ai/kling-video/v2.5-turbo/pro/text-to-video"
+    assert lines[2] == "no run is going"
+    short = dataclasses.replace(read_status(folder.path, now=T0), folder="out")
+    first, then = render(short).splitlines()[:2]
+    assert first.startswith("out: 3 jobs on fal-ai/kling-video/v2.5-turbo/pro/text-to-video")
+    assert len(first) <= 80
+    assert then == "no run is going"
 
 
 def test_watch_prints_a_new_block_per_look_off_a_terminal(

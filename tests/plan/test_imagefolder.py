@@ -76,10 +76,12 @@ def test_folder_gives_one_job_per_image_in_name_order(spec: Path, photos: Path) 
 
 
 def test_an_image_without_a_prompt_is_named(spec: Path, photos: Path) -> None:
-    """With no NAME.txt and no --set prompt, the problem names the image file."""
+    """With no NAME.txt and no --set prompt, the problem names the image file and the two
+    ways to give it a prompt (a folder has no columns)."""
+    tail = "beside it, or give every image one with --set prompt=..."
     assert problems(spec, photos) == [
-        f"{photos / 'b.png'}: column 'prompt': is required and is empty",
-        f"{photos / 'c.webp'}: column 'prompt': is required and is empty",
+        f"{photos / 'b.png'}: no prompt for this image: write one in b.txt {tail}",
+        f"{photos / 'c.webp'}: no prompt for this image: write one in c.txt {tail}",
     ]
 
 

@@ -179,7 +179,7 @@ def test_hidden_rows_are_named_and_skip_hidden_rows_leaves_them_out(tmp_path: Pa
         f"warning: {path}: 3 hidden rows (5, 9, 12) are included; --skip-hidden-rows leaves "
         "them out\n"
     ) in output
-    assert f"input:    {path} (12 records, 3 in hidden rows)\n" in output
+    assert f"input:    {path}, sheet 'Sheet' (12 records, 3 in hidden rows)\n" in output
     rows[8] = ["shot 9", "=5*2"]
     write(path, rows, hidden=(5, 9, 12))
     code, output = plan_cli(str(path), "--skip-hidden-rows")
@@ -187,7 +187,7 @@ def test_hidden_rows_are_named_and_skip_hidden_rows_leaves_them_out(tmp_path: Pa
     assert (
         f"warning: {path}: 3 hidden rows (5, 9, 12) are left out (--skip-hidden-rows)\n" in output
     )
-    assert f"input:    {path} (9 records; 3 hidden rows left out)\n" in output
+    assert f"input:    {path}, sheet 'Sheet' (9 records; 3 hidden rows left out)\n" in output
     plan = build_plan(path, skip_hidden_rows=True)
     assert (plan.summary()["hidden_rows"], plan.summary()["hidden_rows_left_out"]) == (0, 3)
     assert [j.payload["prompt"] for j in plan.jobs][2:4] == ["shot 4", "shot 6"]

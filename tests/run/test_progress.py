@@ -32,7 +32,7 @@ def test_counts_start_from_the_ledger_and_follow_moves() -> None:
     assert reporter.figures() == {
         "running": 1,
         "queued": 3,
-        "waiting": 14,
+        "pending": 14,
         "downloading": 0,
         "failed": 1,
     }
@@ -60,7 +60,7 @@ def test_status_line_fits_80_columns_and_says_money() -> None:
     reporter.money(1234.56, 987.65)
     wide = reporter.status_line(160)
     assert wide == (
-        "running 40 · queued 200 · waiting 1000 · downloading 0 · failed 12 · "
+        "running 40 · queued 200 · pending 1000 · downloading 0 · failed 12 · "
         "committed $1,234.56 · spent $987.65"
     )
     narrow = reporter.status_line(80)
@@ -84,7 +84,7 @@ def test_line_reporter_writes_timestamped_lines_on_its_clock() -> None:
     lines = stream.getvalue().splitlines()
     assert len(lines) == 3
     assert all(re.match(r"\[\d\d:\d\d:\d\d\] ", line) for line in lines)
-    assert "0/5 finished · running 0 · queued 0 · waiting 5" in lines[0]
+    assert "0/5 finished · running 0 · queued 0 · pending 5" in lines[0]
     assert "elapsed 0:00 · eta 1:00" in lines[0]
     assert "elapsed 0:10" in lines[1]
     assert "1/5 finished" in lines[2]
@@ -103,7 +103,7 @@ def test_bar_reporter_on_a_fake_terminal() -> None:
     text = stream.getvalue()
     assert "40/60" in text
     assert "0/60" not in text.replace("40/60", "")
-    assert "run 2 · queue 3 · wait 15 · dl 0 · failed 0" in text
+    assert "run 2 · queue 3 · pend 15 · dl 0 · failed 0" in text
     assert "$3.85 committed/$1.40 spent" in text
     assert "failed: row 7 (1a2b3c4d): content policy" in text
     assert "elapsed 1:01" in text
@@ -124,4 +124,4 @@ def test_recount_replaces_the_counts_read_from_the_ledger() -> None:
     reporter = Reporter()
     reporter.start(RESUMED)
     reporter.recount({S.DONE: 40, S.CANCELLED: 15, S.QUEUED: 3, S.RUNNING: 2})
-    assert (reporter.total, reporter.finished, reporter.figures()["waiting"]) == (60, 55, 0)
+    assert (reporter.total, reporter.finished, reporter.figures()["pending"]) == (60, 55, 0)

@@ -36,8 +36,9 @@ def closed_port() -> int:
 
 
 async def test_api_never_reached_stops_within_the_limit(tmp_path: Path) -> None:
-    """Connection refused from the start: the run stops after `unreachable_after` with one
-    line naming the host, every job still pending (nothing was sent, nothing uncertain)."""
+    """Connection refused by this machine from the start: the run stops soon with one line
+    naming the address and how to start the emulator, every job still pending (nothing was
+    sent, nothing uncertain)."""
     out = tmp_path / "out"
     base = f"http://127.0.0.1:{closed_port()}"
     timing = replace(FAST, unreachable_after=0.2)
@@ -45,8 +46,10 @@ async def test_api_never_reached_stops_within_the_limit(tmp_path: Path) -> None:
         run(plan_for(prompts(tmp_path, 5), out), base, timing=timing), 10
     )
     assert result.outcome == "failed"
-    assert result.message.startswith(f"cannot reach the API at {base}: ")
+    assert result.message.startswith(f"nothing listens at {base} on this machine ")
     assert "nothing was sent" in result.message
+    assert "`batchgen mock`" in result.message
+    assert "--mock" in result.message
     assert {job.status for job in rows(out)} == {S.PENDING}
     assert {job.possibly_duplicate for job in rows(out)} == {False}
     assert result.committed_usd == 0.0
