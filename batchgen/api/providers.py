@@ -100,6 +100,10 @@ def fingerprint(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:8]
 
 
+# The origin of a run's own emulator (``run --mock``): it lives and dies with its process.
+IN_PROCESS = "in-process emulator"
+
+
 @dataclass(frozen=True, slots=True)
 class Connection:
     """Everything needed to reach the queue API. ``api_key`` never appears in ``repr``."""

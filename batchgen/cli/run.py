@@ -257,7 +257,7 @@ async def _run(
 ) -> Any:
     """Run with signal handlers: Ctrl-C once drains, twice (or SIGTERM, SIGHUP) stops now."""
 
-    from batchgen.api.providers import connect
+    from batchgen.api.providers import IN_PROCESS, connect
     from batchgen.run.runner import Runner
 
     reporter = _reporter(progress)
@@ -288,9 +288,7 @@ async def _run(
         if server is not None:  # a new one each time, on a new port: name it, not its port
             # This process serves it: no proxy could reach it.
             network = dataclasses.replace(connection.network, direct=(server.host,))
-            connection = dataclasses.replace(
-                connection, label="in-process emulator", network=network
-            )
+            connection = dataclasses.replace(connection, label=IN_PROCESS, network=network)
         for warning in connection.warnings:
             click.echo(f"warning: {warning}", err=True)
         runner = Runner(plan, connection, timing=timing, reporter=reporter, resume=resume, **retry)

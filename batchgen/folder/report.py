@@ -1,6 +1,7 @@
 """``DIR/report.html``: one self-contained page to look through a batch, offline.
 
-The header names the endpoint, when the last run started and ended and how long it took
+The header names the endpoint, how many runs the batch took since when and how long they ran in
+all, when the last run started and ended and how long it took
 (``run.json``), and the parameters every job shares, once. A summary (counts, spend, a latency
 histogram drawn here as inline SVG, failures grouped by error, each group a filter) and a
 gallery with a playable ``<video>`` per done job (its ``src`` the video's path relative to the
@@ -168,11 +169,24 @@ def _views(compare: Comparison | None) -> str:
 
 def run_times(run: dict[str, Any]) -> str:
     """``run started 2025-01-31 12:00:00 UTC · ended 12:14:02 UTC · took 14m02s``, from
-    ``run.json`` (the last run of the folder); empty when it has no start."""
+    ``run.json`` (the last run of the folder); empty when it has no start. A batch run more
+    than once starts with its story: ``4 runs since 2025-01-31 10:00:00 UTC, 23m12s running
+    in all · last run started ...``."""
     started, finished = _instant(run.get("started_at")), _instant(run.get("finished_at"))
     if started is None:
         return ""
-    text = f"run started {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(started))}"
+    runs = [r for r in run.get("runs") or () if isinstance(r, dict)]
+    first = _instant(runs[0].get("started_at")) if runs else None
+    text = "run started "
+    if len(runs) > 1 and first is not None:
+        spans = [(_instant(r.get("started_at")), _instant(r.get("finished_at"))) for r in runs]
+        running = sum(max(0.0, b - a) for a, b in spans if a is not None and b is not None)
+        since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(first))
+        text = (
+            f"{len(runs)} runs since {since}, {duration(running)} running in all · "
+            "last run started "
+        )
+    text += time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started))
     if finished is None:
         return text + " · not finished (still running, or stopped without a word)"
     same_day = time.gmtime(started)[:3] == time.gmtime(finished)[:3]

@@ -47,6 +47,8 @@ def run_result(
     folder: str | Path,
     interrupted: bool,
     aborted: bool,
+    *,
+    in_process: bool = False,
 ) -> RunResult:
     """How the run ended, from the ledger and the engine: outcome, one-line message, counts,
     money and the next steps. ``interrupted``: Ctrl-C or a signal; ``aborted``: stopped now."""
@@ -95,7 +97,7 @@ def run_result(
         orphaned,
         engine.held_by_cost,
         engine.not_submitted,
-        next_steps(ledger, in_input, engine, folder, aborted),
+        next_steps(ledger, in_input, engine, folder, aborted, in_process),
     )
 
 
@@ -105,13 +107,20 @@ def next_steps(
     engine: Engine,
     folder: str | Path,
     aborted: bool,
+    in_process: bool = False,
 ) -> list[str]:
-    """What the user can do now, with the command to type."""
+    """What the user can do now, with the command to type (``in_process``: the run's own
+    emulator served it, and its jobs in flight end with it)."""
     out = shlex.quote(str(folder))
     again = f"batchgen run --out {out}"
     steps = []
     at_provider = sum(in_input[s] for s in (S.QUEUED, S.RUNNING, S.COMPLETED, S.CANCELLING))
-    if at_provider and (aborted or engine.fatal or engine.stopped):
+    if at_provider and (aborted or engine.fatal or engine.stopped) and in_process:
+        steps.append(
+            f"{at_provider} job(s) were in flight in this run's emulator, which ends with it: "
+            f"{again} submits them again (free)"
+        )
+    elif at_provider and (aborted or engine.fatal or engine.stopped):
         steps.append(
             f"{at_provider} job(s) still at the provider (billed if they run): "
             f"batchgen cancel {out} to stop them, or {again} to collect them"

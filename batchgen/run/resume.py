@@ -12,13 +12,14 @@ the failed jobs whose paid video can be fetched again, and those the user asked 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from batchgen.api.objectstore import ObjectStore
-from batchgen.api.providers import Connection
+from batchgen.api.providers import IN_PROCESS, Connection
 from batchgen.errors import PROTOCOL_ERROR, RESULT_TOO_LARGE, JobChanged, UsageError
 from batchgen.ledger.base import LedgerStore
 from batchgen.ledger.money import UNBILLED_ERRORS, committed
@@ -30,6 +31,7 @@ from batchgen.run.progress import Reporter
 from batchgen.run.uploads import FILE_REFUSED
 
 S = JobStatus
+log = logging.getLogger("batchgen.run")
 # Failures that a new try can mend: transient, timed out, forgotten by the provider, an
 # input file not sent or refused (uploaded again), or a download that went wrong. Any other
 # failure is sent again only with --retry-failed all: answers that broke the protocol
@@ -120,6 +122,40 @@ def recheck_done(
                 row = ledger.transition(row.key, S.DOWNLOADING, expect=S.DONE)
         checked.append(row)
     return checked
+
+
+def forget_dead_emulator(ledger: LedgerStore, connection: Connection, reporter: Reporter) -> int:
+    """Put back in line the jobs an earlier run's own emulator (``run --mock``) held when it
+    ended with its process: their request ids and video links died with it, and the
+    emulator is free, so they are submitted again. Returns how many."""
+    if connection.origin != IN_PROCESS:
+        return 0
+    gone = 0
+    for row in ledger.jobs((*AT_PROVIDER, S.DOWNLOADING)):
+        if row.origin != IN_PROCESS:
+            continue
+        try:
+            ledger.transition(
+                row.key,
+                S.PENDING,
+                expect=row.status,
+                retry_from=row.attempts,
+                request_id=None,
+                video_url=None,
+                error=None,
+                error_type=None,
+            )
+        except JobChanged:
+            continue
+        gone += 1
+    if gone:
+        said = (
+            f"{gone} job(s) were in flight in the emulator of an earlier run, which ended with "
+            "it: they are submitted again (the emulator is free)"
+        )
+        reporter.note(said)
+        log.info("%s", said)
+    return gone
 
 
 def retryable(row: JobRow) -> bool:

@@ -27,7 +27,7 @@ from aiolimiter import AsyncLimiter
 
 from batchgen.api.client import QueueClient
 from batchgen.api.objectstore import ObjectStore
-from batchgen.api.providers import Connection
+from batchgen.api.providers import IN_PROCESS, Connection
 from batchgen.api.reach import Reach
 from batchgen.api.sessions import api_session, file_session
 from batchgen.errors import DiskError, UsageError
@@ -45,13 +45,21 @@ from batchgen.run.billing import load_billing
 from batchgen.run.claims import Claims
 from batchgen.run.download import Downloader
 from batchgen.run.engine import Engine
+from batchgen.run.history import earlier_runs, plan_info, with_this_run
 from batchgen.run.keys import KeyPool
 from batchgen.run.lost import adopt_lost, first_started, rebuild, still_lost
 from batchgen.run.outcome import RunResult, run_result
 from batchgen.run.polling import PollPolicy
 from batchgen.run.progress import Reporter
 from batchgen.run.reconcile import reconciler
-from batchgen.run.resume import check_origin, recheck_done, reopen, to_drive, videos_in
+from batchgen.run.resume import (
+    check_origin,
+    forget_dead_emulator,
+    recheck_done,
+    reopen,
+    to_drive,
+    videos_in,
+)
 from batchgen.run.runlog import request_log
 from batchgen.run.store_sink import recover_manifest
 from batchgen.run.timing import Timing
@@ -125,6 +133,7 @@ class Runner:
         self._batch = batch or Path(plan.output_dir).name
         self._worker: Worker | None = None
         self._first_started: str | None = None  # the folder's first run, from its run.json
+        self._earlier: list[dict[str, Any]] = []  # the folder's runs before this one
         self._engine: Engine | None = None
         self._task: asyncio.Task[None] | None = None
         self._aborted = False
@@ -155,9 +164,12 @@ class Runner:
                 if self._shared is None:  # a lost folder: its ledger comes back from the store
                     await asyncio.to_thread(recover_manifest, self.store, out, LEDGER_NAME)
             self._first_started = first_started(out)
+            self._earlier = earlier_runs(out)
             records, ledger = self._open(stack, out)
             stack.enter_context(request_log(out / LOG_NAME))
             started = time.time()
+            if self._shared is None:  # a shared batch's other workers may hold theirs alive
+                forget_dead_emulator(ledger, self.connection, self.reporter)
             self._check_origin(ledger)
             remove_stale_temps(out)  # left by a run killed while writing run.json or a manifest
             orphaned = self._prepare(ledger, rebuilding=records is not None)
@@ -425,30 +437,30 @@ class Runner:
 
     def _result(self, ledger: LedgerStore, engine: Engine, orphaned: list[str]) -> RunResult:
         stopped = self._aborted or self._drained
-        return run_result(ledger, engine, orphaned, self.plan.output_dir, stopped, self._aborted)
+        return run_result(
+            ledger,
+            engine,
+            orphaned,
+            self.plan.output_dir,
+            stopped,
+            self._aborted,
+            in_process=self.connection.origin == IN_PROCESS,
+        )
 
     def _info(self, started: float, result: RunResult | None) -> dict[str, Any]:
         plan = self.plan
+        ended = None if result is None else iso_utc(time.time())
+        outcome = None if result is None else result.outcome
         return {
             "batchgen_version": __version__,
             "started_at": iso_utc(started),
             # The folder's first run (from the run.json before): no job of it is older.
             "first_started_at": self._first_started or iso_utc(started),
-            "finished_at": None if result is None else iso_utc(time.time()),
-            "outcome": None if result is None else result.outcome,
+            "finished_at": ended,
+            "outcome": outcome,
             "message": None if result is None else result.message,
-            "endpoint": plan.endpoint.id,
-            "endpoint_spec_source": plan.endpoint.source,
-            "endpoint_spec_digest": plan.endpoint.digest,
-            # Every spec a job of the plan was checked against (a comparison has several).
-            "endpoints": {
-                i: {"title": ep.title, "source": ep.source, "digest": ep.digest}
-                for i, ep in (plan.endpoints or {plan.endpoint.id: plan.endpoint}).items()
-            },
-            "input_path": plan.input_path,
-            "input_sha256": plan.input_sha256,
-            "jobs": len(plan.jobs),
-            "estimated_cost_usd": plan.estimated_cost,
+            "runs": with_this_run(self._earlier, iso_utc(started), ended, outcome),
+            **plan_info(plan),
             "pricing": self._pricing,  # where billed_usd's unit prices came from
             "connection": self.connection.public(),
             "ledger": None if self._shared is None else masked(self._shared),

@@ -231,6 +231,24 @@ def test_header_shows_when_the_run_started_ended_and_took(tmp_path: Path) -> Non
     assert "ended 2025-02-01 01:00:00 UTC · took 13h00m" in write_report(folder.path).read_text()
 
 
+def test_header_tells_the_story_of_a_batch_run_several_times(tmp_path: Path) -> None:
+    """A folder run three times: the header says how many runs since when and how long
+    they ran in all, then the last run on its own."""
+    folder = sample(tmp_path)
+    runs = [
+        {"started_at": "2025-01-31T10:00:00Z", "finished_at": "2025-01-31T10:20:00Z"},
+        {"started_at": "2025-01-31T11:00:00Z", "finished_at": None, "outcome": None},
+        {"started_at": "2025-01-31T12:00:00Z", "finished_at": "2025-01-31T12:00:04Z"},
+    ]
+    run = {**runs[-1], "outcome": "done", "runs": runs}
+    (folder.path / "run.json").write_text(json.dumps(run), encoding="utf-8")
+    page = write_report(folder.path, now=T0).read_text(encoding="utf-8")
+    assert (
+        "3 runs since 2025-01-31 10:00:00 UTC, 20m04s running in all · last run started "
+        "2025-01-31 12:00:00 UTC · ended 12:00:04 UTC · took 4s · outcome: done"
+    ) in page
+
+
 def test_possible_duplicates_and_orphans_are_flagged(tmp_path: Path) -> None:
     """Jobs flagged possibly_duplicate, and jobs whose row left the input, carry a flag for a
     badge and a filter, and are counted in the summary."""

@@ -126,3 +126,18 @@ def test_mock_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert len(list((out / "videos").glob("*.mp4"))) == 8
     assert not list(out.rglob("*.part"))
+
+
+async def test_run_json_keeps_every_run_of_the_folder(tmp_path: Path) -> None:
+    """Each run of a folder adds its start, end and outcome to run.json's runs, so the report
+    can tell the batch's story; the first run's start stays first_started_at."""
+    out = tmp_path / "out"
+    plan = plan_for(prompts(tmp_path, 2), out)
+    async with MockServer(mock_config()) as server:
+        for _ in range(3):
+            assert (await run(plan, server)).outcome == "done"
+    info = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert [r["outcome"] for r in info["runs"]] == ["done", "done", "done"]
+    assert info["runs"][0]["started_at"] == info["first_started_at"]
+    assert info["runs"][-1]["started_at"] == info["started_at"]
+    assert all(r["finished_at"] >= r["started_at"] for r in info["runs"])
