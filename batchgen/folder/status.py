@@ -33,7 +33,8 @@ from batchgen.ledger.base import LedgerStore
 from batchgen.ledger.leases import Leases
 from batchgen.ledger.lock import LOCK_NAME
 from batchgen.ledger.money import committed, tally
-from batchgen.ledger.shared import SharedBatch, open_shared
+from batchgen.ledger.opener import open_shared
+from batchgen.ledger.shared import SharedBatch
 from batchgen.ledger.states import IN_FLIGHT, JobRow, JobStatus
 from batchgen.ledger.store import LEDGER_NAME, Ledger
 

@@ -4,7 +4,7 @@
 make on a ledger. ``batchgen.ledger.store.Ledger`` keeps one output folder's jobs in
 ``DIR/batchgen.db`` (SQLite, the default); ``batchgen.ledger.postgres.PgLedger`` keeps a named
 batch in a PostgreSQL database that several workers share. Both implement it through
-``batchgen.ledger.core.SqlLedger``; ``batchgen.ledger.shared.open_shared`` opens the second.
+``batchgen.ledger.core.SqlLedger``; ``batchgen.ledger.opener.open_shared`` opens the second.
 """
 
 from __future__ import annotations

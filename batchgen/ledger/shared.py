@@ -2,8 +2,8 @@
 
 ``check_url`` refuses, before anything connects, a URL that is not PostgreSQL's; ``masked``
 is the URL as any message, log line or file may show it (the password replaced by ``***``);
-``open_shared`` opens the batch (``batchgen.ledger.postgres.PgLedger``), saying plainly when
-psycopg is not installed. The password goes to the database server only.
+``batchgen.ledger.opener.open_shared`` opens the batch, saying plainly when psycopg is not
+installed. The password goes to the database server only.
 
 A job of a shared batch records where its worker put its video (``JobRow.video_dir``): the
 worker's folder as ``host:/absolute/folder``, or, for a worker whose videos go to object
@@ -16,13 +16,9 @@ import os
 import re
 import socket
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from batchgen.errors import UsageError
-
-if TYPE_CHECKING:
-    from batchgen.ledger.postgres import PgLedger
 
 SCHEMES = ("postgresql", "postgres")
 ENV = "BATCHGEN_LEDGER"
@@ -115,24 +111,3 @@ def in_store(place: str | None) -> bool:
     """True when ``place`` (a job's ``video_dir``, or a manifest's ``video_path``) is a URL in
     a store (``s3://...``), not ``host:/folder`` or a path."""
     return place is not None and "://" in place
-
-
-def open_shared(
-    url: str,
-    batch: str,
-    *,
-    readonly: bool = False,
-    worker: Worker | None = None,
-    lease: float = 60.0,
-    max_cost: float | None = None,
-) -> PgLedger:
-    """The batch ``batch`` of the database at ``url`` (created unless ``readonly``); with
-    ``max_cost``, its submits are held to that cap on the batch's committed USD."""
-    check_url(url)
-    try:
-        from batchgen.ledger.postgres import PgLedger
-    except ImportError:
-        raise UsageError(
-            "a PostgreSQL ledger needs psycopg: pip install 'batchgen[postgres]'"
-        ) from None
-    return PgLedger(url, batch, readonly=readonly, worker=worker, lease=lease, max_cost=max_cost)

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from batchgen.mock.config import MockConfig
 from batchgen.mock.faults import Faults
-from batchgen.mock.queue import JobQueue
+from batchgen.mock.queue import JobQueue, Logged
 from batchgen.mock.signed import LinkSigner
 from batchgen.mock.stats import Stats
 from batchgen.mock.storage import Storage
-
-if TYPE_CHECKING:
-    from batchgen.mock.requestlog import Logged
 
 
 class Emulator:

@@ -16,6 +16,8 @@ import bisect
 import enum
 import time
 from collections import deque
+from dataclasses import dataclass
+from typing import Any
 
 from batchgen.mock.config import MockConfig
 from batchgen.mock.outcomes import CLIENT_CANCELLED, USER_TIMEOUT, Failure
@@ -314,3 +316,14 @@ class JobQueue:
         for future in waiters:
             if not future.done():
                 future.set_result(None)
+
+
+@dataclass(frozen=True, slots=True)
+class Logged:
+    """One submit as the log keeps it."""
+
+    request_id: str
+    endpoint_id: str
+    key: str
+    sent: float  # epoch seconds
+    json_input: dict[str, Any]

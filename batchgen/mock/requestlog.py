@@ -18,28 +18,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
 from batchgen.mock.emulator import Emulator, answer
-from batchgen.mock.queue import Job, JobState
+from batchgen.mock.queue import Job, JobState, Logged
 
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 50
-
-
-@dataclass(frozen=True, slots=True)
-class Logged:
-    """One submit as the log keeps it."""
-
-    request_id: str
-    endpoint_id: str
-    key: str
-    sent: float  # epoch seconds
-    json_input: dict[str, Any]
 
 
 def _iso(when: float | None) -> str | None:

@@ -21,8 +21,7 @@ from aiohttp import web
 from batchgen.mock import mp4, outcomes
 from batchgen.mock.emulator import Emulator, answer, public_base
 from batchgen.mock.models import models_answer
-from batchgen.mock.queue import Job, JobState
-from batchgen.mock.requestlog import Logged
+from batchgen.mock.queue import Job, JobState, Logged
 from batchgen.mock.stats import payload_digest
 
 # A refused input fails in the runner's input parsing, long before a video would be done.

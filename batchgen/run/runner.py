@@ -19,7 +19,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,9 @@ from batchgen.ledger.leases import Leases
 from batchgen.ledger.lock import folder_lock
 from batchgen.ledger.manifest import iso_utc, remove_stale_temps, write_manifest, write_run_json
 from batchgen.ledger.money import Money, tally
+from batchgen.ledger.opener import open_shared
 from batchgen.ledger.rebuild import lost_ledger
-from batchgen.ledger.shared import Worker, check_url, masked, open_shared
+from batchgen.ledger.shared import Worker, check_url, masked
 from batchgen.ledger.states import JobRow, JobStatus
 from batchgen.ledger.store import LEDGER_NAME, Ledger
 from batchgen.plan.build import Plan
@@ -45,6 +46,7 @@ from batchgen.run.billing import load_billing
 from batchgen.run.claims import Claims
 from batchgen.run.download import Downloader
 from batchgen.run.engine import Engine
+from batchgen.run.folderfiles import manifest_from, publish, writing
 from batchgen.run.history import earlier_runs, plan_info, with_this_run
 from batchgen.run.keys import KeyPool
 from batchgen.run.lost import adopt_lost, first_started, rebuild, still_lost
@@ -196,12 +198,12 @@ class Runner:
             todo = [(row.key, row.status) for row in rows if not row.status.final]
             total = len(rows)
             del rows
-            with _writing(out, "run.json"):
+            with writing(out, "run.json"):
                 write_run_json(out, self._info(started, None))
             if self._shared is None and not (out / "manifest.jsonl").exists():
                 # Before the first submit: a ledger lost seconds later is rebuilt from it
                 # (and its jobs found in the request log), never started afresh.
-                with _writing(out, "manifest.csv"):
+                with writing(out, "manifest.csv"):
                     write_manifest(ledger, out)
             publish(self.store, out, *self._own("run.json"))
             log.info("run started: %d jobs, %s", total, self.connection.public())
@@ -211,9 +213,9 @@ class Runner:
             self.reporter.recount(Counter(row.status for row in to_drive(ledger)))
             result = self._result(ledger, engine, orphaned)
             try:
-                with _writing(out, "manifest.csv"):
+                with writing(out, "manifest.csv"):
                     write_manifest(ledger, out)
-                with _writing(out, "run.json"):
+                with writing(out, "run.json"):
                     write_run_json(out, self._info(started, result))
                 publish(self.store, out, "manifest.csv", "manifest.jsonl", *self._own("run.json"))
             except DiskError:
@@ -429,7 +431,7 @@ class Runner:
             if stop.is_set():
                 return
             try:
-                took = await asyncio.to_thread(_manifest_from, reader, out, self.store)
+                took = await asyncio.to_thread(manifest_from, reader, out, self.store)
             except (OSError, DiskError) as exc:  # disk full, say: the final write will tell
                 log.warning("cannot write the manifest: %s", exc)
                 took = 0.0
@@ -469,31 +471,3 @@ class Runner:
             "settings": plan.settings.public(),
             "counts": None if result is None else result.counts,
         }
-
-
-def _manifest_from(
-    reader: Callable[[], LedgerStore], out: Path, store: ObjectStore | None
-) -> float:
-    """Write the manifest from a read-only connection of this thread's own (and copy it to
-    the store); return seconds."""
-    started = time.monotonic()
-    with reader() as ledger:
-        write_manifest(ledger, out)
-    publish(store, out, "manifest.csv", "manifest.jsonl")
-    return time.monotonic() - started
-
-
-def publish(store: ObjectStore | None, out: Path, *names: str) -> None:
-    """Copy the run's files ``names`` from ``out`` to the store, if the run has one."""
-    if store is not None:
-        for name in names:
-            store.put(out / name, name)
-
-
-@contextlib.contextmanager
-def _writing(out: Path, name: str) -> Iterator[None]:
-    """Turn an OSError while writing ``out/name`` into a DiskError the CLI can show."""
-    try:
-        yield
-    except OSError as exc:
-        raise DiskError.from_os(str(out / name), exc) from None

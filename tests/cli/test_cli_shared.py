@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from batchgen.cli import cli
-from batchgen.ledger.shared import masked, open_shared
+from batchgen.ledger.opener import open_shared
+from batchgen.ledger.shared import masked
 from batchgen.plan.build import build_plan
 
 

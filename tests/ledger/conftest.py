@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from batchgen.ledger.base import LedgerStore
-from batchgen.ledger.shared import open_shared
+from batchgen.ledger.opener import open_shared
 from batchgen.ledger.store import Ledger
 
 Opener = Callable[..., LedgerStore]

@@ -12,7 +12,8 @@ import pytest
 from batchgen.errors import OverCost
 from batchgen.ledger.core import Move
 from batchgen.ledger.money import tally
-from batchgen.ledger.shared import Worker, open_shared
+from batchgen.ledger.opener import open_shared
+from batchgen.ledger.shared import Worker
 from batchgen.ledger.states import JobStatus
 from batchgen.plan.build import build_plan
 

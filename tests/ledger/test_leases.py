@@ -14,8 +14,9 @@ import pytest
 from test_ledger import make_plan
 
 from batchgen.errors import JobChanged, UsageError
+from batchgen.ledger.opener import open_shared
 from batchgen.ledger.postgres import PgLedger
-from batchgen.ledger.shared import Worker, check_url, masked, open_shared
+from batchgen.ledger.shared import Worker, check_url, masked
 from batchgen.ledger.states import JobStatus
 
 S = JobStatus

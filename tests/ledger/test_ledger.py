@@ -150,7 +150,7 @@ def test_committed_state_survives_kill_9(
 import os, signal
 from pathlib import Path
 from batchgen.ledger.states import JobStatus
-from batchgen.ledger.shared import open_shared
+from batchgen.ledger.opener import open_shared
 from batchgen.ledger.store import Ledger
 from batchgen.plan.build import build_plan
 plan = build_plan(Path({str(tmp_path / "p.csv")!r}))

@@ -98,7 +98,7 @@ def test_what_a_move_awaited_survives_kill_9(
 import asyncio, os, signal, sys
 from pathlib import Path
 from batchgen.ledger.states import JobStatus
-from batchgen.ledger.shared import open_shared
+from batchgen.ledger.opener import open_shared
 from batchgen.ledger.store import Ledger
 from batchgen.ledger.writer import LedgerWriter
 

@@ -16,7 +16,7 @@ from runs import FAST, cli_args, connection, mock_config, plan_for, prompts, sha
 from test_run_resume import finish, start
 
 from batchgen.errors import UsageError
-from batchgen.ledger.shared import open_shared
+from batchgen.ledger.opener import open_shared
 from batchgen.ledger.states import JobRow, JobStatus
 from batchgen.mock import MockServer
 from batchgen.mock.stats import payload_digest
