@@ -22,7 +22,7 @@ from typing import Any
 from batchgen.errors import InputError, Problem
 from batchgen.plan.columns import sort_columns
 from batchgen.plan.defaults import MAX_JOBS
-from batchgen.plan.endpoint import DEFAULT_ENDPOINT, EndpointSpec, resolve
+from batchgen.plan.endpoint import DEFAULT_ENDPOINT, EndpointSpec, id_problem, resolve
 from batchgen.plan.falspecs import FalSpecs
 from batchgen.plan.fileorigins import PlanFiles, check_image_column, file_values
 from batchgen.plan.files import not_a_file
@@ -178,6 +178,11 @@ def _plan(
     described = load_described(given or spec.endpoint_specs)
     wanted = (endpoint or spec.endpoint or "").strip("/")
     own = {ep.id: ep for ep in described}.get(wanted) if wanted else next(iter(described), None)
+    wrong = id_problem(wanted) if wanted and not own else None
+    if wrong is not None:  # it becomes a URL path: refused before anything is asked or sent
+        if endpoint:
+            raise InputError.one("--endpoint", wrong)
+        raise InputError.one(spec.path, wrong, spec.lines.get("endpoint", 1), "endpoint", "field")
     ep = own or resolve(wanted or DEFAULT_ENDPOINT)
     said: list[str] = []
     if ep.passthrough and fal is not None:  # fal publishes the schema of every model

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -227,6 +228,25 @@ def owner_app(endpoint_id: str) -> str:
     parts = endpoint_id.strip("/").split("/")
     keep = 3 if parts[0] in ("workflows", "comfy") else 2
     return "/".join(parts[:keep])
+
+
+_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def id_problem(endpoint_id: str) -> str | None:
+    """Why ``endpoint_id`` cannot name an endpoint (None when it can): two or more segments
+    of letters, digits, ``.``, ``_`` and ``-``, none of them ``.`` or ``..``; no query, no
+    fragment, no spaces. It becomes a URL path, so nothing in it may lead elsewhere."""
+    parts = endpoint_id.strip("/").split("/")
+    if len(parts) < 2:
+        return f"{endpoint_id!r} is not an endpoint id: owner/app[/path] (fal-ai/veo3.1)"
+    for part in parts:
+        if part in (".", "..") or not _SEGMENT.fullmatch(part):
+            return (
+                f"{endpoint_id!r} is not an endpoint id: {part!r} is no path segment (letters, "
+                "digits, '.', '_' and '-'; no '..', '?' or '#')"
+            )
+    return None
 
 
 def passthrough(endpoint_id: str) -> EndpointSpec:

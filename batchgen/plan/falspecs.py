@@ -113,12 +113,16 @@ class FalSpecs:
         return self.folder / f"{safe}.{digest}.json"
 
     def cached(self, endpoint_id: str) -> dict[str, Any] | None:
+        """The cached answers for ``endpoint_id``; None when there are none, or the file is
+        unreadable or names another endpoint (a file edited or misplaced: never followed)."""
         try:
             entry = json.loads(self.path(endpoint_id).read_text(encoding="utf-8"))
+            if not isinstance(entry, dict) or entry.get("endpoint_id") != endpoint_id:
+                return None
             spec_of(entry)
-        except (OSError, ValueError, InputError, KeyError, TypeError, AttributeError):
+        except (OSError, ValueError, InputError, RecursionError):
             return None
-        return entry if isinstance(entry, dict) else None
+        return entry
 
     def _write(self, endpoint_id: str, entry: dict[str, Any]) -> None:
         path = self.path(endpoint_id)
@@ -143,7 +147,15 @@ def cached_ids(folder: Path) -> list[str]:
 
 
 def spec_of(entry: dict[str, Any]) -> EndpointSpec:
-    """The spec a cached entry describes (InputError when its document cannot be read)."""
+    """The spec a cached entry describes; InputError when it cannot be read as one."""
+    try:
+        return _spec_of(entry)
+    except (KeyError, TypeError, AttributeError, ValueError, RecursionError) as exc:
+        where = f"fal model API answer for {entry.get('endpoint_id')!r}"
+        raise InputError.one(where, f"cannot be read as an endpoint spec ({exc!r:.200})") from None
+
+
+def _spec_of(entry: dict[str, Any]) -> EndpointSpec:
     endpoint_id = str(entry["endpoint_id"])
     source = f"fal model API ({entry['platform_url']}, fetched {entry['fetched_at'][:10]})"
     model = entry["model"]

@@ -20,6 +20,7 @@ Jobs with the same payload (repeats) are resolved one at a time, so two never ad
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -30,6 +31,7 @@ from batchgen.api.providers import Connection
 from batchgen.api.requestlog import LogUnavailable, RequestLog, canonical
 from batchgen.ledger.base import LedgerStore
 from batchgen.ledger.states import JobRow, JobStatus
+from batchgen.places import get_at, put_at
 from batchgen.plan.settings import RunSettings
 from batchgen.run.progress import Reporter
 from batchgen.run.timing import Timing
@@ -37,6 +39,7 @@ from batchgen.run.timing import Timing
 log = logging.getLogger("batchgen.run")
 # Real seconds the log's window opens before the POST: clocks of two hosts differ a little.
 SKEW = 60.0
+_FILE = "\u0000a local file"  # what a file place holds when jobs are compared without their files
 
 
 class Reconciler:
@@ -165,16 +168,34 @@ async def adopt_after_loss(
     been submitted after the manifest's last write (``since``, epoch seconds). Each request
     the log shows to their endpoints since then whose input is such a job's payload, that no
     job holds and that was sent after the job's last known submit, is that job's (the newest
-    first): adopted (followed by its request id, not sent again). Jobs
-    with local files (their payload sent is not the one planned) are left as they are.
+    first): adopted (followed by its request id, not sent again). A job with local files
+    sent their uploaded URLs, not the planned ``sha256:`` references: it is matched with its
+    file places left out, unless other jobs match the same way (they differ only by their
+    files, which the log cannot tell apart): those are left as they are, saying so.
     Returns how many were adopted; a log that cannot be read adopts none, saying so."""
-    candidates = [row for row in ledger.jobs(LATER_SUBMIT) if not row.files]
+    candidates = list(ledger.jobs(LATER_SUBMIT))
     if not candidates or not logs:
         return 0
     held = {row.request_id for row in ledger.iter_jobs() if row.request_id is not None}
-    waiting: dict[tuple[str, str], list[JobRow]] = {}
+    waiting: dict[tuple[str, tuple[str, ...], str], list[JobRow]] = {}
     for row in candidates:
-        waiting.setdefault((row.endpoint, canonical(row.payload)), []).append(row)
+        places = tuple(sorted(row.files))
+        waiting.setdefault((row.endpoint, places, _masked(row.payload, places)), []).append(row)
+    alike = [k for k, rows in waiting.items() if k[1] and len(rows) > 1]
+    for key in alike:  # jobs told apart only by their files: never paired by a guess
+        unsure = waiting.pop(key)
+        message = (
+            f"{len(unsure)} job(s) differ only by their local files: a submit of theirs after "
+            "the manifest's last write cannot be told apart in the request log, so they may "
+            "be sent again (flagged possibly_duplicate)"
+        )
+        for row in unsure:
+            ledger.update(row.key, possibly_duplicate=True)
+        reporter.note(message)
+        log.warning("%s", message)
+    layouts: dict[str, set[tuple[str, ...]]] = {}
+    for endpoint, places, _ in waiting:
+        layouts.setdefault(endpoint, set()).add(places)
     adopted = 0
     try:
         for endpoint in sorted({row.endpoint for row in candidates}):
@@ -186,7 +207,7 @@ async def adopt_after_loss(
                     seen.setdefault(rid, (when, text, name or None))
             # The newest first: a job sent again after a transient failure made the latest.
             for rid, (when, text, sender) in sorted(seen.items(), key=lambda e: -e[1][0]):
-                rows = waiting.get((endpoint, text), [])
+                rows = _waiting_for(waiting, endpoint, layouts.get(endpoint, set()), text)
                 # Not an attempt the manifest knew (held), nor one sent before it (older).
                 match = next((r for r in rows if _later(r, when)), None)
                 if rid in held or match is None:
@@ -207,6 +228,37 @@ async def adopt_after_loss(
         reporter.note(message)
         log.warning("%s", message)
     return adopted
+
+
+def _masked(payload: dict[str, Any], places: tuple[str, ...]) -> str:
+    """``payload`` as canonical text with the values at ``places`` (its files) left out."""
+    for at in places:
+        if get_at(payload, at) is not None:
+            payload = put_at(payload, at, _FILE)
+    return canonical(payload)
+
+
+def _waiting_for(
+    waiting: dict[tuple[str, tuple[str, ...], str], list[JobRow]],
+    endpoint: str,
+    layouts: set[tuple[str, ...]],
+    text: str,
+) -> list[JobRow]:
+    """The jobs a logged input (canonical ``text``) may be: by the whole payload, or with
+    each candidate layout of file places left out."""
+    found = waiting.get((endpoint, (), text))
+    if found:
+        return found
+    try:
+        sent = json.loads(text)
+    except ValueError:
+        return []
+    for places in layouts:
+        if places and isinstance(sent, dict):
+            rows = waiting.get((endpoint, places, _masked(sent, places)))
+            if rows:
+                return rows
+    return []
 
 
 def _later(row: JobRow, when: float) -> bool:

@@ -190,3 +190,44 @@ async def test_endpoints_refresh_asks_again_for_every_cached_id(
     assert missing.exit_code == 1
     assert "acme/none: fal lists no such model" in missing.output
     assert asked == {"200": 3}
+
+
+@pytest.mark.parametrize("endpoint", ["fal-ai/zzz/../veo3.1", "a/b?c=d", "a/b#frag", "solo"])
+def test_an_endpoint_id_that_is_no_path_is_refused_before_anything(
+    tmp_path: Path, endpoint: str
+) -> None:
+    """An id with ``..``, a query, a fragment or one segment would lead the URL elsewhere:
+    exit 2 naming it, nothing asked or sent."""
+    source = tmp_path / "p.csv"
+    source.write_text("prompt,duration\na,99s\n")
+    result = CliRunner().invoke(cli, ["run", str(source), "--endpoint", endpoint, "--mock"])
+    assert result.exit_code == 2, result.output
+    assert f"--endpoint: {endpoint!r} is not an endpoint id" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_cache_file_naming_another_endpoint_is_not_followed(tmp_path: Path, online: Path) -> None:
+    """A cached answer edited (or misplaced) to name another endpoint is ignored: the id
+    stays passthrough, never run as the endpoint the file names."""
+    from batchgen.plan.falspecs import FalSpecs
+
+    fal = FalSpecs(None, folder=online)
+    veo = builtin_specs()["fal-ai/veo3.1"]
+    from batchgen.mock.models import model_entry
+
+    online.mkdir(parents=True)
+    entry = {
+        "endpoint_id": "fal-ai/veo3.1",
+        "fetched_at": "2026-12-07T00:00:00Z",
+        "platform_url": "http://x",
+        "model": model_entry(veo, expand=True),
+        "price": None,
+    }
+    fal.path("acme/basic").write_text(json.dumps(entry), encoding="utf-8")
+    assert fal.cached("acme/basic") is None
+    source = tmp_path / "p.csv"
+    source.write_text("prompt\na\n")
+    result = CliRunner().invoke(cli, ["plan", str(source), "--endpoint", "acme/basic", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["endpoint"] == "acme/basic"
+    assert "has no spec" in result.output

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from runs import (
     FAST,
+    SETTINGS,
     assert_all_verified,
     connection,
     manifest,
@@ -28,7 +29,7 @@ from batchgen.errors import UsageError
 from batchgen.ledger.states import JobStatus
 from batchgen.ledger.store import Ledger
 from batchgen.mock import MockServer
-from batchgen.plan.build import Plan
+from batchgen.plan.build import Plan, build_plan
 from batchgen.run.progress import Reporter
 from batchgen.run.runner import Runner
 
@@ -261,3 +262,57 @@ async def test_a_later_attempt_the_manifest_missed_is_followed_not_the_earlier(
     assert result.outcome == "done", result.message
     assert set(stats["submits_by_payload"].values()) == {1}
     assert not any(job.request_id.startswith("earlier") for job in rows(out) if job.request_id)
+
+
+async def test_jobs_with_local_files_the_manifest_missed_are_found_too(tmp_path: Path) -> None:
+    """Image-to-video jobs sent their uploaded URLs, not the planned sha256 references: a
+    rebuild matches them in the request log with their file places left out, and none is
+    submitted twice; two jobs that differ only by their image are never paired by a guess
+    (flagged possibly duplicate instead)."""
+    from test_run_uploads import emulator, image, image_plan
+
+    out = tmp_path / "out"
+    shots = [image(tmp_path, f"{name}.png") for name in ("cat", "dog", "owl", "cat", "dog")]
+    plan = image_plan(tmp_path, out, shots)
+    async with emulator(plan, latency=300.0) as server:
+        await stopped_in_flight(plan, server, out, 5)
+        missed = manifest_before_their_submits(out, 3)
+        lose_ledger(out)
+        reporter = Reporter()
+        logged = replace(connection(server), platform_url=server.base_url)
+        result = await Runner(plan, logged, timing=FAST, reporter=reporter).run()
+        stats = server.stats()
+    assert result.outcome == "done", result.message
+    # Uploaded again after the loss, each file has a new URL: count submits, not payloads.
+    assert sum(stats["submits_by_payload"].values()) == 5
+    assert any("3 job(s) the manifest did not know" in note for note in reporter.notes)
+    assert all(job.attempts == 1 for job in rows(out) if job.key in missed)
+
+
+async def test_jobs_told_apart_only_by_their_files_are_flagged_not_guessed(
+    tmp_path: Path,
+) -> None:
+    """Two rows with one prompt and different images, submitted after the manifest's last
+    write: the log cannot tell whose request is whose, so neither is adopted; both are
+    flagged possibly duplicate and each ends with its own image's video."""
+    from test_run_uploads import SPEC, emulator, image
+
+    out = tmp_path / "out"
+    cat, dog = image(tmp_path, "cat.png"), image(tmp_path, "dog.png")
+    spec = tmp_path / "i2v.yaml"
+    spec.write_text(SPEC)
+    source = tmp_path / "same.csv"
+    source.write_text(f"prompt,image_url\nthe same words,{cat}\nthe same words,{dog}\n")
+    plan = build_plan(source, endpoint_spec=spec, output=out, run=SETTINGS)
+    async with emulator(plan, latency=300.0) as server:
+        await stopped_in_flight(plan, server, out, 2)
+        manifest_before_their_submits(out, 2)
+        lose_ledger(out)
+        reporter = Reporter()
+        logged = replace(connection(server), platform_url=server.base_url)
+        result = await Runner(plan, logged, timing=FAST, reporter=reporter).run()
+        sent = sum(server.stats()["submits_by_payload"].values())
+    assert result.outcome == "done", result.message
+    assert sent == 4  # each sent again, honestly flagged, rather than paired by a guess
+    assert any("2 job(s) differ only by their local files" in n for n in reporter.notes)
+    assert [job.possibly_duplicate for job in rows(out)] == [True, True]
