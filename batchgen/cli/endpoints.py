@@ -12,7 +12,7 @@ import click
 
 from batchgen.cli.falspecs import PLATFORM_HELP, fal_specs
 from batchgen.cli.main import EXIT_FAILED, cli, handle_errors
-from batchgen.errors import UsageError
+from batchgen.errors import ApiError, InputError, UsageError
 
 
 class _EndpointsGroup(click.Group):
@@ -165,7 +165,10 @@ def import_(file: Path, out: Path | None) -> None:
     if out is None:
         click.echo(text, nl=False)
         return
-    out.write_text(text, encoding="utf-8")
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
     click.echo(
         f"wrote {out}: {spec.id}, {spec.kind}, {len(spec.params)} parameters, price unknown",
         err=True,
@@ -182,9 +185,9 @@ _PLATFORM = click.option("--platform-url", help=PLATFORM_HELP)
 def refresh(endpoint_ids: tuple[str, ...], platform_url: str | None) -> None:
     """Ask fal's model and pricing APIs again for each ID (default: every cached one) and
     keep the answers in the cache later plans read ($XDG_CACHE_HOME/batchgen/models)."""
-    from batchgen.plan.falspecs import cached_ids
+    from batchgen.plan.falspecs import cached_ids, spec_of
 
-    fal = fal_specs(platform_url, False)
+    fal = fal_specs(platform_url, False, asked=True)
     ids = [i.strip("/") for i in endpoint_ids] or cached_ids(fal.folder)
     if not ids:
         raise UsageError(
@@ -192,14 +195,19 @@ def refresh(endpoint_ids: tuple[str, ...], platform_url: str | None) -> None:
         )
     missing = 0
     for endpoint_id in ids:
-        entry = fal.refresh(endpoint_id)
+        try:
+            entry = fal.refresh(endpoint_id)
+        except (ApiError, InputError) as exc:  # the others are still worth asking for
+            missing += 1
+            click.echo(f"{endpoint_id}: not refreshed: {exc}")
+            continue
         if entry is None:
             missing += 1
             click.echo(f"{endpoint_id}: fal lists no such model")
             continue
         price = entry["price"]
         said = "no price" if price is None else f"{price['unit_price']} USD per {price['unit']}"
-        status = entry["model"].get("metadata", {}).get("status", "active")
+        status = spec_of(entry).status  # fal's inactive is batchgen's retired
         click.echo(f"{endpoint_id}: refreshed ({status}, {said}) -> {fal.path(endpoint_id)}")
     if missing:
         raise SystemExit(EXIT_FAILED)
@@ -222,7 +230,7 @@ def check(endpoint_ids: tuple[str, ...], platform_url: str | None) -> None:
     unknown = [i for i in ids if i not in specs]
     if unknown:
         raise UsageError(_unknown(unknown[0], list(specs)))
-    fal = fal_specs(platform_url, False)
+    fal = fal_specs(platform_url, False, asked=True)
     differ = 0
     for endpoint_id in ids:
         ours = specs[endpoint_id]

@@ -24,12 +24,20 @@ OFFLINE_HELP = (
 
 
 def fal_specs(
-    platform_url: str | None, offline: bool, *, mock: bool = False, elsewhere: bool = False
+    platform_url: str | None,
+    offline: bool,
+    *,
+    mock: bool = False,
+    elsewhere: bool = False,
+    asked: bool = False,
 ) -> FalSpecs:
     """The FalSpecs of these options; UsageError for a platform URL that is not one. With
     ``mock``, or a run on another provider or base URL (``elsewhere``), fal's platform is
     asked only when ``--platform-url`` names it. ``BATCHGEN_OFFLINE=1`` is ``--offline``."""
-    offline = offline or os.environ.get("BATCHGEN_OFFLINE", "").strip() not in ("", "0")
+    # ``asked``: a command whose whole point is to ask (endpoints refresh, check).
+    offline = offline or (
+        not asked and os.environ.get("BATCHGEN_OFFLINE", "").strip() not in ("", "0")
+    )
     from batchgen.api.models import lookup
     from batchgen.api.network import Network
     from batchgen.api.providers import check_base_url, load_presets
@@ -43,8 +51,8 @@ def fal_specs(
     key = os.environ.get("FAL_KEY", "").strip()
     fetch = functools.partial(lookup, url.rstrip("/"), f"Key {key}" if key else None)
 
-    def asked(endpoint_id: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    def answers(endpoint_id: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         info = fetch(endpoint_id, Network.from_env())
         return info.model, None if info.price is None else info.price.public()
 
-    return FalSpecs(asked, url.rstrip("/"))
+    return FalSpecs(answers, url.rstrip("/"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import click
@@ -34,4 +35,8 @@ def template(endpoint: str | None, target: Path, endpoint_spec: Path | None, for
     path = write_template(spec, target, overwrite=force)
     names = ", ".join(p.name for p in columns(spec))
     click.echo(f"wrote {path}: columns {names}")
-    click.echo(f"fill one row per video, then: batchgen plan {path}")
+    # The sheet does not say its endpoint: the command to type does, but for the default.
+    named = "" if spec.id == DEFAULT_ENDPOINT else f" --endpoint {spec.id}"
+    if endpoint_spec is not None:
+        named = f" --endpoint-spec {shlex.quote(str(endpoint_spec))}"
+    click.echo(f"fill one row per video, then: batchgen plan {shlex.quote(str(path))}{named}")

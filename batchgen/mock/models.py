@@ -131,8 +131,9 @@ def _schema(param: Param) -> dict[str, Any]:
         schema["description"] = param.description
     if param.aliases:
         ours["aliases"] = list(param.aliases)
-    if param.max_utf8_bytes is not None:
-        ours["max_utf8_bytes"] = param.max_utf8_bytes
+    for key in ("max_utf8_bytes", "total_of", "max_total"):
+        if getattr(param, key) is not None:
+            ours[key] = getattr(param, key)
     if ours:
         schema["x-batchgen"] = ours
     return schema

@@ -20,9 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from batchgen.errors import InputError, Problem
-from batchgen.plan.columns import sort_columns
-from batchgen.plan.defaults import MAX_JOBS
-from batchgen.plan.endpoint import DEFAULT_ENDPOINT, EndpointSpec, id_problem, resolve
+from batchgen.plan.columns import elsewhere_notes, sort_columns
+from batchgen.plan.defaults import MAX_JOBS, overlay
+from batchgen.plan.endpoint import (
+    DEFAULT_ENDPOINT,
+    EndpointSpec,
+    builtin_specs,
+    id_problem,
+    resolve,
+)
 from batchgen.plan.falspecs import FalSpecs
 from batchgen.plan.fileorigins import PlanFiles, check_image_column, file_values
 from batchgen.plan.files import not_a_file
@@ -237,6 +243,8 @@ def _expand(
     columns = sort_columns(table, union, extra_ok, problems, skip=mix.column)
     media = PlanFiles(spec, sets, Path(plan.input_path))
     plan.extra_columns.extend(columns.extra)
+    if not extra_ok and not union.passthrough:
+        plan.warnings.extend(elsewhere_notes(columns.extra, union, builtin_specs()))
     named = (
         *spec.defaults,
         *sets,
@@ -312,8 +320,9 @@ def _expand(
             cells = sheet.read(ep, cells_given, param_column[ep.id])
             on = f" (on {ep.id})" if mix.several else ""
             at_cell = functools.partial(_at_record, table.path, record, column_param, on=on)
+            row_values = overlay(mix.defaults[ep.id], cells)  # a row's list replaces a default's
             for combo in mix.combos[ep.id]:
-                payload, row_problems = ep.check({**mix.defaults[ep.id], **cells, **combo})
+                payload, row_problems = ep.check(overlay(row_values, combo))
                 if row_problems:
                     problems.extend(at_cell(name, message) for name, message in row_problems)
                     break  # the other combos of this row would repeat the same problems

@@ -99,3 +99,25 @@ def sort_columns(
             )
         out.params[column] = name
     return out
+
+
+def elsewhere_notes(
+    extra: list[str], ep: EndpointSpec, known: dict[str, EndpointSpec]
+) -> list[str]:
+    """A note for each of the input's own columns that another endpoint takes as a parameter
+    (``image_urls`` on a text-to-video endpoint): kept as a note, never sent, so the plan
+    says so out loud; the endpoint was probably not named."""
+    notes = []
+    for column in extra:
+        takers = [
+            ident
+            for ident, other in known.items()
+            if ident != ep.id and other.status != "retired" and other.lookup(column) is not None
+        ]
+        if takers:
+            more = f" and {len(takers) - 1} more" if len(takers) > 1 else ""
+            notes.append(
+                f"column {column!r} is not a parameter of {ep.id}: it is kept as a note, never "
+                f"sent ({takers[0]}{more} take it: pass --endpoint ID to run on one of them)"
+            )
+    return notes

@@ -25,12 +25,27 @@ def _norm(name: str) -> str:
     return name.strip().lower()
 
 
+def head(name: str) -> str:
+    """The parameter a canonical name belongs to (``image_urls.2`` -> ``image_urls``)."""
+    return name.split(".", 1)[0]
+
+
+def overlay(under: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``under`` with ``over``'s values on top; a parameter ``over`` gives (whole, or by items
+    such as ``image_urls.1``) replaces ``under``'s value of it whole."""
+    heads = {head(k) for k in over}
+    return {**{k: v for k, v in under.items() if head(k) not in heads}, **over}
+
+
 def checked_defaults(
     spec: JobSpec, sets: dict[str, str], ep: EndpointSpec, problems: list[Problem]
 ) -> dict[str, Any]:
     """The defaults for every row (spec, then ``--set``), coerced; problems appended."""
     defaults: dict[str, Any] = {}
     for origin, values in (("defaults", spec.defaults), ("--set", sets)):
+        # A later source's list (given whole or by items) replaces an earlier one's whole.
+        heads = {head(ep.lookup(n) or _norm(n)) for n in values}
+        defaults = {k: v for k, v in defaults.items() if head(k) not in heads}
         for name, value in values.items():
             where: tuple[str, int | None, str] = (
                 (spec.path, spec.lines.get(f"defaults.{name}", 1), f"defaults.{name}")

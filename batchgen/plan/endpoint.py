@@ -143,7 +143,8 @@ class EndpointSpec:
                 problems.append((name, "is required and is empty"))
             elif param.default is not None:
                 payload[name] = param.default
-        if self.one_of and all(n not in payload for n in self.one_of):
+        # Asked only when none of them was given (one given but wrong has its own problem).
+        if self.one_of and all(is_empty(values.get(n)) for n in self.one_of):
             names = " or ".join(self.one_of)
             problems.append((self.one_of[0], f"is empty: give {names}"))
         return payload, problems

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 import urllib.parse
@@ -33,6 +34,7 @@ from batchgen.plan.openapi import OpenAPIReader
 # (``{"unit_price", "unit", "currency"}``, None: none). The client is ``batchgen.api.models``.
 Asked = tuple[dict[str, Any] | None, dict[str, Any] | None]
 
+_MOST = 10_000.0  # USD per unit: anything above is no price of a video model
 _FLAT_UNITS = ("video", "videos", "clip", "clips", "request", "requests", "generation")
 _SECOND_UNITS = ("second", "seconds", "s", "video second", "video seconds")
 
@@ -187,6 +189,8 @@ def price_block(price: Any, params: dict[str, Any]) -> Any:
     if not isinstance(price, dict) or not isinstance(price.get("unit_price"), int | float):
         return {"unknown": "fal's pricing API gave no price"}
     usd, unit = float(price["unit_price"]), str(price.get("unit") or "").strip().lower()
+    if not math.isfinite(usd) or not 0 <= usd <= _MOST:
+        return {"unknown": f"fal's pricing API gave an implausible price ({usd!r:.20})"}
     if unit in _SECOND_UNITS:
         if "duration" in params:
             return {"per_second": {"parameter": "duration", "usd": usd}}

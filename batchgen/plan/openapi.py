@@ -53,7 +53,15 @@ def looks_like_openapi(text: str) -> bool:
 
 def spec_data_from_openapi(text: str, source: str) -> dict[str, Any]:
     """The spec file mapping (see ``plan.endpoint``) an OpenAPI document describes."""
-    return OpenAPIReader(text, source).spec_data()
+    reader = OpenAPIReader(text, source)
+    return reader.spec_data()
+
+
+def _shape_problem(source: str, exc: BaseException) -> InputError:
+    """An OpenAPI document whose parts are not the types OpenAPI gives them."""
+    return InputError.one(
+        source, f"OpenAPI document: a part is not of the expected kind ({exc!r:.160})"
+    )
 
 
 class OpenAPIReader:
@@ -87,6 +95,14 @@ class OpenAPIReader:
         return str(posts[0]).strip("/")
 
     def spec_data(self) -> dict[str, Any]:
+        """The spec file mapping; InputError for a document of the wrong shape anywhere (a
+        string where an object belongs, nesting past any reading)."""
+        try:
+            return self._spec_data()
+        except (AttributeError, TypeError, KeyError, ValueError, RecursionError) as exc:
+            raise _shape_problem(self.source, exc) from None
+
+    def _spec_data(self) -> dict[str, Any]:
         endpoint = self.endpoint_id()
         schema = self._input_schema(endpoint)
         props = schema.get("properties")
@@ -211,7 +227,7 @@ class OpenAPIReader:
         if required:
             param["required"] = True
         for key, value in ours.items():
-            if key in ("aliases", "max_utf8_bytes"):
+            if key in ("aliases", "max_utf8_bytes", "total_of", "max_total"):
                 param[key] = value
         for key, mine in (
             ("default", "default"),
@@ -244,7 +260,8 @@ class OpenAPIReader:
 
     def notes(self, origin: str) -> list[str]:
         """Lines for the header comment of a spec made from this document."""
-        info = self.doc.get("info") or {}
+        given = self.doc.get("info")
+        info: dict[str, Any] = given if isinstance(given, dict) else {}
         lines = [f"Made by `batchgen endpoints import` from {origin}: {info.get('title', '')}."]
         if self.skipped:
             lines.append("Left out (no single type): " + ", ".join(self.skipped) + ".")

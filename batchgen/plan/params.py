@@ -61,11 +61,15 @@ def dotted(name: str, at: At) -> str:
 
 
 def is_empty(value: Any) -> bool:
-    """Blank, or a list or object with nothing but blanks in it: a value not given."""
+    """A value not given: blank text, None, or a list or object holding only gaps (blank
+    numbered cells). An object written with an empty field (``{"prompt": ""}``) is given,
+    and its field then found empty."""
     if isinstance(value, list):
         return all(is_empty(v) for v in value)
     if isinstance(value, dict):
-        return all(is_empty(v) for v in value.values())
+        return all(
+            v is None or (isinstance(v, list | dict) and is_empty(v)) for v in value.values()
+        )
     return is_blank(value)
 
 
@@ -92,6 +96,10 @@ class Param:
     items: Param | None = None
     min_items: int | None = None
     max_items: int | None = None
+    # ``type: list`` of objects: the most the items' field ``total_of`` may add up to
+    # (Kling 3.0: shots of at most 15 s in all).
+    total_of: str | None = None
+    max_total: float | None = None
     # ``type: object``: its fields.
     fields: tuple[Param, ...] = ()
 
@@ -109,6 +117,8 @@ class Param:
             "max_utf8_bytes",
             "min_items",
             "max_items",
+            "total_of",
+            "max_total",
         ):
             value = getattr(self, key)
             if value is not None:
@@ -195,6 +205,8 @@ class Param:
 
     def _list(self, value: Any) -> list[Any]:
         given = structured(value, list)
+        if isinstance(given, dict):
+            raise ValueError("is an object, not a list ([...])")
         if not isinstance(given, list):
             given = [given]  # one plain value: a list of one item
         assert self.items is not None
@@ -219,6 +231,13 @@ class Param:
             raise ValueError(
                 f"has {counted(len(items), 'item')}, more than the {self.max_items} it may hold"
             )
+        if self.total_of is not None and self.max_total is not None:
+            total = sum(_amount(i.get(self.total_of)) for i in items if isinstance(i, dict))
+            if total > self.max_total:
+                raise ValueError(
+                    f"its items' {self.total_of} add up to {_show(total)}, above the "
+                    f"{_show(self.max_total)} the endpoint allows in all"
+                )
         return items
 
     def _object(self, value: Any) -> dict[str, Any]:
@@ -355,6 +374,16 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return data
 
 
+def _amount(value: Any) -> float:
+    """A field's number for a total (``"5"``, ``5``, ``"5s"``: 5); 0 when it says none."""
+    text = str(value).strip().lower().removesuffix("s") if value is not None else ""
+    try:
+        number = float(text)
+    except ValueError:
+        return 0.0
+    return number if math.isfinite(number) else 0.0
+
+
 def _show(number: float | int) -> str:
     return str(int(number)) if float(number).is_integer() else repr(number)
 
@@ -374,6 +403,8 @@ def _as_number(value: Any, *, integer: bool) -> float | int:
         raise ValueError(f"{shown(value)} is not {kind}")
     if isinstance(value, str):
         text = value.strip()
+        if "_" in text:  # Python reads 1_0 as 10; nobody writes a cell so
+            raise ValueError(f"{shown(value)} is not {kind}")
         try:
             number: float | int = (
                 int(text) if integer and text.lstrip("+-").isdigit() else float(text)
@@ -413,6 +444,7 @@ def parse_param(name: str, raw: Any, source: str) -> Param:
     kind = raw.get("type", "string")
     if kind not in TYPES:
         raise InputError.one(source, f"parameter {name!r}: type must be one of {TYPES}")
+    _check_rules(name, raw, source)
     enum = raw.get("enum")
     accept = tuple(raw.get("accept") or (MEDIA_KINDS if kind == "file" else ()))
     if any(media not in MEDIA_KINDS for media in accept):
@@ -429,7 +461,7 @@ def parse_param(name: str, raw: Any, source: str) -> Param:
             raise InputError.one(source, f"parameter {name!r}: an object needs 'fields'")
         fields = tuple(parse_param(str(n), f, source) for n, f in given.items())
     max_mb = raw.get("max_mb")
-    return Param(
+    param = Param(
         name=name,
         type=kind,
         required=bool(raw.get("required", False)),
@@ -452,5 +484,47 @@ def parse_param(name: str, raw: Any, source: str) -> Param:
         items=items,
         min_items=raw.get("min_items"),
         max_items=raw.get("max_items"),
+        total_of=raw.get("total_of"),
+        max_total=raw.get("max_total"),
         fields=fields,
     )
+    if param.default is not None:  # a default the parameter itself refuses is no default
+        try:
+            param.coerce(param.default)
+        except ValueError as exc:
+            raise InputError.one(source, f"parameter {name!r}: its default {exc}") from None
+    return param
+
+
+_COUNTS = ("max_length", "max_utf8_bytes", "min_items", "max_items")
+
+
+def _check_rules(name: str, raw: dict[str, Any], source: str) -> None:
+    """InputError for a rule of the wrong kind (``max_items: two``), before any use of it."""
+
+    def bad(message: str) -> InputError:
+        return InputError.one(source, f"parameter {name!r}: {message}")
+
+    for key in ("minimum", "maximum", "max_mb", "max_total"):
+        value = raw.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise bad(f"{key} must be a number, not {value!r:.40}")
+        if value is not None and not math.isfinite(value):
+            raise bad(f"{key} must be a finite number")
+    for key in _COUNTS:
+        value = raw.get(key)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 0
+        ):
+            raise bad(f"{key} must be a whole number, 0 or more, not {value!r:.40}")
+    if raw.get("enum") is not None and not isinstance(raw["enum"], list):
+        raise bad("enum must be a list of values")
+    if not isinstance(raw.get("required", False), bool):
+        raise bad("required must be true or false")
+    aliases = raw.get("aliases")
+    if aliases is not None and not (
+        isinstance(aliases, list) and all(isinstance(a, str) for a in aliases)
+    ):
+        raise bad("aliases must be a list of names")
+    if raw.get("accept") is not None and not isinstance(raw["accept"], list):
+        raise bad("accept must be a list of media kinds")

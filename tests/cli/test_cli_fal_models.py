@@ -231,3 +231,35 @@ def test_a_cache_file_naming_another_endpoint_is_not_followed(tmp_path: Path, on
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["endpoint"] == "acme/basic"
     assert "has no spec" in result.output
+
+
+async def test_refresh_asks_under_batchgen_offline_and_goes_on_past_a_failure(
+    tmp_path: Path, online: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """refresh is asked to ask: BATCHGEN_OFFLINE does not stop it; an id whose answer
+    cannot be read is named and the others are still refreshed (exit 1)."""
+    monkeypatch.setenv("BATCHGEN_OFFLINE", "1")
+    async with fal_like(**new_models()) as server:
+        done = await invoke(
+            "endpoints", "refresh", "acme/none", NEW, "--platform-url", server.base_url
+        )
+    assert done.exit_code == 1
+    assert "acme/none: fal lists no such model" in done.output
+    assert f"{NEW}: refreshed (active, 0.05 USD per second)" in done.output
+
+
+def test_an_implausible_unit_price_is_unknown_and_underscores_are_no_number() -> None:
+    """fal's unit price of 1e308 (or NaN) is no price: unknown, never $inf; a cell 1_0 is not
+    the number 10."""
+    from batchgen.plan.falspecs import price_block
+
+    params = {"duration": {"type": "integer"}}
+    for usd in (1e308, float("nan"), -1.0):
+        block = price_block({"unit_price": usd, "unit": "second"}, params)
+        assert "unknown" in block
+    assert price_block({"unit_price": 0.05, "unit": "second"}, params) == {
+        "per_second": {"parameter": "duration", "usd": 0.05}
+    }
+    duration = builtin_specs()["fal-ai/wan/v2.7/text-to-video"].params["duration"]
+    with pytest.raises(ValueError, match="is not a whole number"):
+        duration.coerce("1_0")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import openpyxl
 from click.testing import CliRunner
+from media_files import png
 
 from batchgen.cli import cli
 
@@ -82,3 +83,22 @@ def test_template_refuses_to_overwrite_unknown_endpoints_and_formats(tmp_path: P
     code, output = invoke("template", "--to", str(tmp_path / "x.txt"))
     assert code == 2
     assert "a template is a .csv or an .xlsx file" in output
+
+
+def test_the_next_step_names_the_endpoint_of_the_template(tmp_path: Path) -> None:
+    """For another endpoint than the default, the command the template prints names it,
+    and typed as printed it plans the filled sheet on that endpoint with its lists."""
+    path = tmp_path / "refs.csv"
+    endpoint = "fal-ai/veo3.1/reference-to-video"
+    code, output = invoke("template", endpoint, "--to", str(path))
+    assert code == 0, output
+    step = output.splitlines()[-1]
+    assert step == f"fill one row per video, then: batchgen plan {path} --endpoint {endpoint}"
+    (tmp_path / "a.png").write_bytes(png())
+    header = next(csv.reader([path.read_text(encoding="utf-8-sig").splitlines()[0]]))
+    row = {"prompt": "a face", "image_urls": '["a.png"]'}
+    with path.open("a", encoding="utf-8", newline="") as handle:
+        csv.writer(handle, lineterminator="\r\n").writerow([row.get(c, "") for c in header])
+    code, output = invoke(*step.split(": ", 1)[1].split()[1:], "--json")
+    assert code == 0, output
+    assert f'"endpoint": "{endpoint}"' in output

@@ -276,3 +276,67 @@ def test_every_active_builtin_plans_a_one_row_file(tmp_path: Path) -> None:
         source.write_text(json.dumps([row]))  # JSON is YAML
         plan = build_plan(source, endpoint=ident, output=tmp_path / "out" / source.stem)
         assert len(plan.jobs) == 1, ident
+
+
+def test_a_rows_list_replaces_a_default_list_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row giving image_urls (whole or by numbered columns) replaces the --set or job
+    spec default of it whole, never "given both"; --set replaces the spec's default."""
+    images(tmp_path, 3)
+    monkeypatch.chdir(tmp_path)
+    source = tmp_path / "p.csv"
+    source.write_text('prompt,image_urls,image_urls.1\na,"[""img1.png""]",\nb,,img2.png\nc,,\n')
+    plan = build_plan(
+        source, endpoint=VEO_REF, output=tmp_path / "out", sets={"image_urls.2": "img0.png"}
+    )
+    assert [[f.path for f in job.files] for job in plan.jobs] == [
+        [str(tmp_path / "img1.png")],
+        [str(tmp_path / "img2.png")],
+        [str(tmp_path / "img0.png")],  # row c gives none: the --set item stands alone
+    ]
+    spec = tmp_path / "job.yaml"
+    spec.write_text(
+        f"input: p.csv\nendpoint: {VEO_REF}\ndefaults:\n  image_urls: [img0.png, img1.png]\n"
+    )
+    plan = build_plan(spec, output=tmp_path / "o2", sets={"image_urls.1": "img2.png"})
+    assert [len(job.files) for job in plan.jobs] == [1, 1, 1]
+
+
+def test_shots_over_the_total_an_empty_shot_and_an_object_for_a_list_are_refused(
+    tmp_path: Path,
+) -> None:
+    """Shots lasting 20 s where 15 s is the most, a shot written with an empty prompt, and
+    an object where a list belongs are each a problem; none adds a "give prompt or
+    multi_prompt" of its own."""
+    images(tmp_path, 1)
+    source = tmp_path / "s.csv"
+    source.write_text(
+        "start_image_url,multi_prompt\n"
+        'img0.png,"[{""prompt"": ""a"", ""duration"": ""10""}, '
+        '{""prompt"": ""b"", ""duration"": ""10""}]"\n'
+        'img0.png,"[{""prompt"": ""a dog"", ""duration"": ""3""}, {""prompt"": """"}]"\n'
+        'img0.png,"{}"\n'
+    )
+    found = problems_of(source, KLING3)
+    assert found == [
+        f"{source}:2: column 'multi_prompt': its items' duration add up to 20, above the 15 "
+        "the endpoint allows in all",
+        f"{source}:3: column 'multi_prompt': item 2, prompt: is required and is empty",
+        f"{source}:4: column 'multi_prompt': is an object, not a list ([...])",
+    ]
+
+
+def test_a_column_another_endpoint_takes_is_said_out_loud(tmp_path: Path) -> None:
+    """image_urls on a text-to-video endpoint is kept as a note, never sent, with a warning
+    naming an endpoint that takes it; --extra-columns ok silences it."""
+    source = tmp_path / "p.csv"
+    source.write_text("prompt,image_urls,notes\na,x.png,hi\n")
+    plan = build_plan(source, output=tmp_path / "out")
+    (said,) = plan.warnings
+    assert said.startswith(
+        "column 'image_urls' is not a parameter of fal-ai/kling-video/v2.5-turbo/pro/"
+        "text-to-video: it is kept as a note, never sent ("
+    )
+    assert "pass --endpoint ID" in said
+    assert build_plan(source, output=tmp_path / "o2", extra_columns="ok").warnings == []

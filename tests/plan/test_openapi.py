@@ -94,6 +94,26 @@ def test_document_is_told_by_content_not_extension(tmp_path: Path) -> None:
             ),
             "no properties",
         ),
+        # Parts of the wrong kind: a string where an object or a list belongs.
+        (lambda d: d.update(info="hello"), "a part is not of the expected kind"),
+        (
+            lambda d: d["paths"]["/fal-ai/kling-video/v2.5-turbo/pro/image-to-video"][
+                "post"
+            ].update(requestBody="x"),
+            "a part is not of the expected kind",
+        ),
+        (
+            lambda d: d["components"]["schemas"]["KlingVideoV25TurboProImageToVideoInput"].update(
+                {"x-fal-order-properties": 5}
+            ),
+            "a part is not of the expected kind",
+        ),
+        (
+            lambda d: d["components"]["schemas"]["KlingVideoV25TurboProImageToVideoInput"][
+                "properties"
+            ]["prompt"].update(maxLength="abc"),
+            "max_length must be a whole number",
+        ),
     ],
 )
 def test_malformed_documents_say_what_is_wrong(tmp_path: Path, edit, message: str) -> None:
@@ -102,7 +122,7 @@ def test_malformed_documents_say_what_is_wrong(tmp_path: Path, edit, message: st
     edit(doc)
     path = tmp_path / "broken.json"
     path.write_text(json.dumps(doc))
-    with pytest.raises(InputError, match=r"broken\.json: OpenAPI document: ") as caught:
+    with pytest.raises(InputError, match=r"broken\.json: ") as caught:
         load_spec_file(path)
     assert message in str(caught.value)
 
@@ -123,3 +143,25 @@ def test_a_document_nested_too_deep_is_refused(tmp_path: Path) -> None:
     path.write_text('{"openapi": "3.0.0", "paths": {"x": ' + "[" * 100_000 + "]" * 100_000 + "}}")
     with pytest.raises(InputError, match=r"deep\.json: OpenAPI document: not valid JSON: nested"):
         load_spec_file(path)
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ("max_items: two", "max_items must be a whole number, 0 or more, not 'two'"),
+        ("max_length: abc", "max_length must be a whole number"),
+        ("minimum: [1]", "minimum must be a number"),
+        ("required: maybe", "required must be true or false"),
+        ("enum: calm", "enum must be a list of values"),
+        ("default: 99", "its default 99 is above the maximum 10"),
+    ],
+)
+def test_a_spec_files_rules_of_the_wrong_kind_are_input_errors(rule: str, message: str) -> None:
+    """A rule that is not what it must be, or a default its own rules refuse, is an
+    InputError when the spec is read, never a TypeError later."""
+    text = f"id: me/x\nparameters:\n  n: {{type: integer, maximum: 10, {rule}}}\n"
+    if rule.startswith(("max_items", "enum")):
+        text = f"id: me/x\nparameters:\n  n: {{type: list, items: {{type: string}}, {rule}}}\n"
+    with pytest.raises(InputError) as caught:
+        parse_spec(text, "spec.yaml")
+    assert message in str(caught.value)
