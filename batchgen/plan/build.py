@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from batchgen.errors import InputError, Problem
+from batchgen.plan.cellplaces import at_record, written_place
 from batchgen.plan.columns import elsewhere_notes, sort_columns
 from batchgen.plan.defaults import MAX_JOBS, overlay
 from batchgen.plan.endpoint import (
@@ -34,7 +35,7 @@ from batchgen.plan.fileorigins import PlanFiles, check_image_column, file_values
 from batchgen.plan.files import not_a_file
 from batchgen.plan.imagefolder import input_name, is_image_set
 from batchgen.plan.inputfiles import InputFile
-from batchgen.plan.inputs import Record, Table, read_table
+from batchgen.plan.inputs import Table, read_table
 from batchgen.plan.jobspec import JobSpec, load_jobspec, looks_like_spec
 from batchgen.plan.mix import check_values, load_described, mix_of, unnamed_problem
 from batchgen.plan.model import Job, Plan, job_key
@@ -48,7 +49,6 @@ from batchgen.plan.naming import (
     slug,
 )
 from batchgen.plan.outdir import output_problem
-from batchgen.plan.params import place
 from batchgen.plan.pricenotes import say_auto_durations, say_stale_prices
 from batchgen.plan.sheetvalues import SheetValues
 from batchgen.plan.text import counted
@@ -319,14 +319,19 @@ def _expand(
             }
             cells = sheet.read(ep, cells_given, param_column[ep.id])
             on = f" (on {ep.id})" if mix.several else ""
-            at_cell = functools.partial(_at_record, table.path, record, column_param, on=on)
+            at_cell = functools.partial(at_record, table.path, record, column_param, on=on)
+
+            def file_cell(at: str, message: str) -> Problem:
+                # A file's place counts the items sent; the sheet numbers its columns.
+                return at_cell(written_place(record, column_param, at), message)  # noqa: B023
+
             row_values = overlay(mix.defaults[ep.id], cells)  # a row's list replaces a default's
             for combo in mix.combos[ep.id]:
                 payload, row_problems = ep.check(overlay(row_values, combo))
                 if row_problems:
                     problems.extend(at_cell(name, message) for name, message in row_problems)
                     break  # the other combos of this row would repeat the same problems
-                swapped = media.swap(ep, payload, cells, combo, at_cell, problems)
+                swapped = media.swap(ep, payload, cells, combo, file_cell, problems)
                 if swapped is None:
                     continue
                 payload, files = swapped
@@ -390,39 +395,6 @@ def _no_prompt(table: Table) -> str:
             others = ", ".join(repr(n) for n in table.other_sheets)
             message += f" (other sheets: {others}; choose one with --sheet NAME)"
     return message
-
-
-def _at_record(
-    path: str,
-    record: Record,
-    column_param: dict[str, str],
-    param: str,
-    message: str,
-    *,
-    on: str = "",
-) -> Problem:
-    """A problem with ``param`` at its cell (``on``: which endpoint, in a comparison). A
-    problem within a list or object (``multi_prompt.2.prompt``) is at its numbered column when
-    the row has one, else at the list's column, naming the place (``item 2, prompt: ...``)."""
-    head, *at = param.split(".")
-    for cut in range(len(at), -1, -1):
-        name = ".".join([head, *at[:cut]])
-        column = next((c for c, p in column_param.items() if p == name), None)
-        if column is not None and record.values.get(column) is not None:
-            break
-    else:
-        column, cut = head, 0
-    rest = tuple(int(p) if p.isdigit() else p for p in at[cut:])
-    told = f"{place(rest)}: {message}" if rest else message
-    if record.source is not None and param == "prompt" and "is required" in message:
-        # An image of a folder has no cells: say where its prompt can come from.
-        image = Path(record.source)
-        told = (
-            f"no prompt for this image: write one in {image.stem}.txt beside it, or give "
-            "every image one with --set prompt=..."
-        )
-        return Problem(record.source, None, None, told + on)
-    return Problem(*record.place(path, column), column, told + on)
 
 
 def _stem(ep: EndpointSpec, payload: dict[str, Any], files: tuple[InputFile, ...]) -> str:

@@ -340,3 +340,18 @@ def test_a_column_another_endpoint_takes_is_said_out_loud(tmp_path: Path) -> Non
     )
     assert "pass --endpoint ID" in said
     assert build_plan(source, output=tmp_path / "o2", extra_columns="ok").warnings == []
+
+
+def test_a_file_problem_is_at_the_numbered_column_that_holds_it(tmp_path: Path) -> None:
+    """With gaps in the numbering (image_urls.1 blank, .2 and .10 given), a missing file is
+    reported at image_urls.10, the column that holds it, not at the item's place once the
+    gap is closed; so is a missing frontal image in elements.3."""
+    images(tmp_path, 3)
+    source = tmp_path / "gaps.csv"
+    source.write_text("prompt,image_urls.2,image_urls.10,image_urls.1\np1,img2.png,gone.png,\n")
+    (problem,) = problems_of(source, VEO_REF)
+    assert problem.startswith(f"{source}:2: column 'image_urls.10': gone.png: no such file")
+    shots = tmp_path / "el.csv"
+    shots.write_text("prompt,start_image_url,elements.3.frontal_image_url\na,img0.png,nope.png\n")
+    (problem,) = problems_of(shots, KLING3)
+    assert problem.startswith(f"{shots}:2: column 'elements.3.frontal_image_url': nope.png")
