@@ -330,6 +330,8 @@ def _expand(
                 payload, row_problems = ep.check(overlay(row_values, combo))
                 if row_problems:
                     problems.extend(at_cell(name, message) for name, message in row_problems)
+                    # Its files are checked too: every problem of the row at once.
+                    media.swap(ep, payload, cells, combo, file_cell, problems)
                     break  # the other combos of this row would repeat the same problems
                 swapped = media.swap(ep, payload, cells, combo, file_cell, problems)
                 if swapped is None:

@@ -355,3 +355,13 @@ def test_a_file_problem_is_at_the_numbered_column_that_holds_it(tmp_path: Path) 
     shots.write_text("prompt,start_image_url,elements.3.frontal_image_url\na,img0.png,nope.png\n")
     (problem,) = problems_of(shots, KLING3)
     assert problem.startswith(f"{shots}:2: column 'elements.3.frontal_image_url': nope.png")
+
+
+def test_a_rows_files_are_checked_even_when_another_cell_is_wrong(tmp_path: Path) -> None:
+    """A row with a bad cfg_scale and a missing image: both problems at once."""
+    source = tmp_path / "p.csv"
+    source.write_text("prompt,start_image_url,cfg_scale\na,gone.png,7\n")
+    found = problems_of(source, KLING3)
+    assert len(found) == 2
+    assert "column 'cfg_scale': 7 is above the maximum 1" in found[0]
+    assert "column 'start_image_url': gone.png: no such file" in found[1]
