@@ -80,7 +80,7 @@ def sort_columns(
                 problems.append(
                     Problem(
                         table.path,
-                        table.header_line,
+                        _first_line(table, column),
                         column,
                         f"is not a parameter of {ep.id}; did you mean {guess!r}? Rename the "
                         "column, or keep it as a note with --extra-columns ok",
@@ -92,13 +92,19 @@ def sort_columns(
             problems.append(
                 Problem(
                     table.path,
-                    table.header_line,
+                    _first_line(table, column),
                     column,
                     f"a second column for parameter {name!r} (the first is {first!r})",
                 )
             )
         out.params[column] = name
     return out
+
+
+def _first_line(table: Table, column: str) -> int:
+    """Where a column is first written: the header row of a sheet; in YAML and JSONL, where
+    a record first names it (each record names its own keys)."""
+    return next((r.lines[column] for r in table.records if column in r.lines), table.header_line)
 
 
 def elsewhere_notes(

@@ -365,3 +365,16 @@ def test_a_rows_files_are_checked_even_when_another_cell_is_wrong(tmp_path: Path
     assert len(found) == 2
     assert "column 'cfg_scale': 7 is above the maximum 1" in found[0]
     assert "column 'start_image_url': gone.png: no such file" in found[1]
+
+
+def test_a_misspelt_yaml_key_is_reported_at_its_own_line(tmp_path: Path) -> None:
+    """In YAML a misspelt key is named at the line of the record that writes it, not at the
+    first record's; a CSV's stays at its header."""
+    source = tmp_path / "rows.yaml"
+    source.write_text('- prompt: a\n  duration: "5"\n- prompt: b\n  durration: 7\n')
+    (problem,) = problems_of(source, "fal-ai/kling-video/v2.5-turbo/pro/text-to-video")
+    assert problem.startswith(f"{source}:4: column 'durration': is not a parameter")
+    sheet = tmp_path / "rows.csv"
+    sheet.write_text("prompt,durration\na,5\n")
+    (problem,) = problems_of(sheet, "fal-ai/kling-video/v2.5-turbo/pro/text-to-video")
+    assert problem.startswith(f"{sheet}:1: column 'durration'")
