@@ -1,8 +1,9 @@
 """What an output folder already holds, for ``plan`` and ``run``; read-only, never written.
 
 ``folder_counts``: of a plan's jobs, how many the folder has done, holds unfinished, or lacks
-(new), and how many of its jobs the plan no longer has (left over). ``check_default_folder``:
-the default folder ``out/<input name>`` is never shared by unrelated batches. It refuses a plan
+(new), and how many of its jobs the plan no longer has (left over). ``check_same_world``: a
+folder holds ``--mock`` runs or real ones, never both. ``check_default_folder``: the default
+folder ``out/<input name>`` is never shared by unrelated batches. It refuses a plan
 whose folder was not named (no ``--out``, no spec ``output``) when that folder holds the run
 of another input file (another path, and other content). The same path with changed content is
 an edited input, which a folder resumes by design.
@@ -15,6 +16,7 @@ import shlex
 from typing import Any
 
 from batchgen.errors import UsageError
+from batchgen.folder.status import on_emulator
 from batchgen.ledger.states import JobStatus
 from batchgen.ledger.store import LEDGER_NAME, Ledger
 from batchgen.plan.build import Plan
@@ -49,7 +51,9 @@ def _same_file(stored: str, current: str) -> bool:
 
 
 def check_default_folder(plan: Plan, add: bool) -> None:
-    """Raise UsageError when the plan's unnamed default folder holds another input's run."""
+    """Raise UsageError when the plan's unnamed default folder holds another input's run,
+    or a run of the same input on none of this plan's endpoints (``--endpoint`` forgotten:
+    its jobs would join that batch on another model)."""
     path = plan.output_dir / LEDGER_NAME
     if add or not plan.default_output or not path.is_file():
         return
@@ -57,13 +61,50 @@ def check_default_folder(plan: Plan, add: bool) -> None:
         meta: Any = ledger.meta("plan")
     if not isinstance(meta, dict) or not isinstance(meta.get("input_path"), str):
         return
-    if _same_file(meta["input_path"], plan.input_path):
-        return
-    if meta.get("input_sha256") == plan.input_sha256:
-        return  # the same file moved or copied: the same batch
     folder = shlex.quote(str(plan.output_dir))
+    if _same_file(meta["input_path"], plan.input_path) or (
+        meta.get("input_sha256") == plan.input_sha256  # the same file moved or copied
+    ):
+        ran = meta.get("endpoints") or [meta.get("endpoint")]
+        ours = set(plan.endpoints) or {plan.endpoint.id}
+        if isinstance(ran, list) and ran and None not in ran and not ours & set(ran):
+            raise UsageError(
+                f"{plan.output_dir} holds this input's run on {', '.join(map(str, ran))}, and "
+                f"this plan runs on {', '.join(sorted(ours))}; nothing was sent. Name the "
+                f"endpoint of that run (--endpoint {ran[0]}), or give this one its own folder "
+                f"with --out DIR (or add it there with --add)"
+            )
+        return
     raise UsageError(
         f"{plan.output_dir} holds the run of another input, {meta['input_path']}, not "
         f"{plan.input_path}; nothing was sent. Give this batch its own folder with --out DIR, "
         f"or add it to that one with --out {folder} (or --add)"
+    )
+
+
+def check_same_world(plan: Plan, mock: bool) -> None:
+    """Raise UsageError when the folder holds a ``--mock`` run and this one is real, or the
+    other way round: the emulator's videos are no model's, and never pass for one."""
+    path = plan.output_dir / LEDGER_NAME
+    if not path.is_file():
+        return
+    with Ledger(path, readonly=True) as ledger:
+        stored: Any = ledger.meta("run")
+        held = sum(ledger.counts().values())
+    if not isinstance(stored, dict) or "mock" not in stored or not held:
+        return
+    was = on_emulator(stored)
+    if was == (mock or plan.settings.provider == "mock"):
+        return
+    folder = shlex.quote(str(plan.output_dir))
+    if was:
+        raise UsageError(
+            f"{plan.output_dir} holds a --mock run: its videos are the emulator's, not a "
+            f"model's; nothing was sent. Run the real batch in a folder of its own "
+            f"(--out {shlex.quote(str(plan.output_dir) + '-real')}), or delete {folder} first"
+        )
+    raise UsageError(
+        f"{plan.output_dir} holds a real run; a --mock run would add the emulator's videos to "
+        f"it; nothing was sent. Try it in a folder of its own (--out "
+        f"{shlex.quote(str(plan.output_dir) + '-mock')})"
     )

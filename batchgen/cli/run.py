@@ -85,7 +85,7 @@ def run(
     """
 
     from batchgen.cli.finish import run_on_finish
-    from batchgen.cli.outfolder import check_default_folder
+    from batchgen.cli.outfolder import check_default_folder, check_same_world
     from batchgen.cli.preview import go_ahead
     from batchgen.ledger.shared import SharedBatch, check_url
     from batchgen.ledger.states import JobStatus
@@ -143,6 +143,7 @@ def run(
         ),
     )
     check_default_folder(plan, add)
+    check_same_world(plan, mock)  # the emulator's videos never pass for a model's
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)
     asked = {JobStatus.FAILED} if retry_failed else set()

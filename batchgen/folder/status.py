@@ -103,6 +103,7 @@ class Status:
     store: str | None = None  # the URL the videos went to (--store), else they are in folder
     # A shared batch's done videos by where they are: a worker's store URL or host:/folder.
     videos_in: dict[str, int] = field(default_factory=dict)
+    emulator: bool = False  # the folder's runs went to the emulator: nothing was billed
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (what ``batchgen status --json`` prints)."""
@@ -137,6 +138,7 @@ def read_status(
         jobs = ledger.jobs()
         plan = ledger.meta("plan") or {}
         store = ledger.meta("store") if shared is None else None  # a shared job says, each
+        run = ledger.meta("run") if shared is None else None
         live = live_workers(ledger) if isinstance(ledger, Leases) else live_run(out_dir)
     status = summarize(
         jobs,
@@ -145,7 +147,18 @@ def read_status(
         now=time.time() if now is None else now,
         live_run=live,
     )
+    status = replace(status, emulator=on_emulator(run))
     return replace(status, store=store) if isinstance(store, str) else status
+
+
+def on_emulator(run: Any) -> bool:
+    """Whether a folder's stored run (its ledger's ``run`` meta) went to the emulator:
+    ``--mock``, or the mock provider at a base URL."""
+    if not isinstance(run, dict):
+        return False
+    given = run.get("options")
+    options: dict[str, Any] = given if isinstance(given, dict) else {}
+    return bool(run.get("mock")) or options.get("provider") == "mock"
 
 
 # A worker not heard of for this long is taken for gone (the default lease).
@@ -330,6 +343,9 @@ def render(status: Status, *, limit: int = 15) -> str:
     )
     lines.append(
         f"spent:     ${status.spent_usd:,.2f} (the provider ran them; list price){unknown}"
+        if not status.emulator
+        else f"spent:     ${status.spent_usd:,.2f} at list price, on the emulator: nothing was "
+        f"billed{unknown}"
     )
     lines.append(f"committed: ${status.committed_usd:,.2f} (submitted, not known to be unbilled)")
     lines.append(f"remaining: ${status.remaining_usd:,.2f} (not yet submitted)")

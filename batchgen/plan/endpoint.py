@@ -26,8 +26,8 @@ from batchgen.plan.params import (
     assemble,
     dotted,
     is_empty,
-    parse_param,
 )
+from batchgen.plan.paramspec import parse_param
 from batchgen.plan.price import PriceRule, parse_price, seconds_of
 from batchgen.plan.text import fold, is_blank
 from batchgen.plan.yamlload import load_yaml

@@ -7,14 +7,24 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from runs import rows
 
 from batchgen.cli import cli
+from batchgen.ledger.states import JobStatus
+from batchgen.ledger.store import Ledger
+from batchgen.plan.build import build_plan
 
 FAST = ["--progress", "none", "--time-scale", "0.001"]
 
 
 def invoke(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(cli, list(args))
+    assert isinstance(result.exception, SystemExit | None), result.exception
+    return result.exit_code, result.output
+
+
+def invoke_env(env: dict[str, str], *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args), env=env)
     assert isinstance(result.exception, SystemExit | None), result.exception
     return result.exit_code, result.output
 
@@ -87,3 +97,43 @@ def test_default_folder_never_mixes_unrelated_inputs(
     assert code == 0, output
     assert "in the folder: 2 done, 1 new, 0 left over" in output
     assert invoke("run", str(second), "--mock", "--add", *FAST)[0] == 0
+
+
+def test_a_mock_folder_and_a_real_run_never_mix(tmp_path: Path) -> None:
+    """After a --mock run, the real run of the same sheet into that folder is refused
+    (exit 2, nothing sent) with the folder to use; a --mock run into a real run's folder
+    likewise. The folder of the trial stays the emulator's."""
+    source = tmp_path / "prompts.csv"
+    source.write_text("prompt\na fox\na hare\n")
+    out = tmp_path / "out"
+    assert invoke("run", str(source), "--mock", "--out", str(out), *FAST)[0] == 0
+    args = ("run", str(source), "--out", str(out), *FAST)
+    code, output = invoke_env({"FAL_KEY": "fake-key"}, *args)
+    assert code == 2, output
+    assert f"{out} holds a --mock run: its videos are the emulator's, not a model's" in output
+    assert f"--out {out}-real" in output
+    assert {job.status for job in rows(out)} == {JobStatus.DONE}
+    real = tmp_path / "real"
+    plan = build_plan(source, output=real)
+    with Ledger.in_folder(real) as ledger:  # as a real run leaves its folder
+        ledger.sync(plan.jobs, plan.endpoint.id)
+        ledger.set_meta("run", {"target": str(source), "mock": False, "options": {}})
+    code, output = invoke("run", str(source), "--mock", "--out", str(real), *FAST)
+    assert code == 2, output
+    assert f"{real} holds a real run; a --mock run would add the emulator's videos" in output
+
+
+def test_forgetting_the_endpoint_does_not_join_another_endpoints_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default folder of a sheet run on Veo 3.1: planning the same sheet without
+    --endpoint (the default Kling) is refused, naming the endpoint of the folder's run."""
+    monkeypatch.chdir(tmp_path)
+    source = tmp_path / "shots.csv"
+    source.write_text("prompt\na fox\n")
+    assert invoke("run", "shots.csv", "--endpoint", "fal-ai/veo3.1", "--mock", *FAST)[0] == 0
+    code, output = invoke("plan", "shots.csv")
+    assert code == 2, output
+    assert "holds this input's run on fal-ai/veo3.1" in output
+    assert "--endpoint fal-ai/veo3.1" in output
+    assert invoke("plan", "shots.csv", "--endpoint", "fal-ai/veo3.1")[0] == 0
