@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -62,12 +63,16 @@ def endpoints(ctx: click.Context, as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
     width = max(len(s.id) for s in specs)
+    columns = shutil.get_terminal_size((100, 24)).columns
     for spec in specs:
-        line = f"{spec.id:<{width}}  {spec.kind}  {spec.price.summary()}"
+        rest = f"{spec.kind}  {spec.price.summary()}"
         if spec.status != "active":
             since = f" {spec.since}" if spec.since else ""
             instead = f": use {spec.instead}" if spec.instead else ""
-            line += f"  [{spec.status.upper()}{since}{instead}]"
+            rest += f"  [{spec.status.upper()}{since}{instead}]"
+        line = f"{spec.id:<{width}}  {rest}"
+        if len(line) > columns:  # a narrow terminal: the rest on a line of its own
+            line = f"{spec.id}\n    {rest}"
         click.echo(line)
 
 
@@ -105,15 +110,11 @@ def show(endpoint_id: str, as_json: bool) -> None:
 
 def _describe(param: dict[str, Any]) -> str:
     if param["type"] == "list":
-        limits = [
-            f"{k.removesuffix('_items')} {param[k]}"
-            for k in ("min_items", "max_items")
-            if k in param
-        ]
-        head = "list" + (" (" + ", ".join(limits) + ")" if limits else "")
-        return (
-            f"{head}{'; required' if param.get('required') else ''} of: {_describe(param['items'])}"
-        )
+        bits = ["list", *(["required"] if param.get("required") else [])]
+        bits += [f"{k[:3]} {param[k]} items" for k in ("min_items", "max_items") if k in param]
+        if "max_total" in param:
+            bits.append(f"its {param['total_of']} at most {param['max_total']:g} in all")
+        return "; ".join(bits) + f"; each item: {_describe(param['items'])}"
     if param["type"] == "object":
         fields = ", ".join(f"{n} ({_describe(f)})" for n, f in param["fields"].items())
         return f"object{'; required' if param.get('required') else ''} with {fields}"

@@ -109,3 +109,14 @@ def test_import_to_stdout_and_refusals(tmp_path: Path) -> None:
     code, _, err = invoke("import", str(bad))
     assert code == 2
     assert "spec.yaml: not an OpenAPI document" in err
+
+
+def test_the_list_fits_a_narrow_terminal_and_lists_read_as_lists() -> None:
+    """At 80 columns a line too long puts kind and price on a line of its own; a list
+    parameter reads as a list of its items."""
+    result = CliRunner().invoke(cli, ["endpoints"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    assert all(len(line) <= 80 or "[" in line for line in result.output.splitlines())
+    assert "\n    i2v  $0.0243–0.124/s by resolution  [DEPRECATED" in result.output
+    shown = CliRunner().invoke(cli, ["endpoints", "fal-ai/veo3.1/reference-to-video"])
+    assert "  image_urls: list; required; min 1 items; each item: file; image" in shown.output
