@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import shutil
+import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,8 @@ def show(endpoint_id: str, as_json: bool) -> None:
     for name, param in data["parameters"].items():
         click.echo(f"  {name}: {_describe(param)}")
     click.echo(f"source: {spec.source}")
-    for line in spec.notes.splitlines():
+    width = max(40, shutil.get_terminal_size((100, 24)).columns - 2)
+    for line in textwrap.wrap(" ".join(spec.notes.split()), width=width):  # to this terminal
         click.echo(f"  {line}")
 
 
