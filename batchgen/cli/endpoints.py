@@ -64,7 +64,7 @@ def endpoints(ctx: click.Context, as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
     width = max(len(s.id) for s in specs)
-    columns = shutil.get_terminal_size((100, 24)).columns
+    columns = shutil.get_terminal_size((0, 0)).columns  # 0: no terminal, lines kept whole
     for spec in specs:
         rest = f"{spec.kind}  {spec.price.summary()}"
         if spec.status != "active":
@@ -72,7 +72,7 @@ def endpoints(ctx: click.Context, as_json: bool) -> None:
             instead = f": use {spec.instead}" if spec.instead else ""
             rest += f"  [{spec.status.upper()}{since}{instead}]"
         line = f"{spec.id:<{width}}  {rest}"
-        if len(line) > columns:  # a narrow terminal: the rest on a line of its own
+        if 0 < columns < len(line):  # a narrow terminal: the rest on a line of its own
             line = f"{spec.id}\n    {rest}"
         click.echo(line)
 
