@@ -304,5 +304,11 @@ def export(
                 + ", ".join(result.missing[:10]),
                 err=True,
             )
+        if result.missing_inputs:
+            click.echo(
+                f"warning: {result.missing_inputs} input file(s) are no longer where the jobs "
+                "found them: named None in metadata.jsonl (their sha256 kept)",
+                err=True,
+            )
     else:
         click.echo(f"wrote {result.rows} rows to {result.path}")

@@ -61,6 +61,7 @@ class ExportResult:
     linked: int = 0
     copied: int = 0
     missing: list[str] = field(default_factory=list)  # keys of done jobs whose file is gone
+    missing_inputs: int = 0  # local input files no longer on disk (named None in metadata)
 
 
 def export(
@@ -165,6 +166,7 @@ def export_hf(
             continue
         row = {"file_name": name}
         row.update({target: record[column] for column, target in names.items()})
+        row.update(_inputs(manifest, record, to, result))
         rows.append(row)
     columns = list(rows[0]) if rows else []
     metadata = to / "metadata.jsonl"
@@ -173,6 +175,33 @@ def export_hf(
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     result.rows = len(rows)
     return result
+
+
+def _inputs(
+    manifest: Manifest, record: dict[str, Any], to: Path, result: ExportResult
+) -> dict[str, Any]:
+    """The job's local input files placed in the dataset (``inputs/<sha256><ext>``, linked or
+    copied like the videos, each content once) and named in its metadata by place: the
+    relative path (``image_url.file``) and the sha256 (``image_url.sha256``). An input no
+    longer on disk is named None and counted in ``missing_inputs``."""
+    found: dict[str, Any] = {}
+    for column, (place, part) in manifest.files.items():
+        sha = record.get(column.removesuffix(".path") + ".sha256")
+        local = record.get(column)
+        if part != "path" or not isinstance(local, str) or not isinstance(sha, str):
+            continue
+        source = Path(local)
+        relative = f"inputs/{sha}{source.suffix.lower()}"
+        target = to / relative
+        if not target.exists():
+            if not source.is_file():
+                result.missing_inputs += 1
+                found.update({f"{place}.file": None, f"{place}.sha256": sha})
+                continue
+            target.parent.mkdir(exist_ok=True)
+            _link_or_copy(source, target, result, counted=False)
+        found.update({f"{place}.file": relative, f"{place}.sha256": sha})
+    return found
 
 
 def _metadata_names(manifest: Manifest) -> dict[str, str]:
@@ -221,10 +250,14 @@ def _fetched(
     return True
 
 
-def _link_or_copy(source: Path, target: Path, result: ExportResult) -> None:
+def _link_or_copy(
+    source: Path, target: Path, result: ExportResult, *, counted: bool = True
+) -> None:
+    """Hard-link ``source`` at ``target`` (a copy across file systems); ``counted``: a video,
+    in the result's counts."""
     try:
         os.link(source, target)
-        result.linked += 1
+        result.linked += counted
     except OSError:
         shutil.copy2(source, target)
-        result.copied += 1
+        result.copied += counted

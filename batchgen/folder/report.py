@@ -22,6 +22,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -105,7 +106,9 @@ def write_pages(
         compare = put(
             "compare.html", render_compare(view, folder=out_dir.name, identity=identity, now=now)
         )
-    page = render_report(manifest, status, now=now, run=read_run_json(out_dir), compare=view)
+    page = render_report(
+        manifest, status, now=now, run=read_run_json(out_dir), compare=view, root=out_dir
+    )
     return Pages(report=put("report.html", page), compare=compare)
 
 
@@ -132,6 +135,7 @@ def render_report(
     now: float,
     run: dict[str, Any] | None = None,
     compare: Comparison | None = None,
+    root: Path | None = None,
 ) -> str:
     """The whole page as text; ``run`` is ``run.json``'s content, for the run's times; with
     ``compare``, the header links to ``compare.html``."""
@@ -153,7 +157,7 @@ def render_report(
         summary=summary,
         css=CSS,
         js=JS,
-        data=gallery_json(manifest, status, common),
+        data=gallery_json(manifest, status, common, root=root),
     )
 
 
@@ -198,6 +202,9 @@ def run_times(run: dict[str, Any]) -> str:
     return text + (f" · outcome: {outcome}" if isinstance(outcome, str) and outcome else "")
 
 
+_IMAGES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
+
+
 def _instant(value: Any) -> float | None:
     if not isinstance(value, str):
         return None
@@ -207,17 +214,37 @@ def _instant(value: Any) -> float | None:
         return None
 
 
-def gallery_json(manifest: Manifest, status: Status, common: dict[str, str] | None = None) -> str:
+def gallery_json(
+    manifest: Manifest,
+    status: Status,
+    common: dict[str, str] | None = None,
+    *,
+    root: Path | None = None,
+) -> str:
     """The gallery's data, safe to place inside a ``<script>`` element. Columns in ``common``
-    are left off the cards (the header shows them once)."""
+    are left off the cards (the header shows them once). A local input file shows by its
+    name (not the URL it was sent at), and its image, linked relative to ``root`` (the
+    report's folder), is on the card."""
     common = common_values(manifest) if common is None else common
     # A comparison's cards name their endpoint, and the endpoint is a filter.
     several = len({r.get("endpoint") for r in manifest.records}) > 1
     shown = [*(["endpoint"] if several else []), *manifest.inputs, *manifest.params]
     group_of = {group.error: i for i, group in enumerate(status.failures)}
     jobs = []
+    local = {
+        c.removesuffix(".path"): c for c, (_, part) in manifest.files.items() if part == "path"
+    }
     for record in manifest.records:
         values = {c: label(record[c]) for c in shown if record[c] is not None}
+        inputs = []
+        for column, path_column in local.items():
+            path = record.get(path_column)
+            if not isinstance(path, str):
+                continue
+            if column in values:  # the file by its name: what the user knows it by
+                values[column] = os.path.basename(path)
+            if root is not None and path.lower().endswith(_IMAGES):
+                inputs.append(_href(os.path.relpath(path, root)))
         params = [
             (c, values[c])
             for c in [*shown[: int(several)], *manifest.params, *manifest.inputs]
@@ -240,6 +267,7 @@ def gallery_json(manifest: Manifest, status: Status, common: dict[str, str] | No
                 "orphan": not record["in_input"],
                 "attempts": record["attempts"],
                 "video": _href(record["video_path"]) if record["video_path"] else None,
+                "inputs": inputs,
                 "latency": None if record["latency_s"] is None else duration(record["latency_s"]),
             }
         )

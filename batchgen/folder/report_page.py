@@ -81,6 +81,8 @@ table.fail tr[data-fail]:hover, table.fail tr[aria-pressed=true] { background:va
 .params span { background:var(--bg); border:1px solid var(--line); border-radius:4px;
   padding:0 5px; font-size:11px; color:var(--mute); max-width:100%; overflow:hidden;
   text-overflow:ellipsis; white-space:nowrap; }
+.inputs { display:flex; gap:4px; }
+.inputs img { height:48px; border-radius:4px; border:1px solid var(--line); }
 .foot { font-size:11px; color:var(--mute); display:flex; gap:10px; }
 .foot a { color:inherit; }
 #more { display:block; margin:18px auto 40px; }
@@ -145,6 +147,14 @@ JS = (
       params.append(item);
     }
     body.append(params);
+    if (job.inputs.length) {  // the input images, from the files the jobs were made from
+      const strip = el('div', 'inputs');
+      for (const src of job.inputs) {
+        const img = el('img'); img.src = src; img.loading = 'lazy'; img.alt = 'input image';
+        strip.append(img);
+      }
+      body.append(strip);
+    }
     const foot = el('div', 'foot');
     if (job.latency !== null) foot.append(el('span', null, job.latency));
     if (job.video) {

@@ -238,3 +238,32 @@ def _check_with_datasets(dataset: Path, out: Path, hf_home: Path) -> None:
         assert row["request_id"] == job.request_id
         assert row["sha256"] == job.sha256
         assert hashlib.sha256(Path(row["video"]).read_bytes()).hexdigest() == job.sha256
+
+
+async def test_hf_export_keeps_the_input_images_and_loads_with_datasets(tmp_path: Path) -> None:
+    """An image-to-video run's dataset holds each input image once in inputs/ (by content),
+    named in metadata by relative path and sha256 beside each video; datasets loads it."""
+    pytest.importorskip("datasets")
+    from media_files import png_files
+
+    from batchgen.plan.build import build_plan
+
+    cat, dog = png_files(tmp_path, 2)
+    source = tmp_path / "shots.csv"
+    source.write_text(f"prompt,image_url\na cat,{cat}\na dog,{dog}\nthe cat again,{cat}\n")
+    out = tmp_path / "out"
+    endpoint = "fal-ai/kling-video/v2.5-turbo/pro/image-to-video"
+    plan = build_plan(source, endpoint=endpoint, output=out, run=runs.SETTINGS)
+    async with MockServer(runs.mock_config()) as server:
+        assert (await runs.run(plan, server)).outcome == "done"
+    dataset = tmp_path / "dataset"
+    export(out, "hf", dataset)
+    rows = [json.loads(line) for line in (dataset / "metadata.jsonl").read_text().splitlines()]
+    assert len(rows) == 3
+    assert len(list((dataset / "inputs").iterdir())) == 2
+    for row in rows:
+        image = dataset / row["image_url.file"]
+        assert hashlib.sha256(image.read_bytes()).hexdigest() == row["image_url.sha256"]
+    by_prompt = {row["prompt"]: row for row in rows}
+    assert by_prompt["a cat"]["image_url.file"] == by_prompt["the cat again"]["image_url.file"]
+    _check_with_datasets(dataset, out, tmp_path / "hf-home")

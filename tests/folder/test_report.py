@@ -404,3 +404,30 @@ def test_sub_second_bins_get_distinct_axis_labels() -> None:
     labels = re.findall(r'text-anchor="middle">([^<]+)</text>', svg)
     assert len(labels) == len(set(labels)) > 2
     assert all(label.endswith("s") and "." in label for label in labels)
+
+
+async def test_an_image_to_video_report_shows_each_jobs_input_image(tmp_path: Path) -> None:
+    """The cards of an image-to-video run name the input by its file (not the URL it was
+    uploaded to), filter by it, and carry the input image linked relative to the report."""
+    import runs
+    from media_files import png_files
+
+    from batchgen.mock import MockServer
+    from batchgen.plan.build import build_plan
+
+    cat, dog = png_files(tmp_path, 2)
+    source = tmp_path / "shots.csv"
+    source.write_text(f"prompt,image_url\na cat,{cat}\na dog,{dog}\n")
+    out = tmp_path / "out"
+    endpoint = "fal-ai/kling-video/v2.5-turbo/pro/image-to-video"
+    plan = build_plan(source, endpoint=endpoint, output=out, run=runs.SETTINGS)
+    async with MockServer(runs.mock_config()) as server:
+        assert (await runs.run(plan, server)).outcome == "done"
+    data = gallery(write_report(out).read_text(encoding="utf-8"))
+    by_prompt = {job["prompt"]: job for job in data["jobs"]}
+    assert by_prompt["a cat"]["values"]["image_url"] == "img0.png"
+    assert ["image_url", ["img0.png", "img1.png"]] in [
+        [f["name"], f["values"]] for f in data["filters"]
+    ]
+    (href,) = by_prompt["a dog"]["inputs"]
+    assert (out / href).resolve() == dog.resolve()
