@@ -163,3 +163,22 @@ def cli_args(source: Path, out: Path, base_url: str, **settings: Any) -> list[st
     for name, value in values.items():
         args += [f"--{name.replace('_', '-')}", str(value)]
     return args
+
+
+async def image_run(folder: Path, rows: list[tuple[str, int]]) -> tuple[Path, list[Path]]:
+    """An image-to-video batch run to done on the emulator: ``rows`` of (prompt, index of
+    its image among distinct PNGs made in ``folder``); the output folder and the images."""
+    from media_files import png_files
+
+    from batchgen.mock import MockServer
+
+    images = png_files(folder, 1 + max(i for _, i in rows))
+    source = folder / "shots.csv"
+    source.write_text("prompt,image_url\n" + "".join(f"{p},{images[i]}\n" for p, i in rows))
+    out = folder / "out"
+    endpoint = "fal-ai/kling-video/v2.5-turbo/pro/image-to-video"
+    plan = build_plan(source, endpoint=endpoint, output=out, run=SETTINGS)
+    async with MockServer(mock_config()) as server:
+        result = await run(plan, server)
+    assert result.outcome == "done", result.message
+    return out, images

@@ -244,18 +244,7 @@ async def test_hf_export_keeps_the_input_images_and_loads_with_datasets(tmp_path
     """An image-to-video run's dataset holds each input image once in inputs/ (by content),
     named in metadata by relative path and sha256 beside each video; datasets loads it."""
     pytest.importorskip("datasets")
-    from media_files import png_files
-
-    from batchgen.plan.build import build_plan
-
-    cat, dog = png_files(tmp_path, 2)
-    source = tmp_path / "shots.csv"
-    source.write_text(f"prompt,image_url\na cat,{cat}\na dog,{dog}\nthe cat again,{cat}\n")
-    out = tmp_path / "out"
-    endpoint = "fal-ai/kling-video/v2.5-turbo/pro/image-to-video"
-    plan = build_plan(source, endpoint=endpoint, output=out, run=runs.SETTINGS)
-    async with MockServer(runs.mock_config()) as server:
-        assert (await runs.run(plan, server)).outcome == "done"
+    out, _ = await runs.image_run(tmp_path, [("a cat", 0), ("a dog", 1), ("the cat again", 0)])
     dataset = tmp_path / "dataset"
     export(out, "hf", dataset)
     rows = [json.loads(line) for line in (dataset / "metadata.jsonl").read_text().splitlines()]

@@ -410,19 +410,8 @@ async def test_an_image_to_video_report_shows_each_jobs_input_image(tmp_path: Pa
     """The cards of an image-to-video run name the input by its file (not the URL it was
     uploaded to), filter by it, and carry the input image linked relative to the report."""
     import runs
-    from media_files import png_files
 
-    from batchgen.mock import MockServer
-    from batchgen.plan.build import build_plan
-
-    cat, dog = png_files(tmp_path, 2)
-    source = tmp_path / "shots.csv"
-    source.write_text(f"prompt,image_url\na cat,{cat}\na dog,{dog}\n")
-    out = tmp_path / "out"
-    endpoint = "fal-ai/kling-video/v2.5-turbo/pro/image-to-video"
-    plan = build_plan(source, endpoint=endpoint, output=out, run=runs.SETTINGS)
-    async with MockServer(runs.mock_config()) as server:
-        assert (await runs.run(plan, server)).outcome == "done"
+    out, (_, dog) = await runs.image_run(tmp_path, [("a cat", 0), ("a dog", 1)])
     data = gallery(write_report(out).read_text(encoding="utf-8"))
     by_prompt = {job["prompt"]: job for job in data["jobs"]}
     assert by_prompt["a cat"]["values"]["image_url"] == "img0.png"
