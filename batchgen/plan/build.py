@@ -239,8 +239,10 @@ def _expand(
     assert mix.union is not None
     union = mix.union
 
-    # Which file column feeds which parameter; the rest are the input's own columns.
-    columns = sort_columns(table, union, extra_ok, problems, skip=mix.column)
+    # Which file column feeds which parameter; the rest are the input's own columns. A
+    # column's problem (a misspelt name) does not stop the rows' own from being found.
+    header: list[Problem] = []
+    columns = sort_columns(table, union, extra_ok, header, skip=mix.column)
     media = PlanFiles(spec, sets, Path(plan.input_path))
     plan.extra_columns.extend(columns.extra)
     if not extra_ok and not union.passthrough:
@@ -270,7 +272,7 @@ def _expand(
         elif said is not None:
             plan.warnings.append(said)
     if problems:
-        raise InputError(problems)
+        raise InputError([*header, *problems])
     plan.endpoints = dict(mix.specs)
     plan.endpoint = next(iter(mix.specs.values()))
     per_row = (
@@ -368,8 +370,8 @@ def _expand(
         if len(problems) > 1000:
             problems.append(Problem(table.path, None, None, "stopped after 1000 problems"))
             break
-    if problems:
-        raise InputError(problems)
+    if header or problems:
+        raise InputError([*header, *problems])
     plan.warnings.extend(sheet.notes(table.path))
     say_auto_durations(plan)
     for ep in plan.described:

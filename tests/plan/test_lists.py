@@ -378,3 +378,13 @@ def test_a_misspelt_yaml_key_is_reported_at_its_own_line(tmp_path: Path) -> None
     sheet.write_text("prompt,durration\na,5\n")
     (problem,) = problems_of(sheet, "fal-ai/kling-video/v2.5-turbo/pro/text-to-video")
     assert problem.startswith(f"{sheet}:1: column 'durration'")
+
+
+def test_a_misspelt_header_does_not_hide_the_cells_problems(tmp_path: Path) -> None:
+    """A column that looks like a misspelt parameter and a bad cell: both at once."""
+    source = tmp_path / "m.csv"
+    source.write_text("prompt,cfg,duration\na,0.5,7\n")
+    found = problems_of(source, "fal-ai/kling-video/v2.5-turbo/pro/text-to-video")
+    assert len(found) == 2
+    assert "column 'cfg': is not a parameter" in found[0]
+    assert "column 'duration': '7' is not one of the allowed values" in found[1]
