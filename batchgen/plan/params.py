@@ -189,7 +189,7 @@ class Param:
             hint = (
                 "; Excel stored it as a time: format the column as text and type the value again"
                 if _TIME.fullmatch(text.strip())
-                else ""
+                else _close(text, self.enum)
             )
             raise ValueError(f"{shown(text)} is not one of the allowed values: {allowed}{hint}")
         if self.max_length is not None and len(text) > self.max_length:
@@ -371,6 +371,20 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise ValueError(f"is not valid JSON here: field {key!r} appears twice")
         data[key] = value
     return data
+
+
+def _close(text: str, allowed: tuple[Any, ...]) -> str:
+    """``; did you mean '8s'?`` when an allowed value is ``text`` with or without a unit's
+    ``s``, or in another case (``8`` for Veo's ``8s``, ``720P`` for ``720p``); else ``""``."""
+    bare = text.strip()
+    for value in allowed:
+        if (
+            isinstance(value, str)
+            and value != bare
+            and (value.lower() == bare.lower() or value in (bare + "s", bare.removesuffix("s")))
+        ):
+            return f"; did you mean {value!r}?"
+    return ""
 
 
 def _amount(value: Any) -> float:

@@ -388,3 +388,14 @@ def test_a_misspelt_header_does_not_hide_the_cells_problems(tmp_path: Path) -> N
     assert len(found) == 2
     assert "column 'cfg': is not a parameter" in found[0]
     assert "column 'duration': '7' is not one of the allowed values" in found[1]
+
+
+def test_a_value_close_to_an_allowed_one_is_named(tmp_path: Path) -> None:
+    """Veo's duration 8 suggests '8s', a resolution 720P suggests '720p'; still refused."""
+    source = tmp_path / "v.csv"
+    source.write_text("prompt,duration,resolution\na,8,720P\n")
+    found = problems_of(source, "fal-ai/veo3.1")
+    assert found[0].endswith(
+        "'8' is not one of the allowed values: '4s', '6s', '8s'; did you mean '8s'?"
+    )
+    assert found[1].endswith("did you mean '720p'?")
