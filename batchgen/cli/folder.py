@@ -306,8 +306,8 @@ def export(
             )
         if result.missing_inputs:
             click.echo(
-                f"warning: {result.missing_inputs} input file(s) are no longer where the jobs "
-                "found them: named None in metadata.jsonl (their sha256 kept)",
+                f"warning: {result.missing_inputs} input file(s) are gone or changed since the "
+                "run: left out of the dataset (null in metadata.jsonl, their sha256 kept)",
                 err=True,
             )
     else:

@@ -11,10 +11,13 @@ an edited input, which a folder resumes by design.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
+from pathlib import Path
 from typing import Any
 
+from batchgen.api.providers import IN_PROCESS
 from batchgen.errors import UsageError
 from batchgen.folder.status import on_emulator
 from batchgen.ledger.states import JobStatus
@@ -67,7 +70,9 @@ def check_default_folder(plan: Plan, add: bool) -> None:
     ):
         ran = meta.get("endpoints") or [meta.get("endpoint")]
         ours = set(plan.endpoints) or {plan.endpoint.id}
-        if isinstance(ran, list) and ran and None not in ran and not ours & set(ran):
+        # Rows that name their endpoints (a column, a matrix axis) chose them on purpose.
+        chosen = plan.rows_name_endpoints
+        if not chosen and isinstance(ran, list) and ran and None not in ran and not ours & set(ran):
             raise UsageError(
                 f"{plan.output_dir} holds this input's run on {', '.join(map(str, ran))}, and "
                 f"this plan runs on {', '.join(sorted(ours))}; nothing was sent. Name the "
@@ -83,28 +88,44 @@ def check_default_folder(plan: Plan, add: bool) -> None:
 
 
 def check_same_world(plan: Plan, mock: bool) -> None:
-    """Raise UsageError when the folder holds a ``--mock`` run and this one is real, or the
-    other way round: the emulator's videos are no model's, and never pass for one."""
-    path = plan.output_dir / LEDGER_NAME
-    if not path.is_file():
-        return
-    with Ledger(path, readonly=True) as ledger:
-        stored: Any = ledger.meta("run")
-        held = sum(ledger.counts().values())
-    if not isinstance(stored, dict) or "mock" not in stored or not held:
-        return
-    was = on_emulator(stored)
-    if was == (mock or plan.settings.provider == "mock"):
+    """Raise UsageError when the folder holds an emulator run (``--mock``, or the mock
+    provider) and this one is real, or the other way round: the emulator's videos are no
+    model's, and never pass for one. A folder whose runs sent nothing yet holds neither; one
+    whose ledger is lost is judged by its run.json."""
+    was = _world(plan.output_dir)
+    if was is None or was == (mock or plan.settings.provider == "mock"):
         return
     folder = shlex.quote(str(plan.output_dir))
     if was:
         raise UsageError(
-            f"{plan.output_dir} holds a --mock run: its videos are the emulator's, not a "
+            f"{plan.output_dir} holds an emulator run: its videos are the emulator's, not a "
             f"model's; nothing was sent. Run the real batch in a folder of its own "
             f"(--out {shlex.quote(str(plan.output_dir) + '-real')}), or delete {folder} first"
         )
     raise UsageError(
-        f"{plan.output_dir} holds a real run; a --mock run would add the emulator's videos to "
-        f"it; nothing was sent. Try it in a folder of its own (--out "
+        f"{plan.output_dir} holds a real run; an emulator run would add the emulator's videos "
+        f"to it; nothing was sent. Try it in a folder of its own (--out "
         f"{shlex.quote(str(plan.output_dir) + '-mock')})"
     )
+
+
+def _world(folder: Path) -> bool | None:
+    """True when ``folder``'s runs went to the emulator, False to a provider, None when it
+    holds no job ever sent (or no run at all)."""
+    path = folder / LEDGER_NAME
+    if path.is_file() and path.stat().st_size > 0:
+        with Ledger(path, readonly=True) as ledger:
+            stored: Any = ledger.meta("run")
+            counts = ledger.counts()
+        sent = sum(n for status, n in counts.items() if status is not JobStatus.PENDING)
+        if not sent or not isinstance(stored, dict) or "mock" not in stored:
+            return None
+        return on_emulator(stored)
+    try:  # the ledger is lost (it is rebuilt from the manifest): run.json still says
+        info = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    connection = info.get("connection") if isinstance(info, dict) else None
+    if not isinstance(connection, dict):
+        return None
+    return connection.get("provider") == "mock" or connection.get("label") == IN_PROCESS

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from batchgen.api.network import Network
-from batchgen.api.providers import Connection, connect
+from batchgen.api.providers import IN_PROCESS, Connection, connect
 from batchgen.api.sessions import api_session
 from batchgen.errors import ApiError, FatalError, JobChanged, KeyRefused, UsageError
 from batchgen.folder.choose import check_rows, resolve_keys
@@ -66,6 +66,8 @@ log = logging.getLogger("batchgen.cancel")
 NO_REQUEST_ID = "no request id: cancelled here only"
 # A job of another key that the provider refuses to show to this key (a key rotated since).
 NOT_SHOWN = "not shown to this key"
+# A job in flight in a run's own emulator (``run --mock``), gone with that run.
+GONE_WITH_EMULATOR = "gone with its emulator"
 
 
 class Canceller(Protocol):
@@ -180,26 +182,19 @@ async def _cancel_from(
     """Cancel ``job`` as read; JobChanged when a run moved it since. ``client()`` is asked
     for only when a request is sent."""
     if job.status is S.PENDING:
-        ledger.transition(
-            job.key,
-            S.CANCELLED,
-            expect=job.status,
-            error="cancelled by user before submit",
-            error_type="cancelled",
-        )
-        return _outcome(job, S.CANCELLED, "not submitted")
+        return _here(ledger, job, "cancelled by user before submit", "not submitted")
     if job.status is S.SUBMITTING:  # its POST has gone on for ``settle``: never confirmed
         ledger.transition(job.key, S.SUBMIT_UNCERTAIN, expect=job.status)
         job = ledger.get(job.key)
+    if job.origin == IN_PROCESS:  # its emulator ended with the run that served it
+        said = "cancelled by user; the emulator it ran in ended with its run (free)"
+        return _here(ledger, job, said, GONE_WITH_EMULATOR)
     if job.status in LOCAL_ONLY or not job.request_id:
         note = (
             "cancelled by user; its submit was never confirmed, so a job may exist at the "
             "provider that could not be cancelled (no request id)"
         )
-        ledger.transition(
-            job.key, S.CANCELLED, expect=job.status, error=note, error_type="cancelled"
-        )
-        return _outcome(job, S.CANCELLED, NO_REQUEST_ID)
+        return _here(ledger, job, note, NO_REQUEST_ID)
     try:
         word = await client().cancel(job.request_id)
     except KeyRefused as exc:
@@ -231,6 +226,12 @@ async def _cancel_from(
     return _outcome(job, after, word)
 
 
+def _here(ledger: LedgerStore, job: JobRow, error: str, answer: str) -> CancelOutcome:
+    """``job`` cancelled in the ledger alone: there is nothing to ask a provider."""
+    ledger.transition(job.key, S.CANCELLED, expect=job.status, error=error, error_type="cancelled")
+    return _outcome(job, S.CANCELLED, answer)
+
+
 def _outcome(job: JobRow, after: JobStatus, answer: str, *, ok: bool = True) -> CancelOutcome:
     return CancelOutcome(
         key=job.key,
@@ -260,6 +261,8 @@ def _kind(o: CancelOutcome) -> str:
         return "not cancelled: no answer from the provider (left as they were; try again)"
     if o.answer.startswith("nothing to cancel"):
         return f"nothing to cancel: {o.after}"
+    if o.answer == GONE_WITH_EMULATOR:
+        return "cancelled: they were in the emulator of a run that has ended (nothing to stop)"
     if o.answer == NO_REQUEST_ID:
         return (
             "cancelled here only: their submit was never confirmed, so a job may exist at "

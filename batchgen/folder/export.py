@@ -18,8 +18,10 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import importlib.util
 import json
+import mimetypes
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -35,6 +37,7 @@ from batchgen.folder.status import open_ledger, store_of
 from batchgen.fsnames import JSON_ESCAPE, escaped, has_surrogates
 from batchgen.ledger.manifest import Manifest, atomic_open, build_manifest, write_csv, write_jsonl
 from batchgen.ledger.shared import SharedBatch, in_store
+from batchgen.plan.media import HEAD_BYTES, sniff
 
 FORMATS = ("csv", "jsonl", "parquet", "hf")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".mpeg")
@@ -154,6 +157,7 @@ def export_hf(
     names = _metadata_names(manifest)
     rows = []
     opened: dict[str, ObjectStore] = {}
+    placed: dict[str, str | None] = {}  # an input's sha256 -> where it is in the dataset
     for record in manifest.records:
         if record["status"] != "done" or not record["video_path"]:
             continue
@@ -166,7 +170,7 @@ def export_hf(
             continue
         row = {"file_name": name}
         row.update({target: record[column] for column, target in names.items()})
-        row.update(_inputs(manifest, record, to, result))
+        row.update(_inputs(manifest, record, to, result, placed))
         rows.append(row)
     columns = list(rows[0]) if rows else []
     metadata = to / "metadata.jsonl"
@@ -178,12 +182,17 @@ def export_hf(
 
 
 def _inputs(
-    manifest: Manifest, record: dict[str, Any], to: Path, result: ExportResult
+    manifest: Manifest,
+    record: dict[str, Any],
+    to: Path,
+    result: ExportResult,
+    placed: dict[str, str | None],
 ) -> dict[str, Any]:
-    """The job's local input files placed in the dataset (``inputs/<sha256><ext>``, linked or
-    copied like the videos, each content once) and named in its metadata by place: the
-    relative path (``image_url.file``) and the sha256 (``image_url.sha256``). An input no
-    longer on disk is named None and counted in ``missing_inputs``."""
+    """The job's local input files copied into the dataset (``inputs/<sha256><ext>``,
+    each content once) and named in its metadata by place: the relative path
+    (``image_url.file``) and the sha256 (``image_url.sha256``). An input no longer on disk,
+    or changed since the run, is left out (its file null) and counted in
+    ``missing_inputs``."""
     found: dict[str, Any] = {}
     for column, (place, part) in manifest.files.items():
         sha = record.get(column.removesuffix(".path") + ".sha256")
@@ -191,17 +200,46 @@ def _inputs(
         if part != "path" or not isinstance(local, str) or not isinstance(sha, str):
             continue
         source = Path(local)
-        relative = f"inputs/{sha}{source.suffix.lower()}"
-        target = to / relative
-        if not target.exists():
-            if not source.is_file():
-                result.missing_inputs += 1
-                found.update({f"{place}.file": None, f"{place}.sha256": sha})
-                continue
-            target.parent.mkdir(exist_ok=True)
-            _link_or_copy(source, target, result, counted=False)
-        found.update({f"{place}.file": relative, f"{place}.sha256": sha})
+        if sha not in placed:
+            target = to / "inputs" / f"{sha}{_suffix(source)}"
+            # Gone, or changed since the run: left out, not passed off as what was sent.
+            placed[sha] = f"inputs/{target.name}" if _copied(source, target, sha) else None
+            result.missing_inputs += placed[sha] is None
+        found.update({f"{place}.file": placed[sha], f"{place}.sha256": sha})
     return found
+
+
+def _suffix(source: Path) -> str:
+    """The extension an input keeps in the dataset: its own, else its bytes' kind's."""
+    if source.suffix:
+        return source.suffix.lower()
+    try:
+        with source.open("rb") as handle:
+            media = sniff(handle.read(HEAD_BYTES))
+    except OSError:
+        return ""
+    return (mimetypes.guess_extension(media.mime) or "") if media is not None else ""
+
+
+def _copied(source: Path, target: Path, sha: str) -> bool:
+    """Copy ``source`` to ``target`` if its bytes still hash to ``sha`` (a copy, never a
+    link: the user may edit their image later, and the dataset must keep what was sent)."""
+    digest = hashlib.sha256()
+    temp = target.with_name(f".{target.name}.part")
+    try:
+        target.parent.mkdir(exist_ok=True)
+        with source.open("rb") as reader, temp.open("wb") as writer:
+            for block in iter(lambda: reader.read(1 << 20), b""):
+                digest.update(block)
+                writer.write(block)
+    except OSError:
+        temp.unlink(missing_ok=True)
+        return False
+    if digest.hexdigest() != sha:
+        temp.unlink(missing_ok=True)
+        return False
+    os.replace(temp, target)
+    return True
 
 
 def _metadata_names(manifest: Manifest) -> dict[str, str]:

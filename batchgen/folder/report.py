@@ -19,6 +19,7 @@ script element, and the script shows it with ``textContent`` only.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import math
@@ -205,6 +206,21 @@ def run_times(run: dict[str, Any]) -> str:
 _IMAGES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
 
 
+def _unchanged(path: str, sha: Any, hashes: dict[str, str | None]) -> bool:
+    """Whether the local file at ``path`` still holds the bytes that were sent (``sha``): a
+    card never shows an image edited, or a file gone, since the run."""
+    if path not in hashes:
+        digest = hashlib.sha256()
+        try:
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            hashes[path] = digest.hexdigest()
+        except OSError:
+            hashes[path] = None
+    return hashes[path] is not None and hashes[path] == sha
+
+
 def _instant(value: Any) -> float | None:
     if not isinstance(value, str):
         return None
@@ -231,6 +247,7 @@ def gallery_json(
     shown = [*(["endpoint"] if several else []), *manifest.inputs, *manifest.params]
     group_of = {group.error: i for i, group in enumerate(status.failures)}
     jobs = []
+    hashes: dict[str, str | None] = {}  # each input file read once, however many jobs
     local = {
         c.removesuffix(".path"): c for c, (_, part) in manifest.files.items() if part == "path"
     }
@@ -241,9 +258,10 @@ def gallery_json(
             path = record.get(path_column)
             if not isinstance(path, str):
                 continue
+            same = _unchanged(path, record.get(column + ".sha256"), hashes)
             if column in values:  # the file by its name: what the user knows it by
-                values[column] = os.path.basename(path)
-            if root is not None and path.lower().endswith(_IMAGES):
+                values[column] = os.path.basename(path) + ("" if same else " (changed since)")
+            if same and root is not None and path.lower().endswith(_IMAGES):
                 inputs.append(_href(os.path.relpath(path, root)))
         params = [
             (c, values[c])

@@ -349,7 +349,10 @@ def render(status: Status, *, limit: int = 15) -> str:
     )
     lines.append(f"committed: ${status.committed_usd:,.2f} (submitted, not known to be unbilled)")
     lines.append(f"remaining: ${status.remaining_usd:,.2f} (not yet submitted)")
-    lines.append(billed_line(status.billed_usd, status.billed_jobs))
+    if status.emulator:  # its results say a bill, at list price; nobody was billed
+        lines.append("billed:    nothing (the emulator bills no one)")
+    else:
+        lines.append(billed_line(status.billed_usd, status.billed_jobs))
     if len(status.by_endpoint) > 1:
         lines.append("by endpoint:")
         for endpoint, part in status.by_endpoint.items():

@@ -275,6 +275,7 @@ def _expand(
         raise InputError([*header, *problems])
     plan.endpoints = dict(mix.specs)
     plan.endpoint = next(iter(mix.specs.values()))
+    plan.rows_name_endpoints = mix.column is not None or bool(mix.axis)
     per_row = (
         sum(len(mix.combos[i]) for i in mix.axis)
         if mix.axis
@@ -319,9 +320,12 @@ def _expand(
                 for c, v in record.values.items()
                 if c in column_param and v is not None
             }
-            cells = sheet.read(ep, cells_given, param_column[ep.id])
+            cells, doubts = sheet.read(ep, cells_given, param_column[ep.id])
             on = f" (on {ep.id})" if mix.several else ""
             at_cell = functools.partial(at_record, table.path, record, column_param, on=on)
+            if doubts:
+                problems.extend(at_cell(name, message) for name, message in doubts)
+                continue
 
             def file_cell(at: str, message: str) -> Problem:
                 # A file's place counts the items sent; the sheet numbers its columns.

@@ -53,6 +53,8 @@ class Plan:
     # XLSX: records read from hidden rows, and hidden rows left out (see ``Table``).
     hidden_rows: int = 0
     sheet: str | None = None  # the XLSX sheet read
+    # The rows name their endpoints (an endpoint column, a matrix endpoint axis).
+    rows_name_endpoints: bool = False
     hidden_left_out: int = 0
     warnings: list[str] = field(default_factory=list)
     # True when no --out and no spec ``output`` named the folder: it is out/<input name>.

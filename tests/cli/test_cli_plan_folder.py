@@ -101,8 +101,9 @@ def test_default_folder_never_mixes_unrelated_inputs(
 
 def test_a_mock_folder_and_a_real_run_never_mix(tmp_path: Path) -> None:
     """After a --mock run, the real run of the same sheet into that folder is refused
-    (exit 2, nothing sent) with the folder to use; a --mock run into a real run's folder
-    likewise. The folder of the trial stays the emulator's."""
+    (exit 2, nothing sent) with the folder to use, also once its ledger is lost (run.json
+    says); a --mock run into a real run's folder likewise, but not into one whose runs sent
+    nothing yet."""
     source = tmp_path / "prompts.csv"
     source.write_text("prompt\na fox\na hare\n")
     out = tmp_path / "out"
@@ -110,17 +111,30 @@ def test_a_mock_folder_and_a_real_run_never_mix(tmp_path: Path) -> None:
     args = ("run", str(source), "--out", str(out), *FAST)
     code, output = invoke_env({"FAL_KEY": "fake-key"}, *args)
     assert code == 2, output
-    assert f"{out} holds a --mock run: its videos are the emulator's, not a model's" in output
+    assert f"{out} holds an emulator run: its videos are the emulator's, not a model's" in output
     assert f"--out {out}-real" in output
     assert {job.status for job in rows(out)} == {JobStatus.DONE}
+    for name in ("batchgen.db", "batchgen.db-wal", "batchgen.db-shm"):
+        (out / name).unlink(missing_ok=True)
+    code, output = invoke_env({"FAL_KEY": "fake-key"}, *args)
+    assert code == 2, output
+    assert "holds an emulator run" in output
     real = tmp_path / "real"
     plan = build_plan(source, output=real)
     with Ledger.in_folder(real) as ledger:  # as a real run leaves its folder
         ledger.sync(plan.jobs, plan.endpoint.id)
         ledger.set_meta("run", {"target": str(source), "mock": False, "options": {}})
+        key = plan.jobs[0].key
+        ledger.transition(key, JobStatus.SUBMITTING, attempts=1)
+        ledger.transition(key, JobStatus.QUEUED, request_id="r-1")
+    unsent = tmp_path / "unsent"
+    with Ledger.in_folder(unsent) as ledger:
+        ledger.sync(plan.jobs, plan.endpoint.id)
+        ledger.set_meta("run", {"target": str(source), "mock": False, "options": {}})
+    assert invoke("run", str(source), "--mock", "--out", str(unsent), *FAST)[0] == 0
     code, output = invoke("run", str(source), "--mock", "--out", str(real), *FAST)
     assert code == 2, output
-    assert f"{real} holds a real run; a --mock run would add the emulator's videos" in output
+    assert f"{real} holds a real run; an emulator run would add the emulator's videos" in output
 
 
 def test_forgetting_the_endpoint_does_not_join_another_endpoints_run(

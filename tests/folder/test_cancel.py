@@ -383,3 +383,21 @@ async def test_unclear_user_cancel_is_asked_again_by_the_next_run(tmp_path: Path
     assert (first.status, first.error) == (S.CANCELLED, "cancelled by user")
     assert second.status is S.DONE
     assert result.message.startswith("1 of 2 done; 1 cancelled; spent $")
+
+
+async def test_jobs_of_an_ended_emulator_are_cancelled_without_asking(tmp_path: Path) -> None:
+    """A job in flight in a --mock run's own emulator (gone with that run) is cancelled in
+    the ledger, with nothing asked of any provider, so no later run submits it again."""
+    from batchgen.api.providers import IN_PROCESS
+
+    folder = make_folder(tmp_path, PROMPTS)
+    a, b = folder.keys[:2]
+    folder.queued(a)
+    folder.running(b)
+    for key in (a, b):
+        folder.ledger.update(key, origin=IN_PROCESS)
+    provider = FakeProvider({})
+    answers = await cancel_all(folder, provider, include_pending=False)
+    assert answers == {a: "gone with its emulator", b: "gone with its emulator"}
+    assert provider.asked == []
+    assert {folder.ledger.get(k).status for k in (a, b)} == {S.CANCELLED}

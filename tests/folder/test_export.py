@@ -256,3 +256,21 @@ async def test_hf_export_keeps_the_input_images_and_loads_with_datasets(tmp_path
     by_prompt = {row["prompt"]: row for row in rows}
     assert by_prompt["a cat"]["image_url.file"] == by_prompt["the cat again"]["image_url.file"]
     _check_with_datasets(dataset, out, tmp_path / "hf-home")
+
+
+async def test_hf_export_leaves_out_an_input_changed_since_the_run(tmp_path: Path) -> None:
+    """An image edited after the run is not passed off as the one sent: it is left out
+    (null, its sha256 kept) and counted; the others are copies, never links to the user's
+    files."""
+    out, (cat, dog) = await runs.image_run(tmp_path, [("a cat", 0), ("a dog", 1)])
+    dog.write_bytes(dog.read_bytes() + b"edited")
+    result = export(out, "hf", tmp_path / "dataset")
+    assert result.missing_inputs == 1
+    rows = {
+        r["prompt"]: r
+        for r in map(json.loads, (tmp_path / "dataset" / "metadata.jsonl").read_text().splitlines())
+    }
+    assert rows["a dog"]["image_url.file"] is None
+    kept = tmp_path / "dataset" / rows["a cat"]["image_url.file"]
+    assert kept.read_bytes() == cat.read_bytes()
+    assert kept.stat().st_nlink == 1

@@ -420,3 +420,16 @@ async def test_an_image_to_video_report_shows_each_jobs_input_image(tmp_path: Pa
     ]
     (href,) = by_prompt["a dog"]["inputs"]
     assert (out / href).resolve() == dog.resolve()
+
+
+async def test_a_card_never_shows_an_input_edited_since_the_run(tmp_path: Path) -> None:
+    """An input image changed after the run is named "(changed since)" and not shown."""
+    import runs
+
+    out, (_, dog) = await runs.image_run(tmp_path, [("a cat", 0), ("a dog", 1)])
+    dog.write_bytes(dog.read_bytes() + b"edited")
+    data = gallery(write_report(out).read_text(encoding="utf-8"))
+    by_prompt = {job["prompt"]: job for job in data["jobs"]}
+    assert by_prompt["a dog"]["values"]["image_url"] == "img1.png (changed since)"
+    assert by_prompt["a dog"]["inputs"] == []
+    assert len(by_prompt["a cat"]["inputs"]) == 1

@@ -13,6 +13,14 @@ from batchgen.errors import InputError
 from batchgen.plan.build import build_plan
 
 
+def only_problem(source: Path, out: Path) -> str:
+    """The one problem planning ``source`` finds, as printed."""
+    with pytest.raises(InputError) as caught:
+        build_plan(source, output=out)
+    (problem,) = caught.value.problems
+    return str(problem)
+
+
 def test_decimal_commas_in_a_semicolon_file_are_numbers(tmp_path: Path) -> None:
     """``0,7`` in a ``;``-separated file is 0.7; in a comma file it is refused with a hint."""
     source = tmp_path / "eu.csv"
@@ -21,10 +29,8 @@ def test_decimal_commas_in_a_semicolon_file_are_numbers(tmp_path: Path) -> None:
     assert [job.payload["cfg_scale"] for job in plan.jobs] == [0.7, 0.25]
     comma = tmp_path / "us.csv"
     comma.write_text('prompt,cfg_scale\na,"0,7"\n')
-    with pytest.raises(InputError) as caught:
-        build_plan(comma, output=tmp_path / "o2")
-    (problem,) = caught.value.problems
-    assert "'0,7' is not a number (a decimal comma? write it with a point)" in str(problem)
+    problem = only_problem(comma, tmp_path / "o2")
+    assert "'0,7' is not a number (a decimal comma? write it with a point)" in problem
 
 
 def test_excel_times_and_text_decimals_in_an_xlsx(tmp_path: Path) -> None:
@@ -56,4 +62,18 @@ def test_excel_times_and_text_decimals_in_an_xlsx(tmp_path: Path) -> None:
     assert str(problem).endswith(
         "'04:03:00' is not one of the allowed values: '16:9', '9:16', '1:1'; Excel stored it "
         "as a time: format the column as text and type the value again"
+    )
+
+
+def test_a_european_thousands_mark_is_asked_about_and_commas_are_said(tmp_path: Path) -> None:
+    """In a ;-file 12.000 for a number may be twelve thousand: refused, saying both
+    readings; the decimal commas read are counted in a note."""
+    source = tmp_path / "eu.csv"
+    source.write_text("prompt;cfg_scale\na;12.000\nb;0,5\nc;0,25\n")
+    problem = only_problem(source, tmp_path / "out")
+    assert "'12.000' may mean 12000 (a thousands separator" in problem
+    source.write_text("prompt;cfg_scale\nb;0,5\nc;0,25\n")
+    plan = build_plan(source, output=tmp_path / "o2")
+    assert f"{source}: column 'cfg_scale': 2 cells with a decimal comma read as numbers" in (
+        "\n".join(plan.warnings)
     )
