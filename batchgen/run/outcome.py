@@ -86,7 +86,8 @@ def run_result(
         outcome = "interrupted"
     else:
         outcome = "done" if done == total else "failed"
-    parts.append(f"spent ${engine.spent:,.2f} (committed ${engine.committed:,.2f})")
+    where = " on the emulator, nothing billed" if in_process else ""
+    parts.append(f"spent ${engine.spent:,.2f}{where} (committed ${engine.committed:,.2f})")
     return RunResult(
         outcome,
         counts,
