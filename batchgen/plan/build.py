@@ -13,6 +13,7 @@ order. Identical jobs (two rows asking the very same thing) are one job.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 from collections.abc import Sequence
@@ -37,7 +38,13 @@ from batchgen.plan.imagefolder import input_name, is_image_set
 from batchgen.plan.inputfiles import InputFile
 from batchgen.plan.inputs import Table, read_table
 from batchgen.plan.jobspec import JobSpec, load_jobspec, looks_like_spec
-from batchgen.plan.mix import check_values, load_described, mix_of, unnamed_problem
+from batchgen.plan.mix import (
+    check_values,
+    load_described,
+    matrix_axis,
+    mix_of,
+    unnamed_problem,
+)
 from batchgen.plan.model import Job, Plan, job_key
 from batchgen.plan.naming import (
     DEFAULT_TEMPLATE,
@@ -91,6 +98,7 @@ def build_plan(
     spec = (
         load_jobspec(target) if looks_like_spec(target) else JobSpec(path=str(target), input=target)
     )
+    spec = _one_of_the_axis(spec, endpoint)
     input_path = spec.input or target
     out_dir = Path(output) if output else spec.output or Path("out") / input_name(input_path)
     # The folder is checked first and reported with any other problem: nothing is sent either way.
@@ -118,6 +126,24 @@ def build_plan(
     if cells or folder:
         raise InputError([*cells, *folder])
     return plan
+
+
+def _one_of_the_axis(spec: JobSpec, endpoint: str | None) -> JobSpec:
+    """``--endpoint`` overrides the spec, as every flag does: with a matrix endpoint axis it
+    runs that one of the axis's endpoints (InputError for one the axis does not list)."""
+    axis = matrix_axis(spec) if endpoint else None
+    if axis is None or endpoint is None:
+        return spec
+    listed = [str(v).strip().strip("/") for v in spec.matrix[axis]]
+    wanted = endpoint.strip().strip("/")
+    if wanted not in listed:
+        raise InputError.one(
+            "--endpoint",
+            f"{wanted!r} is not one of the endpoints of {spec.path}'s matrix: " + ", ".join(listed),
+        )
+    # The other endpoints' own defaults have no job to go to: set aside with them.
+    own = {k: v for k, v in spec.per_endpoint.items() if k.strip("/") == wanted}
+    return dataclasses.replace(spec, matrix={**spec.matrix, axis: [wanted]}, per_endpoint=own)
 
 
 def _with_cells(cells: list[Problem], problems: list[Problem]) -> list[Problem]:

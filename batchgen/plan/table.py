@@ -77,6 +77,9 @@ def clean(value: Any) -> Any:
         return None if is_blank(value) else value.strip()
     if isinstance(value, datetime.date | datetime.time):
         return value.isoformat()  # spreadsheet date cells: keep them JSON-friendly
+    if isinstance(value, datetime.timedelta):  # a duration cell ([h]:mm:ss): its seconds
+        seconds = value.total_seconds()
+        return int(seconds) if seconds.is_integer() else seconds
     return value
 
 

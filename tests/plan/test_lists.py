@@ -399,3 +399,13 @@ def test_a_value_close_to_an_allowed_one_is_named(tmp_path: Path) -> None:
         "'8' is not one of the allowed values: '4s', '6s', '8s'; did you mean '8s'?"
     )
     assert found[1].endswith("did you mean '720p'?")
+
+
+def test_endpoint_picks_one_endpoint_of_a_matrix_axis(repo: Path) -> None:
+    """--endpoint overrides the spec: on a comparison it runs that one of the axis's
+    endpoints (the others' per_endpoint defaults set aside); one the axis lacks is refused."""
+    plan = build_plan(repo / "jobs" / "compare.yaml", endpoint="fal-ai/veo3.1/fast")
+    assert {job.endpoint for job in plan.jobs} == {"fal-ai/veo3.1/fast"}
+    assert {job.payload["duration"] for job in plan.jobs} == {"8s"}
+    with pytest.raises(InputError, match="is not one of the endpoints of"):
+        build_plan(repo / "jobs" / "compare.yaml", endpoint="fal-ai/veo3.1")

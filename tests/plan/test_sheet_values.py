@@ -77,3 +77,16 @@ def test_a_european_thousands_mark_is_asked_about_and_commas_are_said(tmp_path: 
     assert f"{source}: column 'cfg_scale': 2 cells with a decimal comma read as numbers" in (
         "\n".join(plan.warnings)
     )
+
+
+def test_an_excel_duration_cell_is_its_seconds(tmp_path: Path) -> None:
+    """A cell Excel holds as a duration (0:00:10) is 10 seconds: duration "10" for Kling."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["prompt", "duration"])
+    sheet.append(["a", datetime.timedelta(seconds=10)])
+    source = tmp_path / "book.xlsx"
+    book.save(source)
+    (job,) = build_plan(source, output=tmp_path / "out").jobs
+    assert job.payload["duration"] == "10"
