@@ -11,7 +11,6 @@ an edited input, which a folder resumes by design.
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 from batchgen.api.providers import IN_PROCESS
 from batchgen.errors import UsageError
+from batchgen.folder.report import read_run_json
 from batchgen.folder.status import on_emulator
 from batchgen.ledger.states import JobStatus
 from batchgen.ledger.store import LEDGER_NAME, Ledger
@@ -121,11 +121,8 @@ def _world(folder: Path) -> bool | None:
         if not sent or not isinstance(stored, dict) or "mock" not in stored:
             return None
         return on_emulator(stored)
-    try:  # the ledger is lost (it is rebuilt from the manifest): run.json still says
-        info = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    connection = info.get("connection") if isinstance(info, dict) else None
+    # The ledger is lost (it is rebuilt from the manifest): run.json still says.
+    connection = read_run_json(folder).get("connection")
     if not isinstance(connection, dict):
         return None
     return connection.get("provider") == "mock" or connection.get("label") == IN_PROCESS

@@ -19,7 +19,6 @@ script element, and the script shows it with ``textContent`` only.
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import math
@@ -45,6 +44,7 @@ from batchgen.folder.status import ORDER, Status, duration, open_ledger, store_o
 from batchgen.fsnames import escaped
 from batchgen.ledger.manifest import Manifest, atomic_write, build_manifest
 from batchgen.ledger.shared import SharedBatch, in_store
+from batchgen.plan.build import file_sha256
 
 MAX_FILTER_VALUES = 40  # a column with more distinct values gets no drop-down filter
 _COLOURS = {
@@ -210,12 +210,8 @@ def _unchanged(path: str, sha: Any, hashes: dict[str, str | None]) -> bool:
     """Whether the local file at ``path`` still holds the bytes that were sent (``sha``): a
     card never shows an image edited, or a file gone, since the run."""
     if path not in hashes:
-        digest = hashlib.sha256()
         try:
-            with open(path, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-            hashes[path] = digest.hexdigest()
+            hashes[path] = file_sha256(Path(path))
         except OSError:
             hashes[path] = None
     return hashes[path] is not None and hashes[path] == sha

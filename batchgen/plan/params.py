@@ -34,7 +34,7 @@ DEFAULT_MAX_BYTES = 50_000_000
 MAX_NUMBERED = 1000
 _TRUE = {"true", "yes", "1", "on"}
 _TIME = re.compile(r"\d{1,2}:\d{2}:\d{2}")  # what Excel makes of 16:9 typed in a cell
-_COMMA = re.compile(r"[+-]?\d+,\d+")
+DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")  # 0,7: seven tenths, written in Europe
 _FALSE = {"false", "no", "0", "off"}
 
 # A place within a list or object value: item numbers (from 1) and field names.
@@ -423,7 +423,9 @@ def _as_number(value: Any, *, integer: bool) -> float | int:
                 int(text) if integer and text.lstrip("+-").isdigit() else float(text)
             )
         except ValueError:
-            comma = " (a decimal comma? write it with a point)" if _COMMA.fullmatch(text) else ""
+            comma = (
+                " (a decimal comma? write it with a point)" if DECIMAL_COMMA.fullmatch(text) else ""
+            )
             raise ValueError(f"{shown(value)} is not {kind}{comma}") from None
     elif isinstance(value, int | float):
         number = value

@@ -15,8 +15,8 @@ from collections import Counter
 from typing import Any
 
 from batchgen.plan.endpoint import EndpointSpec
+from batchgen.plan.params import DECIMAL_COMMA
 
-_DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:\.\d{3})+")  # 12.000: a European thousands mark?
 _TIME = re.compile(r"(\d{1,2}):(\d{2}):00")
 
@@ -53,7 +53,7 @@ class SheetValues:
                         f"in this sheet's decimal commas) or {text}: write it without the dot",
                     )
                 )
-            elif param.type == "number" and self._decimal_comma and _DECIMAL_COMMA.fullmatch(text):
+            elif param.type == "number" and self._decimal_comma and DECIMAL_COMMA.fullmatch(text):
                 out[name] = float(text.replace(",", "."))
                 self._commas[columns.get(name, name)] += 1
             elif param.type == "string" and param.enum and (time := _TIME.fullmatch(text)):
