@@ -43,9 +43,7 @@ def checked_defaults(
     """The defaults for every row (spec, then ``--set``), coerced; problems appended."""
     defaults: dict[str, Any] = {}
     for origin, values in (("defaults", spec.defaults), ("--set", sets)):
-        # A later source's list (given whole or by items) replaces an earlier one's whole.
-        heads = {head(ep.lookup(n) or _norm(n)) for n in values}
-        defaults = {k: v for k, v in defaults.items() if head(k) not in heads}
+        given: dict[str, Any] = {}
         for name, value in values.items():
             where: tuple[str, int | None, str] = (
                 (spec.path, spec.lines.get(f"defaults.{name}", 1), f"defaults.{name}")
@@ -70,9 +68,11 @@ def checked_defaults(
                     problems.append(Problem(*where, _BLANK_REQUIRED, "field"))
                 continue
             try:
-                defaults[key] = param.coerce(value) if param else value
+                given[key] = param.coerce(value) if param else value
             except ValueError as exc:
                 problems.append(Problem(*where, str(exc), "field"))
+        # A later source's list (given whole or by items) replaces an earlier one's whole.
+        defaults = overlay(defaults, given)
     return defaults
 
 
