@@ -182,3 +182,13 @@ async def image_run(folder: Path, rows: list[tuple[str, int]]) -> tuple[Path, li
         result = await run(plan, server)
     assert result.outcome == "done", result.message
     return out, images
+
+
+class Clock:
+    """A clock a test moves by hand: ``clock.now += 5``."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now

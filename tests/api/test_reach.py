@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from runs import Clock
 
 from batchgen.api.reach import LOOPBACK_GRACE, Reach
 from batchgen.errors import Unreachable
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_refused_connection_to_this_machine_is_given_up_after_the_grace() -> None:
     """Nothing listening on loopback is named after LOOPBACK_GRACE seconds, well before the
     25 s given to a remote host; a remote refusal still waits its full time."""
-    clock = Clock()
+    clock = Clock(100.0)
     here = Reach(give_up_after=25.0, clock=clock)
     assert here.cannot_connect("http://127.0.0.1:8787", "refused", nobody_here=True) is False
     clock.now += LOOPBACK_GRACE - 0.1

@@ -5,19 +5,13 @@ from __future__ import annotations
 import io
 import re
 
+from runs import Clock
+
 from batchgen.ledger.states import JobStatus
 from batchgen.run.progress import BarReporter, LineReporter, Reporter, clock_text
 
 S = JobStatus
 RESUMED = {S.DONE: 40, S.PENDING: 15, S.QUEUED: 3, S.RUNNING: 2}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_counts_start_from_the_ledger_and_follow_moves() -> None:
