@@ -409,3 +409,12 @@ def test_endpoint_picks_one_endpoint_of_a_matrix_axis(repo: Path) -> None:
     assert {job.payload["duration"] for job in plan.jobs} == {"8s"}
     with pytest.raises(InputError, match="is not one of the endpoints of"):
         build_plan(repo / "jobs" / "compare.yaml", endpoint="fal-ai/veo3.1")
+
+
+def test_a_blank_set_value_leaves_the_specs_default(tmp_path: Path) -> None:
+    """--set duration= is no default, as a blank cell: the job spec's duration stands."""
+    (tmp_path / "p.csv").write_text("prompt\na\n")
+    spec = tmp_path / "job.yaml"
+    spec.write_text('input: p.csv\ndefaults:\n  duration: "10"\n')
+    (job,) = build_plan(spec, output=tmp_path / "out", sets={"duration": ""}).jobs
+    assert job.payload["duration"] == "10"
